@@ -1,0 +1,46 @@
+package firewall
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Forward is one IPv4 port forward on the CPE: packets arriving on the WAN
+// for Proto/Port are DNATed to To and accepted in forward. Port 0 means the
+// CPE does no NAT for it (DS-Lite): only the forward accept towards To.
+type Forward struct {
+	Proto uint8          // 6 TCP, 17 UDP
+	Port  uint16         // the CPE's WAN port; 0: accept only, no DNAT
+	To    netip.AddrPort // the LAN host and port
+	// Remote, when valid, restricts the forward to that source address.
+	Remote netip.Addr
+	// Timeout, when not zero, lets the kernel expire the entry on its own
+	// (the lease end) even if pcpgw is dead; re-adding refreshes it.
+	Timeout time.Duration
+}
+
+// Pinhole is one IPv6 firewall pinhole (RFC 6092 §2.3, IGD:2
+// WANIPv6FirewallControl, PCP MAP for an IPv6 internal address): inbound
+// packets to To (Proto, port) are accepted while it lives.
+type Pinhole struct {
+	Proto uint8 // 6 TCP, 17 UDP
+	To    netip.AddrPort
+	// Remote and RemotePort, when set, restrict the sources; zero: any.
+	Remote     netip.Addr
+	RemotePort uint16
+	Timeout    time.Duration
+}
+
+// Change is one batch: everything in it reaches the kernel in one netlink
+// transaction, deletions first.
+type Change struct {
+	AddForwards []Forward
+	DelForwards []Forward
+	AddPinholes []Pinhole
+	DelPinholes []Pinhole
+}
+
+// Empty reports whether c changes nothing.
+func (c Change) Empty() bool {
+	return len(c.AddForwards)+len(c.DelForwards)+len(c.AddPinholes)+len(c.DelPinholes) == 0
+}
