@@ -73,3 +73,11 @@ func CodeOf(err error) Code {
 	}
 	return CodeNetworkFailure
 }
+
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
