@@ -45,7 +45,7 @@ var upnpDescriptions = map[int]string{
 	UPnPExternalPortWildcard: "ExternalPortOnlySupportsWildcard",
 	UPnPNoPortMapsAvailable:  "NoPortMapsAvailable",
 	UPnPConflictWithOther:    "ConflictWithOtherMechanisms",
-	UPnPPortMappingNotFound:  "NoSuchEntryInArray",
+	UPnPPortMappingNotFound:  "PortMappingNotFound",
 	UPnPReservedPort:         "WildCardNotPermittedInIntPort",
 	UPnPInconsistentParams:   "InconsistentParameters",
 }
