@@ -1,0 +1,35 @@
+// Package lab builds, in network namespaces, the home network behind a
+// carrier-grade NAT of ../shared/LAB.md, for pcpgw's privileged tests:
+//
+//	 lan              cpe (pcpgw)                 isp (CGN, miniupnpd)          net
+//	[l0]----------[c0]       [c1]-------------[i0]          [i1]-------------[n0]
+//	192.0.2.100   192.0.2.1   100.64.0.2       100.64.0.1    203.0.113.1     203.0.113.50
+//	2001:db8:1::100  2001:db8:1::1  2001:db8:ff::2  2001:db8:ff::1
+//
+// lan routes by default via cpe, cpe via isp; isp routes 2001:db8:1::/64
+// via cpe; cpe and isp forward IPv4 and IPv6. With Options.Local there is
+// no isp: cpe's c1 (203.0.113.2/24, 2001:db8:ff::2/64) links directly to
+// net's n0 (203.0.113.50/24, 2001:db8:ff::1/64).
+//
+// Every namespace and interface name starts with a random per-lab prefix
+// ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface
+// "pk3x9c1"), so parallel tests in several test binaries do not collide;
+// the Lab's fields hold the real names. IPv6 duplicate address detection
+// is off so addresses are usable at once, and New returns when every link
+// is up. A t.Cleanup kills every process left in the namespaces (`ip netns
+// pids`) and deletes them, which removes their veths and nftables tables,
+// also when the test fails or panics.
+//
+// NS.Run, NS.Start and NS.Cmd run programs inside a namespace (through `ip
+// netns exec`); NS.Do runs Go code with the goroutine's thread inside it,
+// so sockets made there stay there. Eventually polls a condition with a
+// bound instead of sleeping.
+//
+// Lab.StartMiniupnpd runs miniupnpd 2.3.9 (extracted by
+// scripts/deps-test.sh under $PCPGW_PEERS or /var/cache/pcpgw-peers) in isp
+// as the provider's CGN and PCP server, with LAB.md's table inet cgn and
+// configuration. Lab.StartPcpgw runs the module's cmd/pcpgw in cpe.
+//
+// Tests using the lab call New (or RequireRoot) first: they skip with a
+// reason when not root, and fail instead when PCPGW_E2E=1.
+package lab

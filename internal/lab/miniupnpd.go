@@ -1,0 +1,381 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MiniupnpdOptions configures miniupnpd as the provider's CGN.
+type MiniupnpdOptions struct {
+	// MinLifetime and MaxLifetime are min_lifetime and max_lifetime in
+	// seconds; zero means LAB.md's 120 and 86400.
+	MinLifetime, MaxLifetime int
+	// ThirdParty sets pcp_allow_thirdparty=yes (DS-Lite style mappings
+	// on behalf of LAN hosts; it also lifts miniupnpd's check that the
+	// sender is inside the listening subnet). False writes "no".
+	ThirdParty bool
+	// Extra lines appended to miniupnpd.conf (after LAB.md's, before the
+	// permission rules).
+	Extra []string
+	// Debug runs miniupnpd with -d: in the foreground with debug logging
+	// captured (logged when the test fails; see Miniupnpd.Output). It is
+	// slow once miniupnpd holds hundreds of rules. Without Debug,
+	// miniupnpd forks, logs to syslog (usually nowhere) and is tracked
+	// through its pid file.
+	Debug bool
+}
+
+// Miniupnpd is miniupnpd 2.3.9 running in the lab's isp namespace as the
+// provider's CGN and PCP server, on table inet cgn.
+type Miniupnpd struct {
+	lab  *Lab
+	opt  MiniupnpdOptions
+	Conf string // its miniupnpd.conf
+	// LeaseFile is its lease_file.
+	LeaseFile string
+	pidFile   string
+	pid       int   // daemon's pid (not Debug)
+	proc      *Proc // foreground process (Debug)
+}
+
+// PeersDir is where scripts/deps-test.sh extracted miniupnpd:
+// $PCPGW_PEERS, or /var/cache/pcpgw-peers.
+func PeersDir() string {
+	if d := os.Getenv("PCPGW_PEERS"); d != "" {
+		return d
+	}
+	return "/var/cache/pcpgw-peers"
+}
+
+// miniupnpdCmd returns the loader and its arguments that run the
+// extracted miniupnpd with its own libraries, and an error when the
+// peers are not installed.
+func miniupnpdCmd() (string, []string, error) {
+	root := filepath.Join(PeersDir(), "root")
+	ld := filepath.Join(root, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+	bin := filepath.Join(root, "usr/sbin/miniupnpd")
+	for _, f := range []string{ld, bin} {
+		if _, err := os.Stat(f); err != nil {
+			return "", nil, fmt.Errorf("miniupnpd 2.3.9 not installed (%v): run scripts/deps-test.sh", err)
+		}
+	}
+	return ld, []string{"--library-path", filepath.Join(root, "usr/lib/x86_64-linux-gnu"), bin}, nil
+}
+
+// RequireMiniupnpd skips the test (fails it with PCPGW_E2E=1) when
+// miniupnpd 2.3.9 is not installed under PeersDir.
+func RequireMiniupnpd(t testing.TB) {
+	t.Helper()
+	if _, _, err := miniupnpdCmd(); err != nil {
+		skipOrFail(t, "lab: "+err.Error())
+	}
+}
+
+// cgnTable is LAB.md's table inet cgn, one statement a line for nft -f.
+func (l *Lab) cgnTable() string {
+	return `table inet cgn {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		jump forward_pcp
+	}
+	chain forward_pcp {
+	}
+	chain prerouting {
+		type nat hook prerouting priority -100; policy accept;
+		jump prerouting_pcp
+	}
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		jump postrouting_pcp
+		oifname "` + l.ISPPubIf + `" masquerade
+	}
+	chain prerouting_pcp {
+	}
+	chain postrouting_pcp {
+	}
+}
+`
+}
+
+// StartMiniupnpd loads table inet cgn into isp, writes miniupnpd.conf
+// (LAB.md's, with the lab's interface names and o) into the lab's Dir and
+// starts miniupnpd 2.3.9, waiting until it answers a NAT-PMP external
+// address request from cpe. It skips (or fails with PCPGW_E2E=1) when
+// miniupnpd is not installed, and fails in the Local topology. A
+// t.Cleanup stops it.
+func (l *Lab) StartMiniupnpd(t testing.TB, o MiniupnpdOptions) *Miniupnpd {
+	t.Helper()
+	RequireMiniupnpd(t)
+	if l.ISP == nil {
+		t.Fatal("lab: StartMiniupnpd: no isp namespace in the Local topology")
+	}
+	if o.MinLifetime == 0 {
+		o.MinLifetime = 120
+	}
+	if o.MaxLifetime == 0 {
+		o.MaxLifetime = 86400
+	}
+	dir := filepath.Join(l.Dir, "miniupnpd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := &Miniupnpd{
+		lab:       l,
+		opt:       o,
+		Conf:      filepath.Join(dir, "miniupnpd.conf"),
+		LeaseFile: filepath.Join(dir, "leases"),
+		pidFile:   filepath.Join(dir, "miniupnpd.pid"),
+	}
+	nftFile := filepath.Join(dir, "cgn.nft")
+	if err := os.WriteFile(nftFile, []byte(l.cgnTable()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ISP.Run(t, "nft", "-f", nftFile)
+	if err := os.WriteFile(m.Conf, []byte(m.conf()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.stop(); err != nil {
+			t.Errorf("lab: %v", err)
+		}
+		if t.Failed() && m.proc == nil {
+			t.Logf("lab: miniupnpd ran without Debug (logs to syslog); set MiniupnpdOptions.Debug to see its log")
+		}
+	})
+	m.start(t)
+	return m
+}
+
+func (m *Miniupnpd) conf() string {
+	yn := map[bool]string{true: "yes", false: "no"}
+	lines := []string{
+		"ext_ifname=" + m.lab.ISPPubIf,
+		"listening_ip=" + m.lab.ISPIf,
+		"ext_allow_private_ipv4=yes",
+		"enable_natpmp=yes",
+		"enable_pcp_pmp=yes",
+		"enable_upnp=no",
+		"secure_mode=no",
+		"pcp_allow_thirdparty=" + yn[m.opt.ThirdParty],
+		"min_lifetime=" + strconv.Itoa(m.opt.MinLifetime),
+		"max_lifetime=" + strconv.Itoa(m.opt.MaxLifetime),
+		"lease_file=" + m.LeaseFile,
+		"uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07c",
+		"upnp_table_name=cgn",
+		"upnp_nat_table_name=cgn",
+		"upnp_forward_chain=forward_pcp",
+		"upnp_nat_chain=prerouting_pcp",
+		"upnp_nat_postrouting_chain=postrouting_pcp",
+	}
+	lines = append(lines, m.opt.Extra...)
+	lines = append(lines,
+		"allow 1024-65535 100.64.0.0/24 1-65535",
+		"allow 1024-65535 192.0.2.0/24 1-65535",
+		"deny 0-65535 0.0.0.0/0 0-65535",
+	)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func (m *Miniupnpd) start(t testing.TB) {
+	t.Helper()
+	ld, args, err := miniupnpdCmd()
+	if err != nil {
+		skipOrFail(t, "lab: "+err.Error())
+	}
+	args = append(args, "-f", m.Conf, "-P", m.pidFile)
+	os.Remove(m.pidFile)
+	if m.opt.Debug {
+		m.proc = m.lab.ISP.Start(t, ld, append(args, "-d")...)
+	} else {
+		// Without -d it forks; the parent exits once the daemon runs.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c := m.lab.ISP.Cmd(ctx, ld, args...)
+		c.WaitDelay = time.Second
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("lab: miniupnpd: %v\n%s", err, out)
+		}
+		if !poll(5*time.Second, func() bool {
+			b, err := os.ReadFile(m.pidFile)
+			if err != nil {
+				return false
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || !alive(pid) {
+				return false
+			}
+			m.pid = pid
+			return true
+		}) {
+			t.Fatalf("lab: miniupnpd wrote no pid file %s of a live process within 5s (it logs to syslog; retry with MiniupnpdOptions.Debug)", m.pidFile)
+		}
+	}
+	if !poll(10*time.Second, func() bool {
+		if m.proc != nil && m.proc.Exited() {
+			return true
+		}
+		return m.probe() == nil
+	}) || (m.proc != nil && m.proc.Exited()) {
+		out := ""
+		if m.proc != nil {
+			out = m.proc.Output()
+		}
+		t.Fatalf("lab: miniupnpd does not answer NAT-PMP at %s:5351 from cpe within 10s: %v\n%s", CGN4, m.probe(), out)
+	}
+}
+
+// probe sends a NAT-PMP external address request (version 0, opcode 0,
+// RFC 6886 §3.2) from cpe to the CGN and checks the answer's opcode.
+func (m *Miniupnpd) probe() error {
+	var perr error
+	err := m.lab.CPE.do(func() {
+		c, err := net.Dial("udp4", net.JoinHostPort(CGN4, "5351"))
+		if err != nil {
+			perr = err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Write([]byte{0, 0}); err != nil {
+			perr = err
+			return
+		}
+		b := make([]byte, 64)
+		n, err := c.Read(b)
+		if err != nil {
+			perr = err
+			return
+		}
+		if n < 4 || b[0] != 0 || b[1] != 128 {
+			perr = fmt.Errorf("unexpected NAT-PMP answer % x", b[:n])
+		}
+	})
+	return errors.Join(err, perr)
+}
+
+// Output is miniupnpd's log with Debug, empty otherwise.
+func (m *Miniupnpd) Output() string {
+	if m.proc == nil {
+		return ""
+	}
+	return m.proc.Output()
+}
+
+// Pid is the pid of the running miniupnpd (0 when stopped).
+func (m *Miniupnpd) Pid() int {
+	if m.proc != nil {
+		if m.proc.Exited() {
+			return 0
+		}
+		return m.proc.Pid()
+	}
+	if m.pid != 0 && !alive(m.pid) {
+		return 0
+	}
+	return m.pid
+}
+
+// Ruleset returns `nft list table inet cgn` in isp.
+func (m *Miniupnpd) Ruleset(t testing.TB) string {
+	t.Helper()
+	return m.lab.ISP.Run(t, "nft", "list", "table", "inet", "cgn")
+}
+
+// DNATCount is the number of dnat rules in cgn's prerouting_pcp chain.
+func (m *Miniupnpd) DNATCount(t testing.TB) int {
+	t.Helper()
+	out := m.lab.ISP.Run(t, "nft", "list", "chain", "inet", "cgn", "prerouting_pcp")
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, " dnat ") {
+			n++
+		}
+	}
+	return n
+}
+
+// Announce sends SIGUSR1: miniupnpd resets its epoch and multicasts an
+// unsolicited ANNOUNCE to 224.0.0.1:5350 and [ff02::1]:5350.
+func (m *Miniupnpd) Announce(t testing.TB) {
+	t.Helper()
+	pid := m.Pid()
+	if pid == 0 {
+		t.Fatal("lab: Announce: miniupnpd is not running")
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatalf("lab: kill -USR1 miniupnpd: %v", err)
+	}
+}
+
+// Restart stops miniupnpd and starts it again, as a reboot of the CGN.
+// With clearLeases it also empties the lease file and flushes the cgn
+// chains it manages, so the new instance starts without any mapping (a
+// rebooted CGN box loses its state); without, it reloads its lease file.
+func (m *Miniupnpd) Restart(t testing.TB, clearLeases bool) {
+	t.Helper()
+	if err := m.stop(); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if clearLeases {
+		if err := os.WriteFile(m.LeaseFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var cmds []string
+		for _, c := range []string{"forward_pcp", "prerouting_pcp", "postrouting_pcp"} {
+			cmds = append(cmds, "flush chain inet cgn "+c)
+		}
+		f := filepath.Join(m.lab.Dir, "miniupnpd", "flush.nft")
+		if err := os.WriteFile(f, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.lab.ISP.Run(t, "nft", "-f", f)
+	}
+	m.start(t)
+}
+
+// Stop stops miniupnpd (SIGTERM, SIGKILL after 5 s).
+func (m *Miniupnpd) Stop(t testing.TB) {
+	t.Helper()
+	if err := m.stop(); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+}
+
+func (m *Miniupnpd) stop() error {
+	if m.proc != nil {
+		p := m.proc
+		if p.Exited() {
+			return nil
+		}
+		p.Signal(syscall.SIGTERM)
+		if err := p.Wait(5 * time.Second); errors.Is(err, ErrTimeout) {
+			p.cmd.Process.Kill()
+			<-p.done
+			return fmt.Errorf("miniupnpd did not exit within 5s of SIGTERM; killed")
+		}
+		return nil
+	}
+	pid := m.pid
+	if pid == 0 || !alive(pid) {
+		m.pid = 0
+		return nil
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	if poll(5*time.Second, func() bool { return !alive(pid) }) {
+		m.pid = 0
+		return nil
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	poll(2*time.Second, func() bool { return !alive(pid) })
+	m.pid = 0
+	return fmt.Errorf("miniupnpd (pid %d) did not exit within 5s of SIGTERM; killed", pid)
+}
