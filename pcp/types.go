@@ -41,6 +41,11 @@ const (
 	CannotProvideExternal ResultCode = 11
 	AddressMismatch       ResultCode = 12
 	ExcessiveRemotePeers  ResultCode = 13
+
+	// RFC 7843 §4.1 (THIRD_PARTY_ID).
+	ThirdPartyIDUnknown      ResultCode = 24
+	ThirdPartyMissingOption  ResultCode = 25
+	UnsuppThirdPartyIDLength ResultCode = 26
 )
 
 // OptionCode is a PCP option code (§7.3, §19.4). Codes 128-191 are optional
@@ -51,9 +56,9 @@ const (
 	OptThirdParty    OptionCode = 1   // §13.1: 16 octets, an address.
 	OptPreferFailure OptionCode = 2   // §13.2: empty.
 	OptFilter        OptionCode = 3   // §13.3: 20 octets.
+	OptThirdPartyID  OptionCode = 13  // RFC 7843 §4: opaque ID, mandatory range.
 	OptDescription   OptionCode = 128 // RFC 7220: UTF-8 text.
 	OptPrefix64      OptionCode = 129 // RFC 7225.
-	OptThirdPartyID  OptionCode = 132 // RFC 7843: opaque ID.
 )
 
 // Nonce is the 96-bit mapping nonce of MAP and PEER (§11.1, §12.1).
@@ -79,34 +84,56 @@ type Peer struct {
 	RemoteAddr netip.Addr
 }
 
-// Filter is the FILTER option (§13.3). PrefixLen counts IPv6 bits on the
-// wire; Prefix holds the unmapped form (an IPv4 filter has Prefix.Bits() =
-// wire prefix length - 96). A zero RemotePort means all ports.
+// Filter is the FILTER option (§13.3). The wire prefix length counts IPv6
+// bits; Prefix holds the unmapped form (an IPv4 filter has Prefix.Bits() =
+// wire prefix length - 96). Wire prefix length 0 means "no filter" (remove all
+// filters): it parses as an IPv6 /0 prefix holding the 16 address octets as
+// they were (so ::ffff:0.0.0.0/0, not 0.0.0.0/0, which is wire length 96).
+// Prefix bits past the length are kept, not masked. A zero RemotePort means
+// all ports.
 type Filter struct {
 	Prefix     netip.Prefix
 	RemotePort uint16
 }
 
-// Option is one option of a request or response, in wire order. Exactly one
-// of the typed fields is meaningful, selected by Code; unknown codes keep their
-// body in Raw (and marshal it back unchanged).
+// Option is one option of a request or response, in wire order (§7.3). The
+// typed field selected by Code is meaningful; the others are zero.
+//
+// Raw, when non-nil, is the option body as it travels (without padding), and
+// AppendMarshal writes it instead of any typed field, whatever the Code. The
+// parsers set Raw (and leave the typed fields zero) for:
+//   - THIRD_PARTY_ID (RFC 7843: an opaque identifier; empty body -> []byte{}),
+//   - options this package does not know,
+//   - known options whose body does not parse (wrong length, invalid UTF-8
+//     DESCRIPTION, bad PREFIX64 ...): servers may ignore such optional options
+//     (§7.3, RFC 7220 §3), ParseRequest fails on mandatory ones, and error
+//     responses echo them (§8.2).
+//
+// Raw never aliases the parsed datagram.
 type Option struct {
 	Code        OptionCode
 	ThirdParty  netip.Addr // OptThirdParty
 	Filter      Filter     // OptFilter
 	Description string     // OptDescription
-	Prefix64    []Prefix64 // OptPrefix64 (one option may carry one; slice for symmetry)
-	Raw         []byte     // OptThirdPartyID body and any unknown option's body
+	Prefix64    Prefix64   // OptPrefix64: one option carries one Pref64::/n
+	Raw         []byte     // see above
 }
 
-// Prefix64 is the body of a PREFIX64 option (RFC 7225 §4).
+// Prefix64 is the body of a PREFIX64 option (RFC 7225 §4.1).
+//
+//	Prefix   Pref64::/n, n in {32,40,48,56,64,96} (the wire says n/8 octets).
+//	         A request carries ::/96.
+//	Suffix   the 12 - n/8 octets after the prefix (nil for /96).
+//	IPv4Pfxs the optional IPv4 prefix list: nil when absent from the wire,
+//	         non-nil (maybe empty) when the Count field is present.
 type Prefix64 struct {
-	Prefix   netip.Prefix   // Pref64::/n, n in {32,40,48,56,64,96}
-	Suffix   []byte         // the suffix (may be empty)
-	IPv4Pfxs []netip.Prefix // optional IPv4 prefix list
+	Prefix   netip.Prefix
+	Suffix   []byte
+	IPv4Pfxs []netip.Prefix
 }
 
 // Request is a PCP request (§7.1 header plus opcode payload plus options).
+// AppendMarshal writes Version 0 as Version (2).
 type Request struct {
 	Version  uint8 // normally Version
 	Opcode   Opcode
@@ -118,14 +145,19 @@ type Request struct {
 }
 
 // Response is a PCP response (§7.2 header plus opcode payload plus options).
+// AppendMarshal writes Version 0 as Version (2).
 type Response struct {
 	Version  uint8
 	Opcode   Opcode // without the R bit
 	Result   ResultCode
 	Lifetime uint32 // granted lifetime, or the error lifetime (§7.4)
 	Epoch    uint32 // server epoch time (§8.5)
-	Map      *Map
-	Peer     *Peer
+	// Reserved is the 96-bit reserved field: zero, except in error responses
+	// to requests that did not parse, where the server copies the last 96
+	// bits of the request's client address into it (§7.2).
+	Reserved [12]byte
+	Map      *Map  // set when Opcode == OpMap
+	Peer     *Peer // set when Opcode == OpPeer
 	Options  []Option
 }
 
