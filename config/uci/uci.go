@@ -523,7 +523,7 @@ func quoteType(t string) string {
 	return t
 }
 
-// Quote single-quotes s for a UCI file, writing each ' as '\''.
+// Quote single-quotes s for a UCI file, writing each ' as '\”.
 func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
