@@ -523,7 +523,8 @@ func quoteType(t string) string {
 	return t
 }
 
-// Quote single-quotes s for a UCI file, writing each ' as '\”.
+// Quote single-quotes s for a UCI file. A single quote in s closes the
+// quotes, is written escaped with a backslash, and opens them again.
 func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
