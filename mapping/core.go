@@ -1,0 +1,492 @@
+package mapping
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/pcpclient"
+)
+
+// Firewall is what the core needs of the CPE's firewall: one batch per
+// change, a full reconciliation at start, pinhole counters and the WAN
+// address for hairpin. firewall.NFT implements it; firewalltest.Fake fakes it.
+type Firewall interface {
+	Apply(ctx context.Context, c firewall.Change) error
+	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
+	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
+	SetWANAddr(ctx context.Context, a netip.Addr) error
+}
+
+// Upstream is what the core needs of the provider's PCP server.
+// pcpclient.Client implements it.
+type Upstream interface {
+	Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.MapResult, error)
+	Delete(ctx context.Context, r pcpclient.MapRequest) error
+	ExternalAddr(ctx context.Context) (netip.Addr, error)
+	Events() <-chan pcpclient.Event
+}
+
+// Config configures a Core. Zero values are documented per field.
+type Config struct {
+	// Mode is how the CPE reaches the internet. ModeAuto decides from the
+	// WAN address (see ResolveMode) at start and on every SetWANAddr.
+	Mode Mode
+	// WANAddr is the CPE's WAN IPv4 address; invalid when it has none
+	// (DS-Lite). It can change later with SetWANAddr.
+	WANAddr netip.Addr
+	// Upstream is the provider's PCP server; nil means none (local only).
+	Upstream Upstream
+	// Firewall is the CPE's firewall; required.
+	Firewall Firewall
+	// SecureMode, when set, lets a host map ports only to itself and
+	// delete only its own mappings.
+	SecureMode bool
+	// Rules are the permission rules (first match wins); nil means
+	// DefaultRules. They apply to IPv4 port mappings.
+	Rules []Rule
+	// ReservedPorts are external ports never mapped (pcpgw's own HTTP
+	// port, 5350, 5351 are always reserved).
+	ReservedPorts []uint16
+	// Quota is the most mappings one LAN host may hold; 0 means 128.
+	Quota int
+	// MinLifetime and MaxLifetime clamp LAN leases that have an end;
+	// zero means 120 s and 86400 s.
+	MinLifetime, MaxLifetime time.Duration
+	// Pinholes enables IPv6 pinholes.
+	Pinholes bool
+	// StateDir holds the state file; "" disables persistence.
+	StateDir string
+	// LeaseFile, when set, is also written in miniupnpd's lease format
+	// (PROTO:eport:iaddr:iport:timestamp:desc) for OpenWrt's status page.
+	LeaseFile string
+	// UpstreamTimeout bounds how long a LAN request waits for the provider
+	// (RFC 6970 §5.1); the upstream request goes on in the background.
+	// Zero means 2 s.
+	UpstreamTimeout time.Duration
+	// Logger receives the core's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Core is THE mapping table: every port mapping and pinhole of every
+// front-end, with leases, upstream renewals, policy and persistence.
+//
+// Decisions are taken under mu; kernel and network I/O happen after it is
+// released, so a slow provider never stalls requests for other mappings.
+type Core struct {
+	cfg Config
+	log *slog.Logger
+	fw  Firewall
+	up  Upstream
+
+	mu         sync.Mutex
+	mode       Mode // resolved (never ModeAuto)
+	wan        netip.Addr
+	external   netip.Addr // provider's external address, last known
+	epochStart time.Time
+	entries    map[uint32]*entry
+	byExt      map[extKey]*entry
+	perClient  map[netip.Addr][]*entry
+	order      []*entry // creation order (seq ascending)
+	nextID     uint32
+	seq        uint64
+	subs       map[chan Event]struct{}
+	sched      schedHeap
+	closed     bool
+
+	wake    chan struct{} // scheduler: the earliest deadline changed
+	persist chan struct{} // state writer: something changed
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	bg      sync.WaitGroup // background upstream work
+	closeMu sync.Once
+}
+
+// extKey identifies an external port: the CPE's WAN port, or the provider's
+// port when the CPE does no NAT, or the pinhole's endpoint.
+type extKey struct {
+	proto Proto
+	addr  netip.Addr // zero for IPv4 port mappings; the LAN address for pinholes
+	port  uint16
+}
+
+// entry is the core's record of one mapping.
+type entry struct {
+	Mapping
+	seq      uint64
+	lifetime time.Duration // requested (0: no end)
+	key      extKey
+
+	// upstream side
+	nonce     Nonce // PCP nonce toward the provider
+	upLife    time.Duration
+	upAt      time.Time // when the provider last answered
+	attempt   int       // renewal attempt since upAt
+	upErr     error
+	ready     chan struct{} // closed when the first upstream attempt ended
+	busy      bool          // an upstream operation is in flight
+	gen       uint64        // bumps on every change that invalidates timers
+	removed   bool
+	lastRenew time.Time
+	renewAt   time.Time // next upstream renewal (zero: none)
+	exact     bool      // the external port was asked for exactly
+}
+
+// New makes a Core, loads the state file and reconciles the kernel and the
+// provider with it. Call Run to start timers and upstream event handling.
+func New(ctx context.Context, cfg Config) (*Core, error) {
+	if cfg.Firewall == nil {
+		return nil, errors.New("mapping: Config.Firewall is required")
+	}
+	if cfg.Quota <= 0 {
+		cfg.Quota = 128
+	}
+	if cfg.MinLifetime <= 0 {
+		cfg.MinLifetime = 120 * time.Second
+	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = 86400 * time.Second
+	}
+	if cfg.MaxLifetime < cfg.MinLifetime {
+		cfg.MaxLifetime = cfg.MinLifetime
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = DefaultRules
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = 2 * time.Second
+	}
+	cfg.ReservedPorts = append(slices.Clone(cfg.ReservedPorts), 5350, 5351)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Core{
+		cfg:        cfg,
+		log:        log.With("component", "mapping"),
+		fw:         cfg.Firewall,
+		up:         cfg.Upstream,
+		wan:        cfg.WANAddr,
+		epochStart: time.Now(),
+		entries:    make(map[uint32]*entry),
+		byExt:      make(map[extKey]*entry),
+		perClient:  make(map[netip.Addr][]*entry),
+		subs:       make(map[chan Event]struct{}),
+		nextID:     1,
+		wake:       make(chan struct{}, 1),
+		persist:    make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+	}
+	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
+	if c.mode == ModeLocal {
+		c.external = cfg.WANAddr
+	}
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ResolveMode picks the mode for auto: a public WAN address (or no
+// provider to ask) means local; a private or shared (100.64/10) one means
+// nat444; no IPv4 WAN address with a provider means dslite.
+func ResolveMode(m Mode, wan netip.Addr, haveUpstream bool) Mode {
+	if m != ModeAuto {
+		return m
+	}
+	switch {
+	case !haveUpstream:
+		return ModeLocal
+	case !wan.IsValid():
+		return ModeDSLite
+	case isPrivate4(wan):
+		return ModeNAT444
+	}
+	return ModeLocal
+}
+
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+func isPrivate4(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsPrivate() || sharedSpace.Contains(a) || a.IsLoopback() || a.IsLinkLocalUnicast()
+}
+
+// Run drives lease expiry, upstream renewals and upstream events until ctx
+// ends or Close is called.
+func (c *Core) Run(ctx context.Context) {
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.schedLoop(ctx) }()
+	go func() { defer c.wg.Done(); c.persistLoop(ctx) }()
+	var events <-chan pcpclient.Event
+	if c.up != nil {
+		events = c.up.Events()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.quit:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			c.handleUpstreamEvent(ev)
+		}
+	}
+}
+
+// Close stops the core's goroutines, waits for them and writes the state
+// file a last time. It leaves the kernel's entries in place (the caller
+// removes the firewall's table on a clean exit). Close is idempotent.
+func (c *Core) Close() error {
+	c.closeMu.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.quit)
+		c.wg.Wait()
+		c.bg.Wait()
+		if err := c.writeState(); err != nil {
+			c.log.Warn("writing state", "err", err)
+		}
+	})
+	return nil
+}
+
+// Mode returns the mode in force (never ModeAuto).
+func (c *Core) Mode() Mode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mode
+}
+
+// Epoch returns pcpgw's own epoch time: seconds since its start of epoch
+// (NAT-PMP, downstream PCP). It survives restarts with the state file.
+func (c *Core) Epoch(now time.Time) uint32 {
+	c.mu.Lock()
+	start := c.epochStart
+	c.mu.Unlock()
+	d := now.Sub(start)
+	if d < 0 {
+		return 0
+	}
+	return uint32(d / time.Second)
+}
+
+// PinholesEnabled reports whether IPv6 pinholes may be opened.
+func (c *Core) PinholesEnabled() bool { return c.cfg.Pinholes }
+
+// Count returns the number of live port mappings (pinholes excluded).
+func (c *Core) Count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.countLocked()
+}
+
+func (c *Core) countLocked() int {
+	n := 0
+	for _, e := range c.entries {
+		if !e.IsPinhole() {
+			n++
+		}
+	}
+	return n
+}
+
+// Get returns the mapping with that ID.
+func (c *Core) Get(id uint32) (Mapping, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok {
+		return Mapping{}, false
+	}
+	return e.Mapping, true
+}
+
+// Find returns the mappings s selects (without authorization), in creation
+// order.
+func (c *Core) Find(s Selector) []Mapping {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Mapping
+	for _, e := range c.selectLocked(s) {
+		out = append(out, e.Mapping)
+	}
+	return out
+}
+
+func (c *Core) selectLocked(s Selector) []*entry {
+	if s.ID != 0 {
+		e, ok := c.entries[s.ID]
+		if !ok || !selects(s, e) {
+			return nil
+		}
+		return []*entry{e}
+	}
+	if s.External != 0 && s.Proto != 0 {
+		var out []*entry
+		for _, k := range []extKey{{proto: s.Proto, port: s.External}} {
+			if e, ok := c.byExt[k]; ok && selects(s, e) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	var from []*entry
+	if s.Client.IsValid() && s.Internal.Addr() == s.Client {
+		from = c.perClient[s.Client]
+		from = slices.Clone(from)
+		slices.SortFunc(from, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	} else {
+		from = c.order
+	}
+	var out []*entry
+	for _, e := range from {
+		if selects(s, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func selects(s Selector, e *entry) bool {
+	switch {
+	case s.Origin != 0 && e.Origin != s.Origin,
+		s.Proto != 0 && e.Proto != s.Proto,
+		s.Internal.Addr().IsValid() && e.Internal.Addr() != s.Internal.Addr(),
+		s.Internal.Port() != 0 && e.Internal.Port() != s.Internal.Port(),
+		s.External != 0 && e.key.port != s.External,
+		s.RemoteHost.IsValid() && e.RemoteHost != s.RemoteHost,
+		s.ID != 0 && e.ID != s.ID:
+		return false
+	}
+	return true
+}
+
+// Subscribe returns a channel of events until the returned func is called.
+// A subscriber that does not keep up loses events (never blocks the core).
+func (c *Core) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 32)
+	c.mu.Lock()
+	c.subs[ch] = struct{}{}
+	c.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			delete(c.subs, ch)
+			c.mu.Unlock()
+		})
+	}
+}
+
+func (c *Core) emitLocked(ev Event) {
+	for ch := range c.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// ExternalAddr returns the external IPv4 address the internet sees: the
+// provider's (nat444, dslite: learned through PCP, never the CPE's private
+// WAN address) or the WAN's (local).
+func (c *Core) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	c.mu.Lock()
+	mode, ext, up := c.mode, c.external, c.up
+	c.mu.Unlock()
+	if mode == ModeLocal {
+		if !ext.IsValid() {
+			return netip.Addr{}, &Error{Code: CodeNetworkFailure, Msg: "no WAN address"}
+		}
+		return ext, nil
+	}
+	if ext.IsValid() {
+		return ext, nil
+	}
+	if up == nil {
+		return netip.Addr{}, &Error{Code: CodeNetworkFailure, Msg: "no PCP server"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.UpstreamTimeout)
+	defer cancel()
+	a, err := up.ExternalAddr(ctx)
+	if err != nil {
+		return netip.Addr{}, upstreamError(err)
+	}
+	c.setExternal(a)
+	return a, nil
+}
+
+func (c *Core) setExternal(a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.external == a {
+		return
+	}
+	old := c.external
+	c.external = a
+	for _, e := range c.entries {
+		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() {
+			e.External = netip.AddrPortFrom(a, e.External.Port())
+		}
+	}
+	c.log.Info("external address", "external", a, "was", old)
+	c.emitLocked(Event{Kind: EventExternalAddr, External: a})
+	c.dirtyLocked()
+}
+
+// Status is what `pcpgw status` shows of the core.
+type Status struct {
+	Mode       Mode
+	WANAddr    netip.Addr
+	External   netip.Addr
+	EpochStart time.Time
+	Mappings   int
+	Pinholes   int
+	Pending    int
+	Failing    int
+}
+
+// Status returns a snapshot of the core's state.
+func (c *Core) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Status{Mode: c.mode, WANAddr: c.wan, External: c.external, EpochStart: c.epochStart}
+	for _, e := range c.entries {
+		if e.IsPinhole() {
+			s.Pinholes++
+		} else {
+			s.Mappings++
+		}
+		switch e.Upstream {
+		case UpstreamPending:
+			s.Pending++
+		case UpstreamFailing:
+			s.Failing++
+		}
+	}
+	return s
+}
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d)))
+}

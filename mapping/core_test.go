@@ -1,0 +1,627 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/pcpclient"
+)
+
+var (
+	host   = netip.MustParseAddr("192.0.2.100")
+	other  = netip.MustParseAddr("192.0.2.101")
+	host6  = netip.MustParseAddr("2001:db8:1::100")
+	wanPub = netip.MustParseAddr("203.0.113.2")
+	wanCGN = netip.MustParseAddr("100.64.0.2")
+)
+
+var netipCmp = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+}
+
+// newCore starts a core with cfg (firewall and upstream faked) and stops it
+// at the end of the test.
+func newCore(t *testing.T, cfg Config) (*Core, *fakeFW) {
+	t.Helper()
+	fw := newFakeFW()
+	cfg.Firewall = fw
+	c, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
+	return c, fw
+}
+
+func req(origin Origin, client netip.Addr, proto Proto, iport, eport uint16, life time.Duration) Request {
+	return Request{Origin: origin, Client: client, Proto: proto, Internal: netip.AddrPortFrom(client, iport),
+		ExternalPort: eport, Lifetime: life, ExactPort: origin == OriginUPnP}
+}
+
+func wantCode(t *testing.T, err error, want Code) {
+	t.Helper()
+	if got := CodeOf(err); got != want {
+		t.Fatalf("error %v: code %v, want %v", err, got, want)
+	}
+}
+
+func TestLocalMapDelete(t *testing.T) {
+	c, fw := newCore(t, Config{Mode: ModeAuto, WANAddr: wanPub, SecureMode: true})
+	if c.Mode() != ModeLocal {
+		t.Fatalf("mode %v, want local (public WAN, no upstream)", c.Mode())
+	}
+	ctx := context.Background()
+	m, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := netip.MustParseAddrPort("203.0.113.2:18080"); m.External != want || m.WANPort != 18080 {
+		t.Errorf("external %v wan port %d, want %v 18080", m.External, m.WANPort, want)
+	}
+	want := []firewall.Forward{{Proto: 6, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}
+	if diff := cmp.Diff(want, fw.forwards(), netipCmp); diff != "" {
+		t.Errorf("kernel forwards (-want +got):\n%s", diff)
+	}
+	ext, err := c.ExternalAddr(ctx)
+	if err != nil || ext != wanPub {
+		t.Errorf("ExternalAddr = %v, %v; want %v", ext, err, wanPub)
+	}
+	if got := c.Find(Selector{Proto: TCP, External: 18080}); len(got) != 1 || got[0].ID != m.ID {
+		t.Errorf("Find by external = %+v", got)
+	}
+	// Another host may not delete it.
+	_, err = c.Delete(ctx, Selector{Client: other, Proto: TCP, External: 18080})
+	wantCode(t, err, CodeNotAuthorized)
+	n, err := c.Delete(ctx, Selector{Client: host, Proto: TCP, External: 18080})
+	if err != nil || n != 1 {
+		t.Fatalf("Delete = %d, %v", n, err)
+	}
+	if got := fw.forwards(); len(got) != 0 {
+		t.Errorf("forwards left after delete: %v", got)
+	}
+	if n, err := c.Delete(ctx, Selector{Client: host, Proto: TCP, External: 18080}); n != 0 || err != nil {
+		t.Errorf("deleting again = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, SecureMode: true, Quota: 3,
+		ReservedPorts: []uint16{5000}})
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		r    Request
+		want Code
+	}{
+		{"secure mode: another host", Request{Origin: OriginUPnP, Client: other, Proto: TCP,
+			Internal: netip.MustParseAddrPort("192.0.2.100:8080"), ExternalPort: 18080, ExactPort: true}, CodeNotAuthorized},
+		{"internal port below 1024", req(OriginUPnP, host, TCP, 80, 18081, 0), CodeNotAuthorized},
+		{"external port below 1024", req(OriginUPnP, host, TCP, 8080, 80, 0), CodeNotAuthorized},
+		{"reserved 5351", req(OriginUPnP, host, UDP, 5351, 5351, 0), CodeNotAuthorized},
+		{"reserved http port", req(OriginUPnP, host, TCP, 5000, 5000, 0), CodeNotAuthorized},
+		{"natpmp internal port below 1024", req(OriginNATPMP, host, TCP, 22, 0, time.Hour), CodeNotAuthorized},
+		{"protocol", Request{Origin: OriginPCP, Client: host, Proto: 132, Internal: netip.MustParseAddrPort("192.0.2.100:9000")}, CodeUnsupportedProtocol},
+		{"internal port 0", Request{Origin: OriginPCP, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 0)}, CodeInvalid},
+		{"loopback internal", Request{Origin: OriginPCP, Client: host, Proto: TCP, Internal: netip.MustParseAddrPort("127.0.0.1:9000")}, CodeInvalid},
+		{"pinholes disabled", req(OriginPCP, host6, TCP, 9000, 0, time.Hour), CodeDisabled},
+		{"allowed", req(OriginUPnP, host, TCP, 8080, 18080, 0), CodeOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Map(ctx, tt.r)
+			wantCode(t, err, tt.want)
+		})
+	}
+	// NAT-PMP asking for a reserved port gets another one.
+	m, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 5351, 0, time.Hour))
+	if err != nil || m.WANPort == 5351 || m.WANPort < 1024 {
+		t.Errorf("NAT-PMP reserved port: %+v, %v", m, err)
+	}
+	// Quota: 2 live, a third fits, a fourth does not.
+	if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8081, 18081, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Map(ctx, req(OriginUPnP, host, TCP, 8082, 18082, 0))
+	wantCode(t, err, CodeQuota)
+	// Renewing an existing mapping does not count against the quota.
+	if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8081, 18081, 0)); err != nil {
+		t.Errorf("renewal at quota: %v", err)
+	}
+}
+
+func TestRulesFirstMatchWins(t *testing.T) {
+	rules := []Rule{
+		{Allow: false, ExtLo: 0, ExtHi: 65535, IntAddr: netip.MustParsePrefix("192.0.2.200/32"), IntLo: 0, IntHi: 65535},
+		{Allow: true, ExtLo: 80, ExtHi: 80, IntAddr: netip.MustParsePrefix("192.0.2.0/24"), IntLo: 80, IntHi: 80},
+		{Allow: true, ExtLo: 1024, ExtHi: 65535, IntAddr: netip.MustParsePrefix("192.0.2.0/24"), IntLo: 1024, IntHi: 65535},
+	}
+	tests := []struct {
+		ext  uint16
+		addr string
+		port uint16
+		want bool
+	}{
+		{80, "192.0.2.100", 80, true},
+		{81, "192.0.2.100", 80, false},
+		{2000, "192.0.2.100", 2000, true},
+		{2000, "192.0.2.200", 2000, false},
+		{2000, "198.51.100.1", 2000, false},
+	}
+	for _, tt := range tests {
+		if got := permitted(rules, tt.ext, netip.MustParseAddr(tt.addr), tt.port); got != tt.want {
+			t.Errorf("permitted(%d, %s, %d) = %v, want %v", tt.ext, tt.addr, tt.port, got, tt.want)
+		}
+	}
+}
+
+func TestCollisions(t *testing.T) {
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, SecureMode: true})
+	ctx := context.Background()
+	if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// IGD AddPortMapping of a taken port: 718.
+	_, err := c.Map(ctx, req(OriginUPnP, other, TCP, 8080, 18080, 0))
+	wantCode(t, err, CodeConflict)
+	if code, _ := UPnPError(err, 1); code != 718 {
+		t.Errorf("UPnP code %d, want 718", code)
+	}
+	// The other protocol is free.
+	if _, err := c.Map(ctx, req(OriginUPnP, other, UDP, 8080, 18080, 0)); err != nil {
+		t.Error(err)
+	}
+	// AddAnyPortMapping / NAT-PMP get another port.
+	any := req(OriginUPnP, other, TCP, 8080, 18080, 0)
+	any.ExactPort = false
+	m, err := c.Map(ctx, any)
+	if err != nil || m.WANPort == 18080 {
+		t.Errorf("any port: %+v, %v", m, err)
+	}
+	m2, err := c.Map(ctx, req(OriginNATPMP, other, TCP, 9090, 18080, time.Hour))
+	if err != nil || m2.WANPort == 18080 || m2.WANPort == m.WANPort {
+		t.Errorf("NAT-PMP: %+v, %v", m2, err)
+	}
+	// NAT-PMP asking again for the same internal port gets the same mapping.
+	m3, err := c.Map(ctx, req(OriginNATPMP, other, TCP, 9090, 0, time.Hour))
+	if err != nil || m3.ID != m2.ID || m3.WANPort != m2.WANPort {
+		t.Errorf("NAT-PMP again: %+v, %v; want the mapping %d", m3, err, m2.ID)
+	}
+	// The same host re-adding its port to another internal port replaces it.
+	m4, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8088, 18080, 0))
+	if err != nil || m4.Internal.Port() != 8088 {
+		t.Fatalf("replace: %+v, %v", m4, err)
+	}
+	if got := c.Find(Selector{Proto: TCP, External: 18080}); len(got) != 1 || got[0].Internal.Port() != 8088 {
+		t.Errorf("after replace: %+v", got)
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+		ctx := context.Background()
+		ch, stop := c.Subscribe()
+		defer stop()
+		m, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, 10*time.Second)) // clamped to 120 s
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Lease(time.Now()); got != 120*time.Second {
+			t.Errorf("lease %v, want the 120 s minimum", got)
+		}
+		time.Sleep(119 * time.Second)
+		synctest.Wait()
+		if c.Count() != 1 {
+			t.Fatal("expired early")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if c.Count() != 0 || len(fw.forwards()) != 0 {
+			t.Fatalf("not expired: count %d, forwards %v", c.Count(), fw.forwards())
+		}
+		var kinds []EventKind
+		for len(ch) > 0 {
+			kinds = append(kinds, (<-ch).Kind)
+		}
+		if diff := cmp.Diff([]EventKind{EventMappings, EventMappings}, kinds); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestNAT444Upstream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.lifetime = 1000
+		c, fw := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		if c.Mode() != ModeNAT444 {
+			t.Fatalf("mode %v, want nat444 (CGN WAN address with a PCP server)", c.Mode())
+		}
+		ctx := context.Background()
+		r := req(OriginUPnP, host, TCP, 8080, 18080, 0)
+		r.Description = "game\r\nserver"
+		m, err := c.Map(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := netip.MustParseAddrPort("203.0.113.1:18080"); m.External != want || m.Upstream != UpstreamOK {
+			t.Errorf("mapping %+v, want external %v upstream ok", m, want)
+		}
+		got := up.lastMap()
+		if got.Internal != netip.MustParseAddrPort("100.64.0.2:18080") || !got.PreferFailure || got.ThirdParty ||
+			got.Lifetime != 1<<32-1 || got.Description != "game  server" {
+			t.Errorf("upstream request %+v", got)
+		}
+		if len(fw.forwards()) != 1 || fw.forwards()[0].Port != 18080 {
+			t.Errorf("local DNAT %v", fw.forwards())
+		}
+		if ext, _ := c.ExternalAddr(ctx); ext != up.ext {
+			t.Errorf("external address %v, want the provider's %v", ext, up.ext)
+		}
+		// Renewal between 1/2 and 5/8 of the granted 1000 s, same nonce and port.
+		time.Sleep(499 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != 1 {
+			t.Fatalf("renewed before half the lifetime: %d requests", n)
+		}
+		time.Sleep(127 * time.Second)
+		synctest.Wait()
+		n, _ := up.counts()
+		if n != 2 {
+			t.Fatalf("%d upstream requests by 5/8 of the lifetime, want 2", n)
+		}
+		renew := up.lastMap()
+		if renew.Nonce != up.maps[0].Nonce && up.maps[0].Nonce != (pcp.Nonce{}) || renew.SuggestedExternal != m.External {
+			t.Errorf("renewal %+v", renew)
+		}
+		// Delete goes upstream with the mapping's nonce.
+		if _, err := c.Delete(ctx, Selector{Client: host, Proto: TCP, External: 18080}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		_, d := up.counts()
+		if d != 1 || up.deletes[0].Nonce != renew.Nonce || up.deletes[0].Lifetime != 0 {
+			t.Errorf("upstream deletes %+v", up.deletes)
+		}
+	})
+}
+
+func TestUpstreamRefusesExactPort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.taken[18080] = true
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		wantCode(t, err, CodeCannotProvideExternal)
+		if code, _ := UPnPError(err, 1); code != 718 {
+			t.Errorf("UPnP %d, want 718", code)
+		}
+		synctest.Wait()
+		if c.Count() != 0 || len(fw.forwards()) != 0 {
+			t.Errorf("left behind: %d mappings, forwards %v", c.Count(), fw.forwards())
+		}
+		// NAT-PMP gets the port the provider gives.
+		m, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 8080, 18080, time.Hour))
+		if err != nil || m.External.Port() != 19080 {
+			t.Errorf("NAT-PMP: %+v, %v", m, err)
+		}
+	})
+}
+
+func TestUpstreamTimeoutThenRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.block = make(chan struct{})
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		start := time.Now()
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("answered after %v, want within the 2 s upstream timeout", d)
+		}
+		if code := NATPMPResult(err); code != pcp.NATPMPNetworkFailure {
+			t.Errorf("NAT-PMP result %v", code)
+		}
+		// Other LAN requests are not stalled by the slow one (local state only).
+		if got := c.Find(Selector{Client: host}); len(got) != 1 || got[0].Upstream != UpstreamPending {
+			t.Errorf("pending mapping: %+v", got)
+		}
+		// The provider answers later: the mapping completes without the LAN host asking again.
+		close(up.block)
+		synctest.Wait()
+		got := c.Find(Selector{Client: host})
+		if len(got) != 1 || got[0].Upstream != UpstreamOK || !got[0].External.IsValid() {
+			t.Errorf("after the provider answered: %+v", got)
+		}
+	})
+}
+
+func TestUpstreamUnreachableRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.err = context.DeadlineExceeded
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		up.mu.Lock()
+		up.err = nil
+		up.mu.Unlock()
+		up.events <- pcpclient.Event{Kind: pcpclient.EventReachable}
+		synctest.Wait()
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got := c.Find(Selector{Client: host}); len(got) != 1 || got[0].Upstream != UpstreamOK {
+			t.Errorf("after reachable: %+v", got)
+		}
+	})
+}
+
+func TestStateLostRecreates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, Quota: 1000})
+		for p := range uint16(50) {
+			if _, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 20000+p, 0, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		before, _ := up.counts()
+		up.events <- pcpclient.Event{Kind: pcpclient.EventStateLost}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		after, _ := up.counts()
+		if after-before != 50 {
+			t.Errorf("%d re-created within 5 s, want 50", after-before)
+		}
+	})
+}
+
+func TestExternalChangeEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		if _, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 9000, 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		ch, stop := c.Subscribe()
+		defer stop()
+		newExt := netip.MustParseAddr("203.0.113.9")
+		up.events <- pcpclient.Event{Kind: pcpclient.EventExternalChanged, External: newExt}
+		synctest.Wait()
+		select {
+		case ev := <-ch:
+			if ev.Kind != EventExternalAddr || ev.External != newExt {
+				t.Errorf("event %+v", ev)
+			}
+		default:
+			t.Fatal("no event")
+		}
+		if got := c.Find(Selector{}); got[0].External.Addr() != newExt {
+			t.Errorf("mapping external %v", got[0].External)
+		}
+	})
+}
+
+func TestDSLite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, fw := newCore(t, Config{Mode: ModeAuto, Upstream: up})
+		if c.Mode() != ModeDSLite {
+			t.Fatalf("mode %v, want dslite (no IPv4 WAN, PCP server)", c.Mode())
+		}
+		m, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := up.lastMap()
+		if got.Internal != netip.MustParseAddrPort("192.0.2.100:8080") || !got.ThirdParty {
+			t.Errorf("upstream request %+v, want the LAN host with THIRD_PARTY", got)
+		}
+		if m.WANPort != 0 || m.External.Port() != 18080 {
+			t.Errorf("mapping %+v", m)
+		}
+		if f := fw.forwards(); len(f) != 1 || f[0].Port != 0 {
+			t.Errorf("forwards %v, want one accept-only", f)
+		}
+	})
+}
+
+func TestPinholes(t *testing.T) {
+	c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, Pinholes: true, SecureMode: true})
+	ctx := context.Background()
+	r := Request{Origin: OriginUPnP, Client: host6, Proto: TCP, Internal: netip.AddrPortFrom(host6, 22), Lifetime: time.Hour}
+	m, err := c.Map(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.IsPinhole() || m.External != m.Internal || m.ID == 0 || m.ID > 0xffff {
+		t.Errorf("pinhole %+v", m)
+	}
+	if len(fw.pins) != 1 {
+		t.Errorf("kernel pinholes %v", fw.pins)
+	}
+	if n, err := c.Packets(ctx, m.ID); err != nil || n != 7 {
+		t.Errorf("Packets = %d, %v", n, err)
+	}
+	if _, err := c.Renew(ctx, netip.MustParseAddr("2001:db8:1::200"), m.ID, time.Hour); CodeOf(err) != CodeNotAuthorized {
+		t.Errorf("renew by another host: %v", err)
+	}
+	if c.Count() != 0 {
+		t.Errorf("Count includes pinholes")
+	}
+	if n, err := c.Delete(ctx, Selector{Client: host6, ID: m.ID}); n != 1 || err != nil {
+		t.Errorf("delete %d %v", n, err)
+	}
+	if len(fw.pins) != 0 {
+		t.Errorf("kernel pinholes left %v", fw.pins)
+	}
+}
+
+func TestPCPNonce(t *testing.T) {
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, SecureMode: true})
+	ctx := context.Background()
+	r := req(OriginPCP, host, UDP, 5000, 0, time.Hour)
+	r.Nonce = Nonce{1}
+	if _, err := c.Map(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Nonce = Nonce{2}
+	_, err := c.Map(ctx, r)
+	wantCode(t, err, CodeNonceMismatch)
+	if code, _ := PCPResult(err); code != pcp.NotAuthorized {
+		t.Errorf("PCP %v", code)
+	}
+	n2 := Nonce{2}
+	_, err = c.Delete(ctx, Selector{Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, 5000), Nonce: &n2})
+	wantCode(t, err, CodeNonceMismatch)
+}
+
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	lease := filepath.Join(dir, "upnp.leases")
+	fw := newFakeFW()
+	ctx := context.Background()
+	cfg := Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: fw, StateDir: dir, LeaseFile: lease}
+	c, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, err := c.Map(ctx, Request{Origin: OriginUPnP, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 8080),
+		ExternalPort: 18080, ExactPort: true, Description: "web:server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 9000, 0, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	epoch := c.Epoch(time.Now())
+	c.Close()
+	b, err := os.ReadFile(lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "TCP:18080:192.0.2.100:8080:0:web:server\nUDP:9000:192.0.2.100:9000:") {
+		t.Errorf("lease file:\n%s", b)
+	}
+
+	// A restart: the kernel still holds a stale entry and misses nothing else.
+	stale := firewall.Forward{Proto: 6, Port: 1234, To: netip.MustParseAddrPort("192.0.2.9:1234")}
+	fw.fwds[stale] = true
+	c2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	got := c2.Find(Selector{})
+	if len(got) != 2 || got[0].ID != m1.ID || got[0].Description != "web:server" {
+		t.Fatalf("restored %+v", got)
+	}
+	if fw.fwds[stale] || len(fw.fwds) != 2 || fw.synced != 2 {
+		t.Errorf("kernel after restart: %v (synced %d)", fw.fwds, fw.synced)
+	}
+	if e2 := c2.Epoch(time.Now()); e2 < epoch {
+		t.Errorf("epoch went back: %d < %d", e2, epoch)
+	}
+}
+
+func TestCorruptStateFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, StateFile), []byte("{not json"), 0o600)
+	c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: newFakeFW(), StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Count() != 0 {
+		t.Error("mappings from a corrupt file")
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, StateFile+".corrupt-*"))
+	if len(m) != 1 {
+		t.Errorf("corrupt file not kept aside: %v", m)
+	}
+}
+
+func TestExpiredDroppedOnLoad(t *testing.T) {
+	dir := t.TempDir()
+	st := `{"version":1,"epoch_start":"2026-01-01T00:00:00Z","mappings":[
+	{"id":3,"origin":"natpmp","client":"192.0.2.100","proto":"udp","internal":"192.0.2.100:9000","wan_port":9000,"created":"2026-01-01T00:00:00Z","expires":"2026-01-01T01:00:00Z","lifetime_s":3600},
+	{"id":4,"origin":"upnp","client":"192.0.2.100","proto":"tcp","internal":"192.0.2.100:8080","wan_port":18080,"created":"2026-01-01T00:00:00Z","lifetime_s":0}]}`
+	os.WriteFile(filepath.Join(dir, StateFile), []byte(st), 0o600)
+	fw := newFakeFW()
+	c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: fw, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := c.Find(Selector{})
+	if len(got) != 1 || got[0].ID != 4 {
+		t.Errorf("loaded %+v, want only the mapping with no end", got)
+	}
+	if len(fw.fwds) != 1 {
+		t.Errorf("kernel %v", fw.fwds)
+	}
+}
+
+func TestSetWANAddr(t *testing.T) {
+	c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+	ch, stop := c.Subscribe()
+	defer stop()
+	if _, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 9000, 0, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	na := netip.MustParseAddr("203.0.113.77")
+	c.SetWANAddr(context.Background(), na)
+	if ev := <-ch; ev.Kind != EventExternalAddr || ev.External != na {
+		t.Errorf("event %+v", ev)
+	}
+	if got := c.Find(Selector{}); got[0].External.Addr() != na {
+		t.Errorf("external %v", got[0].External)
+	}
+	if fw.wan != na {
+		t.Errorf("firewall WAN %v", fw.wan)
+	}
+}
+
+func TestFirewallFailureRollsBack(t *testing.T) {
+	c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+	fw.fail = errors.New("netlink: no buffer space")
+	_, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 9000, 0, time.Hour))
+	wantCode(t, err, CodeNoResources)
+	if c.Count() != 0 {
+		t.Error("mapping kept after the firewall failed")
+	}
+}
+
+func TestSanitizeDescription(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"a\r\nb\x00c", "a  b c"},
+		{"\xff\xfebad", "bad"},
+		{strings.Repeat("é", 200), strings.Repeat("é", 128)},
+	}
+	for _, tt := range tests {
+		if got := SanitizeDescription(tt.in); got != tt.want {
+			t.Errorf("SanitizeDescription(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

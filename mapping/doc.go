@@ -1,0 +1,45 @@
+// Package mapping is pcpgw's one mapping table: every port mapping and IPv6
+// pinhole that any front-end (UPnP IGD, NAT-PMP, LAN-side PCP) or the
+// configuration (static forwards) asks for.
+//
+// Front-ends translate a LAN request into a Request (the requester always
+// taken from the socket), call Core.Map or Core.Delete, and translate the
+// Mapping or the *Error back with UPnPError, UPnPPinholeError, NATPMPResult
+// or PCPResult. The core decides under its lock (policy, collisions,
+// quotas, leases) and does the kernel and network work after releasing it.
+//
+// Modes (RFC 6970 §5):
+//
+//	local   public WAN address: a DNAT on the CPE, nothing upstream
+//	nat444  DNAT from the CPE's WAN port to the LAN host, and a PCP MAP for
+//	        the CPE's WAN address and port at the provider (§5.5)
+//	dslite  no NAT on the CPE: a PCP MAP for the LAN host's own address with
+//	        THIRD_PARTY (§5.4), and a forward accept on the CPE
+//	auto    local with a public WAN address or no PCP server, nat444 with a
+//	        private or shared (100.64.0.0/10) one, dslite with none
+//
+// Policy: secure mode (a host maps only to itself and deletes only its
+// own), perm_rule ACLs with miniupnpd's meaning (first match wins;
+// DefaultRules allow 1024-65535 for everyone), ports 5350/5351 and pcpgw's
+// HTTP port never mapped, a per-host quota, and collisions resolved as each
+// protocol asks: an exact request (IGD AddPortMapping, PCP PREFER_FAILURE)
+// fails with CodeConflict, the others get another free port.
+//
+// Leases and the provider: a LAN lease (zero: no end) is kept apart from the
+// provider's lifetime. Each upstream mapping is renewed on the RFC 6887
+// §11.2.1 schedule (pcpclient.NextRenewal) until its LAN lease ends, with
+// its nonce and its assigned external port as the suggestion; the
+// provider's lost state (an epoch jump or ANNOUNCE) re-creates every
+// mapping after a random 0-5 s wait (§14.1); a LAN request waits at most
+// Config.UpstreamTimeout for the provider (then CodeNetworkFailure, RFC
+// 6970 §5.1) while the upstream request goes on, and a mapping the provider
+// has not answered for is retried, at once when it is heard from again.
+//
+// Persistence: the table is written to StateDir/state.json atomically
+// (temporary file, fsync, rename), coalesced to at most one write every
+// 200 ms, and optionally to miniupnpd's lease-file format for OpenWrt's
+// status page. At start, mappings whose lease ended are dropped, the kernel
+// is reconciled to hold exactly the rest (Firewall.Sync), and the upstream
+// ones are renewed with their stored nonces (not duplicated at the
+// provider). A corrupt state file is kept aside and the core starts clean.
+package mapping

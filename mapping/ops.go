@@ -1,0 +1,550 @@
+package mapping
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/pcpclient"
+)
+
+// maxEntries bounds the table: IDs (and so pinhole UniqueIDs) fit in 16 bits.
+const maxEntries = 65535
+
+// firewallGrace is added to a lease when it is handed to the kernel as an
+// element timeout, so that the kernel expires it only if pcpgw is gone.
+const firewallGrace = 30 * time.Second
+
+// Map creates a mapping, or renews/updates the requester's existing one
+// (same client, protocol and internal endpoint). An IPv6 internal address
+// asks for a pinhole. Behind a provider NAT the answer waits at most
+// Config.UpstreamTimeout for the provider; a mapping the provider did not
+// answer for stays pending, is retried, and the caller gets
+// CodeNetworkFailure.
+func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
+	if err := c.validate(&r); err != nil {
+		return Mapping{}, err
+	}
+	now := time.Now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "shutting down"}
+	}
+	e, old, created, err := c.planLocked(r, now)
+	if err != nil {
+		c.mu.Unlock()
+		return Mapping{}, err
+	}
+	var change firewall.Change
+	if old != nil {
+		c.removeLocked(old, &change)
+	}
+	if created {
+		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
+	} else if !e.Expires.IsZero() {
+		// The lease grew: refresh the kernel's element timeout.
+		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
+	}
+	m := e.Mapping
+	var upReq pcpclient.MapRequest
+	startUp := created && e.Upstream == UpstreamPending
+	if startUp {
+		e.busy = true
+		upReq = c.upstreamRequestLocked(e)
+	}
+	c.mu.Unlock()
+
+	if err := c.apply(ctx, change); err != nil && created {
+		c.mu.Lock()
+		var undo firewall.Change
+		c.removeLocked(e, &undo)
+		c.mu.Unlock()
+		c.apply(context.WithoutCancel(ctx), undo)
+		return Mapping{}, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
+	}
+	if old != nil {
+		c.upstreamDeleteBG(old)
+	}
+	if startUp {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			c.runUpstream(e, upReq, true)
+		}()
+	}
+	if e.ready == nil {
+		return m, nil
+	}
+	return c.await(ctx, e)
+}
+
+// await waits for the first upstream answer of e, bounded by ctx and
+// Config.UpstreamTimeout, and returns e as it then is.
+func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
+	c.mu.Lock()
+	ready := e.ready
+	c.mu.Unlock()
+	if ready != nil {
+		t := time.NewTimer(c.cfg.UpstreamTimeout)
+		defer t.Stop()
+		select {
+		case <-ready:
+		case <-t.C:
+			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server did not answer in time"}
+		case <-ctx.Done():
+			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "request cancelled", Err: ctx.Err()}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.removed {
+		if e.upErr != nil {
+			return Mapping{}, upstreamError(e.upErr)
+		}
+		return Mapping{}, &Error{Code: CodeNotFound, Msg: "mapping was removed"}
+	}
+	if e.Upstream != UpstreamOK && e.upErr != nil {
+		return e.Mapping, upstreamError(e.upErr)
+	}
+	return e.Mapping, nil
+}
+
+// validate checks and normalizes a request.
+func (c *Core) validate(r *Request) error {
+	if r.Proto != TCP && r.Proto != UDP {
+		return &Error{Code: CodeUnsupportedProtocol, Msg: "protocol " + r.Proto.String()}
+	}
+	r.Client = r.Client.Unmap()
+	r.Internal = netip.AddrPortFrom(r.Internal.Addr().Unmap(), r.Internal.Port())
+	r.RemoteHost = r.RemoteHost.Unmap()
+	if !r.Client.IsValid() {
+		return &Error{Code: CodeInvalid, Msg: "no requester address"}
+	}
+	ia := r.Internal.Addr()
+	if !ia.IsValid() || ia.IsUnspecified() || ia.IsMulticast() || ia.IsLoopback() {
+		return &Error{Code: CodeInvalid, Msg: "internal address " + ia.String()}
+	}
+	if r.Internal.Port() == 0 {
+		return &Error{Code: CodeInvalid, Msg: "internal port 0"}
+	}
+	if r.Lifetime < 0 {
+		return &Error{Code: CodeInvalid, Msg: "negative lifetime"}
+	}
+	if r.RemoteHost.IsValid() && r.RemoteHost.Is4() != ia.Is4() {
+		return &Error{Code: CodeInvalid, Msg: "remote host of another address family"}
+	}
+	if r.Lifetime > 0 {
+		r.Lifetime = min(max(r.Lifetime, c.cfg.MinLifetime), c.cfg.MaxLifetime)
+	}
+	r.Description = SanitizeDescription(r.Description)
+	if c.cfg.SecureMode && ia != r.Client && r.Origin != OriginStatic {
+		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
+	}
+	if ia.Is6() && !c.cfg.Pinholes {
+		return &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
+	}
+	return nil
+}
+
+// planLocked finds the entry r renews, or makes a new one. old, when not
+// nil, is a mapping r replaces (IGD AddPortMapping of the same external
+// port by the same host to another internal endpoint).
+func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
+	pinhole := r.Internal.Addr().Is6()
+	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
+		if x := c.byExt[extKey{proto: r.Proto, port: r.ExternalPort}]; x != nil {
+			switch {
+			case x.Origin == OriginStatic && r.Origin != OriginStatic:
+				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is a static forward"}
+			case x.Client != r.Client:
+				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is mapped for another host"}
+			case x.Internal == r.Internal:
+				return c.renewLocked(x, r, now), nil, false, nil
+			default:
+				old = x
+			}
+		}
+	}
+	if old == nil && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
+		for _, x := range c.perClient[r.Client] {
+			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
+				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
+				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
+					return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+				}
+				return c.renewLocked(x, r, now), nil, false, nil
+			}
+		}
+	}
+	n := len(c.perClient[r.Client])
+	if old != nil {
+		n--
+	}
+	if n >= c.cfg.Quota && r.Origin != OriginStatic {
+		return nil, nil, false, &Error{Code: CodeQuota, Msg: "the host's quota is used up"}
+	}
+	if len(c.entries) >= maxEntries {
+		return nil, nil, false, &Error{Code: CodeNoResources, Msg: "the table is full"}
+	}
+	e = &entry{Mapping: Mapping{
+		Origin:      r.Origin,
+		Client:      r.Client,
+		Proto:       r.Proto,
+		Internal:    r.Internal,
+		RemoteHost:  r.RemoteHost,
+		RemotePort:  r.RemotePort,
+		Description: r.Description,
+		Nonce:       r.Nonce,
+		Created:     now,
+	}, lifetime: r.Lifetime}
+	if r.Lifetime > 0 {
+		e.Expires = now.Add(r.Lifetime)
+	}
+	if pinhole {
+		e.External = r.Internal
+		e.key = extKey{proto: r.Proto, addr: r.Internal.Addr(), port: r.Internal.Port()}
+	} else {
+		port, err := c.pickPortLocked(r, old)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		e.key = extKey{proto: r.Proto, port: port}
+		switch c.mode {
+		case ModeLocal:
+			e.WANPort = port
+			e.External = netip.AddrPortFrom(c.wan, port)
+		case ModeNAT444:
+			e.WANPort = port
+			e.Upstream = UpstreamPending
+		case ModeDSLite:
+			e.Upstream = UpstreamPending
+		}
+		if e.Upstream == UpstreamPending {
+			if c.up == nil {
+				return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "no PCP server"}
+			}
+			e.ready = make(chan struct{})
+		}
+	}
+	e.exact = r.ExactPort
+	c.insertLocked(e)
+	return e, old, true, nil
+}
+
+// renewLocked updates x from r (lease, description) and returns it.
+func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
+	x.lifetime = r.Lifetime
+	if r.Lifetime > 0 {
+		x.Expires = now.Add(r.Lifetime)
+	} else {
+		x.Expires = time.Time{}
+	}
+	if r.Description != "" {
+		x.Description = r.Description
+	}
+	x.gen++
+	c.pushLocked(x)
+	if x.Upstream == UpstreamFailing && !x.busy {
+		x.renewAt = now
+		x.gen++
+		c.pushLocked(x)
+	}
+	c.dirtyLocked()
+	return x
+}
+
+// pickPortLocked chooses the external (WAN) port for a new IPv4 mapping.
+func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
+	addr, ip := r.Internal.Addr(), r.Internal.Port()
+	free := func(p uint16) bool {
+		if p == 0 || slices.Contains(c.cfg.ReservedPorts, p) {
+			return false
+		}
+		if x := c.byExt[extKey{proto: r.Proto, port: p}]; x != nil && x != replaced {
+			return false
+		}
+		return r.Origin == OriginStatic || permitted(c.cfg.Rules, p, addr, ip)
+	}
+	want := r.ExternalPort
+	if want == 0 {
+		want = ip
+	}
+	if free(want) {
+		return want, nil
+	}
+	if r.ExactPort {
+		switch {
+		case slices.Contains(c.cfg.ReservedPorts, want):
+			return 0, &Error{Code: CodeNotAuthorized, Msg: "the port is reserved"}
+		case r.Origin != OriginStatic && !permitted(c.cfg.Rules, want, addr, ip):
+			return 0, &Error{Code: CodeNotAuthorized, Msg: "not allowed by the permission rules"}
+		}
+		return 0, &Error{Code: CodeConflict, Msg: "the port is in use"}
+	}
+	if r.Origin != OriginStatic && !c.anyAllowed(addr, ip) {
+		return 0, &Error{Code: CodeNotAuthorized, Msg: "not allowed by the permission rules"}
+	}
+	const lo = 1024
+	p := max(want, lo)
+	for range math.MaxUint16 - lo + 1 {
+		if p == math.MaxUint16 {
+			p = lo
+		} else {
+			p++
+		}
+		if free(p) {
+			return p, nil
+		}
+	}
+	return 0, &Error{Code: CodeNoResources, Msg: "no free external port"}
+}
+
+// anyAllowed reports whether some allow rule could match addr:port before a
+// deny rule covering every external port does.
+func (c *Core) anyAllowed(addr netip.Addr, port uint16) bool {
+	for _, r := range c.cfg.Rules {
+		if !r.IntAddr.IsValid() || !r.IntAddr.Contains(addr) || port < r.IntLo || port > r.IntHi {
+			continue
+		}
+		if r.Allow {
+			return true
+		}
+		if r.ExtLo == 0 && r.ExtHi == math.MaxUint16 {
+			return false
+		}
+	}
+	return false
+}
+
+func (c *Core) insertLocked(e *entry) {
+	if e.ID == 0 {
+		for c.entries[c.nextID] != nil || c.nextID == 0 {
+			c.nextID = c.nextID%maxEntries + 1
+		}
+		e.ID = c.nextID
+		c.nextID = c.nextID%maxEntries + 1
+	}
+	c.seq++
+	e.seq = c.seq
+	c.entries[e.ID] = e
+	if !e.IsPinhole() {
+		c.byExt[e.key] = e
+	}
+	c.perClient[e.Client] = append(c.perClient[e.Client], e)
+	c.order = append(c.order, e)
+	c.pushLocked(e)
+	c.emitLocked(Event{Kind: EventMappings, Count: c.countLocked()})
+	c.dirtyLocked()
+}
+
+// removeLocked takes e out of the table and adds its kernel entries to
+// change. The caller deletes it upstream (upstreamDeleteBG) after unlocking.
+func (c *Core) removeLocked(e *entry, change *firewall.Change) {
+	if e.removed {
+		return
+	}
+	e.removed = true
+	e.gen++
+	delete(c.entries, e.ID)
+	if c.byExt[e.key] == e {
+		delete(c.byExt, e.key)
+	}
+	pc := c.perClient[e.Client]
+	if i := slices.Index(pc, e); i >= 0 {
+		pc = slices.Delete(pc, i, i+1)
+	}
+	if len(pc) == 0 {
+		delete(c.perClient, e.Client)
+	} else {
+		c.perClient[e.Client] = pc
+	}
+	if i, ok := slices.BinarySearchFunc(c.order, e.seq, func(x *entry, s uint64) int {
+		switch {
+		case x.seq < s:
+			return -1
+		case x.seq > s:
+			return 1
+		}
+		return 0
+	}); ok {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	change.DelForwards, change.DelPinholes = appendFW(change.DelForwards, change.DelPinholes, e, time.Time{})
+	if e.ready != nil {
+		select {
+		case <-e.ready:
+		default:
+			close(e.ready)
+		}
+	}
+	c.emitLocked(Event{Kind: EventMappings, Count: c.countLocked()})
+	c.dirtyLocked()
+}
+
+// appendFW appends e's kernel entries (with timeouts as of now, when now is
+// not zero).
+func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now time.Time) ([]firewall.Forward, []firewall.Pinhole) {
+	var timeout time.Duration
+	if !now.IsZero() && !e.Expires.IsZero() {
+		timeout = e.Expires.Sub(now) + firewallGrace
+	}
+	if e.IsPinhole() {
+		return fwds, append(pins, firewall.Pinhole{
+			Proto: uint8(e.Proto), To: e.Internal, Remote: e.RemoteHost, RemotePort: e.RemotePort, Timeout: timeout,
+		})
+	}
+	return append(fwds, firewall.Forward{
+		Proto: uint8(e.Proto), Port: e.WANPort, To: e.Internal, Remote: e.RemoteHost, Timeout: timeout,
+	}), pins
+}
+
+func (c *Core) apply(ctx context.Context, ch firewall.Change) error {
+	if ch.Empty() {
+		return nil
+	}
+	err := c.fw.Apply(ctx, ch)
+	if err != nil {
+		c.log.Error("firewall", "err", err)
+	}
+	return err
+}
+
+// Delete removes what s selects and returns how many mappings it removed
+// (0 and nil when nothing matched). With secure mode a host may delete only
+// its own mappings; static forwards are not deleted from the LAN.
+func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
+	s.Client = s.Client.Unmap()
+	s.Internal = netip.AddrPortFrom(s.Internal.Addr().Unmap(), s.Internal.Port())
+	c.mu.Lock()
+	es := c.selectLocked(s)
+	for _, e := range es {
+		if e.Origin == OriginStatic && s.Origin != OriginStatic {
+			c.mu.Unlock()
+			return 0, &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+		}
+		if c.cfg.SecureMode && s.Client.IsValid() && e.Client != s.Client {
+			c.mu.Unlock()
+			return 0, &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
+		}
+		if s.Nonce != nil && e.Nonce != *s.Nonce {
+			c.mu.Unlock()
+			return 0, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+		}
+	}
+	var change firewall.Change
+	for _, e := range es {
+		c.removeLocked(e, &change)
+	}
+	c.mu.Unlock()
+	err := c.apply(ctx, change)
+	for _, e := range es {
+		c.upstreamDeleteBG(e)
+	}
+	if err != nil {
+		return len(es), &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
+	}
+	return len(es), nil
+}
+
+// Renew changes the lease of mapping id (IGD:2 UpdatePinhole).
+func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime time.Duration) (Mapping, error) {
+	client = client.Unmap()
+	if lifetime < 0 {
+		return Mapping{}, &Error{Code: CodeInvalid, Msg: "negative lifetime"}
+	}
+	if lifetime > 0 {
+		lifetime = min(max(lifetime, c.cfg.MinLifetime), c.cfg.MaxLifetime)
+	}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	if !ok {
+		c.mu.Unlock()
+		return Mapping{}, &Error{Code: CodeNotFound, Msg: "no such mapping"}
+	}
+	if c.cfg.SecureMode && e.Client != client || e.Origin == OriginStatic {
+		c.mu.Unlock()
+		return Mapping{}, &Error{Code: CodeNotAuthorized, Msg: "the mapping belongs to another host"}
+	}
+	e = c.renewLocked(e, Request{Lifetime: lifetime}, now)
+	var change firewall.Change
+	change.AddForwards, change.AddPinholes = appendFW(nil, nil, e, now)
+	m := e.Mapping
+	c.mu.Unlock()
+	if err := c.apply(ctx, change); err != nil {
+		return m, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
+	}
+	return m, nil
+}
+
+// Packets returns how many packets went through pinhole id.
+func (c *Core) Packets(ctx context.Context, id uint32) (uint64, error) {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	var p firewall.Pinhole
+	if ok {
+		_, pins := appendFW(nil, nil, e, time.Time{})
+		if len(pins) == 1 {
+			p = pins[0]
+		} else {
+			ok = false
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		return 0, &Error{Code: CodeNotFound, Msg: "no such pinhole"}
+	}
+	n, err := c.fw.Packets(ctx, p)
+	if err != nil {
+		return 0, &Error{Code: CodeNetworkFailure, Msg: "firewall counters", Err: err}
+	}
+	return n, nil
+}
+
+// upstreamRequestLocked builds the PCP request for e (RFC 6970 §5.4, §5.5).
+func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
+	r := pcpclient.MapRequest{
+		Protocol:    uint8(e.Proto),
+		Description: e.Description,
+		Nonce:       pcp.Nonce(e.nonce),
+	}
+	switch c.mode {
+	case ModeDSLite:
+		r.Internal = e.Internal
+		r.ThirdParty = true
+	default:
+		r.Internal = netip.AddrPortFrom(c.wan, e.WANPort)
+	}
+	// Ask for the port the LAN sees; keep what the provider gave on renewals.
+	sug := e.key.port
+	if e.External.IsValid() {
+		sug = e.External.Port()
+		r.SuggestedExternal = e.External
+	} else {
+		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), sug)
+		if c.external.IsValid() {
+			r.SuggestedExternal = netip.AddrPortFrom(c.external, sug)
+		}
+	}
+	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
+	if e.RemoteHost.IsValid() {
+		bits := 32
+		if e.RemoteHost.Is6() {
+			bits = 128
+		}
+		r.Filters = []pcp.Filter{{Prefix: netip.PrefixFrom(e.RemoteHost, bits), RemotePort: e.RemotePort}}
+	}
+	// RFC 6970 asks for 2^32 for a lease with no end: the field holds
+	// 2^32-1; the server grants what it will and pcpgw renews.
+	r.Lifetime = math.MaxUint32
+	if !e.Expires.IsZero() {
+		left := time.Until(e.Expires)
+		r.Lifetime = uint32(max(left, time.Second) / time.Second)
+	}
+	return r
+}

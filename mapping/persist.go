@@ -1,0 +1,362 @@
+package mapping
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pcpgw/pcpgw/firewall"
+)
+
+// StateFile is the name of the state file in Config.StateDir.
+const StateFile = "state.json"
+
+const stateVersion = 1
+
+// persistCoalesce is the least time between two writes of the state file:
+// changes that come faster are written together.
+const persistCoalesce = 200 * time.Millisecond
+
+type stateFile struct {
+	Version    int            `json:"version"`
+	EpochStart time.Time      `json:"epoch_start"`
+	External   string         `json:"external,omitempty"`
+	Mappings   []stateMapping `json:"mappings"`
+}
+
+type stateMapping struct {
+	ID          uint32    `json:"id"`
+	Origin      string    `json:"origin"`
+	Client      string    `json:"client"`
+	Proto       string    `json:"proto"`
+	Internal    string    `json:"internal"`
+	External    string    `json:"external,omitempty"`
+	WANPort     uint16    `json:"wan_port,omitempty"`
+	RemoteHost  string    `json:"remote_host,omitempty"`
+	RemotePort  uint16    `json:"remote_port,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Nonce       string    `json:"nonce,omitempty"`
+	UpNonce     string    `json:"up_nonce,omitempty"`
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires,omitzero"`
+	Lifetime    int64     `json:"lifetime_s"`
+	Exact       bool      `json:"exact,omitempty"`
+	UpAt        time.Time `json:"up_at,omitzero"`
+}
+
+func (c *Core) dirtyLocked() {
+	select {
+	case c.persist <- struct{}{}:
+	default:
+	}
+}
+
+// persistLoop writes the state file after changes, at most every
+// persistCoalesce.
+func (c *Core) persistLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.quit:
+			return
+		case <-c.persist:
+		}
+		if err := c.writeState(); err != nil {
+			c.log.Warn("writing state", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.quit:
+			return
+		case <-time.After(persistCoalesce):
+		}
+	}
+}
+
+// snapshotLocked returns the state as it will be written.
+func (c *Core) snapshotLocked() stateFile {
+	st := stateFile{Version: stateVersion, EpochStart: c.epochStart, Mappings: make([]stateMapping, 0, len(c.order))}
+	if c.external.IsValid() {
+		st.External = c.external.String()
+	}
+	for _, e := range c.order {
+		sm := stateMapping{
+			ID: e.ID, Origin: e.Origin.String(), Client: e.Client.String(), Proto: e.Proto.String(),
+			Internal: e.Internal.String(), WANPort: e.WANPort, RemotePort: e.RemotePort,
+			Description: e.Description, Created: e.Created, Expires: e.Expires,
+			Lifetime: int64(e.lifetime / time.Second), Exact: e.exact, UpAt: e.upAt,
+		}
+		if e.External.IsValid() {
+			sm.External = e.External.String()
+		}
+		if e.RemoteHost.IsValid() {
+			sm.RemoteHost = e.RemoteHost.String()
+		}
+		if e.Nonce != (Nonce{}) {
+			sm.Nonce = hex.EncodeToString(e.Nonce[:])
+		}
+		if e.nonce != (Nonce{}) {
+			sm.UpNonce = hex.EncodeToString(e.nonce[:])
+		}
+		st.Mappings = append(st.Mappings, sm)
+	}
+	return st
+}
+
+// writeState writes the state file (and the lease file) atomically.
+func (c *Core) writeState() error {
+	if c.cfg.StateDir == "" && c.cfg.LeaseFile == "" {
+		return nil
+	}
+	c.mu.Lock()
+	st := c.snapshotLocked()
+	c.mu.Unlock()
+	if c.cfg.StateDir != "" {
+		b, err := json.MarshalIndent(st, "", "\t")
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), append(b, '\n')); err != nil {
+			return err
+		}
+	}
+	if c.cfg.LeaseFile != "" {
+		if err := writeAtomic(c.cfg.LeaseFile, leaseFile(st)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaseFile renders miniupnpd's lease-file format, one mapping a line:
+// PROTO:eport:iaddr:iport:timestamp:desc (timestamp: lease end in Unix
+// seconds, 0 for none). OpenWrt's UPnP status page reads it.
+func leaseFile(st stateFile) []byte {
+	var b bytes.Buffer
+	for _, m := range st.Mappings {
+		ia, err := netip.ParseAddrPort(m.Internal)
+		if err != nil || !ia.Addr().Is4() {
+			continue
+		}
+		eport := m.WANPort
+		if ext, err := netip.ParseAddrPort(m.External); err == nil && eport == 0 {
+			eport = ext.Port()
+		}
+		var ts int64
+		if !m.Expires.IsZero() {
+			ts = m.Expires.Unix()
+		}
+		desc := strings.ReplaceAll(m.Description, "\n", " ")
+		fmt.Fprintf(&b, "%s:%d:%s:%d:%d:%s\n", strings.ToUpper(m.Proto), eport, ia.Addr(), ia.Port(), ts, desc)
+	}
+	return b.Bytes()
+}
+
+// writeAtomic writes data to name through a temporary file, fsync and
+// rename, so a crash leaves the old file or the new one.
+func writeAtomic(name string, data []byte) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// load reads the state file, keeps the mappings whose lease still runs,
+// and makes the kernel hold exactly them. A corrupt file is kept aside and
+// the core starts clean.
+func (c *Core) load(ctx context.Context) error {
+	var st stateFile
+	if c.cfg.StateDir != "" {
+		name := filepath.Join(c.cfg.StateDir, StateFile)
+		b, err := os.ReadFile(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			c.log.Error("state file unreadable: starting clean", "file", name, "err", err)
+		default:
+			if err := json.Unmarshal(b, &st); err != nil || st.Version != stateVersion {
+				aside := name + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+				os.Rename(name, aside)
+				c.log.Error("state file corrupt: kept aside, starting clean", "file", name, "aside", aside, "err", err)
+				st = stateFile{}
+			}
+		}
+	}
+	now := time.Now()
+	if !st.EpochStart.IsZero() && !st.EpochStart.After(now) {
+		c.epochStart = st.EpochStart
+	}
+	if a, err := netip.ParseAddr(st.External); err == nil && c.mode != ModeLocal {
+		c.external = a
+	}
+	dropped := 0
+	for _, sm := range st.Mappings {
+		e, err := c.entryFromState(sm)
+		if err != nil {
+			c.log.Warn("state file: mapping skipped", "id", sm.ID, "err", err)
+			dropped++
+			continue
+		}
+		if !e.Expires.IsZero() && !e.Expires.After(now) {
+			dropped++
+			continue
+		}
+		if e.IsPinhole() {
+			c.insertLocked(e)
+			continue
+		}
+		if c.byExt[e.key] != nil {
+			dropped++
+			continue
+		}
+		switch c.mode {
+		case ModeLocal:
+			e.Upstream = UpstreamNone
+			e.External = netip.AddrPortFrom(c.wan, e.WANPort)
+		default:
+			e.Upstream = UpstreamPending
+			if e.UpAtValid() {
+				e.Upstream = UpstreamOK
+			}
+			e.ready = make(chan struct{})
+			close(e.ready)
+			e.renewAt = now // renewed (not duplicated: same nonce and internal) by Run
+		}
+		c.insertLocked(e)
+	}
+	var fwds []firewall.Forward
+	var pins []firewall.Pinhole
+	for _, e := range c.order {
+		fwds, pins = appendFW(fwds, pins, e, now)
+	}
+	if len(st.Mappings) > 0 {
+		c.log.Info("state loaded", "mappings", len(c.entries), "dropped", dropped)
+	}
+	if err := c.fw.Sync(ctx, fwds, pins); err != nil {
+		return fmt.Errorf("mapping: reconciling the firewall: %w", err)
+	}
+	return nil
+}
+
+// UpAtValid reports whether the provider had made e before the restart.
+func (e *entry) UpAtValid() bool { return !e.upAt.IsZero() }
+
+func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
+	e := &entry{}
+	e.ID = sm.ID
+	if e.ID == 0 || e.ID > maxEntries || c.entries[e.ID] != nil {
+		return nil, fmt.Errorf("bad or duplicate id %d", sm.ID)
+	}
+	switch sm.Origin {
+	case "upnp":
+		e.Origin = OriginUPnP
+	case "natpmp":
+		e.Origin = OriginNATPMP
+	case "pcp":
+		e.Origin = OriginPCP
+	case "static":
+		e.Origin = OriginStatic
+	default:
+		return nil, fmt.Errorf("origin %q", sm.Origin)
+	}
+	switch sm.Proto {
+	case "tcp":
+		e.Proto = TCP
+	case "udp":
+		e.Proto = UDP
+	default:
+		return nil, fmt.Errorf("proto %q", sm.Proto)
+	}
+	var err error
+	if e.Client, err = netip.ParseAddr(sm.Client); err != nil {
+		return nil, err
+	}
+	if e.Internal, err = netip.ParseAddrPort(sm.Internal); err != nil {
+		return nil, err
+	}
+	if sm.External != "" {
+		if e.External, err = netip.ParseAddrPort(sm.External); err != nil {
+			return nil, err
+		}
+	}
+	if sm.RemoteHost != "" {
+		if e.RemoteHost, err = netip.ParseAddr(sm.RemoteHost); err != nil {
+			return nil, err
+		}
+	}
+	if err := parseNonce(sm.Nonce, &e.Nonce); err != nil {
+		return nil, err
+	}
+	if err := parseNonce(sm.UpNonce, &e.nonce); err != nil {
+		return nil, err
+	}
+	e.WANPort, e.RemotePort = sm.WANPort, sm.RemotePort
+	e.Description = SanitizeDescription(sm.Description)
+	e.Created, e.Expires, e.upAt, e.exact = sm.Created, sm.Expires, sm.UpAt, sm.Exact
+	e.lifetime = time.Duration(sm.Lifetime) * time.Second
+	if e.IsPinhole() {
+		e.External = e.Internal
+		e.key = extKey{proto: e.Proto, addr: e.Internal.Addr(), port: e.Internal.Port()}
+	} else {
+		port := e.WANPort
+		if port == 0 {
+			port = e.External.Port()
+		}
+		if port == 0 {
+			return nil, errors.New("no external port")
+		}
+		e.key = extKey{proto: e.Proto, port: port}
+	}
+	return e, nil
+}
+
+func parseNonce(s string, n *Nonce) error {
+	if s == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(n) {
+		return fmt.Errorf("nonce %q", s)
+	}
+	copy(n[:], b)
+	return nil
+}
