@@ -10,13 +10,13 @@ import (
 // (`allow|deny ext_ports int_addr int_ports`): the first rule matching the
 // external port, the internal address and the internal port decides.
 type Rule struct {
-	Allow      bool
-	ExtLo      uint16
-	ExtHi      uint16
-	IntAddr    netip.Prefix
-	IntLo      uint16
-	IntHi      uint16
-	Comment    string
+	Allow   bool
+	ExtLo   uint16
+	ExtHi   uint16
+	IntAddr netip.Prefix
+	IntLo   uint16
+	IntHi   uint16
+	Comment string
 }
 
 // DefaultRules are miniupnpd's defaults: LAN hosts may map ports 1024-65535
