@@ -1,0 +1,302 @@
+package natpmp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/pcpgw/pcpgw/mapping"
+	"github.com/pcpgw/pcpgw/pcp"
+)
+
+// handlePCP answers a version-2 request (RFC 6887 §8.2, in its order).
+func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, b []byte, now time.Time) []byte {
+	client := src.Addr().WithZone("")
+	req, err := pcp.ParseRequest(b)
+	var perr *pcp.ParseError
+	if err != nil && !errors.As(err, &perr) {
+		// Shorter than the 24-octet header: dropped (§8.2).
+		s.stats.malformed.Add(1)
+		s.debug("malformed PCP request", "client", src, "len", len(b), "err", err)
+		return nil
+	}
+	s.countPCP(req.Opcode)
+	fail := func(code pcp.ResultCode, lifetime uint32) []byte {
+		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, lifetime, s.cfg.Core.Epoch(now))
+	}
+	// Length errors come first, then the client address check, then the
+	// opcode and its options (§8.2).
+	if perr != nil && (errors.Is(perr, pcp.ErrLong) || errors.Is(perr, pcp.ErrAlign)) {
+		return fail(perr.Result, errLifetime(perr.Result))
+	}
+	if req.Client != client {
+		return fail(pcp.AddressMismatch, errLifetime(pcp.AddressMismatch))
+	}
+	if perr != nil {
+		return fail(perr.Result, errLifetime(perr.Result))
+	}
+	switch req.Opcode {
+	case pcp.OpAnnounce:
+		// Answered here, never relayed (RFC 7648 §3.5, RFC 6887 §14.1.2).
+		return pcpAnnounceResponse(s.cfg.Core.Epoch(now))
+	case pcp.OpMap:
+		return s.pcpMap(ctx, client, b, &req, now)
+	case pcp.OpPeer:
+		return s.pcpPeer(client, b, &req, now)
+	}
+	return fail(pcp.UnsuppOpcode, errLifetime(pcp.UnsuppOpcode)) // ParseRequest knows only those three
+}
+
+func (s *Server) countPCP(op pcp.Opcode) {
+	switch op {
+	case pcp.OpAnnounce:
+		s.stats.pcpAnnounce.Add(1)
+	case pcp.OpMap:
+		s.stats.pcpMap.Add(1)
+	case pcp.OpPeer:
+		s.stats.pcpPeer.Add(1)
+	default:
+		s.stats.pcpOther.Add(1)
+	}
+}
+
+// pcpOpts is what the options of a MAP or PEER request ask for.
+type pcpOpts struct {
+	thirdParty  netip.Addr // the internal host named by THIRD_PARTY
+	exact       bool       // PREFER_FAILURE
+	hasFilter   bool       // at least one FILTER
+	remote      netip.Addr // the one remote host the FILTERs reduce to (zero: any)
+	remotePort  uint16
+	description string
+	processed   []pcp.Option // echoed in a success response (§7.3)
+}
+
+// pcpOptions processes the options ParseRequest accepted; a non-zero code
+// is the error to answer (nothing has been changed yet).
+func (s *Server) pcpOptions(client netip.Addr, req *pcp.Request) (pcpOpts, pcp.ResultCode) {
+	var o pcpOpts
+	var filters []pcp.Filter
+	for _, opt := range req.Options {
+		switch opt.Code {
+		case pcp.OptThirdParty:
+			// §13.1: refused (UNSUPP_OPTION, as §7.3 says for a disabled
+			// option or an unauthorized client) unless enabled, and then
+			// only for another host on a LAN prefix; naming the sender
+			// itself is MALFORMED_REQUEST.
+			if !s.cfg.ThirdParty {
+				return o, pcp.UnsuppOption
+			}
+			tp := opt.ThirdParty.Unmap().WithZone("")
+			if tp == client {
+				return o, pcp.MalformedRequest
+			}
+			view := s.lan.Load()
+			if !tp.IsValid() || !view.onLink(tp) || view.isLocal(tp) || tp.IsMulticast() {
+				return o, pcp.UnsuppOption
+			}
+			o.thirdParty = tp
+		case pcp.OptPreferFailure:
+			o.exact = true
+		case pcp.OptFilter:
+			o.hasFilter = true
+			if opt.Filter.Prefix.Bits() <= 0 {
+				filters = filters[:0] // "no filter" removes the previous ones (§13.3)
+			} else {
+				filters = append(filters, opt.Filter)
+			}
+		case pcp.OptDescription:
+			if opt.Raw != nil {
+				continue // not valid UTF-8: ignored, not processed
+			}
+			o.description = opt.Description
+		default:
+			continue // optional options pcpgw does not process (§7.3)
+		}
+		o.processed = append(o.processed, opt)
+	}
+	// The core keeps one remote host and port per mapping: the FILTERs
+	// must come down to one host (full-length prefix); anything wider but
+	// not "all" cannot be enforced as asked and is refused without change
+	// (§13.3: a FILTER not processed is an error).
+	for i, f := range filters {
+		if !f.Prefix.IsSingleIP() || (i > 0 && f != filters[0]) {
+			return o, pcp.UnsuppOption
+		}
+	}
+	if len(filters) > 0 {
+		o.remote, o.remotePort = filters[0].Prefix.Addr().WithZone(""), filters[0].RemotePort
+	}
+	return o, pcp.Success
+}
+
+// pcpMap creates, renews or deletes a mapping (RFC 6887 §11.3, §15.1;
+// RFC 7648 §3: the core answers from its table or goes upstream).
+func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+	fail := func(code pcp.ResultCode, lifetime uint32) []byte {
+		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, lifetime, s.cfg.Core.Epoch(now))
+	}
+	m := req.Map
+	opts, code := s.pcpOptions(client, req)
+	if code != pcp.Success {
+		return fail(code, errLifetime(code))
+	}
+	host := client
+	if opts.thirdParty.IsValid() {
+		host = opts.thirdParty
+	}
+	internal := netip.AddrPortFrom(host, m.InternalPort)
+	answer := func(external netip.AddrPort, lifetime uint32) []byte {
+		r := pcp.Response{
+			Version: pcp.Version, Opcode: pcp.OpMap, Result: pcp.Success,
+			Lifetime: lifetime, Epoch: s.cfg.Core.Epoch(now),
+			Map: &pcp.Map{
+				Nonce: m.Nonce, Protocol: m.Protocol, InternalPort: m.InternalPort,
+				ExternalPort: external.Port(), ExternalAddr: external.Addr(),
+			},
+			Options: opts.processed,
+		}
+		return r.AppendMarshal(make([]byte, 0, pcp.HeaderSize+pcp.MapSize+len(b)))
+	}
+	proto := mapping.Proto(m.Protocol)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
+	defer cancel()
+	if req.Lifetime == 0 {
+		if m.Protocol == 0 && m.InternalPort != 0 {
+			return fail(pcp.MalformedRequest, errLifetime(pcp.MalformedRequest)) // §15.1
+		}
+		// The suggested external address and port are copied back (§15.1).
+		echo := netip.AddrPortFrom(m.ExternalAddr, m.ExternalPort)
+		if m.InternalPort == 0 || (proto != mapping.TCP && proto != mapping.UDP) {
+			// Wildcard, all-protocol or other-protocol mappings are never
+			// made here: deleting one that does not exist succeeds.
+			return answer(echo, 0)
+		}
+		nonce := mapping.Nonce(m.Nonce)
+		_, err := s.cfg.Core.Delete(cctx, mapping.Selector{
+			Client:   client,
+			Proto:    proto,
+			Internal: internal,
+			Nonce:    &nonce,
+		})
+		if err != nil {
+			code, lifetime := mapping.PCPResult(err)
+			if code != pcp.Success {
+				return fail(code, lifetime)
+			}
+		}
+		return answer(echo, 0)
+	}
+	if m.Protocol == 0 || m.InternalPort == 0 || (proto != mapping.TCP && proto != mapping.UDP) {
+		// All-protocol ("DMZ") and all-port mappings, and protocols other
+		// than TCP and UDP, are not offered (§11.3).
+		return fail(pcp.UnsuppProtocol, errLifetime(pcp.UnsuppProtocol))
+	}
+	if host.Is6() && !s.cfg.Core.PinholesEnabled() {
+		return fail(pcp.NotAuthorized, errLifetime(pcp.NotAuthorized))
+	}
+	if opts.remote.IsValid() && opts.remote.Is4() != host.Is4() {
+		return fail(pcp.MalformedOption, errLifetime(pcp.MalformedOption))
+	}
+	remote, remotePort := opts.remote, opts.remotePort
+	if !opts.hasFilter {
+		// A renewal without FILTER keeps the filter it had (§13.3: filters
+		// are only added, or removed by a prefix length of 0).
+		for _, old := range s.cfg.Core.Find(mapping.Selector{Client: client, Proto: proto, Internal: internal}) {
+			remote, remotePort = old.RemoteHost, old.RemotePort
+			break
+		}
+	}
+	var suggested netip.Addr
+	if a := m.ExternalAddr; a.IsValid() && !a.IsUnspecified() {
+		suggested = a
+	}
+	want := s.clampLifetime(req.Lifetime)
+	got, err := s.cfg.Core.Map(cctx, mapping.Request{
+		Origin:       mapping.OriginPCP,
+		Client:       client,
+		Proto:        proto,
+		Internal:     internal,
+		ExternalPort: m.ExternalPort,
+		ExternalAddr: suggested,
+		Lifetime:     want,
+		ExactPort:    opts.exact,
+		RemoteHost:   remote,
+		RemotePort:   remotePort,
+		Description:  opts.description,
+		Nonce:        mapping.Nonce(m.Nonce),
+	})
+	if err != nil {
+		code, lifetime := mapping.PCPResult(err)
+		if code == pcp.Success {
+			code, lifetime = pcp.NetworkFailure, errLifetime(pcp.NetworkFailure)
+		}
+		return fail(code, lifetime)
+	}
+	return answer(got.External, leaseSeconds(got, want, now))
+}
+
+// pcpPeer answers PEER (RFC 6887 §12.3). The core has no outbound mappings
+// to create, so pcpgw answers what it knows:
+//   - an IPv6 internal address: the CPE is a pure firewall for it and
+//     outbound traffic is allowed, so the answer is the stateless one
+//     (§11.3): external = internal, the requested lifetime clamped;
+//   - an IPv4 internal address with a mapping of the requester for that
+//     protocol and internal port whose filter admits the peer: that
+//     mapping's external address and port and its lease left (nothing is
+//     changed, the mapping is renewed with MAP);
+//   - otherwise NO_RESOURCES with a short error lifetime: the external port
+//     an outbound flow will get at the provider's NAT cannot be known or
+//     reserved from here.
+func (s *Server) pcpPeer(client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+	fail := func(code pcp.ResultCode) []byte {
+		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, errLifetime(code), s.cfg.Core.Epoch(now))
+	}
+	p := req.Peer
+	opts, code := s.pcpOptions(client, req)
+	if code != pcp.Success {
+		return fail(code)
+	}
+	host := client
+	if opts.thirdParty.IsValid() {
+		host = opts.thirdParty
+	}
+	proto := mapping.Proto(p.Protocol)
+	if proto != mapping.TCP && proto != mapping.UDP {
+		return fail(pcp.UnsuppProtocol)
+	}
+	peer := p.RemoteAddr.Unmap()
+	if p.InternalPort == 0 || p.RemotePort == 0 || !peer.IsValid() || peer.IsUnspecified() ||
+		peer.IsLoopback() || peer.IsMulticast() || peer.Is4() != host.Is4() {
+		return fail(pcp.MalformedRequest) // §12.3: an invalid remote peer
+	}
+	answer := func(external netip.AddrPort, lifetime uint32) []byte {
+		r := pcp.Response{
+			Version: pcp.Version, Opcode: pcp.OpPeer, Result: pcp.Success,
+			Lifetime: lifetime, Epoch: s.cfg.Core.Epoch(now),
+			Peer: &pcp.Peer{
+				Map: pcp.Map{
+					Nonce: p.Nonce, Protocol: p.Protocol, InternalPort: p.InternalPort,
+					ExternalPort: external.Port(), ExternalAddr: external.Addr(),
+				},
+				RemotePort: p.RemotePort, RemoteAddr: p.RemoteAddr,
+			},
+			Options: opts.processed,
+		}
+		return r.AppendMarshal(make([]byte, 0, pcp.HeaderSize+pcp.PeerSize+len(b)))
+	}
+	want := s.clampLifetime(req.Lifetime)
+	if host.Is6() {
+		if req.Lifetime == 0 {
+			return answer(netip.AddrPortFrom(host, p.InternalPort), 0)
+		}
+		return answer(netip.AddrPortFrom(host, p.InternalPort), uint32(want/time.Second))
+	}
+	for _, m := range s.cfg.Core.Find(mapping.Selector{Client: client, Proto: proto, Internal: netip.AddrPortFrom(host, p.InternalPort)}) {
+		if m.RemoteHost.IsValid() && (m.RemoteHost != peer || (m.RemotePort != 0 && m.RemotePort != p.RemotePort)) {
+			continue
+		}
+		return answer(m.External, leaseSeconds(m, want, now))
+	}
+	return fail(pcp.NoResources)
+}
