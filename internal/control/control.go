@@ -1,0 +1,181 @@
+// Package control is the local control channel of a running pcpgw: a unix
+// socket (mode 0600) on which `pcpgw status` and `pcpgw list` ask the daemon.
+//
+// The protocol is one request line ("status" or "list") and one JSON
+// document in answer, then the daemon closes the connection.
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Status is the answer to "status".
+type Status struct {
+	Version    string            `json:"version"`
+	Started    time.Time         `json:"started"`
+	Mode       string            `json:"mode"`
+	ModeConfig string            `json:"mode_config"`
+	WAN        string            `json:"wan"`
+	WANAddr    string            `json:"wan_addr"`
+	External   string            `json:"external_addr"`
+	Epoch      uint32            `json:"epoch"`
+	Upstream   Upstream          `json:"upstream"`
+	Listeners  []string          `json:"listeners"`
+	Mappings   int               `json:"mappings"`
+	Pinholes   int               `json:"pinholes"`
+	Pending    int               `json:"pending"`
+	Failing    int               `json:"failing"`
+	Counters   map[string]uint64 `json:"counters,omitempty"`
+}
+
+// Upstream is the provider side of the status.
+type Upstream struct {
+	Servers    []string  `json:"servers"`
+	Server     string    `json:"server,omitempty"`
+	Protocol   string    `json:"protocol,omitempty"`
+	Epoch      uint32    `json:"epoch"`
+	Reachable  bool      `json:"reachable"`
+	LastAnswer time.Time `json:"last_answer,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	Sent       uint64    `json:"sent"`
+	Received   uint64    `json:"received"`
+	Dropped    uint64    `json:"dropped"`
+}
+
+// Row is one mapping in the answer to "list".
+type Row struct {
+	ID          uint32 `json:"id"`
+	Proto       string `json:"proto"`
+	External    string `json:"external"`
+	WANPort     uint16 `json:"wan_port,omitempty"`
+	Internal    string `json:"internal"`
+	Client      string `json:"client"`
+	LeaseLeft   int64  `json:"lease_left_s"` // -1: no end
+	Origin      string `json:"origin"`
+	Upstream    string `json:"upstream"`
+	Description string `json:"description,omitempty"`
+}
+
+// Source answers the requests; the daemon implements it.
+type Source interface {
+	Status() Status
+	List() []Row
+}
+
+// Server serves a Source on a unix socket.
+type Server struct {
+	path string
+	ln   net.Listener
+	src  Source
+	log  *slog.Logger
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// Listen creates the socket at path (mode 0600), replacing a stale one left
+// by a dead daemon but refusing to take over a live one.
+func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control: %s: another pcpgw is running", path)
+	}
+	os.Remove(path)
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	return &Server{path: path, ln: ln, src: src, log: log.With("component", "control")}, nil
+}
+
+// Serve answers until ctx ends or Close is called.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				s.wg.Wait()
+				return nil
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+	if err != nil {
+		return
+	}
+	var v any
+	switch strings.TrimSpace(line) {
+	case "status":
+		v = s.src.Status()
+	case "list":
+		rows := s.src.List()
+		if rows == nil {
+			rows = []Row{}
+		}
+		v = rows
+	default:
+		v = map[string]string{"error": "unknown request"}
+	}
+	if err := json.NewEncoder(c).Encode(v); err != nil {
+		s.log.Debug("answer", "err", err)
+	}
+}
+
+// Close stops the server and removes the socket; idempotent.
+func (s *Server) Close() error {
+	s.once.Do(func() { s.ln.Close() })
+	return nil
+}
+
+// Ask sends one request to the daemon at path and decodes its answer into v.
+func Ask(ctx context.Context, path, req string, v any) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return fmt.Errorf("is pcpgw running? %w", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(c, req+"\n"); err != nil {
+		return err
+	}
+	if err := json.NewDecoder(c).Decode(v); err != nil {
+		return fmt.Errorf("control: reading the answer: %w", err)
+	}
+	return nil
+}
