@@ -1,0 +1,529 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/mdlayher/netlink"
+)
+
+// DefaultTable is the table name used when Config.Table is empty.
+const DefaultTable = "pcpgw"
+
+// DefaultMark is the conntrack mark bit used when Config.Mark is 0: pcpgw
+// sets it on every flow it accepts, and a main firewall honours it with
+// `ct mark & 0x20000000 == 0x20000000 accept` (see fw4-include.nft).
+const DefaultMark uint32 = 0x20000000
+
+// Config configures New.
+type Config struct {
+	// Table is the nftables table name in family inet; "" means DefaultTable.
+	Table string
+	// WAN is the WAN interface name: DNAT and pinholes match packets
+	// arriving on it. Required.
+	WAN string
+	// LAN are the LAN interface names (hairpin NAT, hairpin accept).
+	// nil: no hairpin.
+	LAN []string
+	// WANAddr is the CPE's WAN IPv4 address, used for hairpin NAT; the zero
+	// value means unknown (no hairpin until SetWANAddr).
+	WANAddr netip.Addr
+	// IPv6Baseline installs the RFC 6092 simple security baseline for
+	// inbound IPv6 (for systems with no other firewall); false: pcpgw only
+	// accepts and marks what it is asked to.
+	IPv6Baseline bool
+	// Mark is the conntrack mark bit(s) set on flows pcpgw accepts; 0 means
+	// DefaultMark.
+	Mark uint32
+	// Logger receives the package's logs; nil discards them.
+	Logger *slog.Logger
+	// NetNS is a file descriptor of the network namespace to work in; 0 is
+	// the current namespace.
+	NetNS int
+}
+
+// NFT is the nftables implementation of pcpgw's firewall: one table in
+// family inet holding static rules and sets/maps whose elements are the
+// forwards and pinholes. The methods are safe for concurrent use.
+type NFT struct {
+	cfg  Config
+	mark uint32
+	log  *slog.Logger
+
+	mu             sync.Mutex // serialises batches on conn
+	conn           *nftables.Conn
+	table          *nftables.Table
+	sets           *tableSets
+	refreshInPlace bool // kernel updates an element's timeout on re-add
+	closed         bool
+}
+
+type tableSets struct {
+	elems  [numElemSets]*nftables.Set
+	lanIfs *nftables.Set
+	wan4   *nftables.Set
+}
+
+// New creates table inet <Table>, or adopts it when it exists (left by a
+// previous pcpgw, even one killed): its chains' rules are replaced in one
+// batch, while its set and map elements are kept for Sync to reconcile.
+func New(cfg Config) (*NFT, error) {
+	if cfg.WAN == "" {
+		return nil, errors.New("firewall: Config.WAN is required")
+	}
+	if len(cfg.WAN) >= 16 {
+		return nil, fmt.Errorf("firewall: WAN interface name %q too long", cfg.WAN)
+	}
+	for _, l := range cfg.LAN {
+		if l == "" || len(l) >= 16 {
+			return nil, fmt.Errorf("firewall: bad LAN interface name %q", l)
+		}
+	}
+	if cfg.WANAddr.IsValid() && !cfg.WANAddr.Unmap().Is4() {
+		return nil, fmt.Errorf("firewall: WAN address %v is not IPv4", cfg.WANAddr)
+	}
+	if cfg.Table == "" {
+		cfg.Table = DefaultTable
+	}
+	f := &NFT{cfg: cfg, mark: cfg.Mark, log: cfg.Logger}
+	if f.mark == 0 {
+		f.mark = DefaultMark
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	f.log = f.log.With("component", "firewall")
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		// Large Sync batches; the kernel caps this at wmem_max.
+		return c.SetWriteBuffer(4 << 20)
+	})}
+	if cfg.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: netlink: %w", err)
+	}
+	f.conn = conn
+	f.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
+	if err := f.install(); err != nil {
+		// An incompatible table from another version: start over.
+		f.log.Warn("replacing incompatible table", "table", cfg.Table, "err", err)
+		f.conn.DelTable(f.table)
+		if derr := f.conn.Flush(); derr != nil && !errors.Is(derr, syscall.ENOENT) {
+			conn.CloseLasting()
+			return nil, fmt.Errorf("firewall: install table %s: %w (delete: %v)", cfg.Table, err, derr)
+		}
+		if err := f.install(); err != nil {
+			conn.CloseLasting()
+			return nil, fmt.Errorf("firewall: install table %s: %w", cfg.Table, err)
+		}
+	}
+	if f.refreshInPlace, err = f.probe(); err != nil {
+		conn.CloseLasting()
+		return nil, fmt.Errorf("firewall: probe: %w", err)
+	}
+	f.log.Debug("table ready", "table", cfg.Table, "refresh_in_place", f.refreshInPlace)
+	return f, nil
+}
+
+func newSets(t *nftables.Table) *tableSets {
+	s := &tableSets{}
+	for i, d := range setDefs {
+		keyTypes := make([]nftables.SetDatatype, len(d.key))
+		for j, k := range d.key {
+			keyTypes[j] = fieldType(k)
+		}
+		set := &nftables.Set{
+			Table:         t,
+			Name:          d.name,
+			KeyType:       nftables.MustConcatSetType(keyTypes...),
+			Concatenation: len(d.key) > 1,
+			HasTimeout:    true,
+			Counter:       d.counter,
+		}
+		if d.val != nil {
+			valTypes := make([]nftables.SetDatatype, len(d.val))
+			for j, v := range d.val {
+				valTypes[j] = fieldType(v)
+			}
+			set.IsMap = true
+			set.DataType = nftables.MustConcatSetType(valTypes...)
+		}
+		s.elems[i] = set
+	}
+	s.lanIfs = &nftables.Set{Table: t, Name: setLANIf, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.BigEndian}
+	s.wan4 = &nftables.Set{Table: t, Name: setWAN4, KeyType: nftables.TypeIPAddr}
+	return s
+}
+
+func fieldType(f field) nftables.SetDatatype {
+	switch f {
+	case fProto:
+		return nftables.TypeInetProto
+	case fPort:
+		return nftables.TypeInetService
+	case fIPv4:
+		return nftables.TypeIPAddr
+	default:
+		return nftables.TypeIP6Addr
+	}
+}
+
+// install creates (or adopts) the table, its sets and chains, and replaces
+// the chains' rules, in one batch.
+func (f *NFT) install() error {
+	c := f.conn
+	c.AddTable(f.table)
+	f.sets = newSets(f.table)
+	for _, s := range f.sets.elems {
+		if err := c.AddSet(s, nil); err != nil {
+			return err
+		}
+	}
+	for _, s := range []*nftables.Set{f.sets.lanIfs, f.sets.wan4} {
+		if err := c.AddSet(s, nil); err != nil {
+			return err
+		}
+		c.FlushSet(s)
+	}
+	var lans []nftables.SetElement
+	for _, l := range f.cfg.LAN {
+		lans = append(lans, nftables.SetElement{Key: ifname(l)})
+	}
+	if len(lans) > 0 {
+		if err := c.SetAddElements(f.sets.lanIfs, lans); err != nil {
+			return err
+		}
+	}
+	if a := f.cfg.WANAddr.Unmap(); a.Is4() {
+		if err := c.SetAddElements(f.sets.wan4, []nftables.SetElement{{Key: a.AsSlice()}}); err != nil {
+			return err
+		}
+	}
+	accept := nftables.ChainPolicyAccept
+	chains := map[string]*nftables.Chain{
+		chainPrerouting: {Name: chainPrerouting, Table: f.table, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioDNAT), Policy: &accept},
+		chainPostrouting: {Name: chainPostrouting, Table: f.table, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(prioSNAT), Policy: &accept},
+		chainForward: {Name: chainForward, Table: f.table, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioForward), Policy: &accept},
+		chainWAN6In: {Name: chainWAN6In, Table: f.table},
+	}
+	rules := f.rules(f.sets)
+	// The regular chain first: the forward chain's rules jump to it.
+	for _, name := range []string{chainWAN6In, chainPrerouting, chainPostrouting, chainForward} {
+		ch := c.AddChain(chains[name])
+		c.FlushChain(ch)
+		for _, exprs := range rules[name] {
+			c.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: exprs})
+		}
+	}
+	return c.Flush()
+}
+
+// probe finds out whether re-adding an existing element updates its
+// timeout (Linux 6.10 and later) or leaves it alone (older kernels, where
+// a refresh must delete and add the element again in the batch).
+func (f *NFT) probe() (bool, error) {
+	s := &nftables.Set{Table: f.table, Name: setProbe, KeyType: nftables.TypeInetService, HasTimeout: true}
+	key := binaryutil.BigEndian.PutUint16(1)
+	c := f.conn
+	if err := c.AddSet(s, nil); err != nil {
+		return false, err
+	}
+	c.FlushSet(s)
+	if err := c.SetAddElements(s, []nftables.SetElement{{Key: key, Timeout: time.Hour}}); err != nil {
+		return false, err
+	}
+	if err := c.Flush(); err != nil {
+		return false, err
+	}
+	if err := c.SetAddElements(s, []nftables.SetElement{{Key: key, Timeout: 2 * time.Hour}}); err != nil {
+		return false, err
+	}
+	if err := c.Flush(); err != nil {
+		return false, err
+	}
+	els, err := c.GetSetElements(s)
+	if err != nil {
+		return false, err
+	}
+	c.DelSet(s)
+	if err := c.Flush(); err != nil {
+		return false, err
+	}
+	return len(els) == 1 && els[0].Timeout == 2*time.Hour, nil
+}
+
+// queue appends the messages for p to the connection's pending batch:
+// dels are added (so a missing element cannot fail the batch) then
+// deleted, then adds are added.
+func (f *NFT) queue(p plan) error {
+	c := f.conn
+	var delByset, addBySet [numElemSets][]nftables.SetElement
+	for _, e := range p.dels {
+		delByset[e.set] = append(delByset[e.set], nftables.SetElement{Key: e.key, Val: e.val})
+	}
+	for _, e := range p.adds {
+		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val, Timeout: e.timeout})
+	}
+	for i, els := range delByset {
+		if len(els) == 0 {
+			continue
+		}
+		if err := c.SetAddElements(f.sets.elems[i], els); err != nil {
+			return err
+		}
+		if err := c.SetDeleteElements(f.sets.elems[i], els); err != nil {
+			return err
+		}
+	}
+	for i, els := range addBySet {
+		if len(els) == 0 {
+			continue
+		}
+		if err := c.SetAddElements(f.sets.elems[i], els); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply sends c to the kernel in one netlink batch, deletions first.
+// Adding an entry that exists refreshes its timeout; adding one whose key
+// (protocol and WAN port, for a forward) is held with another target
+// replaces it; deleting a missing entry is not an error.
+func (f *NFT) Apply(ctx context.Context, c Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dels, adds, err := changeElems(c)
+	if err != nil {
+		return err
+	}
+	if len(dels)+len(adds) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	if err := f.queue(planChange(dels, adds, f.refreshInPlace)); err != nil {
+		return fmt.Errorf("firewall: apply: %w", err)
+	}
+	err = f.conn.Flush()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("firewall: apply: %w", err)
+	}
+	// The kernel disagrees with the caller (a key held with another value):
+	// read the touched sets and send an exact batch.
+	f.log.Debug("apply: repairing from kernel state", "err", err)
+	kernel, rerr := f.readSets(touched(dels, adds))
+	if rerr != nil {
+		return fmt.Errorf("firewall: apply: %w (reading state: %v)", err, rerr)
+	}
+	if err := f.queue(planRepair(kernel, dels, adds, f.refreshInPlace)); err != nil {
+		return fmt.Errorf("firewall: apply: %w", err)
+	}
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("firewall: apply: %w", err)
+	}
+	return nil
+}
+
+func touched(lists ...[]elem) []setID {
+	var seen [numElemSets]bool
+	var out []setID
+	for _, l := range lists {
+		for _, e := range l {
+			if !seen[e.set] {
+				seen[e.set] = true
+				out = append(out, e.set)
+			}
+		}
+	}
+	return out
+}
+
+// readSets returns the current elements of the given sets.
+func (f *NFT) readSets(ids []setID) ([]elem, error) {
+	var out []elem
+	for _, id := range ids {
+		els, err := f.conn.GetSetElements(f.sets.elems[id])
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", setDefs[id].name, err)
+		}
+		klen, vlen := fieldsLen(setDefs[id].key), fieldsLen(setDefs[id].val)
+		for _, e := range els {
+			if len(e.Key) != klen || len(e.Val) != vlen {
+				return nil, fmt.Errorf("list %s: element %x:%x has the wrong size", setDefs[id].name, e.Key, e.Val)
+			}
+			var val []byte
+			if vlen > 0 {
+				val = e.Val
+			}
+			out = append(out, elem{set: id, key: e.Key, val: val, timeout: e.Timeout})
+		}
+	}
+	return out, nil
+}
+
+// maxSyncBatch bounds the elements per batch Sync sends, to stay within the
+// netlink socket's buffer.
+const maxSyncBatch = 2000
+
+// Sync makes the kernel hold exactly fwds and pins: it reads the table's
+// elements, deletes what is not wanted and adds what is missing (refreshing
+// the timeouts of what is kept). It never flushes the sets, so entries that
+// stay wanted keep working throughout.
+func (f *NFT) Sync(ctx context.Context, fwds []Forward, pins []Pinhole) error {
+	want, err := wantedElems(fwds, pins)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	all := make([]setID, numElemSets)
+	for i := range all {
+		all[i] = setID(i)
+	}
+	kernel, err := f.readSets(all)
+	if err != nil {
+		return fmt.Errorf("firewall: sync: %w", err)
+	}
+	p := planSync(kernel, want, f.refreshInPlace)
+	f.log.Debug("sync", "kernel", len(kernel), "wanted", len(want), "delete", len(p.dels), "add", len(p.adds))
+	// Deletions first (all batches), then additions.
+	for len(p.dels) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(p.dels), maxSyncBatch)
+		if err := f.queue(plan{dels: p.dels[:n]}); err != nil {
+			return fmt.Errorf("firewall: sync: %w", err)
+		}
+		if err := f.conn.Flush(); err != nil {
+			return fmt.Errorf("firewall: sync: %w", err)
+		}
+		p.dels = p.dels[n:]
+	}
+	for len(p.adds) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(p.adds), maxSyncBatch)
+		if err := f.queue(plan{adds: p.adds[:n]}); err != nil {
+			return fmt.Errorf("firewall: sync: %w", err)
+		}
+		if err := f.conn.Flush(); err != nil {
+			return fmt.Errorf("firewall: sync: %w", err)
+		}
+		p.adds = p.adds[n:]
+	}
+	return nil
+}
+
+// ErrNotFound is returned by Packets for a pinhole the kernel does not hold.
+var ErrNotFound = errors.New("firewall: no such entry")
+
+// Packets returns the number of packets that were accepted through p (the
+// element's counter; it counts every inbound packet matching the pinhole,
+// not only the first of each connection). It lists the pinhole's set, so it
+// is meant for occasional queries (IGD GetPinholePackets), not per packet.
+func (f *NFT) Packets(ctx context.Context, p Pinhole) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	e, err := pinholeElem(p)
+	if err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, ErrClosed
+	}
+	els, err := f.conn.GetSetElements(f.sets.elems[e.set])
+	if err != nil {
+		return 0, fmt.Errorf("firewall: packets: %w", err)
+	}
+	for _, k := range els {
+		if string(k.Key) == string(e.key) {
+			if k.Counter == nil {
+				return 0, nil
+			}
+			return k.Counter.Packets, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: pinhole %v", ErrNotFound, p.To)
+}
+
+// SetWANAddr replaces the CPE's WAN address used for hairpin NAT; the zero
+// Addr removes it (no hairpin).
+func (f *NFT) SetWANAddr(ctx context.Context, a netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a = a.Unmap()
+	if a.IsValid() && !a.Is4() {
+		return fmt.Errorf("%w: WAN address %v is not IPv4", ErrInvalid, a)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	f.conn.FlushSet(f.sets.wan4)
+	if a.IsValid() {
+		if err := f.conn.SetAddElements(f.sets.wan4, []nftables.SetElement{{Key: a.AsSlice()}}); err != nil {
+			return fmt.Errorf("firewall: wan address: %w", err)
+		}
+	}
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("firewall: wan address: %w", err)
+	}
+	f.cfg.WANAddr = a
+	return nil
+}
+
+// Close removes the table (a clean exit) and closes the netlink socket.
+// It is idempotent; a table already gone is not an error.
+func (f *NFT) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	f.conn.DelTable(f.table)
+	err := f.conn.Flush()
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	if cerr := f.conn.CloseLasting(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("firewall: close: %w", err)
+	}
+	return nil
+}

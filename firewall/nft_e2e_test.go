@@ -1,0 +1,287 @@
+package firewall_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/internal/lab"
+)
+
+// setup builds a lab (lan -- cpe -- isp -- net) and a firewall in cpe.
+func setup(t *testing.T, baseline bool) (*lab.Lab, *firewall.NFT) {
+	t.Helper()
+	l := lab.New(t, lab.Options{NoMiniupnpd: true})
+	fw := newFW(t, l, firewall.Config{IPv6Baseline: baseline})
+	return l, fw
+}
+
+func newFW(t testing.TB, l *lab.Lab, cfg firewall.Config) *firewall.NFT {
+	t.Helper()
+	ns, err := os.Open(filepath.Join("/run/netns", l.CPE.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	cfg.WAN, cfg.LAN, cfg.NetNS = l.CPEWANIf, []string{l.CPELANIf}, int(ns.Fd())
+	if !cfg.WANAddr.IsValid() {
+		cfg.WANAddr = netip.MustParseAddr(lab.CPEWAN4)
+	}
+	fw, err := firewall.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	return fw
+}
+
+// listen starts a TCP and a UDP echo-ish server in ns: TCP accepts and
+// writes "hello"; UDP answers every datagram with "hello".
+func listen(t *testing.T, ns *lab.NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	ns.Do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); pc.Close(); wg.Wait() })
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello"))
+			c.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_ = n
+			pc.WriteTo([]byte("hello"), from)
+		}
+	}()
+}
+
+// reach reports whether a TCP connection (or UDP exchange) from ns to addr
+// gets "hello" back within a short timeout.
+func reach(t *testing.T, ns *lab.NS, network, addr string) bool {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() {
+		c, err = net.DialTimeout(network, addr, 700*time.Millisecond)
+	})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(700 * time.Millisecond))
+	if network == "udp" {
+		if _, err := c.Write([]byte("hi")); err != nil {
+			return false
+		}
+	}
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	return err == nil && string(buf[:n]) == "hello"
+}
+
+
+const (
+	tcp = 6
+	udp = 17
+)
+
+func apply(t *testing.T, fw *firewall.NFT, c firewall.Change) {
+	t.Helper()
+	if err := fw.Apply(context.Background(), c); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+func wantReach(t *testing.T, ns *lab.NS, network, addr string, want bool) {
+	t.Helper()
+	if got := reach(t, ns, network, addr); got != want {
+		t.Errorf("%s %s from %s: reached %v, want %v", network, addr, ns.Name, got, want)
+	}
+}
+
+// Issue 4 (IPv4): a forward makes TCP and UDP from the provider side reach
+// the LAN host; removing it stops new flows; hairpin from the LAN works.
+func TestForward(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	to := netip.MustParseAddrPort("192.0.2.100:8080")
+	fwds := []firewall.Forward{{Proto: tcp, Port: 18080, To: to}, {Proto: udp, Port: 18080, To: to}}
+	wan := lab.CPEWAN4 + ":18080"
+
+	wantReach(t, l.ISP, "tcp", wan, false)
+	wantReach(t, l.ISP, "udp", wan, false)
+	apply(t, fw, firewall.Change{AddForwards: fwds})
+	wantReach(t, l.ISP, "tcp", wan, true)
+	wantReach(t, l.ISP, "udp", wan, true)
+	// hairpin: the LAN host reaches itself through the WAN address
+	wantReach(t, l.LAN, "tcp", wan, true)
+	wantReach(t, l.LAN, "udp", wan, true)
+	// adding again (a refresh) changes nothing
+	apply(t, fw, firewall.Change{AddForwards: fwds})
+	wantReach(t, l.ISP, "tcp", wan, true)
+
+	apply(t, fw, firewall.Change{DelForwards: fwds})
+	wantReach(t, l.ISP, "tcp", wan, false)
+	wantReach(t, l.ISP, "udp", wan, false)
+	wantReach(t, l.LAN, "tcp", wan, false)
+	// deleting again is not an error
+	apply(t, fw, firewall.Change{DelForwards: fwds})
+}
+
+// A forward with Remote set only DNATs that source (IGD RemoteHost).
+func TestForwardRemote(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	to := netip.MustParseAddrPort("192.0.2.100:8080")
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{
+		{Proto: tcp, Port: 18080, To: to, Remote: netip.MustParseAddr(lab.CGN4)},
+	}})
+	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18080", true)
+	// from the same namespace but another source address
+	var err error
+	l.ISP.Do(t, func() {
+		d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(lab.CGNPublic4)}}
+		var c net.Conn
+		if c, err = d.Dial("tcp", lab.CPEWAN4+":18080"); err == nil {
+			c.Close()
+		}
+	})
+	if err == nil {
+		t.Errorf("a source other than Remote reached the forward")
+	}
+}
+
+// Port 0 (DS-Lite): no DNAT, only the forward accept (and its mark) for
+// packets to the LAN address itself.
+func TestForwardAcceptOnly(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	// isp needs a route to the LAN for this (no NAT in the CPE)
+	l.ISP.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", lab.CPEWAN4)
+	// a main firewall that drops what pcpgw did not mark
+	l.CPE.Run(t, "nft", "-f", writeFile(t, fw4Ruleset(t, true)))
+	wantReach(t, l.ISP, "tcp", "192.0.2.100:8080", false)
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
+	wantReach(t, l.ISP, "tcp", "192.0.2.100:8080", true)
+	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":8080", false) // no DNAT
+}
+
+// SetWANAddr moves hairpin NAT to the new WAN address.
+func TestSetWANAddr(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
+	const other = "203.0.113.99" // held by nobody: only hairpin NAT answers
+	wantReach(t, l.LAN, "tcp", other+":18080", false)
+	if err := fw.SetWANAddr(context.Background(), netip.MustParseAddr(other)); err != nil {
+		t.Fatal(err)
+	}
+	wantReach(t, l.LAN, "tcp", other+":18080", true)
+	wantReach(t, l.LAN, "tcp", lab.CPEWAN4+":18080", false)
+	if err := fw.SetWANAddr(context.Background(), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	wantReach(t, l.LAN, "tcp", other+":18080", false)
+	if err := fw.SetWANAddr(context.Background(), netip.MustParseAddr("2001:db8::1")); err == nil {
+		t.Error("SetWANAddr accepted an IPv6 address")
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNFTSmoke(t *testing.T) {
+	l, _ := setup(t, true)
+	t.Log(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"))
+}
+
+var _ = fmt.Sprint
+var _ = json.Marshal
+var _ = strings.Cut
+var _ = context.Background
+
+// fw4Ruleset is a ruleset shaped like OpenWrt fw4's (table inet fw4,
+// forward chain with policy drop, chain-pre includes first), including
+// fw4-include.nft when include is set.
+func fw4Ruleset(t *testing.T, include bool) string {
+	t.Helper()
+	inc := ""
+	if include {
+		p, err := filepath.Abs("fw4-include.nft")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc = fmt.Sprintf("include %q", p)
+	}
+	return fmt.Sprintf(`table inet fw4 {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		%s
+		ct state vmap { established : accept, related : accept, invalid : drop } comment "!fw4: Handle forwarded flows"
+		jump handle_reject
+	}
+	chain handle_reject {
+		meta l4proto tcp reject with tcp reset comment "!fw4: Reject TCP traffic"
+		reject comment "!fw4: Reject any other traffic"
+	}
+}
+`, inc)
+}
+
+// The snippet is valid nft inside fw4's forward chain, and with it a
+// default-drop fw4 lets pcpgw's forwards through (and only them).
+func TestFW4Include(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	l.CPE.Run(t, "nft", "-c", "-f", writeFile(t, fw4Ruleset(t, true)))
+
+	// Without the include, fw4 drops the forward pcpgw accepted.
+	l.CPE.Run(t, "nft", "-f", writeFile(t, fw4Ruleset(t, false)))
+	to := netip.MustParseAddrPort("192.0.2.100:8080")
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: to}}})
+	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18080", false)
+
+	l.CPE.Run(t, "nft", "delete", "table", "inet", "fw4")
+	l.CPE.Run(t, "nft", "-f", writeFile(t, fw4Ruleset(t, true)))
+	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18080", true)
+	wantReach(t, l.ISP, "udp", lab.CPEWAN4+":18080", false) // not forwarded: fw4 still drops
+	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18081", false)
+}
