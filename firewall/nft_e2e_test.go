@@ -3,6 +3,7 @@ package firewall_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -110,7 +111,6 @@ func reach(t *testing.T, ns *lab.NS, network, addr string) bool {
 	n, err := c.Read(buf)
 	return err == nil && string(buf[:n]) == "hello"
 }
-
 
 const (
 	tcp = 6
@@ -284,4 +284,168 @@ func TestFW4Include(t *testing.T) {
 	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18080", true)
 	wantReach(t, l.ISP, "udp", lab.CPEWAN4+":18080", false) // not forwarded: fw4 still drops
 	wantReach(t, l.ISP, "tcp", lab.CPEWAN4+":18081", false)
+}
+
+// REQUIREMENTS 26, 28: with the baseline, inbound IPv6 to the LAN passes
+// only while a pinhole lives (or for IPsec/IKE); outbound and replies pass.
+func TestPinholeBaseline(t *testing.T) {
+	l, fw := setup(t, true)
+	ctx := context.Background()
+	listen(t, l.LAN, "[2001:db8:1::100]:8080")
+	listen(t, l.LAN, "[2001:db8:1::100]:500")
+	listen(t, l.ISP, "[2001:db8:ff::1]:9090")
+	lanAddr := "[2001:db8:1::100]:8080"
+
+	wantReach(t, l.ISP, "tcp", lanAddr, false)
+	wantReach(t, l.LAN, "tcp", "[2001:db8:ff::1]:9090", true) // outbound and its replies
+	wantReach(t, l.LAN, "udp", "[2001:db8:ff::1]:9090", true)
+	wantReach(t, l.ISP, "udp", "[2001:db8:1::100]:500", true)  // IKE (REC-24)
+	wantReach(t, l.ISP, "tcp", "[2001:db8:1::100]:500", false) // only UDP 500
+
+	pin := firewall.Pinhole{Proto: tcp, To: netip.MustParseAddrPort(lanAddr), Timeout: time.Hour}
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{pin}})
+	wantReach(t, l.ISP, "tcp", lanAddr, true)
+	wantReach(t, l.ISP, "udp", lanAddr, false) // TCP only
+	n, err := fw.Packets(ctx, pin)
+	if err != nil || n == 0 {
+		t.Errorf("Packets = %d, %v; want > 0", n, err)
+	}
+	before := n
+	wantReach(t, l.ISP, "tcp", lanAddr, true)
+	if n, err := fw.Packets(ctx, pin); err != nil || n <= before {
+		t.Errorf("Packets after a second connection = %d, %v; want > %d", n, err, before)
+	}
+	// a refresh keeps the counter on kernels that update in place
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{pin}})
+
+	apply(t, fw, firewall.Change{DelPinholes: []firewall.Pinhole{pin}})
+	wantReach(t, l.ISP, "tcp", lanAddr, false)
+	if _, err := fw.Packets(ctx, pin); !errors.Is(err, firewall.ErrNotFound) {
+		t.Errorf("Packets of a deleted pinhole: %v, want ErrNotFound", err)
+	}
+}
+
+// Pinholes restricted to one remote host, and to one remote host and port.
+func TestPinholeRemote(t *testing.T) {
+	l, fw := setup(t, true)
+	listen(t, l.LAN, "[2001:db8:1::100]:8080")
+	to := netip.MustParseAddrPort("[2001:db8:1::100]:8080")
+	dial := func(port int) bool {
+		var c net.Conn
+		var err error
+		l.ISP.Do(t, func() {
+			d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(lab.CGN6), Port: port}}
+			c, err = d.Dial("tcp", to.String())
+		})
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	other := firewall.Pinhole{Proto: tcp, To: to, Remote: netip.MustParseAddr("2001:db8:ff::99")}
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{other}})
+	if dial(0) {
+		t.Error("a pinhole for another remote host let isp in")
+	}
+	hp := firewall.Pinhole{Proto: tcp, To: to, Remote: netip.MustParseAddr(lab.CGN6), RemotePort: 40001}
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{hp}})
+	if dial(40002) {
+		t.Error("remote port 40002 passed a pinhole for remote port 40001")
+	}
+	if !dial(40001) {
+		t.Error("remote host and port of the pinhole did not pass")
+	}
+	h := firewall.Pinhole{Proto: tcp, To: to, Remote: netip.MustParseAddr(lab.CGN6)}
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{h}, DelPinholes: []firewall.Pinhole{hp}})
+	if !dial(40003) {
+		t.Error("remote host of the pinhole did not pass")
+	}
+	p := firewall.Pinhole{Proto: tcp, To: to, RemotePort: 40004}
+	apply(t, fw, firewall.Change{AddPinholes: []firewall.Pinhole{p}, DelPinholes: []firewall.Pinhole{h}})
+	if !dial(40004) || dial(40005) {
+		t.Error("pinhole for any host from port 40004 does not filter on the port")
+	}
+}
+
+// REQUIREMENTS 27 (RFC 4890 §4.3.1, RFC 6092 REC-10, REC-18): inbound echo
+// request passes; Packet Too Big about a flow the LAN host started passes;
+// one about no known flow is dropped by the baseline (and passes without
+// it, which shows the drop is the baseline's).
+func TestICMPv6Baseline(t *testing.T) {
+	for _, baseline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("baseline=%v", baseline), func(t *testing.T) {
+			l, _ := setup(t, baseline)
+			if err := l.ISP.Ping(lab.LANHost6, 3*time.Second); err != nil {
+				t.Errorf("echo request from isp: %v", err)
+			}
+			// net gets IPv6 behind a 1280-byte link, so isp sends PTB
+			// for bigger packets towards it.
+			l.ISP.Run(t, "ip", "addr", "add", "2001:db8:2::1/64", "dev", l.ISPPubIf, "nodad")
+			l.ISP.Run(t, "ip", "link", "set", l.ISPPubIf, "mtu", "1280")
+			l.Net.Run(t, "ip", "link", "set", l.NetIf, "mtu", "1280")
+			l.Net.Run(t, "ip", "addr", "add", "2001:db8:2::2/64", "dev", l.NetIf, "nodad")
+			l.Net.Run(t, "ip", "route", "add", "::/0", "via", "2001:db8:2::1")
+			// count PTBs arriving at the LAN host
+			l.LAN.Run(t, "nft", "-f", writeFile(t, `table inet obs {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		icmpv6 type packet-too-big counter
+	}
+}
+`))
+			ptbs := func() int {
+				out := l.LAN.Run(t, "nft", "list", "table", "inet", "obs")
+				var n int
+				if _, rest, ok := strings.Cut(out, "counter packets "); ok {
+					fmt.Sscanf(rest, "%d", &n)
+				}
+				return n
+			}
+			// unsolicited PTB from isp about a flow nobody started
+			sendPTB(t, l.ISP)
+			// solicited: the LAN host sends a 1400-byte datagram to net
+			l.LAN.Do(t, func() {
+				c, err := net.Dial("udp", "[2001:db8:2::2]:9")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write(make([]byte, 1400))
+			})
+			want := 1
+			if !baseline {
+				want = 2
+			}
+			lab.Eventually(t, 3*time.Second, func() bool { return ptbs() >= want }, "fewer than %d PTBs reached the LAN host", want)
+			if got := ptbs(); got != want {
+				t.Errorf("PTBs at the LAN host: %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// sendPTB sends from ns an ICMPv6 Packet Too Big to the LAN host about a
+// UDP datagram from it to 2001:db8:2::3, which it never sent.
+func sendPTB(t *testing.T, ns *lab.NS) {
+	t.Helper()
+	inner := make([]byte, 48)
+	inner[0] = 0x60
+	inner[5] = 8  // payload length
+	inner[6] = 17 // UDP
+	inner[7] = 64
+	copy(inner[8:24], netip.MustParseAddr(lab.LANHost6).AsSlice())
+	copy(inner[24:40], netip.MustParseAddr("2001:db8:2::3").AsSlice())
+	inner[40], inner[41], inner[42], inner[43] = 0x15, 0xb3, 0, 9
+	msg := append([]byte{2, 0, 0, 0, 0, 0, 0x05, 0x00}, inner...) // type 2, MTU 1280
+	ns.Do(t, func() {
+		c, err := net.ListenPacket("ip6:ipv6-icmp", lab.CGN6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.WriteTo(msg, &net.IPAddr{IP: net.ParseIP(lab.LANHost6)}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
