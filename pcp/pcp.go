@@ -223,12 +223,14 @@ func checkRequestOption(r *Request, o Option, seen *[256]uint8) error {
 // about structure and returns plain errors (wrapping the sentinels); a client
 // drops what does not parse:
 //
-//   - version 0 (a NAT-PMP-only server, RFC 6887 §9, Appendix A; RFC 6886
-//     §3.5): at least 8 octets, result (16 bits) UNSUPP_VERSION. Returns a
-//     Response with Version 0, Opcode (the request's opcode: the octet without
-//     its top bit, since RFC 6886 shows 0 and servers such as miniupnpd send
-//     128+op), Result UnsuppVersion and Epoch, together with ErrNATPMPOnly.
-//     Any other version-0 reply: ErrVersion.
+//   - version 0, at least 8 octets, read as a NAT-PMP header (RFC 6886 §3.5):
+//     the Response holds Version 0, Opcode (the octet without its top bit:
+//     RFC 6886 shows 0, servers send 128+op), Result (the 16-bit result,
+//     255 if larger) and Epoch. With result 1 (UNSUPP_VERSION) the server
+//     speaks only NAT-PMP (RFC 6887 §9 step 4, Appendix A): ErrNATPMPOnly.
+//     Otherwise ErrVersion: miniupnpd 2.3.9, for one, answers a PCP request
+//     whose header it cannot parse (length not a multiple of 4) with version
+//     0, opcode 0x80 and result 3 (MALFORMED_REQUEST).
 //   - another version than 2: ErrVersion, with Version, Opcode and Result
 //     filled in when the datagram has 4 octets (the client may log them).
 //   - version 2: 24 to 1100 octets, a multiple of 4, R bit set (else
@@ -246,16 +248,16 @@ func ParseResponse(b []byte) (Response, error) {
 		return r, ErrShort
 	}
 	if b[0] == VersionNATPMP {
-		if len(b) < 8 {
+		if len(b) < NATPMPHeaderSize {
 			return r, ErrShort
 		}
 		res := binary.BigEndian.Uint16(b[2:4])
+		r.Opcode = Opcode(b[1] & opcodeMask)
+		r.Result = ResultCode(min(res, 255))
+		r.Epoch = binary.BigEndian.Uint32(b[4:8])
 		if res != uint16(NATPMPUnsuppVersion) {
 			return r, parseErrPlain(ErrVersion, "version 0 response with result %d", res)
 		}
-		r.Opcode = Opcode(b[1] & opcodeMask)
-		r.Result = UnsuppVersion
-		r.Epoch = binary.BigEndian.Uint32(b[4:8])
 		return r, ErrNATPMPOnly
 	}
 	if b[0] != Version {
@@ -357,14 +359,20 @@ func (r *Response) AppendMarshal(b []byte) []byte {
 }
 
 // AppendErrorResponse appends the error response a server sends for the
-// request datagram req (RFC 6887 §8.2, §7.2): a copy of at most MaxSize
+// request datagram req (RFC 6887 §8.2, §7.2, §7.3): a copy of at most MaxSize
 // octets of req, zero-padded to a multiple of 4 and to at least HeaderSize
 // octets, with the version octet set to version (a server answering
 // UNSUPP_VERSION puts the version it supports there; 0 means Version), the R
 // bit set, the reserved octet zeroed, and result, lifetime and epoch written.
-// Octets 12-23 keep the last 96 bits of the request's client address, as §7.2
-// asks for requests that did not parse; options and any opcode payload are
-// returned as they came (§7.3: "a complete copy of the request packet").
+// The opcode payload and the options come back as they came (§7.3: "a
+// complete copy of the request packet").
+//
+// Octets 12-23 (the response's 96 reserved bits) keep the last 96 bits of the
+// request's client address when result is UnsuppVersion or MalformedRequest,
+// the two results meaning the request "could not be successfully parsed"
+// (§7.4), as §7.2 asks; for every other result they are zeroed, as for a
+// request that parsed. (miniupnpd 2.3.9 zeroes them always.)
+//
 // req must hold at least 2 octets (ParseRequest drops shorter ones).
 func AppendErrorResponse(b, req []byte, version uint8, result ResultCode, lifetime, epoch uint32) []byte {
 	if version == 0 {
@@ -393,5 +401,8 @@ func AppendErrorResponse(b, req []byte, version uint8, result ResultCode, lifeti
 	h[3] = uint8(result)
 	binary.BigEndian.PutUint32(h[4:8], lifetime)
 	binary.BigEndian.PutUint32(h[8:12], epoch)
+	if result != UnsuppVersion && result != MalformedRequest {
+		clear(h[12:HeaderSize])
+	}
 	return b
 }

@@ -310,6 +310,15 @@ func TestAppendErrorResponse(t *testing.T) {
 	if r.Result != UnsuppOption || r.Lifetime != 1800 || r.Epoch != 99 || r.Opcode != OpMap {
 		t.Errorf("header: %+v", r)
 	}
+	if r.Reserved != [12]byte{} {
+		t.Errorf("Reserved = %x, want zero (the request parsed)", r.Reserved)
+	}
+	// MALFORMED_REQUEST: the request did not parse; the reserved field
+	// carries the last 96 bits of its client address (§7.2).
+	r, err = ParseResponse(AppendErrorResponse(nil, append(unhex(t, mapRequestHex)[:60], make([]byte, 4)...), 0, MalformedRequest, 1800, 99))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if want := [12]byte{0, 0, 0, 0, 0, 0, 0xff, 0xff, 100, 64, 0, 2}; r.Reserved != want {
 		t.Errorf("Reserved = %x, want %x", r.Reserved, want)
 	}
