@@ -1,0 +1,429 @@
+package upnpigd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pcpgw/pcpgw/mapping"
+)
+
+// Core is the part of *mapping.Core the IGD front-end uses.
+type Core interface {
+	Map(ctx context.Context, r mapping.Request) (mapping.Mapping, error)
+	Delete(ctx context.Context, s mapping.Selector) (int, error)
+	Find(s mapping.Selector) []mapping.Mapping
+	Get(id uint32) (mapping.Mapping, bool)
+	Renew(ctx context.Context, client netip.Addr, id uint32, lifetime time.Duration) (mapping.Mapping, error)
+	Packets(ctx context.Context, id uint32) (uint64, error)
+	ExternalAddr(ctx context.Context) (netip.Addr, error)
+	Subscribe() (<-chan mapping.Event, func())
+	Count() int
+	PinholesEnabled() bool
+}
+
+// Defaults of Config.
+const (
+	DefaultHTTPPort         = 5000
+	DefaultSSDPPort         = 1900
+	DefaultMaxConns         = 32
+	DefaultMaxSubscriptions = 64
+	// EphemeralPort in HTTPPort or SSDPPort lets the kernel pick the port
+	// (tests).
+	EphemeralPort = -1
+)
+
+// Config configures a Server.
+type Config struct {
+	// Core is the mapping core. Required.
+	Core Core
+	// Interfaces are the LAN interfaces. SSDP and HTTP listen on their
+	// addresses only (never the wildcard). Required by Run; Handler works
+	// without.
+	Interfaces []string
+	// WAN is the WAN interface whose counters and link state
+	// WANCommonInterfaceConfig reports. "" reports zero counters.
+	WAN string
+	// HTTPPort is the TCP port of descriptions, control and events on every
+	// LAN address: 0 means DefaultHTTPPort, EphemeralPort a kernel-chosen
+	// port per address.
+	HTTPPort int
+	// SSDPPort is the SSDP port: 0 means DefaultSSDPPort, EphemeralPort a
+	// kernel-chosen one (tests; multicast discovery then does not work).
+	SSDPPort int
+	// IGDv1 and IGDv2 offer the InternetGatewayDevice:1 and :2 root
+	// devices. At least one must be set.
+	IGDv1, IGDv2 bool
+	// Pinholes enables WANIPv6FirewallControl pinholes (IGD:2), as far as
+	// the core allows them too.
+	Pinholes bool
+	// UUID is the stable base from which the device UUIDs are derived;
+	// "" picks a random one per Server.
+	UUID string
+	// Friendly is the friendly name; "" means "pcpgw".
+	Friendly string
+	// MaxConns caps concurrent HTTP connections per listener (0:
+	// DefaultMaxConns); MaxSubscriptions caps GENA subscriptions (0:
+	// DefaultMaxSubscriptions).
+	MaxConns         int
+	MaxSubscriptions int
+	// Logger gets the logs (nil: discarded).
+	Logger *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// BootID is BOOTID.UPNP.ORG; cmd increments it on every start.
+	BootID uint32
+	// SysDir is the sysfs root for WAN statistics ("" means /sys); tests
+	// point it at a fake tree.
+	SysDir string
+}
+
+// Stats are counters of the front-end.
+type Stats struct {
+	SSDPSearches     uint64 // M-SEARCH requests answered
+	SSDPMalformed    uint64 // packets that were not a valid M-SEARCH (ignored)
+	SSDPForeign      uint64 // M-SEARCH from outside the LAN (ignored)
+	SSDPRateLimited  uint64 // answers suppressed by the per-source limit
+	SSDPReplies      uint64 // answer datagrams sent
+	SSDPNotifies     uint64 // NOTIFY datagrams sent
+	HTTPRequests     uint64
+	HTTPBadHost      uint64 // 403 for a foreign Host header
+	HTTPConnsRefused uint64 // connections closed at the cap
+	SOAPActions      uint64 // actions that succeeded
+	SOAPFaults       uint64 // actions answered with a UPnPError
+	SOAPMalformed    uint64 // bodies or SOAPActions that did not parse
+	Subscriptions    uint64 // live GENA subscriptions
+	SubscribeRefused uint64 // 412 for a foreign callback, 5xx at the cap
+	EventsSent       uint64
+	EventsFailed     uint64
+}
+
+type stats struct {
+	ssdpSearches, ssdpMalformed, ssdpForeign, ssdpRateLimited, ssdpReplies, ssdpNotifies atomic.Uint64
+	httpRequests, httpBadHost, httpConnsRefused                                          atomic.Uint64
+	soapActions, soapFaults, soapMalformed                                               atomic.Uint64
+	subscribeRefused, eventsSent, eventsFailed                                           atomic.Uint64
+}
+
+// Server is the UPnP IGD front-end: SSDP, descriptions, SOAP control and
+// GENA events. A Server runs once.
+type Server struct {
+	cfg     Config
+	core    Core
+	log     *slog.Logger
+	now     func() time.Time
+	start   time.Time
+	devices []*rootDevice
+	st      stats
+	gena    *gena
+
+	// ctx ends when the Server closes; goroutines started by handlers
+	// (event deliveries) are counted in wg.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	addrs    []netip.AddrPort // HTTP listeners
+	ssdp     []netip.AddrPort // SSDP unicast sockets
+	lanNets  []lanNet
+	ran      bool
+	updateID atomic.Uint32 // SystemUpdateID (IGD:2)
+	extAddr  atomic.Value  // string: last ExternalIPAddress evented
+}
+
+// lanNet is one LAN address of pcpgw with its prefix and interface.
+type lanNet struct {
+	ifindex int
+	ifname  string
+	prefix  netip.Prefix
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Core == nil {
+		return nil, errors.New("upnpigd: Config.Core is nil")
+	}
+	if !cfg.IGDv1 && !cfg.IGDv2 {
+		return nil, errors.New("upnpigd: neither IGDv1 nor IGDv2 is enabled")
+	}
+	if cfg.HTTPPort == 0 {
+		cfg.HTTPPort = DefaultHTTPPort
+	}
+	if cfg.SSDPPort == 0 {
+		cfg.SSDPPort = DefaultSSDPPort
+	}
+	if cfg.HTTPPort != EphemeralPort && (cfg.HTTPPort < 1 || cfg.HTTPPort > 65535) {
+		return nil, fmt.Errorf("upnpigd: HTTPPort %d out of range", cfg.HTTPPort)
+	}
+	if cfg.SSDPPort != EphemeralPort && (cfg.SSDPPort < 1 || cfg.SSDPPort > 65535) {
+		return nil, fmt.Errorf("upnpigd: SSDPPort %d out of range", cfg.SSDPPort)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.Friendly == "" {
+		cfg.Friendly = "pcpgw"
+	}
+	if cfg.SysDir == "" {
+		cfg.SysDir = "/sys"
+	}
+	if cfg.UUID == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("upnpigd: random UUID: %w", err)
+		}
+		cfg.UUID = fmt.Sprintf("%x", b)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{cfg: cfg, core: cfg.Core, log: log.With("component", "upnpigd"), now: now}
+	s.start = now()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.updateID.Store(1)
+	s.extAddr.Store("")
+	if cfg.IGDv1 {
+		s.devices = append(s.devices, newRootDevice(1, cfg))
+	}
+	if cfg.IGDv2 {
+		s.devices = append(s.devices, newRootDevice(2, cfg))
+	}
+	s.gena = newGena(s)
+	return s, nil
+}
+
+// deviceUUID derives a UUID (RFC 4122 name-based, SHA-1) from the base and
+// a name, so that the UUIDs stay the same across restarts.
+func deviceUUID(base, name string) string {
+	h := sha1.Sum([]byte("pcpgw-upnpigd\x00" + base + "\x00" + name))
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// Addrs returns the addresses the HTTP server listens on (after Run has
+// started them).
+func (s *Server) Addrs() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]netip.AddrPort(nil), s.addrs...)
+}
+
+// SSDPAddrs returns the unicast SSDP sockets' addresses (after Run has
+// started them).
+func (s *Server) SSDPAddrs() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]netip.AddrPort(nil), s.ssdp...)
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		SSDPSearches:     s.st.ssdpSearches.Load(),
+		SSDPMalformed:    s.st.ssdpMalformed.Load(),
+		SSDPForeign:      s.st.ssdpForeign.Load(),
+		SSDPRateLimited:  s.st.ssdpRateLimited.Load(),
+		SSDPReplies:      s.st.ssdpReplies.Load(),
+		SSDPNotifies:     s.st.ssdpNotifies.Load(),
+		HTTPRequests:     s.st.httpRequests.Load(),
+		HTTPBadHost:      s.st.httpBadHost.Load(),
+		HTTPConnsRefused: s.st.httpConnsRefused.Load(),
+		SOAPActions:      s.st.soapActions.Load(),
+		SOAPFaults:       s.st.soapFaults.Load(),
+		SOAPMalformed:    s.st.soapMalformed.Load(),
+		Subscriptions:    uint64(s.gena.count()),
+		SubscribeRefused: s.st.subscribeRefused.Load(),
+		EventsSent:       s.st.eventsSent.Load(),
+		EventsFailed:     s.st.eventsFailed.Load(),
+	}
+}
+
+// Close stops what handlers started (event deliveries) and waits for it.
+// Run calls it when it returns; tests that use only Handler call it.
+// Close is idempotent.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// go runs f in a goroutine owned by the Server, unless it is closed.
+func (s *Server) goOwned(f func(ctx context.Context)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f(s.ctx)
+	}()
+	return true
+}
+
+// Run serves SSDP, HTTP and GENA on the LAN interfaces until ctx ends, then
+// sends ssdp:byebye and returns after every goroutine has ended.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ran {
+		s.mu.Unlock()
+		return errors.New("upnpigd: Run called twice")
+	}
+	s.ran = true
+	s.mu.Unlock()
+	defer s.Close()
+	if len(s.cfg.Interfaces) == 0 {
+		return errors.New("upnpigd: no LAN interface")
+	}
+	lans, err := lanAddrs(s.cfg.Interfaces)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.lanNets = lans
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+
+	servers, err := s.listenHTTP(lans)
+	if err != nil {
+		return err
+	}
+	for _, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.srv.Serve(hs.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	sd, err := s.listenSSDP(lans)
+	if err != nil {
+		for _, hs := range servers {
+			hs.srv.Close()
+		}
+		wg.Wait()
+		return err
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sd.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.watchCore(ctx)
+	}()
+	s.log.Info("serving", "http", s.Addrs(), "ssdp", s.SSDPAddrs(), "igdv1", s.cfg.IGDv1, "igdv2", s.cfg.IGDv2)
+
+	<-ctx.Done()
+	for _, hs := range servers {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := hs.srv.Shutdown(sctx); err != nil {
+			hs.srv.Close()
+		}
+		scancel()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return nil
+}
+
+// lanAddrs lists the usable addresses of the LAN interfaces: IPv4 and
+// non-link-local IPv6.
+func lanAddrs(names []string) ([]lanNet, error) {
+	var out []lanNet
+	for _, name := range names {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("upnpigd: LAN interface %q: %w", name, err)
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("upnpigd: addresses of %q: %w", name, err)
+		}
+		n := 0
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			addr, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			addr = addr.Unmap()
+			if addr.IsLinkLocalUnicast() || addr.IsMulticast() || addr.IsUnspecified() {
+				continue
+			}
+			ones, _ := ipn.Mask.Size()
+			out = append(out, lanNet{ifindex: ifi.Index, ifname: name, prefix: netip.PrefixFrom(addr, ones)})
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("upnpigd: LAN interface %q has no usable address", name)
+		}
+	}
+	return out, nil
+}
+
+// watchCore turns core events into GENA events.
+func (s *Server) watchCore(ctx context.Context) {
+	ch, stop := s.core.Subscribe()
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			s.coreEvent(ev)
+		}
+	}
+}
+
+func (s *Server) coreEvent(ev mapping.Event) {
+	switch ev.Kind {
+	case mapping.EventMappings:
+		s.updateID.Add(1)
+		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
+	case mapping.EventExternalAddr:
+		s.updateID.Add(1)
+		s.gena.changed(varExternalIPAddress, varConnectionStatus, varSystemUpdateID)
+	case mapping.EventStateLost:
+		s.updateID.Add(1)
+		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
+	}
+}

@@ -1,0 +1,200 @@
+package upnpigd
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Limits of SOAP parsing.
+const (
+	maxSOAPAction = 256 // bytes of the SOAPACTION header
+	maxXMLDepth   = 8   // element nesting of a control request
+	maxArgs       = 32  // arguments of one action
+	maxArgLen     = 4096
+)
+
+var (
+	errBadSOAPAction = errors.New("upnpigd: malformed SOAPACTION")
+	errBadEnvelope   = errors.New("upnpigd: malformed SOAP envelope")
+)
+
+// parseSOAPAction splits a SOAPACTION header value,
+// `"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping"`, with or
+// without quotes, into the service type and the action name.
+func parseSOAPAction(h string) (ns, name string, err error) {
+	h = strings.TrimSpace(h)
+	if len(h) > maxSOAPAction {
+		return "", "", errBadSOAPAction
+	}
+	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
+		h = h[1 : len(h)-1]
+	}
+	i := strings.LastIndexByte(h, '#')
+	if i <= 0 || i == len(h)-1 {
+		return "", "", errBadSOAPAction
+	}
+	ns, name = h[:i], h[i+1:]
+	if !isName(name) || strings.ContainsAny(ns, " \t\"<>&") {
+		return "", "", errBadSOAPAction
+	}
+	return ns, name, nil
+}
+
+func isName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// soapRequest is a parsed control request.
+type soapRequest struct {
+	ns, action string
+	args       map[string]string
+}
+
+// parseEnvelope parses a SOAP 1.1 control request: Envelope, Body, one
+// action element whose children are the arguments (text only). DTDs,
+// processing instructions other than the XML declaration, and deep or
+// wide documents are refused.
+func parseEnvelope(body []byte) (soapRequest, error) {
+	var r soapRequest
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = true
+	d.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
+		if strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
+			return in, nil
+		}
+		return nil, fmt.Errorf("charset %q", charset)
+	}
+	depth := 0
+	var argName string
+	var argText strings.Builder
+	inArg, inBody, done := false, false, false
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return r, fmt.Errorf("%w: %v", errBadEnvelope, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxXMLDepth {
+				return r, fmt.Errorf("%w: too deep", errBadEnvelope)
+			}
+			switch depth {
+			case 1:
+				if t.Name.Local != "Envelope" {
+					return r, fmt.Errorf("%w: root is %s", errBadEnvelope, t.Name.Local)
+				}
+			case 2:
+				// Header elements are skipped; Body holds the action.
+				inBody = t.Name.Local == "Body"
+			case 3:
+				if !inBody {
+					continue
+				}
+				if done {
+					return r, fmt.Errorf("%w: two actions", errBadEnvelope)
+				}
+				if r.action != "" || !isName(t.Name.Local) {
+					return r, fmt.Errorf("%w: action name", errBadEnvelope)
+				}
+				r.ns, r.action = t.Name.Space, t.Name.Local
+				r.args = make(map[string]string)
+			case 4:
+				if !inBody || r.action == "" {
+					continue
+				}
+				if len(r.args) >= maxArgs {
+					return r, fmt.Errorf("%w: too many arguments", errBadEnvelope)
+				}
+				argName, inArg = t.Name.Local, true
+				argText.Reset()
+			default:
+				if inBody && r.action != "" && !done {
+					return r, fmt.Errorf("%w: nested argument", errBadEnvelope)
+				}
+			}
+		case xml.EndElement:
+			if depth == 4 && inArg {
+				r.args[argName] = argText.String()
+				inArg = false
+			}
+			if depth == 3 && inBody && r.action != "" {
+				done = true
+			}
+			if depth == 2 {
+				inBody = false
+			}
+			depth--
+		case xml.CharData:
+			if inArg {
+				if argText.Len()+len(t) > maxArgLen {
+					return r, fmt.Errorf("%w: argument too long", errBadEnvelope)
+				}
+				argText.Write(t)
+			}
+		case xml.Directive:
+			return r, fmt.Errorf("%w: directive", errBadEnvelope)
+		case xml.ProcInst:
+			if t.Target != "xml" {
+				return r, fmt.Errorf("%w: processing instruction", errBadEnvelope)
+			}
+		}
+	}
+	if r.action == "" || !done {
+		return r, fmt.Errorf("%w: no action", errBadEnvelope)
+	}
+	return r, nil
+}
+
+const (
+	soapHead = `<?xml version="1.0"?>` + "\n" + `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`
+	soapTail = "</s:Body></s:Envelope>\n"
+)
+
+// appendResponse appends the SOAP response of action name in namespace ns.
+func appendResponse(b []byte, ns, name string, out []arg, vals []string) []byte {
+	w := bytes.NewBuffer(b)
+	w.WriteString(soapHead)
+	fmt.Fprintf(w, `<u:%sResponse xmlns:u="`, name)
+	xml.EscapeText(w, []byte(ns))
+	w.WriteString(`">`)
+	for i, a := range out {
+		fmt.Fprintf(w, "<%s>", a.name)
+		if i < len(vals) {
+			xml.EscapeText(w, []byte(vals[i]))
+		}
+		fmt.Fprintf(w, "</%s>", a.name)
+	}
+	fmt.Fprintf(w, "</u:%sResponse>", name)
+	w.WriteString(soapTail)
+	return w.Bytes()
+}
+
+// appendFault appends a SOAP fault carrying a UPnPError.
+func appendFault(b []byte, code int, desc string) []byte {
+	w := bytes.NewBuffer(b)
+	w.WriteString(soapHead)
+	w.WriteString(`<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail>` +
+		`<UPnPError xmlns="urn:schemas-upnp-org:control-1-0">`)
+	fmt.Fprintf(w, "<errorCode>%d</errorCode><errorDescription>", code)
+	xml.EscapeText(w, []byte(desc))
+	w.WriteString("</errorDescription></UPnPError></detail></s:Fault>")
+	w.WriteString(soapTail)
+	return w.Bytes()
+}
