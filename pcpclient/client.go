@@ -1,0 +1,549 @@
+package pcpclient
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pcpgw/pcpgw/pcp"
+)
+
+// Errors of the client. Server errors come as *ResultError.
+var (
+	// ErrTimeout: the server did not answer before the caller's context
+	// ended (the error also wraps ctx.Err()).
+	ErrTimeout = errors.New("pcpclient: no answer from the PCP server")
+	// ErrNoServer: no PCP server is known (none configured, none in the
+	// servers file, the AFTR name did not resolve, no default router).
+	ErrNoServer = errors.New("pcpclient: no PCP server")
+	// ErrBackoff: the same request got an error whose lifetime still runs
+	// (RFC 6887 §8.3); it was not sent. The error also wraps that
+	// *ResultError (errors.As).
+	ErrBackoff = errors.New("pcpclient: request refused earlier, error lifetime still running")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("pcpclient: client closed")
+	// ErrNATPMPThirdParty: the server speaks only NAT-PMP (RFC 6886), which
+	// maps only for the sender itself: THIRD_PARTY requests cannot work.
+	ErrNATPMPThirdParty = errors.New("pcpclient: NAT-PMP server cannot map for a third party")
+	// ErrNATPMPUnsupported: the server speaks only NAT-PMP, which has no
+	// PEER opcode, no FILTER and no IPv6 mappings.
+	ErrNATPMPUnsupported = errors.New("pcpclient: not possible with a NAT-PMP server")
+	// ErrTooLarge: the request would exceed 1100 octets (RFC 6887 §7).
+	ErrTooLarge = errors.New("pcpclient: request larger than 1100 octets")
+	// ErrUnknownMapping: Delete without a nonce for a mapping this client
+	// did not make.
+	ErrUnknownMapping = errors.New("pcpclient: delete of an unknown mapping needs its nonce")
+	// ErrSuperseded: a newer request for the same mapping replaced this one.
+	ErrSuperseded = errors.New("pcpclient: superseded by a newer request for the same mapping")
+	// ErrInvalidRequest: the request's fields are not usable.
+	ErrInvalidRequest = errors.New("pcpclient: invalid request")
+)
+
+// Config configures a Client. Each field documents its zero value.
+type Config struct {
+	// Servers are the configured addresses of the provider's PCP server, in
+	// preference order (RFC 7488 §3 treats them as one server's addresses);
+	// port 0 means 5351. Empty: ServersFile, then AFTRName, then the
+	// default routers (RFC 6887 §8.1).
+	Servers []netip.AddrPort
+	// ServersFile is a file a DHCP client hook writes, one server address
+	// (or address:port) per line (DHCPv4 option 158 / DHCPv6 option 86,
+	// RFC 7291); it is read again when its modification time or size
+	// changes. Zero: none.
+	ServersFile string
+	// AFTRName is the DS-Lite AFTR name (DHCPv6 option 64, RFC 6334),
+	// resolved (AAAA) with Resolvers within 5 s; the AFTR becomes the
+	// server. Zero: none.
+	AFTRName string
+	// Resolvers are the WAN's DNS resolvers for AFTRName. Zero: the
+	// nameservers of /etc/resolv.conf.
+	Resolvers []netip.AddrPort
+	// WANInterface names the interface toward the provider: default-router
+	// discovery only looks at routes through it, and announcements are
+	// joined on it. Zero: the main table's default routes, any interface.
+	WANInterface string
+	// Logger receives the client's logs (component=pcpclient). Nil: discard.
+	Logger *slog.Logger
+	// Now is the clock for timestamps, error lifetimes and the epoch check.
+	// Nil: time.Now. Retransmission timers always run on the runtime's
+	// timers (use testing/synctest to fake them).
+	Now func() time.Time
+	// Rand returns uniform values in [0, 1) for the retransmission jitter.
+	// Nil: a generator seeded from crypto/rand. Nonces always come from
+	// crypto/rand.
+	Rand func() float64
+	// ListenAnnounce makes the client listen for unsolicited ANNOUNCE and
+	// Mapping Update messages (RFC 6887 §14) on AnnounceAddr4 and
+	// AnnounceAddr6. False: it does not.
+	ListenAnnounce bool
+	// AnnounceAddr4 and AnnounceAddr6 are where announcements arrive.
+	// Empty: "224.0.0.1:5350" and "[ff02::1]:5350"; "-" turns one off. A
+	// unicast address (tests) is bound without joining a group.
+	AnnounceAddr4, AnnounceAddr6 string
+	// IRT and MRT are the initial and maximum retransmission times of RFC
+	// 6887 §8.1.1. Zero: 3 s and 1024 s. MRC and MRD are unbounded with a
+	// single server address (the caller's ctx bounds the wait); with
+	// several, each address gets MRC=4 (RFC 7488 §3).
+	IRT, MRT time.Duration
+	// Linger is how long a request whose callers all gave up is still
+	// retransmitted: a new identical call within that time joins it. Zero:
+	// 5 minutes; negative: stop at once.
+	Linger time.Duration
+	// EventBuffer is the capacity of the Events channel; when it is full
+	// the oldest event is dropped. Zero: 64.
+	EventBuffer int
+
+	dial dialFunc // tests: in-memory sockets; nil: dialUDP
+}
+
+// Default announcement addresses (RFC 6887 §14.1.3).
+const (
+	DefaultAnnounceAddr4 = "224.0.0.1:5350"
+	DefaultAnnounceAddr6 = "[ff02::1]:5350"
+)
+
+const (
+	defaultLinger      = 5 * time.Minute
+	defaultEventBuffer = 64
+	multiAddrMRC       = 4                // RFC 7488 §3 step 3
+	cycleRepeat        = 15 * time.Minute // RFC 7488 §3 step 5
+	rediscoverInterval = 30 * time.Second
+	maxErrorLifetime   = 24 * time.Hour  // RFC 6887 §15 sanity limit
+	maxShortErrorLife  = 30 * time.Minute // a short-lifetime error is not held longer
+	probeLifetime      = 120              // seconds, ExternalAddr probe mapping
+	probePort          = 9                // discard, RFC 6887 §11.6
+	// unreachableAfter is how many retransmission timeouts without any
+	// answer mark the server unreachable.
+	unreachableAfter = 2
+)
+
+// Client talks to the provider's PCP server (RFC 6887) on behalf of the
+// mapping core. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	irt    time.Duration
+	mrt    time.Duration
+	linger time.Duration
+	dial   dialFunc
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	emitMu   sync.Mutex
+	events   chan Event
+	evClosed bool
+
+	rndMu sync.Mutex
+	rnd   func() float64
+
+	mu          sync.Mutex
+	closed      bool
+	servers     []*server // one server's addresses, configured order
+	source      string    // where servers came from
+	fileMod     time.Time
+	fileSize    int64
+	fileSeen    bool
+	nextLookup  time.Time // next AFTR / router discovery attempt
+	preferred   netip.AddrPort
+	natpmp      bool // the server speaks only NAT-PMP (RFC 6887 §9)
+	txns        map[dispatchKey]*txn
+	joins       map[joinKey]*txn
+	known       map[mapKey]known
+	backoff     map[reqID]*ResultError
+	ext4        netip.Addr
+	unreachable bool
+	announcers  []packetConn
+	st          Status
+}
+
+type server struct {
+	addr  netip.AddrPort
+	conn  packetConn
+	local netip.Addr // source address written in the header (§8.1)
+	epoch epochState
+	// announced: the last packet from this server was an ANNOUNCE already
+	// reported as state loss (repeats of one announcement are not).
+	announced bool
+}
+
+// New makes a client. Sockets toward configured servers and the announcement
+// listeners are opened here, in the caller's network namespace.
+func New(cfg Config) (*Client, error) {
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		irt:     cfg.IRT,
+		mrt:     cfg.MRT,
+		linger:  cfg.Linger,
+		dial:    cfg.dial,
+		rnd:     cfg.Rand,
+		txns:    make(map[dispatchKey]*txn),
+		joins:   make(map[joinKey]*txn),
+		known:   make(map[mapKey]known),
+		backoff: make(map[reqID]*ResultError),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.log = c.log.With("component", "pcpclient")
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.irt <= 0 {
+		c.irt = DefaultIRT
+	}
+	if c.mrt <= 0 {
+		c.mrt = DefaultMRT
+	}
+	if c.linger == 0 {
+		c.linger = defaultLinger
+	}
+	if c.dial == nil {
+		c.dial = dialUDP
+	}
+	if c.rnd == nil {
+		var seed [32]byte
+		crand.Read(seed[:])
+		r := rand.New(rand.NewChaCha8(seed))
+		c.rnd = r.Float64
+	}
+	n := cfg.EventBuffer
+	if n <= 0 {
+		n = defaultEventBuffer
+	}
+	c.events = make(chan Event, n)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+
+	var list []netip.AddrPort
+	for _, s := range cfg.Servers {
+		if !s.Addr().IsValid() {
+			c.cancel()
+			return nil, fmt.Errorf("pcpclient: invalid server address %v", s)
+		}
+		list = appendUnique(list, withDefaultPort(s))
+	}
+	if len(list) > 0 {
+		if err := c.setServers(list, "config"); err != nil {
+			c.cancel()
+			return nil, err
+		}
+	}
+	if cfg.ListenAnnounce {
+		if err := c.startAnnounce(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	c.refreshServers()
+	return c, nil
+}
+
+func (c *Client) startAnnounce() error {
+	var ifi *net.Interface
+	if c.cfg.WANInterface != "" {
+		i, err := net.InterfaceByName(c.cfg.WANInterface)
+		if err != nil {
+			return fmt.Errorf("pcpclient: WAN interface: %w", err)
+		}
+		ifi = i
+	}
+	addrs := []string{c.cfg.AnnounceAddr4, c.cfg.AnnounceAddr6}
+	defs := []string{DefaultAnnounceAddr4, DefaultAnnounceAddr6}
+	var errs []error
+	for i, a := range addrs {
+		if a == "-" {
+			continue
+		}
+		if a == "" {
+			a = defs[i]
+		}
+		pc, err := listenAnnounce(a, ifi)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.mu.Lock()
+		c.announcers = append(c.announcers, pc)
+		c.mu.Unlock()
+		c.wg.Add(1)
+		go c.readLoop(pc, nil)
+	}
+	c.mu.Lock()
+	got := len(c.announcers)
+	c.mu.Unlock()
+	if got == 0 && len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, err := range errs {
+		// One family may be missing (no IPv6 on the WAN): say so, go on.
+		c.log.Warn("announcement listener", "err", err)
+	}
+	return nil
+}
+
+// setServers replaces the server's addresses, opening a socket toward each.
+func (c *Client) setServers(list []netip.AddrPort, source string) error {
+	c.mu.Lock()
+	same := len(list) == len(c.servers)
+	for i := 0; same && i < len(list); i++ {
+		same = c.servers[i].addr == list[i]
+	}
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	var fresh []*server
+	var errs []error
+	for _, ap := range list {
+		pc, local, err := c.dial(ap)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fresh = append(fresh, &server{addr: ap, conn: pc, local: local})
+	}
+	if len(fresh) == 0 && len(list) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, err := range errs {
+		c.log.Warn("server address unusable", "err", err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		for _, s := range fresh {
+			s.conn.Close()
+		}
+		return ErrClosed
+	}
+	old := c.servers
+	c.servers = fresh
+	c.source = source
+	c.preferred = netip.AddrPort{}
+	c.natpmp = false
+	// A new server may be asked at once (RFC 6887 §8.3, last paragraph).
+	clear(c.backoff)
+	c.st.Servers = nil
+	for _, s := range fresh {
+		c.st.Servers = append(c.st.Servers, s.addr)
+		c.wg.Add(1)
+		go c.readLoop(s.conn, s)
+	}
+	c.mu.Unlock()
+	for _, s := range old {
+		s.conn.Close()
+	}
+	c.log.Info("PCP server", "servers", list, "source", source)
+	return nil
+}
+
+// refreshServers applies the discovery order of RFC 6887 §8.1: configured
+// servers, else the servers file, else the AFTR, else the default routers.
+func (c *Client) refreshServers() {
+	if len(c.cfg.Servers) > 0 {
+		return
+	}
+	if c.cfg.ServersFile != "" {
+		fi, err := os.Stat(c.cfg.ServersFile)
+		c.mu.Lock()
+		changed := err == nil && (!c.fileSeen || !fi.ModTime().Equal(c.fileMod) || fi.Size() != c.fileSize)
+		if changed {
+			c.fileSeen, c.fileMod, c.fileSize = true, fi.ModTime(), fi.Size()
+		}
+		gone := err != nil && c.fileSeen
+		if gone {
+			c.fileSeen = false
+		}
+		fromFile := c.source == "file"
+		c.mu.Unlock()
+		if changed {
+			list, err := readServersFile(c.cfg.ServersFile)
+			if err != nil {
+				c.log.Warn("servers file", "err", err)
+			}
+			if len(list) > 0 {
+				if err := c.setServers(list, "file"); err != nil {
+					c.log.Warn("servers file", "err", err)
+				}
+				return
+			}
+			fromFile = fromFile && len(list) == 0
+		}
+		if (gone || changed) && fromFile {
+			// The file emptied: fall back to the next source now.
+			c.mu.Lock()
+			c.nextLookup = time.Time{}
+			c.mu.Unlock()
+			c.setServers(nil, "")
+		}
+		c.mu.Lock()
+		haveFile := c.source == "file"
+		c.mu.Unlock()
+		if haveFile {
+			return
+		}
+	}
+	c.mu.Lock()
+	now := c.now()
+	due := len(c.servers) == 0 && !now.Before(c.nextLookup)
+	if due {
+		c.nextLookup = now.Add(rediscoverInterval)
+	}
+	c.mu.Unlock()
+	if !due {
+		return
+	}
+	var list []netip.AddrPort
+	source := "router"
+	if c.cfg.AFTRName != "" {
+		source = "aftr"
+		res := c.cfg.Resolvers
+		if len(res) == 0 {
+			var err error
+			if res, err = systemResolvers(resolvConf); err != nil {
+				c.log.Warn("resolvers", "err", err)
+			}
+		}
+		addrs, err := resolveAFTR(c.ctx, c.cfg.AFTRName, res)
+		if err != nil {
+			c.log.Warn("AFTR", "err", err)
+		}
+		for _, a := range addrs {
+			list = appendUnique(list, netip.AddrPortFrom(a, pcp.ServerPort))
+		}
+	} else {
+		for _, a := range defaultRouters(c.cfg.WANInterface) {
+			list = appendUnique(list, netip.AddrPortFrom(a, pcp.ServerPort))
+		}
+	}
+	if len(list) > 0 {
+		if err := c.setServers(list, source); err != nil {
+			c.log.Warn("discovered server", "err", err)
+		}
+	}
+}
+
+// candidates returns the addresses to try for a request whose internal
+// address is of family v4, in RFC 7488 order: the address that answered last
+// first, then the others with the request's family before the other family
+// (a simple form of RFC 6724 destination selection), configured order kept.
+// Default routers of the other family are separate servers (§8.1) and left out.
+func (c *Client) candidates(v4 bool) []*server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var same, other []*server
+	for _, s := range c.servers {
+		if s.addr.Addr().Unmap().Is4() == v4 {
+			same = append(same, s)
+		} else if c.source != "router" {
+			other = append(other, s)
+		}
+	}
+	out := append(same, other...)
+	if c.preferred.IsValid() {
+		if i := slices.IndexFunc(out, func(s *server) bool { return s.addr == c.preferred }); i > 0 {
+			p := out[i]
+			out = append([]*server{p}, append(out[:i:i], out[i+1:]...)...)
+		}
+	}
+	return out
+}
+
+func (c *Client) rand() float64 {
+	c.rndMu.Lock()
+	defer c.rndMu.Unlock()
+	return c.rnd()
+}
+
+// Events returns the client's notices to its owner. The channel is buffered;
+// the client never blocks on it: when it is full, the oldest event is
+// dropped. It is closed by Close.
+//
+// EventStateLost is sent at once when the server lost state; the waiting
+// of a random 0-5 s before re-creating the mappings (RFC 6887 §14.1.3) is
+// the owner's job.
+func (c *Client) Events() <-chan Event { return c.events }
+
+func (c *Client) emit(ev Event) {
+	c.emitMu.Lock()
+	defer c.emitMu.Unlock()
+	if c.evClosed {
+		return
+	}
+	for {
+		select {
+		case c.events <- ev:
+			return
+		default:
+		}
+		select {
+		case <-c.events:
+		default:
+		}
+	}
+}
+
+// Status returns a snapshot for `pcpgw status`.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.st
+	st.Servers = slices.Clone(c.st.Servers)
+	st.External = c.ext4
+	st.Reachable = !c.unreachable && !c.st.LastAnswer.IsZero()
+	st.Protocol = ""
+	if !c.st.LastAnswer.IsZero() {
+		st.Protocol = "pcp"
+	}
+	if c.natpmp {
+		st.Protocol = "nat-pmp"
+	}
+	return st
+}
+
+// Close stops the client: pending calls return ErrClosed, sockets close, and
+// Close waits for the client's goroutines. It is idempotent.
+func (c *Client) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		servers := c.servers
+		ann := c.announcers
+		c.mu.Unlock()
+		c.cancel()
+		for _, s := range servers {
+			s.conn.Close()
+		}
+		for _, a := range ann {
+			a.Close()
+		}
+		c.wg.Wait()
+		c.emitMu.Lock()
+		c.evClosed = true
+		close(c.events)
+		c.emitMu.Unlock()
+	})
+	return nil
+}
+
+// newNonce returns 96 random bits (RFC 6887 §11.2).
+func newNonce() pcp.Nonce {
+	var n pcp.Nonce
+	crand.Read(n[:])
+	return n
+}

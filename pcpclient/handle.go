@@ -1,0 +1,407 @@
+package pcpclient
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/pcpgw/pcpgw/pcp"
+)
+
+// readLoop reads one socket until it is closed: a server address's socket
+// (s set) or an announcement listener (s nil).
+func (c *Client) readLoop(pc packetConn, s *server) {
+	defer c.wg.Done()
+	buf := make([]byte, 2048) // more than MaxSize, to see oversized answers
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if isClosed(err) || c.ctx.Err() != nil {
+				return
+			}
+			c.log.Debug("read", "err", err)
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond): // a transient error (ICMP): do not spin
+			}
+			continue
+		}
+		c.handle(buf[:n], from, s)
+	}
+}
+
+// handle validates one datagram (RFC 6887 §8.3) and dispatches it.
+// Everything not accepted is dropped and counted in Status.Dropped.
+func (c *Client) handle(b []byte, from netip.AddrPort, sock *server) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap().WithZone(""), from.Port())
+	var s *server
+	for _, x := range c.servers {
+		if netip.AddrPortFrom(x.addr.Addr().WithZone(""), x.addr.Port()) == from {
+			s = x
+		}
+	}
+	if s == nil || (sock != nil && s != sock) || len(b) < 4 || b[1]&0x80 == 0 {
+		c.st.Dropped++
+		return
+	}
+	switch b[0] {
+	case pcp.VersionNATPMP:
+		c.handleNATPMP(s, b, now)
+	case pcp.Version:
+		c.handlePCP(s, b, now, sock == nil)
+	default:
+		// A version we do not speak: a server answering UNSUPP_VERSION
+		// with a version other than 0 and 2 (RFC 6887 §9 step 5).
+		resp, _ := pcp.ParseResponse(b)
+		if resp.Result != pcp.UnsuppVersion {
+			c.st.Dropped++
+			return
+		}
+		c.acceptLocked(s, now)
+		re := c.resultError(pcp.Opcode(b[1]&0x7f), pcp.UnsuppVersion, 30*60, now)
+		for _, t := range c.txns {
+			if t.sentTo[s.addr] {
+				c.finishLocked(t, MapResult{}, re)
+			}
+		}
+	}
+}
+
+// acceptLocked books a valid answer from s.
+func (c *Client) acceptLocked(s *server, now time.Time) {
+	c.st.Received++
+	c.st.LastAnswer = now
+	c.st.Server = s.addr
+	c.st.LastError = ""
+	c.preferred = s.addr
+	if c.unreachable {
+		c.unreachable = false
+		c.emit(Event{Kind: EventReachable, Server: s.addr})
+	}
+}
+
+// epochLocked runs the §8.5 check on an accepted answer and reports state
+// loss.
+func (c *Client) epochLocked(s *server, epoch uint32, now time.Time) bool {
+	valid := s.epoch.check(epoch, now)
+	c.st.Epoch = epoch
+	if !valid {
+		c.log.Info("PCP server lost state", "server", s.addr, "epoch", epoch)
+		c.emit(Event{Kind: EventStateLost, Server: s.addr})
+	}
+	return valid
+}
+
+// noteExternalLocked records the provider's external IPv4 address and tells
+// whether it changed from a known one.
+func (c *Client) noteExternalLocked(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.Is4() || a.IsUnspecified() {
+		return false
+	}
+	changed := c.ext4.IsValid() && c.ext4 != a
+	c.ext4 = a
+	return changed
+}
+
+// resultError builds the error of an error result and its hold time: the
+// server's error lifetime, limited to 24 h, and to 30 min for the
+// short-lifetime errors (RFC 6887 §7.4, §8.3, §15).
+func (c *Client) resultError(op pcp.Opcode, code pcp.ResultCode, lifetime uint32, now time.Time) *ResultError {
+	hold := time.Duration(lifetime) * time.Second
+	limit := maxErrorLifetime
+	if !code.LongLifetime() {
+		limit = maxShortErrorLife
+	}
+	hold = min(hold, limit)
+	return &ResultError{Op: op, Code: code, Lifetime: lifetime, Until: now.Add(hold)}
+}
+
+func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool) {
+	if len(b) < pcp.HeaderSize || len(b) > pcp.MaxSize || len(b)%4 != 0 {
+		c.st.Dropped++
+		return
+	}
+	resp, err := pcp.ParseResponse(b)
+	if err != nil {
+		c.st.Dropped++
+		return
+	}
+	switch resp.Opcode {
+	case pcp.OpAnnounce:
+		if resp.Result != pcp.Success {
+			c.st.Dropped++
+			return
+		}
+		// RFC 6887 §14.1.3: a server sends an unsolicited ANNOUNCE when it
+		// may have lost state. The first of a burst is reported even when
+		// the epoch alone would pass; repeats of it are not.
+		c.acceptLocked(s, now)
+		repeat := s.announced
+		if c.epochLocked(s, resp.Epoch, now) && !repeat {
+			c.log.Info("PCP server announced a restart", "server", s.addr, "epoch", resp.Epoch)
+			c.emit(Event{Kind: EventStateLost, Server: s.addr})
+		}
+		s.announced = true
+		return
+	case pcp.OpMap, pcp.OpPeer:
+	default:
+		c.st.Dropped++
+		return
+	}
+	m := resp.Map
+	if resp.Opcode == pcp.OpPeer && resp.Peer != nil {
+		m = &resp.Peer.Map
+	}
+	if m == nil {
+		c.st.Dropped++
+		return
+	}
+	key := dispatchKey{op: uint8(resp.Opcode), proto: m.Protocol, port: m.InternalPort, nonce: m.Nonce}
+	var tp netip.Addr
+	for _, o := range resp.Options {
+		if o.Code == pcp.OptThirdParty {
+			tp = o.ThirdParty.Unmap()
+		}
+	}
+	t := c.txns[key]
+	if t == nil || viaAnnounce {
+		if resp.Opcode == pcp.OpMap && c.mappingUpdateLocked(s, &resp, m, tp, now) {
+			return
+		}
+		c.st.Dropped++
+		return
+	}
+	if !t.sentTo[s.addr] || t.givenUp[s.addr] {
+		c.st.Dropped++
+		return
+	}
+	if t.kind == kindPeer && (resp.Peer == nil || resp.Peer.RemotePort != t.remote.Port() || resp.Peer.RemoteAddr.Unmap() != t.remote.Addr().Unmap()) {
+		c.st.Dropped++
+		return
+	}
+	// THIRD_PARTY: the internal address must match too (§11.4). A server
+	// that does not echo the option is accepted (the nonce matched).
+	if t.req.ThirdParty && tp.IsValid() && tp != t.req.Internal.Addr() {
+		c.st.Dropped++
+		return
+	}
+	s.announced = false
+	c.acceptLocked(s, now)
+	c.epochLocked(s, resp.Epoch, now)
+	c.completePCPLocked(t, s, &resp, m, now)
+}
+
+// mappingUpdateLocked handles an unsolicited MAP response (RFC 6887 §14.2)
+// for a mapping this client made; it reports whether it was one.
+func (c *Client) mappingUpdateLocked(s *server, resp *pcp.Response, m *pcp.Map, tp netip.Addr, now time.Time) bool {
+	internal := s.local
+	if tp.IsValid() {
+		internal = tp
+	}
+	mk := mapKey{m.Protocol, netip.AddrPortFrom(internal, m.InternalPort)}
+	k, ok := c.known[mk]
+	if !ok || k.res.Nonce != m.Nonce {
+		return false
+	}
+	s.announced = false
+	c.acceptLocked(s, now)
+	c.epochLocked(s, resp.Epoch, now)
+	if resp.Result != pcp.Success {
+		c.log.Info("PCP server withdrew a mapping", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "err", resp.Result)
+		delete(c.known, mk)
+		return true
+	}
+	ext := netip.AddrPortFrom(m.ExternalAddr.Unmap(), m.ExternalPort)
+	addrChanged := c.noteExternalLocked(ext.Addr())
+	if ext == k.res.External && resp.Lifetime != 0 {
+		return true // a duplicate of the answer we have
+	}
+	res := k.res
+	res.External, res.Lifetime, res.Epoch, res.At, res.Server = ext, resp.Lifetime, resp.Epoch, now, s.addr
+	req := k.req
+	if resp.Lifetime == 0 {
+		delete(c.known, mk)
+	} else {
+		c.known[mk] = known{req: req, res: res}
+	}
+	c.log.Info("mapping update", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "external", ext, "lifetime", resp.Lifetime)
+	ev := Event{Kind: EventExternalChanged, Server: s.addr, Mapping: &res, Request: &req}
+	if addrChanged || ext.Addr().Is4() {
+		ev.External = ext.Addr()
+	}
+	c.emit(ev)
+	return true
+}
+
+// completePCPLocked turns a matched PCP answer into t's result.
+func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp.Map, now time.Time) {
+	if resp.Result != pcp.Success {
+		re := c.resultError(resp.Opcode, resp.Result, resp.Lifetime, now)
+		isDelete := t.kind == kindMap && t.req.Lifetime == 0
+		if isDelete && resp.Result == pcp.NoResources {
+			// miniupnpd's answer to deleting what it does not have: done.
+			delete(c.known, mapKey{t.req.Protocol, t.req.Internal})
+		} else if resp.Lifetime > 0 {
+			c.backoff[t.id] = re
+		}
+		c.st.LastError = re.Error()
+		c.finishLocked(t, MapResult{}, re)
+		return
+	}
+	res := MapResult{
+		External: netip.AddrPortFrom(m.ExternalAddr.Unmap(), m.ExternalPort),
+		Lifetime: resp.Lifetime,
+		Epoch:    resp.Epoch,
+		Nonce:    t.req.Nonce,
+		Server:   s.addr,
+		At:       now,
+	}
+	c.externalFromResultLocked(s, res.External.Addr())
+	c.completeMapLocked(t, res, now)
+}
+
+// externalFromResultLocked reports a changed external address.
+func (c *Client) externalFromResultLocked(s *server, a netip.Addr) {
+	if c.noteExternalLocked(a) {
+		c.log.Info("external address changed", "server", s.addr, "external", a)
+		c.emit(Event{Kind: EventExternalChanged, Server: s.addr, External: a.Unmap()})
+	}
+}
+
+// completeMapLocked finishes a successful MAP or PEER (either protocol):
+// the PREFER_FAILURE check (§13.2) and the book of known mappings.
+func (c *Client) completeMapLocked(t *txn, res MapResult, now time.Time) {
+	mk := mapKey{t.req.Protocol, t.req.Internal}
+	if t.kind != kindMap {
+		c.finishLocked(t, res, nil)
+		return
+	}
+	if t.req.Lifetime == 0 || res.Lifetime == 0 {
+		delete(c.known, mk)
+		c.finishLocked(t, res, nil)
+		return
+	}
+	sug := t.req.SuggestedExternal
+	if t.req.PreferFailure && ((sug.Port() != 0 && res.External.Port() != sug.Port()) ||
+		(sug.Addr().IsValid() && !sug.Addr().IsUnspecified() && res.External.Addr().IsValid() && res.External.Addr() != sug.Addr().Unmap())) {
+		// The server gave something else: give it back (§13.2).
+		c.log.Info("server ignored PREFER_FAILURE, deleting", "proto", t.req.Protocol, "internal", t.req.Internal, "external", res.External)
+		del := t.req
+		del.Lifetime, del.PreferFailure, del.Filters = 0, false, nil
+		del.Nonce = t.req.Nonce
+		c.finishLocked(t, MapResult{}, &ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Until: now})
+		if !c.closed {
+			c.startBackgroundLocked(kindMap, del)
+		}
+		return
+	}
+	c.known[mk] = known{req: t.req, res: res}
+	c.finishLocked(t, res, nil)
+}
+
+// natpmpResult maps NAT-PMP result codes to PCP ones (RFC 6886 §3.5).
+func natpmpResult(r pcp.NATPMPResult) pcp.ResultCode {
+	switch r {
+	case pcp.NATPMPUnsuppVersion:
+		return pcp.UnsuppVersion
+	case pcp.NATPMPNotAuthorized:
+		return pcp.NotAuthorized
+	case pcp.NATPMPNetworkFailure:
+		return pcp.NetworkFailure
+	case pcp.NATPMPOutOfResources:
+		return pcp.NoResources
+	case pcp.NATPMPUnsuppOpcode:
+		return pcp.UnsuppOpcode
+	}
+	return pcp.MalformedRequest
+}
+
+// handleNATPMP takes a version-0 datagram: in PCP mode, the UNSUPP_VERSION
+// of a NAT-PMP-only server (RFC 6887 §9, Appendix A) switches the client to
+// NAT-PMP; in NAT-PMP mode it is an answer or an address announcement
+// (RFC 6886 §3.2.1).
+func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
+	if !c.natpmp {
+		if _, err := pcp.ParseResponse(b); !errors.Is(err, pcp.ErrNATPMPOnly) {
+			c.st.Dropped++
+			return
+		}
+		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
+		c.natpmp = true
+		c.acceptLocked(s, now)
+		for _, t := range c.txns {
+			select {
+			case t.wake <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	resp, err := pcp.ParseNATPMPResponse(b)
+	if err != nil {
+		c.st.Dropped++
+		return
+	}
+	key := dispatchKey{natpmp: true, op: resp.Opcode}
+	if resp.Opcode != pcp.NATPMPOpExternalAddr {
+		key.port = resp.InternalPort
+	}
+	t := c.txns[key]
+	if t == nil {
+		if resp.Opcode == pcp.NATPMPOpExternalAddr && resp.Result == pcp.NATPMPSuccess {
+			// An unsolicited address announcement (RFC 6886 §3.2.1).
+			c.acceptLocked(s, now)
+			c.epochLocked(s, resp.Epoch, now)
+			c.externalFromResultLocked(s, resp.ExternalAddr)
+			return
+		}
+		c.st.Dropped++
+		return
+	}
+	if !t.sentTo[s.addr] || t.givenUp[s.addr] {
+		c.st.Dropped++
+		return
+	}
+	c.acceptLocked(s, now)
+	c.epochLocked(s, resp.Epoch, now)
+	if resp.Result != pcp.NATPMPSuccess {
+		code := natpmpResult(resp.Result)
+		// NAT-PMP errors carry no lifetime: hold them as RFC 6887 §7.4
+		// recommends for the PCP code (30 s short, 30 min long).
+		life := uint32(30)
+		if code.LongLifetime() {
+			life = 30 * 60
+		}
+		re := c.resultError(pcp.OpMap, code, life, now)
+		if t.kind == kindMap && t.req.Lifetime == 0 {
+			re.Lifetime, re.Until = 0, now
+		} else {
+			c.backoff[t.id] = re
+		}
+		c.st.LastError = re.Error()
+		c.finishLocked(t, MapResult{}, re)
+		return
+	}
+	if t.kind == kindAddr {
+		c.externalFromResultLocked(s, resp.ExternalAddr)
+		c.finishLocked(t, MapResult{External: netip.AddrPortFrom(resp.ExternalAddr, 0), Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
+		return
+	}
+	res := MapResult{
+		External: netip.AddrPortFrom(c.ext4, resp.ExternalPort),
+		Lifetime: resp.Lifetime,
+		Epoch:    resp.Epoch,
+		Nonce:    t.req.Nonce,
+		Server:   s.addr,
+		At:       now,
+	}
+	c.completeMapLocked(t, res, now)
+}

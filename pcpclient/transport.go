@@ -1,0 +1,87 @@
+package pcpclient
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// packetConn is the client's socket toward one server address. The real one
+// is a UDP socket; tests may put an in-memory one in Config.dial.
+type packetConn interface {
+	ReadFrom(b []byte) (int, netip.AddrPort, error)
+	WriteTo(b []byte, to netip.AddrPort) (int, error)
+	Close() error
+}
+
+// dialFunc opens the socket toward server and returns it with the source
+// address the client writes in its requests' headers.
+type dialFunc func(server netip.AddrPort) (packetConn, netip.Addr, error)
+
+type udpConn struct{ c *net.UDPConn }
+
+func (u udpConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	n, from, err := u.c.ReadFromUDPAddrPort(b)
+	return n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), err
+}
+
+func (u udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	return u.c.WriteToUDPAddrPort(b, to)
+}
+
+func (u udpConn) Close() error { return u.c.Close() }
+
+// dialUDP finds the source address toward server the way RFC 6887 §16.4
+// suggests (connect() then getsockname() on a UDP socket), then opens a
+// socket bound to that address on a random port (RFC 6056). The socket is
+// not connected, so that the client itself sees, drops and counts packets
+// from anyone but the server (§8.3).
+func dialUDP(server netip.AddrPort) (packetConn, netip.Addr, error) {
+	probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		return nil, netip.Addr{}, fmt.Errorf("pcpclient: no route to %v: %w", server, err)
+	}
+	local := probe.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	probe.Close()
+	network := "udp4"
+	if local.Unmap().Is6() {
+		network = "udp6"
+	}
+	bind := &net.UDPAddr{IP: local.AsSlice(), Zone: local.Zone()}
+	c, err := net.ListenUDP(network, bind)
+	if err != nil {
+		return nil, netip.Addr{}, fmt.Errorf("pcpclient: socket toward %v: %w", server, err)
+	}
+	return udpConn{c}, local.Unmap(), nil
+}
+
+// listenAnnounce opens the socket for unsolicited ANNOUNCE and Mapping
+// Update messages (RFC 6887 §14): a multicast group address is joined on
+// ifi (nil: the system's choice); a unicast address (tests) is just bound.
+func listenAnnounce(addr string, ifi *net.Interface) (packetConn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("pcpclient: announce address %q: %w", addr, err)
+	}
+	network := "udp4"
+	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		network = "udp6"
+	}
+	ua := net.UDPAddrFromAddrPort(ap)
+	var c *net.UDPConn
+	if ap.Addr().IsMulticast() {
+		c, err = net.ListenMulticastUDP(network, ifi, ua)
+	} else {
+		c, err = net.ListenUDP(network, ua)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pcpclient: listening for announcements on %v: %w", addr, err)
+	}
+	return udpConn{c}, nil
+}
+
+// isClosed reports the error a read gets from a closed socket.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed)
+}
