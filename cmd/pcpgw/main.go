@@ -1,0 +1,217 @@
+// Command pcpgw is a port-mapping daemon for home routers behind a
+// provider's NAT: it serves UPnP IGD, NAT-PMP and PCP to LAN hosts and
+// carries their requests to the provider's NAT through PCP (RFC 6887,
+// RFC 6970), keeping the router's own nftables NAT and IPv6 pinholes in step.
+//
+//	pcpgw run [-c FILE] [flags]     the daemon, in the foreground
+//	pcpgw status [--json]           ask the running daemon
+//	pcpgw list [--json]             the mappings of the running daemon
+//	pcpgw check-config -c FILE      validate and print the configuration
+//	pcpgw version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pcpgw/pcpgw/config"
+	"github.com/pcpgw/pcpgw/internal/control"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: pcpgw <command> [flags]
+
+commands:
+  run            run the daemon in the foreground (pcpgw run -h for its flags)
+  status         show the running daemon's state (--json, --socket PATH)
+  list           list the running daemon's mappings (--json, --socket PATH)
+  check-config   validate a configuration file and print the effective configuration (-c FILE)
+  version        print the version
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "status":
+		return cmdAsk("status", args, stdout, stderr)
+	case "list":
+		return cmdAsk("list", args, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(args, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "pcpgw", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "pcpgw: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pcpgw run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "", "configuration file (UCI syntax, as /etc/config/pcpgw)")
+	flags := config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pcpgw run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, warnings, err := config.Load(*file, flags)
+	if err != nil {
+		fmt.Fprintln(stderr, "pcpgw:", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("pcpgw stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdAsk(what string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pcpgw "+what, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	socket := fs.String("socket", config.Default().Socket, "the daemon's control socket")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var v any
+	if what == "status" {
+		v = new(control.Status)
+	} else {
+		v = new([]control.Row)
+	}
+	if err := control.Ask(ctx, *socket, what, v); err != nil {
+		fmt.Fprintln(stderr, "pcpgw:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+		return 0
+	}
+	switch v := v.(type) {
+	case *control.Status:
+		printStatus(stdout, v)
+	case *[]control.Row:
+		printList(stdout, *v)
+	}
+	return 0
+}
+
+func printStatus(w io.Writer, s *control.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	mode := s.Mode
+	if s.ModeConfig == "auto" {
+		mode += " (auto)"
+	}
+	fmt.Fprintf(tw, "version\t%s\n", s.Version)
+	fmt.Fprintf(tw, "mode\t%s\n", mode)
+	fmt.Fprintf(tw, "WAN\t%s %s\n", s.WAN, orNone(s.WANAddr))
+	fmt.Fprintf(tw, "external address\t%s\n", orNone(s.External))
+	if s.Mode != "local" {
+		up := s.Upstream
+		state := "unreachable"
+		if up.Reachable {
+			state = "reachable"
+		}
+		fmt.Fprintf(tw, "PCP servers\t%s\n", orNone(strings.Join(up.Servers, " ")))
+		fmt.Fprintf(tw, "PCP server\t%s %s %s, epoch %d\n", orNone(up.Server), up.Protocol, state, up.Epoch)
+		if up.LastError != "" {
+			fmt.Fprintf(tw, "last PCP error\t%s\n", up.LastError)
+		}
+	}
+	fmt.Fprintf(tw, "listeners\t%s\n", orNone(strings.Join(s.Listeners, " ")))
+	fmt.Fprintf(tw, "mappings\t%d (pending %d, failing %d)\n", s.Mappings, s.Pending, s.Failing)
+	fmt.Fprintf(tw, "pinholes\t%d\n", s.Pinholes)
+	fmt.Fprintf(tw, "epoch\t%d s\n", s.Epoch)
+	tw.Flush()
+}
+
+func printList(w io.Writer, rows []control.Row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tWAN PORT\tINTERNAL\tLEASE\tORIGIN\tUPSTREAM\tDESCRIPTION")
+	for _, r := range rows {
+		lease := "permanent"
+		if r.LeaseLeft >= 0 {
+			lease = (time.Duration(r.LeaseLeft) * time.Second).String()
+		}
+		wp := "-"
+		if r.WANPort != 0 {
+			wp = fmt.Sprint(r.WANPort)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Proto, orNone(r.External), wp, r.Internal, lease, r.Origin, r.Upstream, r.Description)
+	}
+	tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pcpgw check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "/etc/config/pcpgw", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := config.Load(*file, nil)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, ce.Error())
+		} else {
+			fmt.Fprintln(stderr, "pcpgw:", err)
+		}
+		return 1
+	}
+	if err := cfg.WriteUCI(stdout); err != nil {
+		fmt.Fprintln(stderr, "pcpgw:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"log/syslog"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pcpgw/pcpgw/config"
+	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/mapping"
+	"github.com/pcpgw/pcpgw/natpmp"
+	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upnpigd"
+)
+
+// wanPoll is how often the WAN interface's IPv4 address is checked.
+const wanPoll = 2 * time.Second
+
+func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.Syslog {
+		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pcpgw"); err == nil {
+			return slog.New(slog.NewTextHandler(w, opts))
+		}
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
+// daemon is pcpgw's parts, wired; it answers the control socket.
+type daemon struct {
+	cfg     *config.Config
+	started time.Time
+	core    *mapping.Core
+	client  *pcpclient.Client // nil in local mode
+	lan     *natpmp.Server    // nil when NAT-PMP and PCP are off
+	igd     *upnpigd.Server   // nil when UPnP is off
+}
+
+// run runs pcpgw until ctx ends. It removes its nftables table and its
+// control socket before it returns.
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	d := &daemon{cfg: cfg, started: time.Now()}
+	mode, ok := mapping.ParseMode(cfg.Mode)
+	if !ok {
+		return fmt.Errorf("mode %q", cfg.Mode)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	if _, err := net.InterfaceByName(cfg.WAN); err != nil {
+		return fmt.Errorf("WAN interface %s: %w", cfg.WAN, err)
+	}
+	wan := wanAddr(cfg.WAN)
+
+	fw, err := firewall.New(firewall.Config{
+		Table: cfg.Table, WAN: cfg.WAN, LAN: cfg.LAN, WANAddr: wan,
+		IPv6Baseline: cfg.IPv6Firewall, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	defer func() {
+		if err := fw.Close(); err != nil {
+			log.Error("removing the firewall table", "err", err)
+		}
+	}()
+
+	var up mapping.Upstream
+	if mode != mapping.ModeLocal {
+		d.client, err = pcpclient.New(pcpclient.Config{
+			Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
+			WANInterface: cfg.WAN, Logger: log, ListenAnnounce: true,
+		})
+		if err != nil {
+			return fmt.Errorf("PCP client: %w", err)
+		}
+		defer d.client.Close()
+		up = d.client
+	}
+
+	quota := cfg.Quota
+	if quota == 0 {
+		quota = math.MaxInt
+	}
+	var rules []mapping.Rule
+	for _, r := range cfg.PermRules {
+		rules = append(rules, mapping.Rule{Allow: r.Allow, ExtLo: r.ExtPorts.Lo, ExtHi: r.ExtPorts.Hi,
+			IntAddr: r.IntAddr, IntLo: r.IntPorts.Lo, IntHi: r.IntPorts.Hi, Comment: r.Comment})
+	}
+	var reserved []uint16
+	if cfg.HTTPPort > 0 {
+		reserved = append(reserved, uint16(cfg.HTTPPort))
+	}
+	d.core, err = mapping.New(ctx, mapping.Config{
+		Mode: mode, WANAddr: wan, Upstream: up, Firewall: fw,
+		SecureMode: cfg.SecureMode, Rules: rules, ReservedPorts: reserved, Quota: quota,
+		MinLifetime: cfg.MinLifetime, MaxLifetime: cfg.MaxLifetime, Pinholes: cfg.IPv6Pinholes,
+		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer d.core.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
+	goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+
+	if cfg.NATPMP || cfg.PCP {
+		d.lan, err = natpmp.New(natpmp.Config{
+			Core: d.core, Interfaces: cfg.LAN, NATPMP: cfg.NATPMP, PCP: cfg.PCP,
+			MinLifetime: cfg.MinLifetime, MaxLifetime: cfg.MaxLifetime, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("NAT-PMP/PCP: %w", err)
+		}
+		goRun("natpmp", d.lan.Run)
+	}
+	if cfg.UPnP {
+		uuid, boot := d.identity(log)
+		d.igd, err = upnpigd.New(upnpigd.Config{
+			Core: d.core, Interfaces: cfg.LAN, WAN: cfg.WAN, HTTPPort: cfg.HTTPPort,
+			IGDv1: cfg.IGDv1, IGDv2: cfg.IGDv2, Pinholes: cfg.IPv6Pinholes,
+			UUID: uuid, BootID: boot, Friendly: "pcpgw", Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("UPnP: %w", err)
+		}
+		goRun("upnp", d.igd.Run)
+	}
+	ctl, err := control.Listen(cfg.Socket, d, log)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	goRun("control", ctl.Serve)
+	log.Info("pcpgw running", "version", version, "mode", d.core.Mode(), "wan", cfg.WAN, "wan_addr", wan, "lan", cfg.LAN)
+
+	<-ctx.Done()
+	ctl.Close()
+	wg.Wait()
+	log.Info("pcpgw stopping")
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// identity returns a stable UUID base (kept in the state dir) and a boot ID
+// that grows on every start (UPnP BOOTID.UPNP.ORG).
+func (d *daemon) identity(log *slog.Logger) (string, uint32) {
+	name := filepath.Join(d.cfg.StateDir, "upnp-id")
+	var id struct {
+		UUID string `json:"uuid"`
+		Boot uint32 `json:"boot"`
+	}
+	if b, err := os.ReadFile(name); err == nil {
+		json.Unmarshal(b, &id)
+	}
+	if len(id.UUID) != 36 {
+		h := sha256.Sum256([]byte(d.cfg.StateDir + strconv.FormatInt(time.Now().UnixNano(), 10)))
+		x := hex.EncodeToString(h[:16])
+		id.UUID = x[0:8] + "-" + x[8:12] + "-4" + x[13:16] + "-8" + x[17:20] + "-" + x[20:32]
+	}
+	id.Boot++
+	b, _ := json.Marshal(id)
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		log.Warn("saving the UPnP identity", "err", err)
+	}
+	return id.UUID, id.Boot
+}
+
+// watchWAN tells the core when the WAN interface's IPv4 address changes.
+func (d *daemon) watchWAN(ctx context.Context, last netip.Addr) {
+	t := time.NewTicker(wanPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a := wanAddr(d.cfg.WAN); a != last {
+			last = a
+			d.core.SetWANAddr(ctx, a)
+		}
+	}
+}
+
+// wanAddr returns the first global IPv4 address of the interface.
+func wanAddr(ifname string) netip.Addr {
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLinkLocalUnicast() {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// Status answers `pcpgw status`.
+func (d *daemon) Status() control.Status {
+	cs := d.core.Status()
+	s := control.Status{
+		Version: version, Started: d.started, Mode: cs.Mode.String(), ModeConfig: d.cfg.Mode,
+		WAN: d.cfg.WAN, Epoch: d.core.Epoch(time.Now()),
+		Mappings: cs.Mappings, Pinholes: cs.Pinholes, Pending: cs.Pending, Failing: cs.Failing,
+		Counters: map[string]uint64{}, Listeners: []string{},
+	}
+	if cs.WANAddr.IsValid() {
+		s.WANAddr = cs.WANAddr.String()
+	}
+	if cs.External.IsValid() {
+		s.External = cs.External.String()
+	}
+	if d.client != nil {
+		us := d.client.Status()
+		s.Upstream = control.Upstream{
+			Server: addrPortString(us.Server), Protocol: us.Protocol, Epoch: us.Epoch, Reachable: us.Reachable,
+			LastAnswer: us.LastAnswer, LastError: us.LastError, Sent: us.Sent, Received: us.Received, Dropped: us.Dropped,
+			Servers: []string{},
+		}
+		for _, a := range us.Servers {
+			s.Upstream.Servers = append(s.Upstream.Servers, a.String())
+		}
+	}
+	if d.lan != nil {
+		for _, a := range d.lan.Addrs() {
+			s.Listeners = append(s.Listeners, "udp "+a.String())
+		}
+		addCounters(s.Counters, "lan_", d.lan.Stats())
+	}
+	if d.igd != nil {
+		for _, a := range d.igd.Addrs() {
+			s.Listeners = append(s.Listeners, "tcp "+a.String())
+		}
+		addCounters(s.Counters, "upnp_", d.igd.Stats())
+	}
+	return s
+}
+
+func addrPortString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// addCounters flattens a front-end's Stats struct of counters into m.
+func addCounters(m map[string]uint64, prefix string, stats any) {
+	b, err := json.Marshal(stats)
+	if err != nil {
+		return
+	}
+	var flat map[string]any
+	if json.Unmarshal(b, &flat) != nil {
+		return
+	}
+	for k, v := range flat {
+		if f, ok := v.(float64); ok {
+			m[prefix+strings.ToLower(k)] = uint64(f)
+		}
+	}
+}
+
+// List answers `pcpgw list`.
+func (d *daemon) List() []control.Row {
+	now := time.Now()
+	ms := d.core.Find(mapping.Selector{})
+	rows := make([]control.Row, 0, len(ms))
+	for _, m := range ms {
+		r := control.Row{
+			ID: m.ID, Proto: m.Proto.String(), WANPort: m.WANPort, Internal: m.Internal.String(),
+			Client: m.Client.String(), LeaseLeft: -1, Origin: m.Origin.String(), Upstream: m.Upstream.String(),
+			Description: m.Description,
+		}
+		if m.External.IsValid() {
+			r.External = m.External.String()
+		}
+		if !m.Expires.IsZero() {
+			r.LeaseLeft = int64(m.Lease(now) / time.Second)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
