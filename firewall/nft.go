@@ -162,7 +162,7 @@ func newSets(t *nftables.Table) *tableSets {
 		}
 		s.elems[i] = set
 	}
-	s.lanIfs = &nftables.Set{Table: t, Name: setLANIf, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.BigEndian}
+	s.lanIfs = &nftables.Set{Table: t, Name: setLANIf, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	s.wan4 = &nftables.Set{Table: t, Name: setWAN4, KeyType: nftables.TypeIPAddr}
 	return s
 }
