@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fixedClock is an injected clock that tests move by hand.
@@ -89,4 +91,12 @@ func soapBody(ns, action string, args ...string) string {
 	}
 	b.WriteString(`</u:` + action + `></s:Body></s:Envelope>`)
 	return b.String()
+}
+
+func mustAddr(s string) netip.Addr         { return netip.MustParseAddr(s) }
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+var cmpAddr = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
 }
