@@ -1,10 +1,23 @@
 package lab
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
+// TestPingEveryHop: the LAB.md topology and routes, and that lo is up in
+// every namespace.
 func TestPingEveryHop(t *testing.T) {
 	t.Parallel()
 	l := New(t, Options{})
@@ -12,26 +25,408 @@ func TestPingEveryHop(t *testing.T) {
 		from *NS
 		to   string
 	}{
+		{l.LAN, "127.0.0.1"},
 		{l.LAN, CPELAN4},
 		{l.LAN, CPELAN6},
 		{l.CPE, CGN4},
 		{l.CPE, CGN6},
+		{l.ISP, CGNPublic4},
 		{l.ISP, NetHost4},
-		{l.LAN, CGN6}, // through cpe
-		{l.ISP, LANHost6},
+		{l.LAN, CGN6},     // IPv6 through cpe
+		{l.ISP, LANHost6}, // isp's route to 2001:db8:1::/64
+		{l.LAN, CGN4},     // IPv4 through cpe (isp answers to 192.0.2.100? no route: see below)
 	} {
-		if err := c.from.Ping(c.to, 5*time.Second); err != nil {
+		err := c.from.Ping(c.to, 3*time.Second)
+		if c.to == CGN4 && c.from == l.LAN {
+			// isp has no route to the LAN (the CPE NATs): no answer.
+			if err == nil {
+				t.Errorf("ping %s from lan answered without NAT on cpe", CGN4)
+			}
+			continue
+		}
+		if err != nil {
 			t.Error(err)
+		}
+	}
+	for _, n := range l.Namespaces() {
+		if len(n.Name) > 15 {
+			t.Errorf("namespace name %q longer than an interface name", n.Name)
+		}
+	}
+	for _, name := range []string{l.LANIf, l.CPELANIf, l.CPEWANIf, l.ISPIf, l.ISPPubIf, l.NetIf} {
+		if name == "" || len(name) > 15 || !strings.HasPrefix(name, l.Prefix) {
+			t.Errorf("interface name %q: want prefix %q and at most 15 bytes", name, l.Prefix)
+		}
+	}
+	for _, n := range []*NS{l.CPE, l.ISP} {
+		for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			if got := strings.TrimSpace(n.Run(t, "sysctl", "-n", k)); got != "1" {
+				t.Errorf("%s: %s = %s, want 1", n.Name, k, got)
+			}
 		}
 	}
 }
 
-func TestMiniupnpdNATPMP(t *testing.T) {
+// TestLocalTopology: no isp, cpe's WAN straight on net's link.
+func TestLocalTopology(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{Local: true})
+	if l.ISP != nil || l.ISPIf != "" || l.ISPPubIf != "" {
+		t.Errorf("Local topology has an isp: %+v", l)
+	}
+	if len(l.Namespaces()) != 3 {
+		t.Errorf("Local topology: %d namespaces, want 3", len(l.Namespaces()))
+	}
+	for _, c := range []struct {
+		from *NS
+		to   string
+	}{
+		{l.LAN, CPELAN4},
+		{l.CPE, NetHost4},
+		{l.CPE, CGN6},     // net's 2001:db8:ff::1
+		{l.LAN, CGN6},     // IPv6 through cpe
+		{l.Net, LANHost6}, // net's route to 2001:db8:1::/64 via cpe
+	} {
+		if err := c.from.Ping(c.to, 3*time.Second); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := l.WANAddr4(); got != LocalCPEWAN4 {
+		t.Errorf("WANAddr4 = %s, want %s", got, LocalCPEWAN4)
+	}
+	if !strings.Contains(l.CPE.Run(t, "ip", "-4", "addr", "show", "dev", l.CPEWANIf), LocalCPEWAN4+"/24") {
+		t.Errorf("cpe's %s lacks %s/24", l.CPEWANIf, LocalCPEWAN4)
+	}
+}
+
+// TestDo: sockets made in Do belong to the namespace, and the goroutine's
+// thread comes back to the test's namespace, also after a panic in f.
+func TestDo(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	before := netnsID(t)
+	var ln net.Listener
+	l.LAN.Do(t, func() {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(LANHost4, "0"))
+		if err != nil {
+			t.Errorf("listen on the LAN host's address inside lan: %v", err)
+		}
+	})
+	if ln == nil {
+		t.FailNow()
+	}
+	defer ln.Close()
+	if got := netnsID(t); got != before {
+		t.Errorf("after Do the thread is in netns %s, want %s", got, before)
+	}
+	// The test's own namespace does not hold 192.0.2.100.
+	if ln2, err := net.Listen("tcp", net.JoinHostPort(LANHost4, "0")); err == nil {
+		ln2.Close()
+		t.Errorf("listening on %s outside the lab succeeded: Do leaked its namespace", LANHost4)
+	}
+	// The listener still works from inside the namespace after Do.
+	port := ln.Addr().(*net.TCPAddr).Port
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("ok"))
+			c.Close()
+		}
+	}()
+	out := l.CPE.Run(t, "nc", "-w", "5", LANHost4, strconv.Itoa(port))
+	if out != "ok" {
+		t.Errorf("nc from cpe to the listener made in lan: %q, want \"ok\"", out)
+	}
+	// A panic in f leaves the thread back home.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("panic in Do's f was swallowed")
+			}
+		}()
+		l.CPE.Do(t, func() { panic("boom") })
+	}()
+	if got := netnsID(t); got != before {
+		t.Errorf("after a panic in Do the thread is in netns %s, want %s", got, before)
+	}
+}
+
+// netnsID is the network namespace of the calling goroutine's thread
+// (locked while it reads it).
+func netnsID(t *testing.T) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestProc: Start captures output, Stop returns the exit status, Wait
+// times out on a running process.
+func TestProc(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{Local: true})
+	p := l.CPE.Start(t, "sh", "-c", `echo started; trap 'echo term; exit 3' TERM; while :; do sleep 0.05; done`)
+	Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.Output(), "started") }, "no output from sh: %q", p.Output())
+	if err := p.Wait(50 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("Wait on a running process: %v, want a timeout", err)
+	}
+	err := p.Stop(t)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Errorf("Stop: %v, want exit status 3", err)
+	}
+	if !strings.Contains(p.Output(), "term") {
+		t.Errorf("output %q lacks the trap's echo", p.Output())
+	}
+	if err := p.Stop(t); err == nil {
+		t.Error("Stop of an exited process lost its exit status")
+	}
+}
+
+// TestNoLeftovers: after a lab's test ends (here a subtest that also
+// leaves a process running in a namespace), no namespace with its prefix
+// and no process in it remains.
+func TestNoLeftovers(t *testing.T) {
+	t.Parallel()
+	var prefix string
+	var pid int
+	t.Run("lab", func(t *testing.T) {
+		l := New(t, Options{})
+		prefix = l.Prefix
+		// A process not started through Start: only the lab's
+		// `ip netns pids` sweep can end it.
+		c := l.ISP.Cmd(context.Background(), "sleep", "600")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid = c.Process.Pid
+		go c.Wait()
+		l.CPE.Run(t, "nft", "add", "table", "inet", "leftover")
+	})
+	checkGone(t, prefix, pid)
+}
+
+func checkGone(t *testing.T, prefix string, pid int) {
+	t.Helper()
+	if prefix == "" {
+		t.Fatal("the lab was not built")
+	}
+	left, err := Leftovers(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("namespaces left after cleanup: %v", left)
+	}
+	if pid != 0 {
+		// The sweep SIGKILLs it; give the kernel a moment to finish.
+		Eventually(t, 5*time.Second, func() bool { return !alive(pid) }, "process %d in the lab still alive after cleanup", pid)
+	}
+	out, _ := exec.Command("ip", "-o", "link", "show").CombinedOutput()
+	if strings.Contains(string(out), prefix) {
+		t.Errorf("links with prefix %s left in the root namespace:\n%s", prefix, out)
+	}
+}
+
+// TestCleanupAfterPanic runs this test binary again with a test that
+// builds a lab and panics, and checks that the lab's cleanup still ran.
+func TestCleanupAfterPanic(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	if os.Getenv("PCPGW_LAB_PANIC_CHILD") == "1" {
+		t.Skip("child")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPanicChild$", "-test.v")
+	c.Env = append(os.Environ(), "PCPGW_LAB_PANIC_CHILD=1")
+	out, err := c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "lab-panic-child") {
+		t.Fatalf("child did not panic as planned (%v):\n%s", err, out)
+	}
+	var prefix string
+	var pid int
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if _, rest, ok := strings.Cut(sc.Text(), "LABPREFIX="); ok {
+			fmt.Sscanf(rest, "%s %d", &prefix, &pid)
+		}
+	}
+	checkGone(t, prefix, pid)
+}
+
+// TestPanicChild is the child of TestCleanupAfterPanic; it does nothing
+// in a normal run.
+func TestPanicChild(t *testing.T) {
+	if os.Getenv("PCPGW_LAB_PANIC_CHILD") != "1" {
+		t.Skip("only run by TestCleanupAfterPanic")
+	}
+	l := New(t, Options{})
+	p := l.LAN.Start(t, "sleep", "600")
+	fmt.Printf("LABPREFIX=%s %d\n", l.Prefix, p.Pid())
+	panic("lab-panic-child")
+}
+
+// TestParallelLabs: labs built at the same time get distinct names and
+// each works.
+func TestParallelLabs(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	for i := range 3 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			l := New(t, Options{Local: i == 2})
+			mu.Lock()
+			if seen[l.Prefix] {
+				t.Errorf("prefix %s used twice", l.Prefix)
+			}
+			seen[l.Prefix] = true
+			mu.Unlock()
+			if err := l.LAN.Ping(CPELAN4, 3*time.Second); err != nil {
+				t.Error(err)
+			}
+			l.CPE.Run(t, "nft", "add", "table", "inet", "same")
+		})
+	}
+}
+
+// TestSeenWorking is LAB.md's "seen working" path: a NAT-PMP request from
+// cpe makes miniupnpd add a dnat in table cgn; with a hand-made DNAT on
+// cpe, a TCP connection from net to the CGN's public address reaches a
+// listener on the LAN host and data comes through.
+func TestSeenWorking(t *testing.T) {
 	t.Parallel()
 	l := New(t, Options{})
 	m := l.StartMiniupnpd(t, MiniupnpdOptions{})
+	if n := m.DNATCount(t); n != 0 {
+		t.Fatalf("fresh cgn holds %d dnat rules", n)
+	}
 	out := l.CPE.Run(t, "natpmpc", "-g", CGN4, "-a", "18080", "18080", "tcp", "3600")
-	t.Logf("natpmpc: %s", out)
-	Eventually(t, 5*time.Second, func() bool { return m.DNATCount(t) == 1 }, "no dnat in cgn:\n%s", m.Ruleset(t))
-	t.Log(m.Ruleset(t))
+	if !strings.Contains(out, "Mapped public port 18080") {
+		t.Fatalf("natpmpc:\n%s", out)
+	}
+	if !strings.Contains(m.Ruleset(t), "dnat ip to "+CPEWAN4+":18080") {
+		t.Fatalf("no dnat to %s:18080 in cgn:\n%s", CPEWAN4, m.Ruleset(t))
+	}
+	if n := m.DNATCount(t); n != 1 {
+		t.Errorf("DNATCount = %d, want 1", n)
+	}
+	nft := filepath.Join(l.Dir, "cpe.nft")
+	rules := `table ip labdnat {
+	chain prerouting {
+		type nat hook prerouting priority -100; policy accept;
+		iifname "` + l.CPEWANIf + `" tcp dport 18080 dnat to 192.0.2.100:8080
+	}
+}
+`
+	if err := os.WriteFile(nft, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.CPE.Run(t, "nft", "-f", nft)
+	srv := l.LAN.Start(t, "nc", "-l", "8080")
+	token := "hello-from-net-" + l.Prefix
+	var last string
+	if !poll(10*time.Second, func() bool {
+		if !strings.Contains(srv.Output(), token) {
+			c := l.Net.Cmd(context.Background(), "nc", "-N", "-w", "2", CGNPublic4, "18080")
+			c.Stdin = strings.NewReader(token + "\n")
+			b, err := c.CombinedOutput()
+			last = fmt.Sprintf("%v %s", err, b)
+		}
+		return strings.Contains(srv.Output(), token)
+	}) {
+		t.Fatalf("data from net did not reach the LAN host's listener; last nc: %s; listener: %q", last, srv.Output())
+	}
+}
+
+// TestAnnounceMulticast: kill -USR1 makes miniupnpd multicast an
+// unsolicited ANNOUNCE that a listener on 224.0.0.1:5350 in cpe, joined
+// on its WAN link, receives (RFC 6887 §14.1.3).
+func TestAnnounceMulticast(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	m := l.StartMiniupnpd(t, MiniupnpdOptions{Debug: os.Getenv("DBG") == "1"})
+	var c *net.UDPConn
+	l.CPE.Do(t, func() {
+		ifi, err := net.InterfaceByName(l.CPEWANIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err = net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 1), Port: 5350})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer c.Close()
+	m.Announce(t)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 1100)
+	for {
+		n, from, err := c.ReadFromUDP(b)
+		if err != nil {
+			t.Fatalf("no ANNOUNCE on 224.0.0.1:5350 in cpe: %v", err)
+		}
+		// PCP response header: version 2, R bit and opcode 0 (ANNOUNCE).
+		if n >= 24 && b[0] == 2 && b[1] == 0x80 {
+			if !from.IP.Equal(net.ParseIP(CGN4)) {
+				t.Errorf("ANNOUNCE from %v, want %s", from, CGN4)
+			}
+			return
+		}
+	}
+}
+
+// TestMiniupnpdRestart: Restart(true) loses every mapping (lease file and
+// cgn chains), Restart(false) keeps them; miniupnpd answers after each.
+func TestMiniupnpdRestart(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	m := l.StartMiniupnpd(t, MiniupnpdOptions{MinLifetime: 60, MaxLifetime: 7200, ThirdParty: true})
+	conf, err := os.ReadFile(m.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"min_lifetime=60\n", "max_lifetime=7200\n", "pcp_allow_thirdparty=yes\n",
+		"ext_ifname=" + l.ISPPubIf + "\n", "listening_ip=" + l.ISPIf + "\n", "lease_file=" + m.LeaseFile + "\n"} {
+		if !bytes.Contains(conf, []byte(want)) {
+			t.Errorf("miniupnpd.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	for _, port := range []string{"18080", "18081"} {
+		l.CPE.Run(t, "natpmpc", "-g", CGN4, "-a", port, port, "tcp", "3600")
+	}
+	if n := m.DNATCount(t); n != 2 {
+		t.Fatalf("DNATCount = %d after two mappings, want 2:\n%s", n, m.Ruleset(t))
+	}
+	pid := m.Pid()
+	m.Restart(t, false)
+	if m.Pid() == 0 || m.Pid() == pid {
+		t.Errorf("Restart: pid %d -> %d", pid, m.Pid())
+	}
+	if n := m.DNATCount(t); n != 2 {
+		t.Errorf("DNATCount = %d after Restart(false), want 2:\n%s", n, m.Ruleset(t))
+	}
+	m.Restart(t, true)
+	if n := m.DNATCount(t); n != 0 {
+		t.Errorf("DNATCount = %d after Restart(true), want 0:\n%s", n, m.Ruleset(t))
+	}
+	rs := m.Ruleset(t)
+	if strings.Contains(rs, "18080") || strings.Contains(rs, "18081") {
+		t.Errorf("cgn still mentions the old ports after Restart(true):\n%s", rs)
+	}
+	// miniupnpd removes an empty lease file.
+	if b, err := os.ReadFile(m.LeaseFile); (err != nil && !os.IsNotExist(err)) || len(b) != 0 {
+		t.Errorf("lease file after Restart(true): %q, %v", b, err)
+	}
+	// Still serving.
+	l.CPE.Run(t, "natpmpc", "-g", CGN4, "-a", "18082", "18082", "tcp", "3600")
+	if n := m.DNATCount(t); n != 1 {
+		t.Errorf("DNATCount = %d after a new mapping, want 1", n)
+	}
+	m.Stop(t)
+	if m.Pid() != 0 || alive(pid) {
+		t.Errorf("miniupnpd still running after Stop")
+	}
 }

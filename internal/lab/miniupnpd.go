@@ -314,6 +314,11 @@ func (m *Miniupnpd) Announce(t testing.TB) {
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		t.Fatalf("lab: kill -USR1 miniupnpd: %v", err)
 	}
+	// A signal that lands while miniupnpd is busy is only seen after its
+	// poll(2) wakes up (see stop): wake it with a harmless NAT-PMP
+	// external address request from cpe.
+	time.Sleep(20 * time.Millisecond)
+	m.probe()
 }
 
 // Restart stops miniupnpd and starts it again, as a reboot of the CGN.
@@ -350,32 +355,31 @@ func (m *Miniupnpd) Stop(t testing.TB) {
 	}
 }
 
+// stop ends miniupnpd with SIGTERM, repeated every 200 ms: its main loop
+// checks its quit flag before building the poll set, so a SIGTERM that
+// lands between the check and poll(2) (likely when it is busy, e.g. just
+// after a request or SIGUSR1) leaves it asleep until another signal comes.
+// After 5 s it is killed.
 func (m *Miniupnpd) stop() error {
+	pid, gone := m.pid, func() bool { return !alive(m.pid) }
 	if m.proc != nil {
-		p := m.proc
-		if p.Exited() {
+		pid, gone = m.proc.Pid(), m.proc.Exited
+	}
+	if pid == 0 || gone() {
+		m.pid = 0
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		syscall.Kill(pid, syscall.SIGTERM)
+		if poll(200*time.Millisecond, gone) {
+			m.pid = 0
 			return nil
 		}
-		p.Signal(syscall.SIGTERM)
-		if err := p.Wait(5 * time.Second); errors.Is(err, ErrTimeout) {
-			p.cmd.Process.Kill()
-			<-p.done
-			return fmt.Errorf("miniupnpd did not exit within 5s of SIGTERM; killed")
-		}
-		return nil
 	}
-	pid := m.pid
-	if pid == 0 || !alive(pid) {
-		m.pid = 0
-		return nil
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	if poll(5*time.Second, func() bool { return !alive(pid) }) {
-		m.pid = 0
-		return nil
-	}
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	syscall.Kill(pid, syscall.SIGKILL)
-	poll(2*time.Second, func() bool { return !alive(pid) })
+	poll(2*time.Second, gone)
 	m.pid = 0
-	return fmt.Errorf("miniupnpd (pid %d) did not exit within 5s of SIGTERM; killed", pid)
+	return fmt.Errorf("miniupnpd (pid %d) did not exit within 5s of SIGTERM; killed (stat %q)", pid, stat)
 }
