@@ -100,6 +100,7 @@ type Core struct {
 	subs       map[chan Event]struct{}
 	sched      schedHeap
 	closed     bool
+	pinholes   int // live pinholes among entries
 
 	wake    chan struct{} // scheduler: the earliest deadline changed
 	persist chan struct{} // state writer: something changed
@@ -293,15 +294,7 @@ func (c *Core) Count() int {
 	return c.countLocked()
 }
 
-func (c *Core) countLocked() int {
-	n := 0
-	for _, e := range c.entries {
-		if !e.IsPinhole() {
-			n++
-		}
-	}
-	return n
-}
+func (c *Core) countLocked() int { return len(c.entries) - c.pinholes }
 
 // Get returns the mapping with that ID.
 func (c *Core) Get(id uint32) (Mapping, bool) {

@@ -332,7 +332,9 @@ func (c *Core) insertLocked(e *entry) {
 	c.seq++
 	e.seq = c.seq
 	c.entries[e.ID] = e
-	if !e.IsPinhole() {
+	if e.IsPinhole() {
+		c.pinholes++
+	} else {
 		c.byExt[e.key] = e
 	}
 	c.perClient[e.Client] = append(c.perClient[e.Client], e)
@@ -351,6 +353,9 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 	e.removed = true
 	e.gen++
 	delete(c.entries, e.ID)
+	if e.IsPinhole() {
+		c.pinholes--
+	}
 	if c.byExt[e.key] == e {
 		delete(c.byExt, e.key)
 	}
