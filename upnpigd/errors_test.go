@@ -180,7 +180,7 @@ func TestMalformedRequests(t *testing.T) {
 	good := soapBody(nsIP1, "GetExternalIPAddress")
 	tests := []struct {
 		name, soapAction, body string
-		status, code            int
+		status, code           int
 	}{
 		{"no SOAPAction", "", good, 500, 401},
 		{"unquoted SOAPAction", nsIP1 + "#GetExternalIPAddress", good, 200, 0},
