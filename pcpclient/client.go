@@ -118,7 +118,7 @@ const (
 	multiAddrMRC       = 4                // RFC 7488 §3 step 3
 	cycleRepeat        = 15 * time.Minute // RFC 7488 §3 step 5
 	rediscoverInterval = 30 * time.Second
-	maxErrorLifetime   = 24 * time.Hour  // RFC 6887 §15 sanity limit
+	maxErrorLifetime   = 24 * time.Hour   // RFC 6887 §15 sanity limit
 	maxShortErrorLife  = 30 * time.Minute // a short-lifetime error is not held longer
 	probeLifetime      = 120              // seconds, ExternalAddr probe mapping
 	probePort          = 9                // discard, RFC 6887 §11.6

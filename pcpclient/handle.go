@@ -60,16 +60,21 @@ func (c *Client) handle(b []byte, from netip.AddrPort, sock *server) {
 		// A version we do not speak: a server answering UNSUPP_VERSION
 		// with a version other than 0 and 2 (RFC 6887 §9 step 5).
 		resp, _ := pcp.ParseResponse(b)
-		if resp.Result != pcp.UnsuppVersion {
+		var pending []*txn
+		for _, t := range c.txns {
+			if t.sentTo[s.addr] && !t.finished {
+				pending = append(pending, t)
+			}
+		}
+		if resp.Result != pcp.UnsuppVersion || len(pending) == 0 {
 			c.st.Dropped++
 			return
 		}
 		c.acceptLocked(s, now)
 		re := c.resultError(pcp.Opcode(b[1]&0x7f), pcp.UnsuppVersion, 30*60, now)
-		for _, t := range c.txns {
-			if t.sentTo[s.addr] {
-				c.finishLocked(t, MapResult{}, re)
-			}
+		c.st.LastError = re.Error()
+		for _, t := range pending {
+			c.finishLocked(t, MapResult{}, re)
 		}
 	}
 }
