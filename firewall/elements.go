@@ -369,3 +369,19 @@ func sortElems(es []elem) {
 		return bytes.Compare(es[i].key, es[j].key) < 0
 	})
 }
+
+// Validate reports whether the firewall can install f (an error wrapping
+// ErrInvalid when not): TCP, UDP, DCCP, SCTP or UDP-Lite; an IPv4 target
+// with a port; an IPv4 Remote if any; a timeout not negative.
+func (f Forward) Validate() error {
+	_, err := forwardElems(f)
+	return err
+}
+
+// Validate reports whether the firewall can install p (an error wrapping
+// ErrInvalid when not): TCP, UDP, DCCP, SCTP or UDP-Lite; an IPv6 target
+// (not IPv4-mapped, no zone) with a port; an IPv6 Remote if any.
+func (p Pinhole) Validate() error {
+	_, err := pinholeElem(p)
+	return err
+}

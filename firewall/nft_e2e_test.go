@@ -2,7 +2,6 @@ package firewall_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -232,11 +231,6 @@ func TestNFTSmoke(t *testing.T) {
 	l, _ := setup(t, true)
 	t.Log(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"))
 }
-
-var _ = fmt.Sprint
-var _ = json.Marshal
-var _ = strings.Cut
-var _ = context.Background
 
 // fw4Ruleset is a ruleset shaped like OpenWrt fw4's (table inet fw4,
 // forward chain with policy drop, chain-pre includes first), including

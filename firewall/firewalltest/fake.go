@@ -1,0 +1,367 @@
+// Package firewalltest provides Fake, an in-memory stand-in for
+// firewall.NFT for the mapping core's unit tests.
+package firewalltest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/pcpgw/pcpgw/firewall"
+)
+
+// Op names a Fake method in a Batch and for SetErr.
+type Op string
+
+// The operations a Fake records.
+const (
+	OpApply   Op = "apply"
+	OpSync    Op = "sync"
+	OpPackets Op = "packets"
+	OpWANAddr Op = "wanaddr"
+)
+
+// Batch is one recorded call that would have reached the kernel.
+type Batch struct {
+	Op      Op
+	Change  firewall.Change    // OpApply
+	Fwds    []firewall.Forward // OpSync: the wanted state
+	Pins    []firewall.Pinhole // OpSync
+	WANAddr netip.Addr         // OpWANAddr
+	Err     error              // what the call returned
+}
+
+type fwdKey struct {
+	proto  uint8
+	port   uint16         // WAN port; 0 for accept-only forwards
+	to     netip.AddrPort // only for accept-only forwards (the kernel's key)
+	remote netip.Addr
+}
+
+type pinKey struct {
+	proto      uint8
+	to         netip.AddrPort
+	remote     netip.Addr
+	remotePort uint16
+}
+
+// Fake implements the methods of firewall.NFT in memory, with the same
+// semantics: entries are validated as the kernel backend does, a change is
+// all or nothing, adding an existing entry replaces it (refresh), deleting
+// a missing one is not an error, Sync leaves exactly the wanted state. It
+// records every call and can be told to fail. Safe for concurrent use; the
+// zero value is ready.
+type Fake struct {
+	mu      sync.Mutex
+	fwds    map[fwdKey]firewall.Forward
+	pins    map[pinKey]firewall.Pinhole
+	packets map[pinKey]uint64
+	wan     netip.Addr
+	batches []Batch
+	errFn   func(Op) error
+	next    []error
+	closed  bool
+}
+
+// New returns an empty Fake.
+func New() *Fake { return &Fake{} }
+
+func normAddr(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.IsValid() && a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func keyOfForward(f firewall.Forward) fwdKey {
+	k := fwdKey{proto: f.Proto, port: f.Port, remote: normAddr(f.Remote)}
+	if f.Port == 0 {
+		k.to = netip.AddrPortFrom(f.To.Addr().Unmap(), f.To.Port())
+	}
+	return k
+}
+
+func keyOfPinhole(p firewall.Pinhole) pinKey {
+	return pinKey{proto: p.Proto, to: p.To, remote: normAddr(p.Remote), remotePort: p.RemotePort}
+}
+
+// SetErr makes every later call of op return fn(op) when that is not nil
+// (nil fn: no more injected errors). A failing Apply or Sync changes
+// nothing, like a failed netlink batch.
+func (f *Fake) SetErr(fn func(Op) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errFn = fn
+}
+
+// FailNext makes the next call (of any Op) return err and change nothing.
+func (f *Fake) FailNext(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next = append(f.next, err)
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = firewall.ErrClosed
+
+func (f *Fake) injected(op Op) error {
+	if f.closed {
+		return ErrClosed
+	}
+	if len(f.next) > 0 {
+		err := f.next[0]
+		f.next = f.next[1:]
+		return err
+	}
+	if f.errFn != nil {
+		return f.errFn(op)
+	}
+	return nil
+}
+
+func (f *Fake) record(b Batch) {
+	f.batches = append(f.batches, b)
+}
+
+func (f *Fake) init() {
+	if f.fwds == nil {
+		f.fwds = make(map[fwdKey]firewall.Forward)
+		f.pins = make(map[pinKey]firewall.Pinhole)
+		f.packets = make(map[pinKey]uint64)
+	}
+}
+
+func validate(fwds []firewall.Forward, pins []firewall.Pinhole) error {
+	for _, x := range fwds {
+		if err := x.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, p := range pins {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply applies c: deletions first, then additions.
+func (f *Fake) Apply(ctx context.Context, c firewall.Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	err := f.injected(OpApply)
+	if err == nil {
+		err = validate(append(slices.Clone(c.AddForwards), c.DelForwards...), append(slices.Clone(c.AddPinholes), c.DelPinholes...))
+	}
+	if err == nil {
+		for _, x := range c.DelForwards {
+			delete(f.fwds, keyOfForward(x))
+		}
+		for _, p := range c.DelPinholes {
+			delete(f.pins, keyOfPinhole(p))
+			delete(f.packets, keyOfPinhole(p))
+		}
+		for _, x := range c.AddForwards {
+			f.fwds[keyOfForward(x)] = x
+		}
+		for _, p := range c.AddPinholes {
+			f.pins[keyOfPinhole(p)] = p
+		}
+	}
+	f.record(Batch{Op: OpApply, Change: cloneChange(c), Err: err})
+	return err
+}
+
+// Sync replaces the whole state with fwds and pins.
+func (f *Fake) Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	err := f.injected(OpSync)
+	if err == nil {
+		err = validate(fwds, pins)
+	}
+	if err == nil {
+		seen := make(map[fwdKey]firewall.Forward, len(fwds))
+		for _, x := range fwds {
+			if prev, ok := seen[keyOfForward(x)]; ok && prev.To != x.To {
+				err = fmt.Errorf("%w: two entries for the same key (%d/%d)", firewall.ErrInvalid, x.Proto, x.Port)
+				break
+			}
+			seen[keyOfForward(x)] = x
+		}
+	}
+	if err == nil {
+		old := f.packets
+		f.fwds = make(map[fwdKey]firewall.Forward, len(fwds))
+		f.pins = make(map[pinKey]firewall.Pinhole, len(pins))
+		f.packets = make(map[pinKey]uint64)
+		for _, x := range fwds {
+			f.fwds[keyOfForward(x)] = x
+		}
+		for _, p := range pins {
+			k := keyOfPinhole(p)
+			f.pins[k] = p
+			if n, ok := old[k]; ok {
+				f.packets[k] = n
+			}
+		}
+	}
+	f.record(Batch{Op: OpSync, Fwds: slices.Clone(fwds), Pins: slices.Clone(pins), Err: err})
+	return err
+}
+
+// Packets returns the count set with SetPackets (0 by default) for a
+// pinhole the Fake holds, and an error wrapping firewall.ErrNotFound for
+// one it does not.
+func (f *Fake) Packets(ctx context.Context, p firewall.Pinhole) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	if err := f.injected(OpPackets); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	k := keyOfPinhole(p)
+	if _, ok := f.pins[k]; !ok {
+		return 0, fmt.Errorf("%w: pinhole %v", firewall.ErrNotFound, p.To)
+	}
+	return f.packets[k], nil
+}
+
+// SetWANAddr records the WAN address (the zero Addr clears it).
+func (f *Fake) SetWANAddr(ctx context.Context, a netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.injected(OpWANAddr)
+	a = a.Unmap()
+	if err == nil && a.IsValid() && !a.Is4() {
+		err = fmt.Errorf("%w: WAN address %v is not IPv4", firewall.ErrInvalid, a)
+	}
+	if err == nil {
+		f.wan = a
+	}
+	f.record(Batch{Op: OpWANAddr, WANAddr: a, Err: err})
+	return err
+}
+
+// Close empties the Fake (the table is removed); later calls fail with
+// ErrClosed. Idempotent.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.fwds, f.pins, f.packets = nil, nil, nil
+	return nil
+}
+
+// SetPackets sets the packet count Packets returns for p; it reports false
+// when the Fake does not hold p.
+func (f *Fake) SetPackets(p firewall.Pinhole, n uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	k := keyOfPinhole(p)
+	if _, ok := f.pins[k]; !ok {
+		return false
+	}
+	f.packets[k] = n
+	return true
+}
+
+// Expire removes the entries of c as the kernel does when their timeouts
+// run out: without a recorded batch.
+func (f *Fake) Expire(c firewall.Change) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	for _, x := range append(slices.Clone(c.DelForwards), c.AddForwards...) {
+		delete(f.fwds, keyOfForward(x))
+	}
+	for _, p := range append(slices.Clone(c.DelPinholes), c.AddPinholes...) {
+		delete(f.pins, keyOfPinhole(p))
+		delete(f.packets, keyOfPinhole(p))
+	}
+}
+
+// Forwards returns the forwards held, sorted by protocol, WAN port, target.
+func (f *Fake) Forwards() []firewall.Forward {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]firewall.Forward, 0, len(f.fwds))
+	for _, x := range f.fwds {
+		out = append(out, x)
+	}
+	slices.SortFunc(out, func(a, b firewall.Forward) int {
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port), a.To.Compare(b.To), a.Remote.Compare(b.Remote))
+	})
+	return out
+}
+
+// Pinholes returns the pinholes held, sorted by protocol, target, remote.
+func (f *Fake) Pinholes() []firewall.Pinhole {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]firewall.Pinhole, 0, len(f.pins))
+	for _, p := range f.pins {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b firewall.Pinhole) int {
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.To.Compare(b.To), a.Remote.Compare(b.Remote), cmp.Compare(a.RemotePort, b.RemotePort))
+	})
+	return out
+}
+
+// WANAddr returns the address last set with SetWANAddr.
+func (f *Fake) WANAddr() netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wan
+}
+
+// Batches returns a copy of the recorded calls, oldest first.
+func (f *Fake) Batches() []Batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Batch, len(f.batches))
+	for i, b := range f.batches {
+		b.Change = cloneChange(b.Change)
+		b.Fwds, b.Pins = slices.Clone(b.Fwds), slices.Clone(b.Pins)
+		out[i] = b
+	}
+	return out
+}
+
+// Reset forgets the recorded batches (the state is kept).
+func (f *Fake) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batches = nil
+}
+
+func cloneChange(c firewall.Change) firewall.Change {
+	return firewall.Change{
+		AddForwards: slices.Clone(c.AddForwards), DelForwards: slices.Clone(c.DelForwards),
+		AddPinholes: slices.Clone(c.AddPinholes), DelPinholes: slices.Clone(c.DelPinholes),
+	}
+}
+
