@@ -364,4 +364,3 @@ func cloneChange(c firewall.Change) firewall.Change {
 		AddPinholes: slices.Clone(c.AddPinholes), DelPinholes: slices.Clone(c.DelPinholes),
 	}
 }
-
