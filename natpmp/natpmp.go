@@ -122,12 +122,14 @@ func (s *Server) clampLifetime(secs uint32) time.Duration {
 	return min(max(d, s.cfg.MinLifetime), s.cfg.MaxLifetime)
 }
 
-// leaseSeconds is the lifetime answered for m: the lease left, rounded up,
-// or the granted lifetime when the mapping has no end.
-func leaseSeconds(m mapping.Mapping, granted time.Duration, now time.Time) uint32 {
-	d := m.Lease(now)
+// leaseSeconds is the lifetime answered for m: the lease left, rounded up
+// but never more than the lifetime asked for (the core's clock runs a
+// little after the handler's now), or the asked lifetime when the mapping
+// has no end.
+func leaseSeconds(m mapping.Mapping, asked time.Duration, now time.Time) uint32 {
+	d := min(m.Lease(now), asked)
 	if m.Expires.IsZero() {
-		d = granted
+		d = asked
 	}
 	secs := (d + time.Second - 1) / time.Second
 	return uint32(min(secs, 1<<32-1))
