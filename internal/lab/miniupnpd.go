@@ -316,8 +316,8 @@ func (m *Miniupnpd) Announce(t testing.TB) {
 	}
 	// A signal that lands while miniupnpd is busy is only seen after its
 	// poll(2) wakes up (see stop): wake it with a harmless NAT-PMP
-	// external address request from cpe.
-	time.Sleep(20 * time.Millisecond)
+	// external address request from cpe. The signal is pending before
+	// the request is sent, so whatever wakes the loop sees it.
 	m.probe()
 }
 
