@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -428,5 +429,31 @@ func TestMiniupnpdRestart(t *testing.T) {
 	m.Stop(t)
 	if m.Pid() != 0 || alive(pid) {
 		t.Errorf("miniupnpd still running after Stop")
+	}
+}
+
+// TestStartPcpgw: the module's pcpgw builds, runs in cpe with the lab's
+// interfaces, answers its control socket through CLI, and its Stop
+// reports the exit status.
+func TestStartPcpgw(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	l.StartMiniupnpd(t, MiniupnpdOptions{ThirdParty: true})
+	p := l.StartPcpgw(t, "--pcp-server", CGN4)
+	if !strings.HasPrefix(p.Socket, l.Dir) && len(filepath.Join(l.Dir, "pcpgw.sock")) <= maxSocketPath {
+		t.Errorf("socket %s outside the lab's dir %s", p.Socket, l.Dir)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(p.CLI(t, "status", "--json")), &st); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	if len(st) == 0 {
+		t.Error("status --json: empty object")
+	}
+	if err := p.Stop(t); err != nil {
+		t.Errorf("pcpgw on SIGTERM: %v\n%s", err, p.Output())
+	}
+	if _, err := os.Stat(p.Socket); !os.IsNotExist(err) {
+		t.Errorf("socket %s still there after exit: %v", p.Socket, err)
 	}
 }

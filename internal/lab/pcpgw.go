@@ -71,6 +71,10 @@ func removeStaleBinDirs() {
 	}
 }
 
+// maxSocketPath is the longest unix socket path Linux takes (sun_path
+// is 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
 // Pcpgw is `pcpgw run` in the lab's cpe namespace.
 type Pcpgw struct {
 	*Proc
@@ -88,6 +92,16 @@ func (l *Lab) StartPcpgw(t testing.TB, args ...string) *Pcpgw {
 	p := &Pcpgw{
 		Socket:   filepath.Join(l.Dir, "pcpgw.sock"),
 		StateDir: filepath.Join(l.Dir, "pcpgw"),
+	}
+	if len(p.Socket) > maxSocketPath {
+		// A long TMPDIR or test name: a unix socket path holds at most
+		// 107 bytes.
+		d, err := os.MkdirTemp("", "pcpgw-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		p.Socket = filepath.Join(d, "pcpgw.sock")
 	}
 	if err := os.MkdirAll(p.StateDir, 0o755); err != nil {
 		t.Fatal(err)
