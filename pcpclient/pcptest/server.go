@@ -76,6 +76,7 @@ type Server struct {
 	maxLifetime uint32
 	dropFirst   int
 	extraOpts   []pcp.Option
+	natpmpErr   pcp.NATPMPResult
 	reqs        []Request
 	maps        map[mapKey]mapping
 	natpmpMaps  map[mapKey]mapping
@@ -146,6 +147,14 @@ func (s *Server) SetError(code pcp.ResultCode, lifetime uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mode, s.code, s.errLifetime = ErrorResult, code, lifetime
+}
+
+// SetNATPMPError makes the NAT-PMP side (mode NATPMPOnly) answer r
+// (NATPMPSuccess: answer normally).
+func (s *Server) SetNATPMPError(r pcp.NATPMPResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.natpmpErr = r
 }
 
 // SetExternal changes the external address of later answers.
@@ -433,8 +442,8 @@ func (s *Server) natpmpLocked(b []byte, req *pcp.NATPMPRequest) []byte {
 		s.natpmpMaps[key] = mapping{ext: ext, expires: time.Now().Add(time.Duration(life) * time.Second)}
 		resp.ExternalPort, resp.Lifetime = ext, life
 	}
-	if s.mode == ErrorResult {
-		resp.Result, resp.ExternalPort, resp.Lifetime = pcp.NATPMPOutOfResources, 0, 0
+	if s.natpmpErr != pcp.NATPMPSuccess {
+		resp.Result, resp.ExternalPort, resp.Lifetime = s.natpmpErr, 0, 0
 	}
 	return resp.AppendMarshal(nil)
 }
