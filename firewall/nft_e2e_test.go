@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/internal/lab"
 )
@@ -227,9 +228,80 @@ func writeFile(t *testing.T, content string) string {
 	return p
 }
 
-func TestNFTSmoke(t *testing.T) {
-	l, _ := setup(t, true)
-	t.Log(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"))
+// chainRules returns the rules of chain in `nft list table` output, with the
+// lab's interface prefix replaced by "P".
+func chainRules(out, chain, prefix string) []string {
+	_, body, ok := strings.Cut(out, "\tchain "+chain+" {\n")
+	if !ok {
+		return nil
+	}
+	body, _, _ = strings.Cut("\n"+body, "\n\t}")
+	var rules []string
+	for _, line := range strings.Split(body, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "type ") {
+			continue
+		}
+		rules = append(rules, strings.ReplaceAll(line, prefix, "P"))
+	}
+	return rules
+}
+
+// The table's rules are the ones doc.go shows; a second New adopts the
+// table: it replaces the rules (here without the baseline) and keeps the
+// elements.
+func TestTableLayout(t *testing.T) {
+	l, fw := setup(t, true)
+	out := l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw")
+	want := map[string][]string{
+		"prerouting": {
+			`iifname "Pc1" dnat ip to ip saddr . meta l4proto . th dport map @fwd4h`,
+			`meta nfproto ipv4 iifname "Pc1" dnat ip to meta l4proto . th dport map @fwd4`,
+			`iifname @lan_ifs ip daddr @wan4 dnat ip to meta l4proto . th dport map @fwd4`,
+		},
+		"postrouting": {
+			`meta nfproto ipv4 iifname @lan_ifs oifname @lan_ifs ct status dnat ct mark & 0x20000000 == 0x20000000 masquerade`,
+		},
+		"forward": {
+			`iifname "Pc1" ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" ip saddr . ip daddr . meta l4proto . th dport . ct original proto-dst @acc4h ct mark set ct mark | 0x20000000 accept`,
+			`iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" ip6 daddr . meta l4proto . th dport @pin6 ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" ip6 saddr . th sport . ip6 daddr . meta l4proto . th dport @pin6hp ct mark set ct mark | 0x20000000 accept`,
+			`meta nfproto ipv6 iifname "Pc1" jump wan6_in`,
+		},
+		"wan6_in": {
+			"ct state established,related accept",
+			"ct state invalid drop",
+			"icmpv6 type echo-request accept",
+			"meta l4proto ah accept",
+			"meta l4proto esp accept",
+			"meta l4proto hip accept",
+			"udp dport 500 accept",
+			"udp dport 4500 accept",
+			"drop",
+		},
+	}
+	for chain, rules := range want {
+		if diff := cmp.Diff(rules, chainRules(out, chain, l.Prefix)); diff != "" {
+			t.Errorf("chain %s (-want +got):\n%s", chain, diff)
+		}
+	}
+
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
+	newFW(t, l, firewall.Config{IPv6Baseline: false})
+	out = l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw")
+	if got := chainRules(out, "forward", l.Prefix); len(got) != 7 {
+		t.Errorf("forward chain after adopting without baseline:\n%s", strings.Join(got, "\n"))
+	}
+	if got := chainRules(out, "wan6_in", l.Prefix); len(got) != 0 {
+		t.Errorf("wan6_in after adopting without baseline: %q", got)
+	}
+	if got := kernelElems(t, l, "pcpgw")["fwd4"]; len(got) != 1 {
+		t.Errorf("fwd4 after adopting: %q, want the one forward kept", got)
+	}
 }
 
 // fw4Ruleset is a ruleset shaped like OpenWrt fw4's (table inet fw4,
