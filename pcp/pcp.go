@@ -159,7 +159,7 @@ func ParseRequest(b []byte) (Request, error) {
 	}
 	rest = rest[size:]
 
-	var seen [256]uint8
+	var seen optCounts
 	for len(rest) > 0 {
 		o, n, err := parseOption(rest)
 		if err != nil {
@@ -167,19 +167,57 @@ func ParseRequest(b []byte) (Request, error) {
 		}
 		rest = rest[n:]
 		r.Options = append(r.Options, o)
-		if err := checkRequestOption(&r, o, &seen); err != nil {
+		if err := checkRequestOption(&r, &r.Options[len(r.Options)-1], &seen); err != nil {
 			return r, err
 		}
 	}
-	if seen[OptThirdPartyID] > 0 && seen[OptThirdParty] == 0 {
+	if seen.get(OptThirdPartyID) > 0 && seen.get(OptThirdParty) == 0 {
 		return r, parseErr(ThirdPartyMissingOption, ErrThirdPartyMissing, "THIRD_PARTY_ID without THIRD_PARTY")
 	}
 	return r, nil
 }
 
+// optCounts counts the known options of a request that may appear once.
+type optCounts [5]uint8
+
+func (n *optCounts) index(c OptionCode) int {
+	switch c {
+	case OptThirdParty:
+		return 0
+	case OptPreferFailure:
+		return 1
+	case OptThirdPartyID:
+		return 2
+	case OptDescription:
+		return 3
+	case OptPrefix64:
+		return 4
+	}
+	return -1
+}
+
+func (n *optCounts) get(c OptionCode) int {
+	if i := n.index(c); i >= 0 {
+		return int(n[i])
+	}
+	return 0
+}
+
+// inc counts one more c (saturating) and returns the new count.
+func (n *optCounts) inc(c OptionCode) int {
+	i := n.index(c)
+	if i < 0 {
+		return 0
+	}
+	if n[i] < 255 {
+		n[i]++
+	}
+	return int(n[i])
+}
+
 // checkRequestOption applies the server-side rules of §7.3 and §13 to one
 // option of a request.
-func checkRequestOption(r *Request, o Option, seen *[256]uint8) error {
+func checkRequestOption(r *Request, o *Option, seen *optCounts) error {
 	c := o.Code
 	if !c.Known() {
 		if c.Optional() {
@@ -190,10 +228,7 @@ func checkRequestOption(r *Request, o Option, seen *[256]uint8) error {
 	if !c.ValidFor(r.Opcode) {
 		return parseErr(MalformedOption, ErrOption, "%s not valid for %s", c, r.Opcode)
 	}
-	if seen[c] < 255 {
-		seen[c]++
-	}
-	if max := c.MaxInRequest(); max > 0 && int(seen[c]) > max {
+	if max := c.MaxInRequest(); max > 0 && seen.inc(c) > max {
 		return parseErr(MalformedOption, ErrOption, "%s more than once", c)
 	}
 	if o.Raw != nil && !c.Optional() && c != OptThirdPartyID {
