@@ -323,6 +323,10 @@ func (n *NS) state() string {
 
 // cleanup kills every process in the lab's namespaces and deletes them.
 func (l *Lab) cleanup(t testing.TB) {
+	start := time.Now()
+	defer func() {
+		t.Logf("lab %s: torn down in %v", l.Prefix, time.Since(start).Round(time.Millisecond))
+	}()
 	for _, n := range l.all {
 		killAll(n.Name)
 	}

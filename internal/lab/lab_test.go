@@ -361,20 +361,48 @@ func TestAnnounceMulticast(t *testing.T) {
 		}
 	})
 	defer c.Close()
+	var c6 *net.UDPConn
+	l.CPE.Do(t, func() {
+		ifi, err := net.InterfaceByName(l.CPEWANIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c6, err = net.ListenMulticastUDP("udp6", ifi, &net.UDPAddr{IP: net.ParseIP("ff02::1"), Port: 5350})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer c6.Close()
 	m.Announce(t)
+	var wg sync.WaitGroup
+	for _, cc := range []*net.UDPConn{c, c6} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if from, err := readAnnounce(cc); err != nil {
+				t.Errorf("no ANNOUNCE on %v in cpe: %v", cc.LocalAddr(), err)
+			} else {
+				t.Logf("ANNOUNCE on %v from %v", cc.LocalAddr(), from)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// readAnnounce waits (at most 5 s) for a PCP ANNOUNCE response on c and
+// returns its sender.
+func readAnnounce(c *net.UDPConn) (*net.UDPAddr, error) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b := make([]byte, 1100)
 	for {
 		n, from, err := c.ReadFromUDP(b)
 		if err != nil {
-			t.Fatalf("no ANNOUNCE on 224.0.0.1:5350 in cpe: %v", err)
+			return nil, err
 		}
-		// PCP response header: version 2, R bit and opcode 0 (ANNOUNCE).
-		if n >= 24 && b[0] == 2 && b[1] == 0x80 {
-			if !from.IP.Equal(net.ParseIP(CGN4)) {
-				t.Errorf("ANNOUNCE from %v, want %s", from, CGN4)
-			}
-			return
+		// PCP response header: version 2, R bit and opcode 0 (ANNOUNCE),
+		// result SUCCESS (RFC 6887 §7.2, §14.1.3).
+		if n >= 24 && b[0] == 2 && b[1] == 0x80 && b[3] == 0 {
+			return from, nil
 		}
 	}
 }

@@ -22,27 +22,54 @@ var build struct {
 }
 
 // PcpgwBinary builds the module's cmd/pcpgw once per test binary and
-// returns the binary's path; it fails the test when the build fails. The
-// binary lives in $TMPDIR/pcpgw-lab-bin-<pid>; each build removes the
+// returns the binary's path; it fails the test when the build fails.
+// PCPGW_BIN, when set, names a binary to use instead (a release build, say).
+// The build lives in $TMPDIR/pcpgw-lab-bin-<pid>; each build removes the
 // directories of test processes that are gone (a library cannot hook the
 // end of the test binary).
 func PcpgwBinary(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() { build.path, build.err = buildPcpgw() })
+	build.once.Do(func() {
+		if b := os.Getenv("PCPGW_BIN"); b != "" {
+			build.path, build.err = filepath.Abs(b)
+			return
+		}
+		build.path, build.err = buildPcpgw()
+	})
 	if build.err != nil {
 		t.Fatalf("lab: %v", build.err)
 	}
 	return build.path
 }
 
-func buildPcpgw() (string, error) {
+// moduleRoot finds the pcpgw module's root: the directory of `go env
+// GOMOD` or, for a nested test module, the nearest parent holding go.mod
+// and cmd/pcpgw.
+func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not inside the pcpgw module")
+		return "", errors.New("go env GOMOD: not inside a module")
+	}
+	for d := filepath.Dir(gomod); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(filepath.Join(d, "cmd", "pcpgw")); err == nil && fi.IsDir() {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				return d, nil
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no cmd/pcpgw in the module of %s or above", gomod)
+		}
+	}
+}
+
+func buildPcpgw() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
 	}
 	removeStaleBinDirs()
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("pcpgw-lab-bin-%d", os.Getpid()))
@@ -51,10 +78,10 @@ func buildPcpgw() (string, error) {
 	}
 	bin := filepath.Join(dir, "pcpgw")
 	c := exec.Command("go", "build", "-o", bin, "./cmd/pcpgw")
-	c.Dir = filepath.Dir(gomod)
+	c.Dir = root
 	if out, err := c.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("go build ./cmd/pcpgw: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/pcpgw in %s: %v\n%s", root, err, out)
 	}
 	return bin, nil
 }
