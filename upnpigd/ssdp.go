@@ -73,7 +73,7 @@ func parseMSearch(b []byte) (mSearch, error) {
 			m.MX = min(n, ssdpMaxMX)
 		}
 	}
-	if man != `"ssdp:discover"` || m.ST == "" || len(m.ST) > 256 {
+	if man != `"ssdp:discover"` || m.ST == "" || len(m.ST) > 256 || strings.ContainsFunc(m.ST, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 		return m, errNotMSearch
 	}
 	return m, nil
