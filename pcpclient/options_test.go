@@ -51,7 +51,7 @@ func TestOptions(t *testing.T) {
 	if o, ok := got[pcp.OptFilter]; !ok || o.Filter != f {
 		t.Errorf("FILTER %+v", o)
 	}
-	if o, ok := got[pcp.OptDescription]; !ok || o.Description != "game server" {
+	if o, ok := got[pcp.OptDescription]; !ok || o.Description != "game server " {
 		t.Errorf("DESCRIPTION %+v", o)
 	}
 	if q.Client != netip.MustParseAddr("127.0.0.1") || q.Map.InternalPort != 8080 {

@@ -510,7 +510,7 @@ func (c *Client) buildPCP(kind txnKind, r MapRequest, remote netip.AddrPort, loc
 		}
 	}
 	if r.Description != "" {
-		req.Options = append(req.Options, pcp.Option{Code: pcp.OptDescription, Description: r.Description})
+		req.Options = append(req.Options, pcp.Option{Code: pcp.OptDescription, Description: padDescription(r.Description)})
 	}
 	return req.AppendMarshal(make([]byte, 0, 128))
 }
@@ -584,4 +584,15 @@ func (c *Client) send(t *txn, s *server) error {
 	c.mu.Unlock()
 	_, err := s.conn.WriteTo(pkt, s.addr)
 	return err
+}
+
+// padDescription pads a DESCRIPTION (RFC 7220) with spaces to a multiple of
+// 4 octets. RFC 6887 §7.3 pads options on the wire anyway, but miniupnpd
+// 2.3.9 does not skip that padding and answers MALFORMED_OPTION to any
+// option whose length is not a multiple of 4 (seen in the lab).
+func padDescription(s string) string {
+	for len(s)%4 != 0 {
+		s += " "
+	}
+	return s
 }
