@@ -124,6 +124,7 @@ func New(t testing.TB, opt Options) *Lab {
 	l := &Lab{Dir: t.TempDir(), opt: opt}
 	start := time.Now()
 
+	sweepStale()
 	// Reserve a prefix by creating the lan namespace: `ip netns add`
 	// fails when the name exists, whoever made it.
 	var err error
@@ -139,6 +140,9 @@ func New(t testing.TB, opt Options) *Lab {
 	}
 	l.all = []*NS{l.LAN}
 	t.Cleanup(func() { l.cleanup(t) })
+	if err := register(l.Prefix, l.Dir); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
 
 	l.CPE = &NS{Name: l.Prefix + "cpe"}
 	l.Net = &NS{Name: l.Prefix + "net"}
@@ -334,6 +338,71 @@ func (l *Lab) cleanup(t testing.TB) {
 		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
 			t.Errorf("lab: ip netns del %s: %v: %s", n.Name, err, out)
 		}
+	}
+	os.Remove(filepath.Join(registryDir, l.Prefix))
+}
+
+// registryDir records which process owns each lab prefix, so that a later
+// New can remove the labs of a test binary that died without running its
+// cleanups (killed, or "panic: test timed out").
+const registryDir = "/run/pcpgw-lab"
+
+// register records that this process owns prefix and dir.
+func register(prefix, dir string) error {
+	if err := os.MkdirAll(registryDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(registryDir, prefix), []byte(procID(os.Getpid())+"\n"+dir+"\n"), 0o644)
+}
+
+// procID identifies a process across pid reuse: its pid and start time.
+func procID(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	// Fields after the comm: state is field 3, starttime field 22.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return strconv.Itoa(pid) + " " + f[19]
+}
+
+// sweepStale removes the namespaces of labs whose owning process is gone.
+func sweepStale() {
+	ents, err := os.ReadDir(registryDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		f := filepath.Join(registryDir, e.Name())
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		owner, dir, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		pid, _, _ := strings.Cut(owner, " ")
+		if n, err := strconv.Atoi(pid); err == nil && owner == procID(n) {
+			continue // alive
+		}
+		left, _ := Leftovers(e.Name())
+		for _, ns := range left {
+			killAll(ns)
+		}
+		for _, ns := range left {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+		if filepath.IsAbs(dir) && filepath.Dir(dir) != "/" {
+			os.RemoveAll(dir)
+			os.Remove(filepath.Dir(dir)) // the test's temp root, when empty
+		}
+		os.Remove(f)
 	}
 }
 

@@ -235,38 +235,95 @@ func checkGone(t *testing.T, prefix string, pid int) {
 func TestCleanupAfterPanic(t *testing.T) {
 	RequireRoot(t)
 	t.Parallel()
-	if os.Getenv("PCPGW_LAB_PANIC_CHILD") == "1" {
-		t.Skip("child")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPanicChild$", "-test.v")
-	c.Env = append(os.Environ(), "PCPGW_LAB_PANIC_CHILD=1")
+	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLabChild$", "-test.v")
+	c.Env = append(os.Environ(), "PCPGW_LAB_CHILD=panic")
 	out, err := c.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "lab-panic-child") {
 		t.Fatalf("child did not panic as planned (%v):\n%s", err, out)
 	}
+	prefix, pid := childLab(out)
+	checkGone(t, prefix, pid)
+}
+
+// TestSweepKilledTestBinary: a test binary killed before its cleanups
+// ran leaves its lab behind; the next New removes it.
+func TestSweepKilledTestBinary(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLabChild$", "-test.v")
+	c.Env = append(os.Environ(), "PCPGW_LAB_CHILD=hang")
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
 	var prefix string
 	var pid int
+	var seen bytes.Buffer
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if prefix, pid = childLab(seen.Bytes()); prefix != "" {
+			break
+		}
+	}
+	c.Process.Kill()
+	c.Wait()
+	if prefix == "" {
+		t.Fatalf("child printed no lab prefix:\n%s", seen.String())
+	}
+	if left, _ := Leftovers(prefix); len(left) == 0 {
+		t.Fatalf("the killed child's lab %s is already gone: nothing to sweep", prefix)
+	}
+	b, err := os.ReadFile(filepath.Join(registryDir, prefix))
+	if err != nil {
+		t.Fatalf("the child's lab is not registered: %v", err)
+	}
+	_, dir, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the child's lab dir %q: %v", dir, err)
+	}
+	New(t, Options{Local: true})
+	checkGone(t, prefix, pid)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the killed child's lab dir %s is still there (%v)", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(registryDir, prefix)); !os.IsNotExist(err) {
+		t.Errorf("the killed child's lab is still registered (%v)", err)
+	}
+}
+
+// childLab reads the LABPREFIX line a TestLabChild printed.
+func childLab(out []byte) (prefix string, pid int) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		if _, rest, ok := strings.Cut(sc.Text(), "LABPREFIX="); ok {
 			fmt.Sscanf(rest, "%s %d", &prefix, &pid)
 		}
 	}
-	checkGone(t, prefix, pid)
+	return prefix, pid
 }
 
-// TestPanicChild is the child of TestCleanupAfterPanic; it does nothing
-// in a normal run.
-func TestPanicChild(t *testing.T) {
-	if os.Getenv("PCPGW_LAB_PANIC_CHILD") != "1" {
-		t.Skip("only run by TestCleanupAfterPanic")
+// TestLabChild is the child of TestCleanupAfterPanic and
+// TestSweepKilledTestBinary; it does nothing in a normal run.
+func TestLabChild(t *testing.T) {
+	mode := os.Getenv("PCPGW_LAB_CHILD")
+	if mode == "" {
+		t.Skip("only run by TestCleanupAfterPanic and TestSweepKilledTestBinary")
 	}
 	l := New(t, Options{})
 	p := l.LAN.Start(t, "sleep", "600")
 	fmt.Printf("LABPREFIX=%s %d\n", l.Prefix, p.Pid())
-	panic("lab-panic-child")
+	if mode == "panic" {
+		panic("lab-panic-child")
+	}
+	p.Wait(time.Minute) // killed by the parent long before
 }
 
 // TestParallelLabs: labs built at the same time get distinct names and
