@@ -249,7 +249,7 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
-	c.refreshServers()
+	c.refreshServers(c.ctx)
 	return c, nil
 }
 
@@ -354,7 +354,7 @@ func (c *Client) setServers(list []netip.AddrPort, source string) error {
 
 // refreshServers applies the discovery order of RFC 6887 §8.1: configured
 // servers, else the servers file, else the AFTR, else the default routers.
-func (c *Client) refreshServers() {
+func (c *Client) refreshServers(ctx context.Context) {
 	if len(c.cfg.Servers) > 0 {
 		return
 	}
@@ -419,7 +419,7 @@ func (c *Client) refreshServers() {
 				c.log.Warn("resolvers", "err", err)
 			}
 		}
-		addrs, err := resolveAFTR(c.ctx, c.cfg.AFTRName, res)
+		addrs, err := resolveAFTR(ctx, c.cfg.AFTRName, res)
 		if err != nil {
 			c.log.Warn("AFTR", "err", err)
 		}

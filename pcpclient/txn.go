@@ -154,7 +154,7 @@ func (c *Client) Delete(ctx context.Context, r MapRequest) error {
 // reads the external address and deletes the mapping again in the
 // background.
 func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
-	c.refreshServers()
+	c.refreshServers(ctx)
 	c.mu.Lock()
 	ext, natpmp := c.ext4, c.natpmp
 	c.mu.Unlock()
@@ -186,6 +186,9 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 			}
 			if ext.IsValid() {
 				return ext, nil
+			}
+			if !natpmp {
+				return netip.Addr{}, errors.New("pcpclient: the server's answer carried no external address")
 			}
 		} else {
 			c.mu.Lock()
@@ -219,7 +222,7 @@ func (c *Client) idOf(kind txnKind, r MapRequest, remote netip.AddrPort) reqID {
 
 // do runs one request through a transaction and waits for it.
 func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote netip.AddrPort) (MapResult, error) {
-	c.refreshServers()
+	c.refreshServers(ctx)
 	v4 := !r.Internal.Addr().IsValid() || r.Internal.Addr().Unmap().Is4()
 	cands := c.candidates(v4)
 	c.mu.Lock()

@@ -208,3 +208,44 @@ func ExampleNextRenewal() {
 	fmt.Println(first.Sub(granted), second.Sub(granted))
 	// Output: 33m45s 46m52.5s
 }
+
+// TestHandleGarbage: random and mutated datagrams from the server's
+// address never panic and are never taken as answers.
+func TestHandleGarbage(t *testing.T) {
+	srv := newFake(t)
+	c := newClient(t, srv, nil)
+	res, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := (&pcp.Response{Opcode: pcp.OpMap, Lifetime: 60, Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: 80, ExternalPort: 80, ExternalAddr: netip.MustParseAddr("203.0.113.1")}}).AppendMarshal(nil)
+	seed := uint64(1)
+	next := func() byte {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return byte(seed >> 56)
+	}
+	c.mu.Lock()
+	s := c.servers[0]
+	c.mu.Unlock()
+	for i := 0; i < 5000; i++ {
+		var b []byte
+		if i%2 == 0 {
+			b = make([]byte, int(next())%64*4+int(next())%4)
+			for j := range b {
+				b[j] = next()
+			}
+			if len(b) > 1 && i%4 == 0 {
+				b[0] = []byte{0, 2}[i%8/4]
+				b[1] |= 0x80
+			}
+		} else {
+			b = append([]byte(nil), valid...)
+			b[int(next())%len(b)] ^= 1 << (next() % 8)
+		}
+		c.handle(b, s.addr, s)
+		c.handle(b, s.addr, nil)
+	}
+	if st := c.Status(); st.Dropped == 0 {
+		t.Errorf("status %+v", st)
+	}
+}

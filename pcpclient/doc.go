@@ -1,0 +1,128 @@
+// Package pcpclient is pcpgw's one client of the provider's PCP server
+// (RFC 6887): it creates, renews and deletes mappings at the provider's
+// NAT (MAP, PEER), tells its owner (the mapping core) when the server lost
+// state, changed the external address or stopped answering, and falls
+// back to NAT-PMP (RFC 6886) when the server speaks only that.
+//
+// # Server selection (RFC 6887 §8.1, RFC 7291, RFC 7488, RFC 6334)
+//
+// The server is, in this order: Config.Servers; else the addresses in
+// Config.ServersFile, which a DHCP hook writes from DHCPv4 option 158 or
+// DHCPv6 option 86 and which is read again when it changes; else the AFTR
+// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with
+// github.com/miekg/dns against the WAN's resolvers within 5 s; else the
+// IPv4 and IPv6 default routers (for mappings of their own family). The
+// addresses of one server are tried in RFC 7488 §3 order: the one that
+// answered last, then those of the request's address family, then the
+// others, each with at most 4 transmissions (MRC) when there are several,
+// all with the same nonce; after the last, the round repeats 15 minutes
+// after it began. Answers from an address given up on are ignored.
+//
+// For each server address the client learns its source address with
+// connect() and getsockname() (§16.4) and writes it in the request header
+// (IPv4 as IPv4-mapped IPv6, §8.1). It then sends from an unconnected
+// socket bound to that address, so that it sees and counts datagrams from
+// anyone else instead of leaving that to the kernel.
+//
+// # Requests and retransmission (§8.1.1)
+//
+// A request is sent at once, then again after RT = (1+RAND)*IRT and each
+// later RT = (1+RAND)*min(2*RTprev, MRT), RAND uniform in [-0.1, +0.1],
+// IRT 3 s and MRT 1024 s, with the same nonce every time. MRC and MRD are
+// unbounded: the caller's context bounds its wait. When the caller gives
+// up, the request goes on in the background for Config.Linger (RFC 6970
+// §5.1: the LAN client gets its answer in bounded time while the upstream
+// request continues); an identical call meanwhile joins it. Each mapping
+// gets 96 random bits of nonce from crypto/rand (§11.2); renewals and
+// deletes reuse the mapping's nonce (the client remembers it, so Delete
+// needs only the protocol and internal endpoint). Messages never exceed
+// 1100 octets (§7). NextRenewal gives the §11.2.1 renewal schedule.
+//
+// # Validation of answers (§8.3, §11.4, §12.4)
+//
+// An answer is taken only from an address and port the request went to,
+// with the R bit set, a PCP length (24 to 1100 octets, a multiple of 4),
+// and the request's opcode, protocol, internal port and nonce (and remote
+// peer for PEER, and the THIRD_PARTY address when the server echoes it).
+// Everything else is dropped and counted in Status.Dropped. Unknown
+// optional options in answers are ignored (§7.3).
+//
+// An error result becomes a *ResultError. The same request (same opcode,
+// protocol, internal and suggested endpoints, options; not the nonce) is
+// not sent again while its error lifetime runs (§8.3): Map returns
+// ErrBackoff wrapping the *ResultError. Lifetimes are capped at 30 minutes
+// for the short-lifetime errors (7, 8, 10, 11) and 24 hours for the long
+// ones (§7.4, §15). NO_RESOURCES to a delete counts as done (miniupnpd
+// answers that for a mapping it does not have).
+//
+// With PreferFailure, a SUCCESS carrying another port or address than the
+// suggested one (miniupnpd's port-in-use check may do that) is deleted in
+// the background and reported as CANNOT_PROVIDE_EXTERNAL (§13.2).
+//
+// # Epoch and state loss (§8.5, §14)
+//
+// Every accepted answer's epoch is checked against the previous one from
+// that server address, in integer seconds: the first is valid; an epoch
+// more than 1 s lower than the previous one, or client_delta+2 <
+// server_delta - server_delta/16, or server_delta+2 < client_delta -
+// client_delta/16, means the server lost state: EventStateLost. So does an
+// unsolicited ANNOUNCE from the server's address and port (§14.1.3) on
+// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface) or on the
+// request socket; repeats of one announcement are reported once. The event
+// is sent at once: waiting a random 0-5 s before re-creating the mappings
+// (§14.1.3) is the owner's job. An unsolicited MAP answer for a mapping
+// the client made (Mapping Update, §14.2) raises EventExternalChanged with
+// the mapping; any answer with another external IPv4 address than the
+// last one raises EventExternalChanged with the address. Requests that go
+// unanswered for two retransmission timeouts raise EventUnreachable, once,
+// and the next answer EventReachable. Events never block the client: when
+// the buffer is full the oldest is dropped.
+//
+// # NAT-PMP fallback (§9, Appendix A; RFC 6886)
+//
+// Requests go out as version 2. An answer with version 0 and result
+// UNSUPP_VERSION comes from a NAT-PMP-only server: the client switches to
+// NAT-PMP for that server and resends the pending requests at once. Maps
+// use opcodes 1 (UDP) and 2 (TCP), the external address opcode 0; the API
+// stays the same. NAT-PMP maps only for the sender itself, so THIRD_PARTY
+// requests fail with ErrNATPMPThirdParty; PEER, FILTER, IPv6 and other
+// protocols with ErrNATPMPUnsupported. NAT-PMP errors become *ResultError
+// with the matching PCP code and a 30 s (short) or 30 min (long) hold.
+//
+// # External address
+//
+// ExternalAddr returns the last external IPv4 address seen. Without one it
+// asks: NAT-PMP opcode 0, or, since PCP has no such request (§11.6), a
+// 120 s UDP mapping of the discard port (9) that is deleted again at once.
+//
+// # Wire layout (RFC 6887 §7.1, §11.1)
+//
+//	 0               1               2               3
+//	+---------------+---------------+---------------+---------------+
+//	|  Version = 2  |R|   Opcode    |   Reserved    |    Result     |
+//	+---------------+---------------+---------------+---------------+
+//	|                 Requested / granted Lifetime                  |
+//	+---------------------------------------------------------------+
+//	|   request: client's IP address (128 bits, IPv4-mapped)        |
+//	|   response: Epoch Time (32 bits) + 96 reserved bits           |
+//	+---------------------------------------------------------------+
+//	|   MAP: nonce (96), protocol, internal port, external port,    |
+//	|   external address (128); PEER adds remote port and address   |
+//	+---------------------------------------------------------------+
+//	|   options: code, reserved, length, data padded to 4 octets    |
+//	+---------------------------------------------------------------+
+//
+// miniupnpd 2.3.9 does not skip option padding, so the client pads
+// DESCRIPTION text with spaces to a multiple of 4 octets.
+//
+// # Concurrency and sockets
+//
+// The client is safe for concurrent use; many calls run at once, each
+// waiting only for its own answer and context. One reader goroutine per
+// server address and per announcement listener dispatches answers by
+// (opcode, protocol, internal port, nonce). Sockets toward configured
+// servers and the announcement listeners are opened in New, in the
+// caller's network namespace. Close is idempotent, ends pending calls with
+// ErrClosed, closes the sockets and the Events channel, and waits for the
+// client's goroutines.
+package pcpclient
