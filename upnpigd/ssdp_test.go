@@ -104,8 +104,8 @@ func TestSearchReplies(t *testing.T) {
 	want := []map[string]string{{
 		"CACHE-CONTROL": "max-age=1800", "DATE": "Tue, 24 Nov 2026 04:00:00 GMT", "EXT": "",
 		"LOCATION": "http://192.0.2.1:5000/igd1.xml", "SERVER": serverHeader,
-		"ST":  "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
-		"USN": "uuid:" + v1.uuidIGD + "::urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+		"ST":              "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+		"USN":             "uuid:" + v1.uuidIGD + "::urn:schemas-upnp-org:device:InternetGatewayDevice:1",
 		"BOOTID.UPNP.ORG": "3", "CONFIGID.UPNP.ORG": "1",
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
