@@ -271,10 +271,12 @@ func (p *parser) word() (arg string, end bool, err error) {
 			p.next()
 			p.backslash(&b)
 		case c == '\'':
+			open := p.line
 			p.next()
 			for {
 				if p.peek() < 0 {
-					return "", false, p.errorf("EOF with unterminated '")
+					p.line = open
+					return "", false, p.errorf("EOF with unterminated ' (opened here)")
 				}
 				ch := p.next()
 				if ch == '\'' {
@@ -283,10 +285,12 @@ func (p *parser) word() (arg string, end bool, err error) {
 				b.WriteByte(ch)
 			}
 		case c == '"':
+			open := p.line
 			p.next()
 			for {
 				if p.peek() < 0 {
-					return "", false, p.errorf("EOF with unterminated \"")
+					p.line = open
+					return "", false, p.errorf("EOF with unterminated \" (opened here)")
 				}
 				ch := p.next()
 				if ch == '"' {

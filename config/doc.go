@@ -1,0 +1,62 @@
+// Package config turns pcpgw's UCI configuration file (/etc/config/pcpgw)
+// and the flags of `pcpgw run` into one validated [Config].
+//
+// [Load] reads the file with the parser of package [github.com/pcpgw/pcpgw/config/uci],
+// applies the flags registered by [RegisterFlags] on top (a flag that was
+// given wins), validates, and returns the warnings about unknown sections
+// and options. Every error is an [*Error] naming the file and line
+// (`/etc/config/pcpgw:7: option http_port: "70000" is not a port`), or the
+// flag. [Config.WriteUCI] prints the effective configuration in the same
+// syntax (what `pcpgw check-config` shows); loading it gives back an equal
+// Config.
+//
+// The file has one section of type pcpgw for the daemon, perm_rule
+// sections with the meaning of miniupnpd's /etc/config/upnpd (first match
+// wins; see [PermRule]) and forward sections for static forwards (see
+// [Forward]):
+//
+//	config pcpgw 'main'
+//		list lan 'br-lan'
+//		option wan 'wan'
+//		option mode 'auto'
+//
+//	config perm_rule
+//		option action 'allow'
+//		option ext_ports '1024-65535'
+//		option int_addr '0.0.0.0/0'
+//		option int_ports '1024-65535'
+//		option comment 'Allow high ports'
+//
+// The options of the pcpgw section (REFERENCE.md has this table with the
+// perm_rule and forward options; a test keeps both equal to the parser's
+// own table):
+//
+//	| Option (config pcpgw) | Flag of pcpgw run | Default | Meaning |
+//	| --- | --- | --- | --- |
+//	| `enabled` |  | on | Read by the init script: start pcpgw at boot. |
+//	| `lan` (list) | `--lan` (repeatable) | none (required) | LAN interface to serve (repeatable). Every listener binds to the addresses of these interfaces only. |
+//	| `wan` | `--wan` | none (required) | Interface toward the provider (IPv4 uplink). |
+//	| `wan6` | `--wan6` | the wan interface | IPv6 uplink interface. |
+//	| `pcp_server` (list) | `--pcp-server` (repeatable) | none: discovery | The provider's PCP server, ADDR[:PORT] (repeatable; port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router. |
+//	| `pcp_servers_file` |  | /var/run/pcpgw/pcp-servers | File where the DHCP hooks write the PCP servers learned from DHCPv4 option 158 and DHCPv6 option 86, one per line; re-read when it changes. |
+//	| `mode` | `--mode` | auto | auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4). |
+//	| `aftr_name` |  | none | DS-Lite AFTR name (DHCPv6 option 64); the hook may set it. |
+//	| `state_dir` | `--state-dir` | /var/lib/pcpgw | Directory of the persisted mapping table. |
+//	| `socket` | `--socket` | /var/run/pcpgw.sock | Control socket (mode 0600) used by pcpgw status and pcpgw list. |
+//	| `http_port` | `--http-port` | 5000 | TCP port of the UPnP HTTP server on the LAN addresses; 0: any free port. |
+//	| `upnp` | `--upnp`, `--no-upnp` | on | Serve UPnP IGD (SSDP and HTTP) on the LAN. |
+//	| `igdv1` |  | on | Offer the IGD:1 root device (many games and consoles only speak IGD:1). |
+//	| `igdv2` |  | on | Offer the IGD:2 root device (with WANIPv6FirewallControl). |
+//	| `natpmp` | `--natpmp`, `--no-natpmp` | on | Serve NAT-PMP (RFC 6886) on UDP 5351 on the LAN. |
+//	| `pcp` | `--pcp`, `--no-pcp` | on | Serve PCP (RFC 6887, proxied per RFC 7648) on UDP 5351 on the LAN. |
+//	| `ipv6_pinholes` | `--ipv6-pinholes`, `--no-ipv6-pinholes` | on | Let LAN hosts open IPv6 pinholes (IGD:2 firewall control, PCP MAP for IPv6). |
+//	| `ipv6_firewall` |  | off | Install the RFC 6092 IPv6 baseline (stateful inbound filter, RFC 4890 ICMPv6) in pcpgw's own table; leave off when the router's firewall does it. |
+//	| `secure_mode` | `--secure-mode`, `--no-secure-mode` | on | A LAN host may only map ports to itself. |
+//	| `quota` |  | 128 | Mappings one LAN host may hold; 0: no limit. |
+//	| `min_lifetime` |  | 120 | Shortest lease granted to a LAN host, in seconds. |
+//	| `max_lifetime` |  | 86400 | Longest lease granted to a LAN host, in seconds. |
+//	| `lease_file` |  | none | Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page. |
+//	| `nft_table` |  | pcpgw | pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's. |
+//	| `log_level` | `--log-level` | info | debug, info, warn or error. |
+//	| `syslog` | `--syslog` | off | Log to syslog instead of stderr. |
+package config
