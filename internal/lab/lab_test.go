@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -59,12 +60,19 @@ func TestPingEveryHop(t *testing.T) {
 			t.Errorf("interface name %q: want prefix %q and at most 15 bytes", name, l.Prefix)
 		}
 	}
-	for _, n := range []*NS{l.CPE, l.ISP} {
-		for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
-			if got := strings.TrimSpace(n.Run(t, "sysctl", "-n", k)); got != "1" {
-				t.Errorf("%s: %s = %s, want 1", n.Name, k, got)
-			}
+	for _, n := range []*NS{l.CPE, l.ISP, l.LAN} {
+		want := "1"
+		if n == l.LAN {
+			want = "0"
 		}
+		n.Do(t, func() {
+			for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+				b, err := os.ReadFile("/proc/sys/" + k)
+				if got := strings.TrimSpace(string(b)); err != nil || got != want {
+					t.Errorf("%s: %s = %q (%v), want %s", n.Name, k, got, err, want)
+				}
+			}
+		})
 	}
 }
 
@@ -540,5 +548,44 @@ func TestStartPcpgw(t *testing.T) {
 	}
 	if _, err := os.Stat(p.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket %s still there after exit: %v", p.Socket, err)
+	}
+}
+
+// TestRequireRootAsNobody runs this test binary as uid 65534: the lab's
+// tests skip with a reason, and fail instead under PCPGW_E2E=1.
+func TestRequireRootAsNobody(t *testing.T) {
+	RequireRoot(t)
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "pcpgw-lab-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "lab.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e2e := range []string{"", "1"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		c := exec.CommandContext(ctx, bin, "-test.run=^TestPingEveryHop$", "-test.v")
+		c.Dir = dir
+		c.Env = append(os.Environ(), "PCPGW_E2E="+e2e)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := c.CombinedOutput()
+		cancel()
+		want, wantErr := "--- SKIP: TestPingEveryHop", false
+		if e2e == "1" {
+			want, wantErr = "--- FAIL: TestPingEveryHop", true
+		}
+		if !strings.Contains(string(out), want) || !strings.Contains(string(out), "needs root") || (err != nil) != wantErr {
+			t.Errorf("as nobody with PCPGW_E2E=%q: %v, want %q with a reason:\n%s", e2e, err, want, out)
+		}
 	}
 }
