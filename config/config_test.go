@@ -394,7 +394,7 @@ func TestFlagUsage(t *testing.T) {
 	fs.SetOutput(&out)
 	RegisterFlags(fs)
 	fs.PrintDefaults()
-	for _, want := range []string{"-lan value", "-no-upnp", "-http-port value", "default 5000", "-syslog", "repeatable"} {
+	for _, want := range []string{"-lan IFNAME", "-no-upnp", "-http-port PORT", "-pcp-server ADDR[:PORT]", "default 5000", "-syslog", "repeatable"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}

@@ -34,10 +34,10 @@
 //	| Option (config pcpgw) | Flag of pcpgw run | Default | Meaning |
 //	| --- | --- | --- | --- |
 //	| `enabled` |  | on | Read by the init script: start pcpgw at boot. |
-//	| `lan` (list) | `--lan` (repeatable) | none (required) | LAN interface to serve (repeatable). Every listener binds to the addresses of these interfaces only. |
+//	| `lan` (list) | `--lan` (repeatable) | none (required) | LAN interface to serve. Every listener binds to the addresses of these interfaces only. |
 //	| `wan` | `--wan` | none (required) | Interface toward the provider (IPv4 uplink). |
 //	| `wan6` | `--wan6` | the wan interface | IPv6 uplink interface. |
-//	| `pcp_server` (list) | `--pcp-server` (repeatable) | none: discovery | The provider's PCP server, ADDR[:PORT] (repeatable; port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router. |
+//	| `pcp_server` (list) | `--pcp-server` (repeatable) | none: discovery | The provider's PCP server, ADDR[:PORT] (port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router. |
 //	| `pcp_servers_file` |  | /var/run/pcpgw/pcp-servers | File where the DHCP hooks write the PCP servers learned from DHCPv4 option 158 and DHCPv6 option 86, one per line; re-read when it changes. |
 //	| `mode` | `--mode` | auto | auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4). |
 //	| `aftr_name` |  | none | DS-Lite AFTR name (DHCPv6 option 64); the hook may set it. |

@@ -29,6 +29,9 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 			continue
 		}
 		usage := st.help + " (" + flagDefault(st) + ")"
+		if a := flagArgs[st.flag]; a != "" {
+			usage = st.help + " (`" + a + "`; " + flagDefault(st) + ")"
+		}
 		if st.boolean {
 			fs.Var(&flagValue{f: f, st: st}, st.flag, usage)
 			if !st.noNeg {
@@ -39,6 +42,12 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 		fs.Var(&flagValue{f: f, st: st}, st.flag, usage)
 	}
 	return f
+}
+
+// flagArgs names the argument of each valued flag in -h.
+var flagArgs = map[string]string{
+	"lan": "IFNAME", "wan": "IFNAME", "wan6": "IFNAME", "pcp-server": "ADDR[:PORT]", "mode": "MODE",
+	"state-dir": "DIR", "socket": "PATH", "http-port": "PORT", "log-level": "LEVEL",
 }
 
 func flagDefault(st *setting) string {

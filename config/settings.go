@@ -85,7 +85,7 @@ func secondsSetting(name, def, help string, field func(*Config) *time.Duration) 
 var settings = []setting{
 	boolSetting("enabled", "", true, "Read by the init script: start pcpgw at boot.", func(c *Config) *bool { return &c.Enabled }),
 	{name: "lan", flag: "lan", list: true, def: "none (required)",
-		help: "LAN interface to serve (repeatable). Every listener binds to the addresses of these interfaces only.",
+		help: "LAN interface to serve. Every listener binds to the addresses of these interfaces only.",
 		set: func(c *Config, v string) error {
 			if err := checkIfname(v); err != nil {
 				return err
@@ -99,7 +99,7 @@ var settings = []setting{
 	strSetting("wan", "wan", "none (required)", "Interface toward the provider (IPv4 uplink).", func(c *Config) *string { return &c.WAN }, checkIfname),
 	strSetting("wan6", "wan6", "the wan interface", "IPv6 uplink interface.", func(c *Config) *string { return &c.WAN6 }, checkIfname),
 	{name: "pcp_server", flag: "pcp-server", list: true, def: "none: discovery",
-		help: "The provider's PCP server, ADDR[:PORT] (repeatable; port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router.",
+		help: "The provider's PCP server, ADDR[:PORT] (port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router.",
 		set: func(c *Config, v string) error {
 			ap, err := ParseServer(v)
 			if err != nil {
