@@ -78,8 +78,9 @@ type Lab struct {
 	// Prefix is the per-lab prefix of every namespace and interface name.
 	Prefix string
 
-	opt Options
-	all []*NS
+	opt       Options
+	all       []*NS
+	miniupnpd bool // StartMiniupnpd was called
 }
 
 // Addresses of LAB.md.

@@ -36,17 +36,16 @@ func TestPingEveryHop(t *testing.T) {
 		{l.ISP, NetHost4},
 		{l.LAN, CGN6},     // IPv6 through cpe
 		{l.ISP, LANHost6}, // isp's route to 2001:db8:1::/64
-		{l.LAN, CGN4},     // IPv4 through cpe (isp answers to 192.0.2.100? no route: see below)
+		{l.LAN, CGN4},     // isp has no route back to the LAN: see below
 	} {
-		err := c.from.Ping(c.to, 3*time.Second)
 		if c.to == CGN4 && c.from == l.LAN {
 			// isp has no route to the LAN (the CPE NATs): no answer.
-			if err == nil {
+			if c.from.Ping(c.to, time.Second) == nil {
 				t.Errorf("ping %s from lan answered without NAT on cpe", CGN4)
 			}
 			continue
 		}
-		if err != nil {
+		if err := c.from.Ping(c.to, 3*time.Second); err != nil {
 			t.Error(err)
 		}
 	}

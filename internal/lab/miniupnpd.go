@@ -111,13 +111,17 @@ func (l *Lab) cgnTable() string {
 // starts miniupnpd 2.3.9, waiting until it answers a NAT-PMP external
 // address request from cpe. It skips (or fails with PCPGW_E2E=1) when
 // miniupnpd is not installed, and fails in the Local topology. A
-// t.Cleanup stops it.
+// t.Cleanup stops it. Call it at most once per lab.
 func (l *Lab) StartMiniupnpd(t testing.TB, o MiniupnpdOptions) *Miniupnpd {
 	t.Helper()
 	RequireMiniupnpd(t)
 	if l.ISP == nil {
 		t.Fatal("lab: StartMiniupnpd: no isp namespace in the Local topology")
 	}
+	if l.miniupnpd {
+		t.Fatal("lab: StartMiniupnpd: miniupnpd already started in this lab (use Restart)")
+	}
+	l.miniupnpd = true
 	if o.MinLifetime == 0 {
 		o.MinLifetime = 120
 	}
