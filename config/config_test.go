@@ -464,15 +464,20 @@ func TestPermRuleMatch(t *testing.T) {
 	}
 	// miniupnpd's defaults: the first match decides.
 	decide := func(ext uint16, addr string, in uint16) bool {
-		for _, r := range DefaultPermRules() {
-			if r.Match(ext, netip.MustParseAddr(addr), in) {
-				return r.Allow
-			}
-		}
-		return false
+		return Permitted(DefaultPermRules(), ext, netip.MustParseAddr(addr), in)
 	}
 	if !decide(8080, "192.168.1.10", 8080) || decide(80, "192.168.1.10", 8080) || decide(8080, "192.168.1.10", 22) {
 		t.Errorf("default rules decide wrongly")
+	}
+	// No rule matches: allowed, as miniupnpd's "accept by default".
+	if !decide(80, "2001:db8::1", 80) || !Permitted(nil, 1, netip.MustParseAddr("192.0.2.1"), 1) {
+		t.Errorf("a request no rule matches is not allowed")
+	}
+	// First match wins even when a later rule would allow.
+	rules := []PermRule{{ExtPorts: PortRange{80, 80}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}},
+		{Allow: true, ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}}}
+	if Permitted(rules, 80, netip.MustParseAddr("192.0.2.1"), 80) || !Permitted(rules, 81, netip.MustParseAddr("192.0.2.1"), 80) {
+		t.Errorf("first match does not win")
 	}
 	v6 := PermRule{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("2001:db8::/32"), IntPorts: PortRange{0, 65535}}
 	if !v6.Match(1, netip.MustParseAddr("2001:db8::1%br-lan"), 1) {

@@ -12,8 +12,8 @@
 //
 // The file has one section of type pcpgw for the daemon, perm_rule
 // sections with the meaning of miniupnpd's /etc/config/upnpd (first match
-// wins; see [PermRule]) and forward sections for static forwards (see
-// [Forward]):
+// wins, no match allows; see [PermRule] and [Permitted]) and forward
+// sections for static forwards (see [Forward]):
 //
 //	config pcpgw 'main'
 //		list lan 'br-lan'

@@ -53,9 +53,11 @@ const referenceTail = `
 
 Rules are tried in file order; the first whose three ranges match a request
 (external port, LAN host address, internal port) allows or denies it. A request
-no rule matches is denied. With no perm_rule section, miniupnpd's defaults
-apply: allow 1024-65535 0.0.0.0/0 1024-65535, then deny 0-65535 0.0.0.0/0
-0-65535. Secure mode still applies on top of an allow.
+that no rule matches is allowed, as in miniupnpd (the rules are IPv4: IPv6
+pinholes are governed by ` + "`ipv6_pinholes`" + ` and secure mode). With no perm_rule
+section, miniupnpd's defaults apply: allow 1024-65535 0.0.0.0/0 1024-65535,
+then deny 0-65535 0.0.0.0/0 0-65535. Secure mode still applies on top of an
+allow.
 
 | Option | Default | Meaning |
 |---|---|---|

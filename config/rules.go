@@ -73,6 +73,17 @@ func (r PermRule) Match(ext uint16, addr netip.Addr, intPort uint16) bool {
 	return r.ExtPorts.Contains(ext) && r.IntPorts.Contains(intPort) && r.IntAddr.Contains(addr)
 }
 
+// Permitted applies rules as miniupnpd does: the first rule that matches
+// decides; when none matches, the mapping is allowed.
+func Permitted(rules []PermRule, ext uint16, addr netip.Addr, intPort uint16) bool {
+	for _, r := range rules {
+		if r.Match(ext, addr, intPort) {
+			return r.Allow
+		}
+	}
+	return true
+}
+
 func (r PermRule) check() error {
 	if r.ExtPorts.Lo > r.ExtPorts.Hi || r.IntPorts.Lo > r.IntPorts.Hi {
 		return fmt.Errorf("port range runs backwards")
