@@ -47,7 +47,8 @@ func ParsePortRange(v string) (PortRange, error) {
 // PermRule is one perm_rule section, with the meaning of miniupnpd's
 // /etc/config/upnpd: a request to map external port ext to port intPort
 // of LAN host addr matches when all three are in range; the first rule
-// that matches allows or denies it.
+// that matches allows or denies it, and a request no rule matches is
+// allowed ([Permitted]).
 //
 //	config perm_rule
 //		option action    'allow'        # or 'deny'; default deny
