@@ -9,7 +9,9 @@
 // lan routes by default via cpe, cpe via isp; isp routes 2001:db8:1::/64
 // via cpe; cpe and isp forward IPv4 and IPv6. With Options.Local there is
 // no isp: cpe's c1 (203.0.113.2/24, 2001:db8:ff::2/64) links directly to
-// net's n0 (203.0.113.50/24, 2001:db8:ff::1/64).
+// net's n0 (203.0.113.50/24, 2001:db8:ff::1/64). Options.ExtraLANHosts
+// adds LAN hosts (192.0.2.101 and up) behind a bridge in cpe that then
+// holds cpe's LAN addresses.
 //
 // Every namespace and interface name starts with a random per-lab prefix
 // ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface

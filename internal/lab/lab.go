@@ -57,6 +57,13 @@ type Options struct {
 	// net; net routes 2001:db8:1::/64 via cpe (for IPv6 pinhole tests) and
 	// has no IPv4 route to the LAN (the CPE NATs).
 	Local bool
+	// ExtraLANHosts adds that many LAN hosts (at most 8) beside LAN, in
+	// namespaces Prefix+"lan2", "lan3"..., holding 192.0.2.101,
+	// 2001:db8:1::101 and up (see LANHostAddrs). cpe then holds its LAN
+	// addresses on a bridge (Prefix+"br", like OpenWrt's br-lan) with c0 and
+	// one veth per extra host as ports, and CPELANIf names the bridge.
+	// Zero: the single lan host of LAB.md, c0 directly linked to l0.
+	ExtraLANHosts int
 }
 
 // Lab is one instance of the LAB.md topology:
@@ -67,8 +74,16 @@ type Options struct {
 type Lab struct {
 	LAN, CPE, ISP, Net *NS // namespaces (ISP is nil in the Local topology)
 
+	// LANHosts are the LAN host namespaces, LAN first, then the
+	// Options.ExtraLANHosts others; LANHostIfs their interfaces
+	// (LANHostIfs[0] is LANIf).
+	LANHosts   []*NS
+	LANHostIfs []string
+
 	// The real interface names, prefixed per lab (at most 15 bytes).
-	// ISPIf and ISPPubIf are empty in the Local topology.
+	// ISPIf and ISPPubIf are empty in the Local topology. CPELANIf is the
+	// interface holding cpe's LAN addresses: c0, or the bridge with
+	// Options.ExtraLANHosts.
 	LANIf, CPELANIf, CPEWANIf, ISPIf, ISPPubIf, NetIf string
 
 	// Dir is a private temporary directory for this lab, removed at the
@@ -150,7 +165,14 @@ func New(t testing.TB, opt Options) *Lab {
 	if !opt.Local {
 		l.ISP = &NS{Name: l.Prefix + "isp"}
 	}
-	for _, n := range []*NS{l.CPE, l.ISP, l.Net} {
+	if opt.ExtraLANHosts < 0 || opt.ExtraLANHosts > 8 {
+		t.Fatalf("lab: Options.ExtraLANHosts = %d, want 0 to 8", opt.ExtraLANHosts)
+	}
+	l.LANHosts = []*NS{l.LAN}
+	for i := 2; i <= opt.ExtraLANHosts+1; i++ {
+		l.LANHosts = append(l.LANHosts, &NS{Name: fmt.Sprintf("%slan%d", l.Prefix, i)})
+	}
+	for _, n := range append([]*NS{l.CPE, l.ISP, l.Net}, l.LANHosts[1:]...) {
 		if n == nil {
 			continue
 		}
@@ -184,8 +206,27 @@ func New(t testing.TB, opt Options) *Lab {
 	p := l.Prefix
 	l.LANIf, l.CPELANIf, l.CPEWANIf, l.NetIf = p+"l0", p+"c0", p+"c1", p+"n0"
 	links := []string{
-		veth(l.CPELANIf, l.CPE, l.LANIf, l.LAN),
+		veth(p+"c0", l.CPE, l.LANIf, l.LAN),
 	}
+	l.LANHostIfs = []string{l.LANIf}
+	var cpeLAN []string // cpe's commands for the LAN side
+	if opt.ExtraLANHosts > 0 {
+		l.CPELANIf = p + "br"
+		cpeLAN = append(cpeLAN,
+			"link add "+l.CPELANIf+" type bridge mcast_snooping 0",
+			"link set "+p+"c0 master "+l.CPELANIf,
+			"link set "+p+"c0 up")
+		for i, n := range l.LANHosts[1:] {
+			port, hostIf := fmt.Sprintf("%sb%d", p, i+2), fmt.Sprintf("%sl%d", p, i+2)
+			links = append(links, veth(port, l.CPE, hostIf, n))
+			l.LANHostIfs = append(l.LANHostIfs, hostIf)
+			cpeLAN = append(cpeLAN, "link set "+port+" master "+l.CPELANIf, "link set "+port+" up")
+		}
+	}
+	cpeLAN = append(cpeLAN,
+		"addr add 192.0.2.1/24 dev "+l.CPELANIf,
+		"addr add 2001:db8:1::1/64 dev "+l.CPELANIf+" nodad",
+		"link set "+l.CPELANIf+" up")
 	if opt.Local {
 		links = append(links, veth(l.CPEWANIf, l.CPE, l.NetIf, l.Net))
 	} else {
@@ -198,26 +239,25 @@ func New(t testing.TB, opt Options) *Lab {
 		t.Fatalf("lab: creating veths: %v\n%s", err, out)
 	}
 
-	cfg := map[*NS][]string{
-		l.LAN: {
-			"addr add 192.0.2.100/24 dev " + l.LANIf,
-			"addr add 2001:db8:1::100/64 dev " + l.LANIf + " nodad",
-			"link set " + l.LANIf + " up",
+	cfg := map[*NS][]string{}
+	for i, n := range l.LANHosts {
+		a4, a6 := l.LANHostAddrs(i)
+		cfg[n] = []string{
+			"addr add " + a4 + "/24 dev " + l.LANHostIfs[i],
+			"addr add " + a6 + "/64 dev " + l.LANHostIfs[i] + " nodad",
+			"link set " + l.LANHostIfs[i] + " up",
 			"route add default via 192.0.2.1",
 			"route add ::/0 via 2001:db8:1::1",
-		},
+		}
 	}
 	if opt.Local {
-		cfg[l.CPE] = []string{
-			"addr add 192.0.2.1/24 dev " + l.CPELANIf,
-			"addr add 2001:db8:1::1/64 dev " + l.CPELANIf + " nodad",
-			"addr add 203.0.113.2/24 dev " + l.CPEWANIf,
-			"addr add 2001:db8:ff::2/64 dev " + l.CPEWANIf + " nodad",
-			"link set " + l.CPELANIf + " up",
-			"link set " + l.CPEWANIf + " up",
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add 203.0.113.2/24 dev "+l.CPEWANIf,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWANIf+" nodad",
+			"link set "+l.CPEWANIf+" up",
 			"route add default via 203.0.113.50",
 			"route add ::/0 via 2001:db8:ff::1",
-		}
+		)
 		cfg[l.Net] = []string{
 			"addr add 203.0.113.50/24 dev " + l.NetIf,
 			"addr add 2001:db8:ff::1/64 dev " + l.NetIf + " nodad",
@@ -225,16 +265,13 @@ func New(t testing.TB, opt Options) *Lab {
 			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
 		}
 	} else {
-		cfg[l.CPE] = []string{
-			"addr add 192.0.2.1/24 dev " + l.CPELANIf,
-			"addr add 2001:db8:1::1/64 dev " + l.CPELANIf + " nodad",
-			"addr add 100.64.0.2/24 dev " + l.CPEWANIf,
-			"addr add 2001:db8:ff::2/64 dev " + l.CPEWANIf + " nodad",
-			"link set " + l.CPELANIf + " up",
-			"link set " + l.CPEWANIf + " up",
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add 100.64.0.2/24 dev "+l.CPEWANIf,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWANIf+" nodad",
+			"link set "+l.CPEWANIf+" up",
 			"route add default via 100.64.0.1",
 			"route add ::/0 via 2001:db8:ff::1",
-		}
+		)
 		cfg[l.ISP] = []string{
 			"addr add 100.64.0.1/24 dev " + l.ISPIf,
 			"addr add 2001:db8:ff::1/64 dev " + l.ISPIf + " nodad",
@@ -261,6 +298,13 @@ func New(t testing.TB, opt Options) *Lab {
 	}
 	t.Logf("lab %s: built in %v (dir %s)", l.Prefix, time.Since(start).Round(time.Millisecond), l.Dir)
 	return l
+}
+
+// LANHostAddrs returns the IPv4 and IPv6 addresses of LAN host i
+// (LANHosts[i]): 192.0.2.100 and 2001:db8:1::100 for LAN, then .101 and
+// ::101, and so on.
+func (l *Lab) LANHostAddrs(i int) (v4, v6 string) {
+	return fmt.Sprintf("192.0.2.%d", 100+i), fmt.Sprintf("2001:db8:1::%d", 100+i)
 }
 
 // Namespaces returns every namespace of the lab.

@@ -588,3 +588,41 @@ func TestRequireRootAsNobody(t *testing.T) {
 		}
 	}
 }
+
+// TestExtraLANHosts: more LAN hosts behind a bridge in cpe reach the CPE,
+// each other and, over IPv6, the CGN.
+func TestExtraLANHosts(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{ExtraLANHosts: 2})
+	if len(l.LANHosts) != 3 || l.LANHosts[0] != l.LAN || len(l.LANHostIfs) != 3 || l.LANHostIfs[0] != l.LANIf {
+		t.Fatalf("LANHosts %v, LANHostIfs %v", l.LANHosts, l.LANHostIfs)
+	}
+	if !strings.Contains(l.CPE.Run(t, "ip", "-d", "link", "show", "dev", l.CPELANIf), "bridge") {
+		t.Errorf("CPELANIf %s is not a bridge", l.CPELANIf)
+	}
+	if v4, v6 := l.LANHostAddrs(2); v4 != "192.0.2.102" || v6 != "2001:db8:1::102" {
+		t.Errorf("LANHostAddrs(2) = %s, %s", v4, v6)
+	}
+	for i, n := range l.LANHosts {
+		if len(n.Name) > 15 || len(l.LANHostIfs[i]) > 15 {
+			t.Errorf("names too long: %s %s", n.Name, l.LANHostIfs[i])
+		}
+		a4, a6 := l.LANHostAddrs(i)
+		if !strings.Contains(n.Run(t, "ip", "addr", "show", "dev", l.LANHostIfs[i]), a4+"/24") {
+			t.Errorf("%s lacks %s", n.Name, a4)
+		}
+		for _, to := range []string{CPELAN4, CPELAN6, CGN6} {
+			if err := n.Ping(to, 3*time.Second); err != nil {
+				t.Error(err)
+			}
+		}
+		if i > 0 {
+			if err := n.Ping(LANHost4, 3*time.Second); err != nil {
+				t.Error(err)
+			}
+			if err := l.LAN.Ping(a6, 3*time.Second); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
