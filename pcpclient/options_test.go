@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -312,7 +313,7 @@ func TestConcurrent(t *testing.T) {
 // ErrClosed, and leaves no goroutine behind.
 func TestCloseNoLeak(t *testing.T) {
 	srv := newFake(t)
-	base := goroutinesSettle(0)
+	base := runtime.NumGoroutine()
 	ann := freeUDPPort(t)
 	c, err := New(Config{Servers: []netip.AddrPort{srv.Addr()}, IRT: 20 * time.Millisecond, ListenAnnounce: true, AnnounceAddr4: ann.String(), AnnounceAddr6: "-"})
 	if err != nil {

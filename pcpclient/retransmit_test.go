@@ -145,3 +145,59 @@ func TestNextRenewal(t *testing.T) {
 		t.Errorf("attempt 500 after expiry: %v", got.Sub(g))
 	}
 }
+
+// TestBackgroundAfterTimeout covers REQUIREMENT 4's second half: the caller
+// gets ErrTimeout within its own deadline while the request keeps being
+// retransmitted; the late answer is still booked (the mapping is known).
+func TestBackgroundAfterTimeout(t *testing.T) {
+	srv := newFake(t)
+	c := newClient(t, srv, func(cfg *Config) { cfg.Linger = time.Minute })
+	srv.DropNext(2)
+	in := netip.MustParseAddrPort("127.0.0.1:8080")
+	start := time.Now()
+	_, err := c.Map(ctxT(t, 40*time.Millisecond), MapRequest{Protocol: 6, Internal: in, Lifetime: 60})
+	if !errors.Is(err, ErrTimeout) || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+	eventually(t, 3*time.Second, func() bool { return srv.Mappings() == 1 }, "background request never answered")
+	eventually(t, 3*time.Second, func() bool { return c.Delete(ctxT(t, time.Second), MapRequest{Protocol: 6, Internal: in}) == nil }, "late answer not booked")
+}
+
+// TestLingerEnds: after Config.Linger without callers the retransmission
+// of an unanswered request stops (testing/synctest).
+func TestLingerEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		server := netip.MustParseAddrPort("100.64.0.1:5351")
+		mc := newMemConn(server)
+		c, err := New(Config{
+			Servers: []netip.AddrPort{server},
+			Linger:  100 * time.Second,
+			dial: func(netip.AddrPort) (packetConn, netip.Addr, error) {
+				return mc, netip.MustParseAddr("100.64.0.2"), nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := c.Map(ctx, MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("100.64.0.2:80"), Lifetime: 600}); !errors.Is(err, ErrTimeout) {
+			t.Fatal(err)
+		}
+		n := len(mc.packets())
+		time.Sleep(50 * time.Second)
+		synctest.Wait()
+		if m := len(mc.packets()); m <= n {
+			t.Errorf("no retransmission within Linger (%d -> %d)", n, m)
+		}
+		time.Sleep(60 * time.Second) // past Linger
+		synctest.Wait()
+		n = len(mc.packets())
+		time.Sleep(3000 * time.Second)
+		synctest.Wait()
+		if m := len(mc.packets()); m != n {
+			t.Errorf("still retransmitting after Linger: %d -> %d", n, m)
+		}
+	})
+}
