@@ -36,6 +36,13 @@ func upstreamError(err error) error {
 	return &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server", Err: err}
 }
 
+// answered reports whether err is the server's answer (an error result),
+// as opposed to no answer at all.
+func answered(err error) bool {
+	var re *pcpclient.ResultError
+	return errors.As(err, &re)
+}
+
 // runUpstream makes or renews e at the provider and records the outcome.
 // creating is true for the first attempt of a new mapping: a refusal then
 // removes the mapping (its requester is told), while a timeout keeps it
@@ -110,8 +117,8 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			switch {
 			case creating:
 				e.Upstream = UpstreamPending
-			case e.Upstream == UpstreamOK && code == CodeNetworkFailure && now.Before(e.upAt.Add(e.upLife)):
-				// Still mapped upstream: retry on the §11.2.1 schedule.
+			case e.Upstream == UpstreamOK && !answered(err) && now.Before(e.upAt.Add(e.upLife)):
+				// No answer, and still mapped upstream: retry on the §11.2.1 schedule.
 				if n := pcpclient.NextRenewal(e.upAt, e.upLife, e.attempt, now, rand.Float64()); n.Before(e.upAt.Add(e.upLife)) {
 					next = n
 				}

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/lab"
+	"github.com/pcpgw/pcpgw/pcp"
+)
+
+// Addresses of LAB.md.
+var (
+	lanHost   = netip.MustParseAddr("192.0.2.100")
+	cpeLAN    = netip.MustParseAddr("192.0.2.1")
+	cgnPublic = netip.MustParseAddr("203.0.113.1")
+)
+
+// serveLAN runs a TCP and a UDP service on the LAN host's port that answer
+// "hello from <port>" to anything, until the test ends.
+func serveLAN(t *testing.T, l *lab.Lab, port uint16) {
+	t.Helper()
+	var tl net.Listener
+	var ul net.PacketConn
+	var err error
+	l.LAN.Do(t, func() {
+		addr := netip.AddrPortFrom(lanHost, port).String()
+		if tl, err = net.Listen("tcp4", addr); err != nil {
+			return
+		}
+		ul, err = net.ListenPacket("udp4", addr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprintf("hello from %d\n", port)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(msg))
+			c.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := ul.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ul.WriteTo([]byte(msg), from)
+		}
+	}()
+	t.Cleanup(func() {
+		tl.Close()
+		ul.Close()
+		wg.Wait()
+	})
+}
+
+// reach connects from ns to addr (tcp or udp) and returns the first line
+// the far end sends (for udp: the answer to a datagram), within 2 s.
+func reach(t *testing.T, ns *lab.NS, proto string, addr netip.AddrPort) (string, error) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() {
+		c, err = net.DialTimeout(proto, addr.String(), 2*time.Second)
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if proto == "udp" {
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return "", err
+		}
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// reachable polls reach until it answers the LAN service's greeting or the
+// timeout passes.
+func reachable(t *testing.T, ns *lab.NS, proto string, addr netip.AddrPort, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if s, err := reach(t, ns, proto, addr); err == nil && strings.HasPrefix(s, "hello from") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// natpmp sends one NAT-PMP request from the LAN host to pcpgw and returns
+// the answer (error after 3 s without one).
+func natpmp(t *testing.T, l *lab.Lab, req pcp.NATPMPRequest) (pcp.NATPMPResponse, error) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	l.LAN.Do(t, func() {
+		c, err = net.Dial("udp4", netip.AddrPortFrom(cpeLAN, pcp.ServerPort).String())
+	})
+	if err != nil {
+		return pcp.NATPMPResponse{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write(req.AppendMarshal(nil)); err != nil {
+		return pcp.NATPMPResponse{}, err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil {
+		return pcp.NATPMPResponse{}, err
+	}
+	return pcp.ParseNATPMPResponse(buf[:n])
+}
+
+// natpmpMapTCP maps the LAN host's TCP port with NAT-PMP and fails the test
+// unless it succeeds.
+func natpmpMapTCP(t *testing.T, l *lab.Lab, iport, eport uint16, life uint32) pcp.NATPMPResponse {
+	t.Helper()
+	r, err := natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: iport, SuggestedExternalPort: eport, Lifetime: life})
+	if err != nil {
+		t.Fatalf("NAT-PMP map %d: %v", iport, err)
+	}
+	if r.Result != pcp.NATPMPSuccess {
+		t.Fatalf("NAT-PMP map %d: result %v", iport, r.Result)
+	}
+	return r
+}
+
+func status(t *testing.T, p *lab.Pcpgw) control.Status {
+	t.Helper()
+	var s control.Status
+	if err := json.Unmarshal([]byte(p.CLI(t, "status", "--json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func list(t *testing.T, p *lab.Pcpgw) []control.Row {
+	t.Helper()
+	var rows []control.Row
+	if err := json.Unmarshal([]byte(p.CLI(t, "list", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+

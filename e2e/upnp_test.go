@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/internal/lab"
+)
+
+// upnpcRedirect matches a line of `upnpc -l`:
+// " 0 TCP 18080->192.0.2.100:8080  'desc' '' 3599".
+var upnpcRedirect = regexp.MustCompile(`(?m)^\s*\d+ (TCP|UDP)\s+(\d+)->([0-9.]+):(\d+)\s+'([^']*)'`)
+
+// TestUPnPClient drives pcpgw's IGD with the real upnpc (miniupnpc 2.2.4,
+// Debian) from the LAN host, miniupnpd being the provider's CGN
+// (REQUIREMENTS 13-19, 30): SSDP discovery finds the IGD:1 root on
+// 192.0.2.1; -s shows the CGN's public address 203.0.113.1; -e/-a make a
+// TCP and a UDP mapping that a host in namespace net reaches at
+// 203.0.113.1:port; -l lists them; -r maps for the current host; the IGD:2
+// description (-u) serves -L (GetListOfPortMappings), -n
+// (AddAnyPortMapping) and -N (DeletePortMappingRange); after -d the TCP
+// port is no longer reachable.
+func TestUPnPClient(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
+	l.StartPcpgw(t, "--pcp-server", lab.CGN4)
+
+	upnpc := func(args ...string) string {
+		t.Helper()
+		out, err := l.LAN.Output("upnpc", args...)
+		if err != nil {
+			t.Logf("upnpc %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	igd2 := "http://" + lab.CPELAN4 + ":5000/igd2.xml"
+
+	// Discovery through SSDP on the LAN, then the provider's address.
+	var status string
+	lab.Eventually(t, 20*time.Second, func() bool {
+		status = upnpc("-s")
+		return strings.Contains(status, "ExternalIPAddress = "+lab.CGNPublic4)
+	}, "upnpc -s never showed the provider's address %s", lab.CGNPublic4)
+	if !strings.Contains(status, "Found valid IGD : http://"+lab.CPELAN4+":5000/igd1/") {
+		t.Errorf("upnpc did not find the IGD:1 root on the LAN address:\n%s", status)
+	}
+	if !strings.Contains(upnpc("-u", "http://"+lab.CPELAN4+":5000/igd1.xml", "-s"), "Connection Type : IP_Routed") {
+		t.Error("upnpc -u igd1.xml -s failed")
+	}
+
+	serveLAN(t, l, 8080)
+	serveLAN(t, l, 8082)
+	for _, proto := range []string{"TCP", "UDP"} {
+		out := upnpc("-e", "e2e "+proto, "-a", lab.LANHost4, "8080", "18080", proto, "3600")
+		if !strings.Contains(out, "external "+lab.CGNPublic4+":18080 "+proto+" is redirected to internal "+lab.LANHost4+":8080") {
+			t.Fatalf("upnpc -a %s:\n%s", proto, out)
+		}
+		addr := netip.AddrPortFrom(cgnPublic, 18080)
+		if !reachable(t, l.Net, strings.ToLower(proto), addr, 15*time.Second) {
+			t.Fatalf("%s %v from net does not reach the LAN host's port 8080", proto, addr)
+		}
+	}
+	out := upnpc("-r", "8082", "TCP")
+	if !strings.Contains(out, "is redirected to internal "+lab.LANHost4+":8082") {
+		t.Errorf("upnpc -r 8082 TCP:\n%s", out)
+	}
+	if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 8082), 15*time.Second) {
+		t.Error("the -r mapping is not reachable from net")
+	}
+
+	list := upnpc("-l")
+	got := map[string]string{}
+	for _, m := range upnpcRedirect.FindAllStringSubmatch(list, -1) {
+		got[m[1]+"/"+m[2]] = fmt.Sprintf("%s:%s '%s'", m[3], m[4], m[5])
+	}
+	for k, want := range map[string]string{
+		"TCP/18080": lab.LANHost4 + ":8080 'e2e TCP'",
+		"UDP/18080": lab.LANHost4 + ":8080 'e2e UDP'",
+	} {
+		if got[k] != want {
+			t.Errorf("upnpc -l: %s is %q, want %q\n%s", k, got[k], want, list)
+		}
+	}
+	if !strings.Contains(list, "GetGenericPortMappingEntry() returned 713") {
+		t.Errorf("upnpc -l did not end on 713:\n%s", list)
+	}
+
+	// IGD:2 through its own description URL.
+	listing := upnpc("-u", igd2, "-L")
+	for _, want := range []string{"18080->" + lab.LANHost4 + ":8080", "8082->" + lab.LANHost4 + ":8082"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("upnpc -L lacks %s:\n%s", want, listing)
+		}
+	}
+	if out := upnpc("-u", igd2, "-n", lab.LANHost4, "8083", "18083", "TCP", "600"); !strings.Contains(out, "is redirected to internal "+lab.LANHost4+":8083") {
+		t.Errorf("upnpc -n (AddAnyPortMapping):\n%s", out)
+	}
+	if out := upnpc("-u", igd2, "-N", "18083", "18083", "TCP"); !strings.Contains(out, "returned : 0") && !strings.Contains(out, "returned 0") {
+		t.Logf("upnpc -N:\n%s", out)
+	}
+	if strings.Contains(upnpc("-u", igd2, "-L"), ":8083") {
+		t.Error("DeletePortMappingRange left the 18083 mapping")
+	}
+
+	// Delete: the TCP port stops answering.
+	if out := upnpc("-d", "18080", "TCP"); !strings.Contains(out, "UPNP_DeletePortMapping() returned : 0") {
+		t.Errorf("upnpc -d:\n%s", out)
+	}
+	addr := netip.AddrPortFrom(cgnPublic, 18080)
+	lab.Eventually(t, 10*time.Second, func() bool {
+		_, err := reach(t, l.Net, "tcp", addr)
+		return err != nil
+	}, "TCP %v still reaches the LAN host after upnpc -d", addr)
+	if out := upnpc("-d", "18080", "TCP"); !strings.Contains(out, "714") {
+		t.Errorf("second upnpc -d: want 714 NoSuchEntryInArray:\n%s", out)
+	}
+	if !reachable(t, l.Net, "udp", addr, 5*time.Second) {
+		t.Error("the UDP mapping went with the TCP one")
+	}
+}
