@@ -167,4 +167,3 @@ func list(t *testing.T, p *lab.Pcpgw) []control.Row {
 	}
 	return rows
 }
-
