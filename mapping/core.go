@@ -102,12 +102,13 @@ type Core struct {
 	closed     bool
 	pinholes   int // live pinholes among entries
 
-	wake    chan struct{} // scheduler: the earliest deadline changed
-	persist chan struct{} // state writer: something changed
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	bg      sync.WaitGroup // background upstream work
-	closeMu sync.Once
+	wake     chan struct{} // scheduler: the earliest deadline changed
+	persist  chan struct{} // state writer: something changed
+	renewing chan struct{} // semaphore of renewals in flight
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	bg       sync.WaitGroup // background upstream work
+	closeMu  sync.Once
 }
 
 // extKey identifies an external port: the CPE's WAN port, or the provider's
@@ -183,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		nextID:     1,
 		wake:       make(chan struct{}, 1),
 		persist:    make(chan struct{}, 1),
+		renewing:   make(chan struct{}, maxRenewing),
 		quit:       make(chan struct{}),
 	}
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)

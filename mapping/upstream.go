@@ -15,6 +15,12 @@ import (
 // PCP client retransmits within it: 3, 6, 12, 24 s ...).
 const upstreamOpTimeout = 45 * time.Second
 
+// maxRenewing bounds the renewals and re-creations in flight at once, so
+// that re-creating every mapping after the provider lost its state does not
+// flood its server (and lose requests in its socket buffer); new LAN
+// requests do not wait for it.
+const maxRenewing = 32
+
 // retryAfterTimeout is when a mapping whose provider did not answer is
 // tried again (sooner when the provider is heard from again).
 const retryAfterTimeout = 30 * time.Second
@@ -155,6 +161,15 @@ func (c *Core) startRenewLocked(e *entry) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
+		select {
+		case c.renewing <- struct{}{}:
+		case <-c.quit:
+			c.mu.Lock()
+			e.busy = false
+			c.mu.Unlock()
+			return
+		}
+		defer func() { <-c.renewing }()
 		c.runUpstream(e, req, false)
 	}()
 }
