@@ -45,8 +45,9 @@ for pc in $pkgs; do
 done
 
 if [ "$(id -u)" != 0 ]; then
-	if [ -n "$missing" ] || ! miniupnpd_ok "$R"; then
-		echo "deps-test: not root: cannot install the test peers (missing:${missing:-} ${want_version})" >&2
+	miniupnpd_ok "$R" || missing="$missing $want_version (in $R)"
+	if [ -n "$missing" ]; then
+		echo "deps-test: not root: cannot install the test peers; missing:$missing" >&2
 		exit 1
 	fi
 	exit 0
