@@ -2,6 +2,7 @@ package natpmp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -175,5 +176,67 @@ func TestLabNATPMPC(t *testing.T) {
 	}
 	if st := s.Stats(); st.Malformed != 0 || st.NATPMPMapTCP != 2 || st.NATPMPMapUDP != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestLabWANSideIgnored: requests sent from the WAN side (namespace net,
+// through the CPE's WAN interface) to the CPE's LAN addresses get no answer
+// (REQUIREMENTS 22, RFC 6886 §3.3, RFC 6887 §8.2): the sockets are bound
+// to the LAN interface, not only to its addresses.
+func TestLabWANSideIgnored(t *testing.T) {
+	l := lab.New(t, lab.Options{Local: true, NoMiniupnpd: true})
+	l.Net.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", lab.LocalCPEWAN4)
+
+	core := newFakeCore(time.Now(), time.Now)
+	s, err := New(Config{Core: core, Interfaces: []string{l.CPELANIf}, NATPMP: true, PCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		l.CPE.Do(t, func() { errc <- s.Run(ctx) })
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-errc:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	}()
+	lab.Eventually(t, 10*time.Second, func() bool { return len(s.Addrs()) >= 2 }, "server listening")
+
+	ask := func(ns *lab.NS, server string) error {
+		t.Helper()
+		var c net.Conn
+		var err error
+		ns.Do(t, func() { c, err = net.Dial("udp", net.JoinHostPort(server, "5351")) })
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for range 3 {
+			c.Write([]byte{0, 0})
+			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, err := c.Read(buf); err == nil {
+				return fmt.Errorf("answered %x", buf[:n])
+			}
+		}
+		return nil
+	}
+	// The same request from the LAN host is answered (the server works).
+	if err := ask(l.LAN, lab.CPELAN4); err == nil {
+		t.Fatal("LAN host not answered")
+	}
+	before := s.Stats().Replies
+	for _, dst := range []string{lab.CPELAN4, lab.CPELAN6} {
+		if err := ask(l.Net, dst); err != nil {
+			t.Errorf("from the WAN side to %s: %v", dst, err)
+		}
+	}
+	if st := s.Stats(); st.Replies != before {
+		t.Errorf("replies to the WAN side: %+v", st)
 	}
 }

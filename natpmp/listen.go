@@ -13,6 +13,7 @@ import (
 	"github.com/pcpgw/pcpgw/mapping"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // lanView is what the LAN interfaces hold at one scan.
@@ -136,7 +137,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
-	if err := s.rescan(ctx, &wg, sem, true); err != nil {
+	if _, err := s.rescan(ctx, &wg, sem, true); err != nil {
 		return err
 	}
 	trigger := make(chan struct{}, 1)
@@ -169,15 +170,20 @@ func (s *Server) Run(ctx context.Context) error {
 				poke()
 			}
 		case <-tick.C:
-			s.rescan(ctx, &wg, sem, false)
+			// Hosts on a LAN address that just appeared (an interface
+			// coming up) hear the announcements too.
+			if opened, _ := s.rescan(ctx, &wg, sem, false); opened > 0 {
+				poke()
+			}
 		}
 	}
 }
 
 // rescan opens sockets for new LAN addresses and closes those of vanished
-// ones. At the first scan, an address that cannot be bound because the port
-// is in use is an error (another server holds it).
-func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, first bool) error {
+// ones, and returns how many it opened. At the first scan, an address that
+// cannot be bound because the port is in use is an error (another server
+// holds it).
+func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, first bool) (opened int, err error) {
 	view := scanLAN(s.cfg.Interfaces)
 	s.lan.Store(view)
 	want := make(map[netip.AddrPort]lanAddr)
@@ -202,7 +208,11 @@ func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 		if _, ok := s.conns[k]; ok {
 			continue
 		}
-		c, err := listen(k, a)
+		c, bound, err := listen(k, a)
+		if err == nil && !bound && !s.warnedBind {
+			s.warnedBind = true
+			s.log.Warn("cannot bind sockets to the LAN interface (no CAP_NET_RAW): requests to a LAN address arriving from the WAN side are only kept out by the firewall", "interface", a.ifname)
+		}
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				inUse = err
@@ -212,6 +222,7 @@ func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 		}
 		s.log.Info("listening", "addr", c.local, "interface", a.ifname)
 		s.conns[k] = c
+		opened++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -223,18 +234,39 @@ func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 			c.conn.Close()
 		}
 		clear(s.conns)
-		return inUse
+		return 0, inUse
 	}
-	return nil
+	return opened, nil
 }
 
 // listen binds one socket to ap and sets it up for the multicast
-// announcements on the address's interface (TTL/hop limit 1).
-func listen(ap netip.AddrPort, a lanAddr) (*lanConn, error) {
-	uc, err := net.ListenUDP(udpNet(ap.Addr()), net.UDPAddrFromAddrPort(ap))
-	if err != nil {
-		return nil, err
+// announcements on the address's interface (TTL/hop limit 1). The socket is
+// also bound to the LAN interface (SO_BINDTODEVICE): Linux delivers a
+// datagram for a local address whatever interface it came in on, so
+// without it a request sent from the WAN side to a LAN address would be
+// read (RFC 6887 §8.2, RFC 6886 §3.3). Without the privilege for that
+// (CAP_NET_RAW), the socket is bound to the address only and
+// deviceBound is false.
+func listen(ap netip.AddrPort, a lanAddr) (c *lanConn, deviceBound bool, err error) {
+	deviceBound = true
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, a.ifname)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), udpNet(ap.Addr()), ap.String())
+	if errors.Is(err, syscall.EPERM) {
+		deviceBound = false
+		pc, err = net.ListenPacket(udpNet(ap.Addr()), ap.String())
 	}
+	if err != nil {
+		return nil, false, err
+	}
+	uc := pc.(*net.UDPConn)
 	ifi := &net.Interface{Index: a.ifindex, Name: a.ifname}
 	if ap.Addr().Is4() {
 		p := ipv4.NewPacketConn(uc)
@@ -245,11 +277,11 @@ func listen(ap netip.AddrPort, a lanAddr) (*lanConn, error) {
 	}
 	if err != nil {
 		uc.Close()
-		return nil, err
+		return nil, false, err
 	}
 	local := uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	local = netip.AddrPortFrom(local.Addr().Unmap().WithZone(ap.Addr().Zone()), local.Port())
-	return &lanConn{lanAddr: a, conn: uc, local: local}, nil
+	return &lanConn{lanAddr: a, conn: uc, local: local}, deviceBound, nil
 }
 
 func udpNet(a netip.Addr) string {

@@ -192,7 +192,9 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		// than TCP and UDP, are not offered (§11.3).
 		return fail(pcp.UnsuppProtocol, errLifetime(pcp.UnsuppProtocol))
 	}
-	if host.Is6() && !s.cfg.Core.PinholesEnabled() {
+	if host.Is6() && (!s.cfg.Core.PinholesEnabled() || !host.IsGlobalUnicast() || host.IsLinkLocalUnicast()) {
+		// Pinholes off, or an address no one outside can reach (a
+		// link-local source asking for itself).
 		return fail(pcp.NotAuthorized, errLifetime(pcp.NotAuthorized))
 	}
 	if opts.remote.IsValid() && opts.remote.Is4() != host.Is4() {

@@ -113,6 +113,8 @@ type Server struct {
 	running atomic.Bool
 	mu      sync.Mutex
 	conns   map[netip.AddrPort]*lanConn // open sockets by wanted local address
+	// warnedBind: the SO_BINDTODEVICE warning was logged (under mu).
+	warnedBind bool
 	// debugLimit rate-limits per-packet debug logs.
 	debugLimit *limiter
 }
