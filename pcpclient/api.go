@@ -63,9 +63,16 @@ type ResultError struct {
 	Code     pcp.ResultCode
 	Lifetime uint32    // error lifetime in seconds from the response
 	Until    time.Time // the same request is not sent again before this
+	// ByClient: the server answered SUCCESS with another external endpoint
+	// than the suggested one to a PREFER_FAILURE request, and the client
+	// deleted it and reports CANNOT_PROVIDE_EXTERNAL itself (RFC 6887 §13.2).
+	ByClient bool
 }
 
 func (e *ResultError) Error() string {
+	if e.ByClient {
+		return fmt.Sprintf("pcp: server ignored PREFER_FAILURE to %v: %v (mapping given back)", e.Op, e.Code)
+	}
 	return fmt.Sprintf("pcp: server answered %v to %v (retry after %ds)", e.Code, e.Op, e.Lifetime)
 }
 

@@ -302,7 +302,7 @@ func (c *Client) completeMapLocked(t *txn, res MapResult, now time.Time) {
 		del := t.req
 		del.Lifetime, del.PreferFailure, del.Filters = 0, false, nil
 		del.Nonce = t.req.Nonce
-		c.finishLocked(t, MapResult{}, &ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Until: now})
+		c.finishLocked(t, MapResult{}, &ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Until: now, ByClient: true})
 		if !c.closed {
 			c.startBackgroundLocked(kindMap, del)
 		}

@@ -136,6 +136,7 @@ func TestInteropMiniupnpd(t *testing.T) {
 		if !errors.As(err, &re) || re.Code != pcp.CannotProvideExternal {
 			t.Fatalf("taken port: %v", err)
 		}
+		t.Logf("taken port %v: %v (by client: %v)", res.External, err, re.ByClient)
 		lab.Eventually(t, 3*time.Second, func() bool { return m.DNATCount(t) == before }, "a mapping was left behind:\n%s", m.Ruleset(t))
 		if err := c.Delete(labCtx(t), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort(lab.LANHost4 + ":8080"), ThirdParty: true}); err != nil {
 			t.Fatal(err)

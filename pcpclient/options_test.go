@@ -101,7 +101,7 @@ func TestPreferFailure(t *testing.T) {
 		SuggestedExternal: netip.AddrPortFrom(netip.Addr{}, 18080), Lifetime: 600, PreferFailure: true,
 	})
 	var re *ResultError
-	if !errors.As(err, &re) || re.Code != pcp.CannotProvideExternal {
+	if !errors.As(err, &re) || re.Code != pcp.CannotProvideExternal || !re.ByClient {
 		t.Fatalf("err %v", err)
 	}
 	eventually(t, 2*time.Second, func() bool { return srv.Mappings() == 0 }, "the wrong mapping was not deleted")
