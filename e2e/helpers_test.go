@@ -111,8 +111,9 @@ func reachable(t *testing.T, ns *lab.NS, proto string, addr netip.AddrPort, time
 	}
 }
 
-// natpmp sends one NAT-PMP request from the LAN host to pcpgw and returns
-// the answer (error after 3 s without one).
+// natpmp sends a NAT-PMP request from the LAN host to pcpgw, retransmitted
+// as RFC 6886 §3.1 asks (250 ms, doubling; pcpgw rate-limits each host) for
+// up to about 4 s, and returns the answer.
 func natpmp(t *testing.T, l *lab.Lab, req pcp.NATPMPRequest) (pcp.NATPMPResponse, error) {
 	t.Helper()
 	var c net.Conn
@@ -124,16 +125,23 @@ func natpmp(t *testing.T, l *lab.Lab, req pcp.NATPMPRequest) (pcp.NATPMPResponse
 		return pcp.NATPMPResponse{}, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.Write(req.AppendMarshal(nil)); err != nil {
-		return pcp.NATPMPResponse{}, err
-	}
+	b := req.AppendMarshal(nil)
 	buf := make([]byte, 64)
-	n, err := c.Read(buf)
-	if err != nil {
-		return pcp.NATPMPResponse{}, err
+	wait := 250 * time.Millisecond
+	for try := 0; ; try++ {
+		if _, err := c.Write(b); err != nil {
+			return pcp.NATPMPResponse{}, err
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.Read(buf)
+		if err == nil {
+			return pcp.ParseNATPMPResponse(buf[:n])
+		}
+		if try == 4 {
+			return pcp.NATPMPResponse{}, err
+		}
+		wait *= 2
 	}
-	return pcp.ParseNATPMPResponse(buf[:n])
 }
 
 // natpmpMapTCP maps the LAN host's TCP port with NAT-PMP and fails the test
