@@ -251,3 +251,112 @@ func (a *announcements) wait(t *testing.T, timeout time.Duration) {
 		t.Errorf("unexpected announcements: %v", a.bad)
 	}
 }
+
+// TestPCPClientLAN: a PCP client on the LAN host (RFC 6887 requests made
+// with package pcp) through pcpgw acting as an RFC 7648 proxy, miniupnpd
+// being the provider's PCP server (REQUIREMENTS 25, 29): MAP gives the
+// CGN's public address and a port that net reaches; a renewal with the
+// same nonce keeps the port; a delete with another nonce is NOT_AUTHORIZED
+// and with the mapping's nonce removes it; ANNOUNCE is answered with
+// lifetime 0; THIRD_PARTY is refused (UNSUPP_OPTION); a MAP for the host's
+// IPv6 address is answered as a firewall, external = internal.
+func TestPCPClientLAN(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	m := l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
+	l.StartPcpgw(t, "--pcp-server", "100.64.0.1")
+	npServe(t, l, 8090, 8091)
+
+	nonce := pcp.Nonce{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	mapReq := func(lifetime uint32, n pcp.Nonce, opts ...pcp.Option) pcp.Request {
+		return pcp.Request{Opcode: pcp.OpMap, Lifetime: lifetime, Client: npLANHost, Options: opts,
+			Map: &pcp.Map{Nonce: n, Protocol: 6, InternalPort: 8090, ExternalPort: 18090}}
+	}
+	var resp pcp.Response
+	lab.Eventually(t, 15*time.Second, func() bool {
+		var err error
+		resp, err = pcpAsk(t, l.LAN, npCPELAN, mapReq(600, nonce))
+		return err == nil && resp.Result == pcp.Success
+	}, "PCP MAP never succeeded: %+v", resp)
+	if resp.Opcode != pcp.OpMap || resp.Map.Nonce != nonce || resp.Map.InternalPort != 8090 || resp.Map.Protocol != 6 ||
+		resp.Map.ExternalAddr != npCGNPublic || resp.Map.ExternalPort == 0 || resp.Lifetime == 0 || resp.Lifetime > 600 {
+		t.Fatalf("MAP response %+v %+v", resp, resp.Map)
+	}
+	ext := netip.AddrPortFrom(resp.Map.ExternalAddr, resp.Map.ExternalPort)
+	t.Logf("PCP MAP: %v, lifetime %d, epoch %d", ext, resp.Lifetime, resp.Epoch)
+	lab.Eventually(t, 10*time.Second, func() bool {
+		s, err := npReach(t, l.Net, "tcp", ext)
+		return err == nil && s == "hello from 8090"
+	}, "%v from net never reached the LAN host's port 8090", ext)
+
+	// Renewal: same nonce, same external endpoint.
+	if r, err := pcpAsk(t, l.LAN, npCPELAN, mapReq(600, nonce)); err != nil || r.Result != pcp.Success ||
+		netip.AddrPortFrom(r.Map.ExternalAddr, r.Map.ExternalPort) != ext {
+		t.Errorf("renewal: %+v %v", r, err)
+	}
+	// Client ANNOUNCE: answered here, lifetime 0.
+	if r, err := pcpAsk(t, l.LAN, npCPELAN, pcp.Request{Opcode: pcp.OpAnnounce, Client: npLANHost}); err != nil ||
+		r.Result != pcp.Success || r.Opcode != pcp.OpAnnounce || r.Lifetime != 0 {
+		t.Errorf("ANNOUNCE: %+v %v", r, err)
+	}
+	// THIRD_PARTY from a LAN client: refused by default (RFC 6887 §13.1).
+	tp := pcp.Option{Code: pcp.OptThirdParty, ThirdParty: netip.MustParseAddr("192.0.2.101")}
+	if r, err := pcpAsk(t, l.LAN, npCPELAN, mapReq(600, nonce, tp)); err != nil || r.Result != pcp.UnsuppOption {
+		t.Errorf("THIRD_PARTY: %+v %v, want UNSUPP_OPTION", r, err)
+	}
+	// Delete with another nonce: NOT_AUTHORIZED, the mapping stays.
+	other := pcp.Nonce{12, 11, 10}
+	del := func(n pcp.Nonce) pcp.Request {
+		r := mapReq(0, n)
+		r.Map.ExternalPort = 0
+		return r
+	}
+	if r, err := pcpAsk(t, l.LAN, npCPELAN, del(other)); err != nil || r.Result != pcp.NotAuthorized {
+		t.Errorf("delete with another nonce: %+v %v, want NOT_AUTHORIZED", r, err)
+	}
+	if s, err := npReach(t, l.Net, "tcp", ext); err != nil || s != "hello from 8090" {
+		t.Errorf("mapping gone after a refused delete: %q %v", s, err)
+	}
+	before := m.DNATCount(t)
+	if r, err := pcpAsk(t, l.LAN, npCPELAN, del(nonce)); err != nil || r.Result != pcp.Success || r.Lifetime != 0 {
+		t.Errorf("delete: %+v %v", r, err)
+	}
+	lab.Eventually(t, 10*time.Second, func() bool { return m.DNATCount(t) < before },
+		"the CGN still holds the deleted mapping")
+
+	// IPv6: a pinhole, answered as a firewall: external = internal.
+	host6 := netip.MustParseAddr(lab.LANHost6)
+	r6, err := pcpAsk(t, l.LAN, netip.MustParseAddr(lab.CPELAN6), pcp.Request{Opcode: pcp.OpMap, Lifetime: 600, Client: host6,
+		Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: 8090}})
+	if err != nil || r6.Result != pcp.Success || r6.Map.ExternalAddr != host6 || r6.Map.ExternalPort != 8090 {
+		t.Errorf("IPv6 MAP: %+v %v", r6, err)
+	} else {
+		t.Logf("IPv6 MAP: [%v]:%d lifetime %d", r6.Map.ExternalAddr, r6.Map.ExternalPort, r6.Lifetime)
+	}
+}
+
+// pcpAsk sends req from ns to server:5351 and returns the response (three
+// tries, 1 s apart).
+func pcpAsk(t *testing.T, ns *lab.NS, server netip.Addr, req pcp.Request) (pcp.Response, error) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.Dial("udp", netip.AddrPortFrom(server, pcp.ServerPort).String()) })
+	if err != nil {
+		return pcp.Response{}, err
+	}
+	defer c.Close()
+	b := req.AppendMarshal(nil)
+	buf := make([]byte, pcp.MaxSize)
+	for range 3 {
+		if _, err = c.Write(b); err != nil {
+			return pcp.Response{}, err
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		var n int
+		if n, err = c.Read(buf); err == nil {
+			return pcp.ParseResponse(buf[:n])
+		}
+	}
+	return pcp.Response{}, err
+}
