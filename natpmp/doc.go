@@ -7,9 +7,15 @@
 // Server.Handle is a pure handler from (source address, LAN address the
 // datagram arrived on, bytes, now) to reply bytes or silence. Server.Run
 // does the I/O: one UDP socket per LAN address (IPv4, IPv6 global and
-// link-local with zone) of Config.Interfaces, never the wildcard, so no
-// request from the WAN side is ever read (REQUIREMENTS 22, 30); the
-// addresses are re-read every Config.Rescan (5 s) and sockets follow them.
+// link-local with zone) of Config.Interfaces, never the wildcard, each
+// also bound to its interface (SO_BINDTODEVICE; Linux would otherwise
+// deliver a datagram for a LAN address that came in on the WAN side), so no
+// request from the WAN side is ever read (REQUIREMENTS 22, 30); without
+// CAP_NET_RAW the device binding is skipped with a warning. The addresses
+// are re-read every Config.Rescan (5 s; polling rather than netlink
+// events, to stay small) and sockets follow them; new addresses get the
+// announcements too. A request whose destination is not a LAN address is
+// dropped (counted NotLAN).
 // Each request is handled in its own goroutine (at most 64 at once, more
 // are dropped and counted) and every core call is bounded by
 // Config.CoreTimeout (2 s): a LAN client gets NETWORK_FAILURE (NAT-PMP
@@ -66,7 +72,8 @@
 //     answer carries the outermost external address and port and the
 //     lease left. MAP with an IPv6 internal address opens a pinhole and is
 //     answered as a pure firewall, external = internal (§11.3); with
-//     pinholes disabled it gets NOT_AUTHORIZED.
+//     pinholes disabled, or for a link-local address, it gets
+//     NOT_AUTHORIZED.
 //   - MAP with lifetime 0 always goes to Core.Delete with the nonce, so
 //     the core deletes upstream too and checks the nonce (§11.3,
 //     NOT_AUTHORIZED with the existing mapping's lifetime); deleting
