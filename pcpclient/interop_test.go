@@ -3,11 +3,14 @@ package pcpclient
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 
 	"github.com/pcpgw/pcpgw/internal/lab"
 	"github.com/pcpgw/pcpgw/pcp"
@@ -151,6 +154,39 @@ func TestInteropMiniupnpd(t *testing.T) {
 		if ev.Server != cgnServer {
 			t.Errorf("from %v", ev.Server)
 		}
+	})
+	t.Run("ANNOUNCE posing as the server from the LAN is dropped", func(t *testing.T) {
+		// A LAN host takes the CGN's address and multicasts an ANNOUNCE
+		// from 100.64.0.1:5351; with cpe's reverse-path filter off it
+		// reaches the client's socket, which must drop it because it
+		// came in on the LAN interface, not the WAN one.
+		for _, k := range []string{"all", "default", l.CPELANIf} {
+			l.CPE.Run(t, "sysctl", "-qw", "net.ipv4.conf."+k+".rp_filter=0")
+		}
+		l.LAN.Run(t, "ip", "addr", "add", lab.CGN4+"/32", "dev", l.LANIf)
+		drainEvents(c)
+		before := c.Status().Dropped
+		b := (&pcp.Response{Opcode: pcp.OpAnnounce}).AppendMarshal(nil)
+		l.LAN.Do(t, func() {
+			ifi, err := net.InterfaceByName(l.LANIf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(cgnServer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uc.Close()
+			pc := ipv4.NewPacketConn(uc)
+			if err := pc.SetMulticastInterface(ifi); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pc.WriteTo(b, nil, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 1), Port: 5350}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		lab.Eventually(t, 2*time.Second, func() bool { return c.Status().Dropped > before }, "the spoofed ANNOUNCE never reached the client")
+		noEvent(t, c, EventStateLost, 200*time.Millisecond)
 	})
 	// (Dropped may count miniupnpd's IPv6 ANNOUNCE, from an address that
 	// is not the configured server's.)

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // packetConn is the client's socket toward one server address. The real one
@@ -78,7 +81,66 @@ func listenAnnounce(addr string, ifi *net.Interface) (packetConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pcpclient: listening for announcements on %v: %w", addr, err)
 	}
-	return udpConn{c}, nil
+	if ifi == nil || !ap.Addr().IsMulticast() {
+		return udpConn{c}, nil
+	}
+	// Linux hands a socket bound to a group every datagram to that group
+	// on any interface (IP_MULTICAST_ALL): keep only those that came in on
+	// the WAN interface, so that a LAN host cannot pose as the server.
+	ic := &ifaceConn{udpConn: udpConn{c}, index: ifi.Index}
+	if network == "udp4" {
+		ic.p4 = ipv4.NewPacketConn(c)
+		err = ic.p4.SetControlMessage(ipv4.FlagInterface, true)
+	} else {
+		ic.p6 = ipv6.NewPacketConn(c)
+		err = ic.p6.SetControlMessage(ipv6.FlagInterface, true)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("pcpclient: announcements on %v: %w", addr, err)
+	}
+	return ic, nil
+}
+
+// ifaceConn is an announcement socket that reports datagrams that did not
+// arrive on interface index as coming from the invalid address (the
+// client drops and counts them).
+type ifaceConn struct {
+	udpConn
+	index int
+	p4    *ipv4.PacketConn
+	p6    *ipv6.PacketConn
+}
+
+func (c *ifaceConn) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	var (
+		n    int
+		from net.Addr
+		idx  int
+		err  error
+	)
+	if c.p4 != nil {
+		var cm *ipv4.ControlMessage
+		n, cm, from, err = c.p4.ReadFrom(b)
+		if cm != nil {
+			idx = cm.IfIndex
+		}
+	} else {
+		var cm *ipv6.ControlMessage
+		n, cm, from, err = c.p6.ReadFrom(b)
+		if cm != nil {
+			idx = cm.IfIndex
+		}
+	}
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok || idx != c.index {
+		return n, netip.AddrPort{}, nil
+	}
+	ap := ua.AddrPort()
+	return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // isClosed reports the error a read gets from a closed socket.
