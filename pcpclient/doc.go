@@ -67,8 +67,10 @@
 // server_delta - server_delta/16, or server_delta+2 < client_delta -
 // client_delta/16, means the server lost state: EventStateLost. So does an
 // unsolicited ANNOUNCE from the server's address and port (§14.1.3) on
-// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface) or on the
-// request socket; repeats of one announcement are reported once. The event
+// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface; datagrams
+// that came in on another interface are dropped, so a LAN host cannot pose
+// as the server) or on the request socket; repeats of one announcement
+// are reported once. The event
 // is sent at once: waiting a random 0-5 s before re-creating the mappings
 // (§14.1.3) is the owner's job. An unsolicited MAP answer for a mapping
 // the client made (Mapping Update, §14.2) raises EventExternalChanged with
