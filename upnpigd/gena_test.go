@@ -184,6 +184,7 @@ func TestGENAForeignCallback(t *testing.T) {
 		t.Errorf("after expiry: %d", r.StatusCode)
 	}
 	es.next(t)
+	waitIdle(t, ti.s)
 	ti.s.Close()
 	if st := ti.s.Stats(); st.EventsSent != 3 || st.SubscribeRefused < 9 {
 		t.Errorf("stats %+v", st)

@@ -176,7 +176,15 @@ func appendResponse(b []byte, ns, name string, out []arg, vals []string) []byte 
 	w.WriteString(`">`)
 	for i, a := range out {
 		fmt.Fprintf(w, "<%s>", a.name)
-		if i < len(vals) {
+		switch {
+		case i >= len(vals):
+		case a.sv == "A_ARG_TYPE_PortListing" && !strings.Contains(vals[i], "]]>"):
+			// An XML document inside the argument: as CDATA, the way
+			// miniupnpd sends it, since miniupnpc's parser does not
+			// decode entities (the listing's own text is escaped, so it
+			// holds no "]]>").
+			w.WriteString("<![CDATA[" + vals[i] + "]]>")
+		default:
 			xml.EscapeText(w, []byte(vals[i]))
 		}
 		fmt.Fprintf(w, "</%s>", a.name)

@@ -138,8 +138,9 @@ func TestGoldenUpnpc(t *testing.T) {
 	if diff := cmp.Diff(wantList, args["NewPortListing"]); diff != "" {
 		t.Errorf("GetListOfPortMappings (-want +got):\n%s", diff)
 	}
-	// The listing travels escaped inside the SOAP argument.
-	if !strings.Contains(body, "&lt;p:PortMappingList") {
-		t.Errorf("listing not escaped: %s", body)
+	// The listing travels as CDATA inside the SOAP argument, as miniupnpd
+	// sends it (miniupnpc does not decode entities).
+	if !strings.Contains(body, "<NewPortListing><![CDATA[<?xml") {
+		t.Errorf("listing not in CDATA: %s", body)
 	}
 }
