@@ -1,0 +1,120 @@
+// Package upnpigd is pcpgw's UPnP Internet Gateway Device front-end: SSDP
+// discovery, device and service descriptions, SOAP control and GENA
+// events, carried through the mapping core to the provider's NAT as
+// RFC 6970 (UPnP IGD-PCP Interworking Function) describes.
+//
+// # Devices
+//
+// Two root devices are offered, each with its own UUIDs (derived from
+// Config.UUID, so stable across restarts) and description URL, because
+// many IGD:1-only control points (Windows, consoles, older games,
+// libminiupnpc's first search) refuse an IGD:2 description:
+//
+//	/igd1.xml  InternetGatewayDevice:1
+//	             WANDevice:1            WANCommonInterfaceConfig:1
+//	               WANConnectionDevice:1  WANIPConnection:1
+//	/igd2.xml  InternetGatewayDevice:2
+//	             WANDevice:2            WANCommonInterfaceConfig:1
+//	               WANConnectionDevice:2  WANIPConnection:2, WANIPv6FirewallControl:1
+//
+// Service paths are /igdN/<serviceId>.xml (SCPD), /igdN/<serviceId>/ctl
+// (control) and /igdN/<serviceId>/evt (events). The SCPDs list exactly the
+// actions implemented, with the argument names of the UPnP Forum SCPDs
+// (the ones goupnp's dcps clients are generated from).
+//
+// # SSDP (UDA 1.1 §1)
+//
+// One socket bound to 239.255.255.250:SSDPPort joined on each LAN
+// interface (the arrival interface is checked with IP_PKTINFO), and one
+// socket per LAN interface bound to its IPv4 address and SSDPPort for
+// unicast searches, answers and NOTIFYs; nothing binds the wildcard.
+// M-SEARCH is answered for ssdp:all, upnp:rootdevice, every device UUID and
+// every device and service type offered; a search for a version no root
+// offers is answered by a higher version, echoing the searched ST. Only
+// sources inside the receiving interface's prefixes get answers, after a
+// random delay within MX (capped at 5 s; unicast searches at once), and a
+// per-source token bucket (64 answers, 16/s, 1024 sources) bounds
+// amplification. Malformed packets get no answer and are counted.
+// ssdp:alive is multicast at start, 1 s later and every ~10 minutes
+// (CACHE-CONTROL max-age=1800), ssdp:byebye at stop. Answers carry
+// LOCATION of the interface's own address, SERVER, BOOTID.UPNP.ORG
+// (Config.BootID) and CONFIGID.UPNP.ORG. SSDP over IPv6 (ff02::c) is not
+// offered.
+//
+// # Control (SOAP 1.1)
+//
+// WANIPConnection:1: GetExternalIPAddress, AddPortMapping,
+// DeletePortMapping, GetGenericPortMappingEntry,
+// GetSpecificPortMappingEntry, GetStatusInfo, GetConnectionTypeInfo,
+// GetNATRSIPStatus, SetConnectionType (IP_Routed only), RequestConnection,
+// RequestTermination, ForceTermination (501: the connection is the
+// provider's). WANIPConnection:2 adds AddAnyPortMapping,
+// DeletePortMappingRange, GetListOfPortMappings.
+// WANCommonInterfaceConfig:1: GetCommonLinkProperties (link state and
+// speed of Config.WAN), GetTotalBytes/PacketsSent/Received (the WAN's
+// /sys counters, wrapping at 2^32 as their ui4 type says).
+// WANIPv6FirewallControl:1: GetFirewallStatus, GetOutboundPinholeTimeout
+// (conntrack's timeouts), AddPinhole, UpdatePinhole, DeletePinhole,
+// GetPinholePackets, CheckPinholeWorking.
+//
+// Translation (RFC 6970 §4-5), the requester always being the TCP peer:
+//
+//   - AddPortMapping: Core.Map with ExactPort (PREFER_FAILURE); a port the
+//     provider cannot give is 718. External port 0 is 716; internal port
+//     0 is 402 on IGD:1, 732 on IGD:2; NewEnabled must be 1 (§4.1).
+//   - AddAnyPortMapping: Core.Map without ExactPort; NewReservedPort is
+//     Mapping.External's port, the port on the address
+//     GetExternalIPAddress reports (the provider's in NAT444).
+//   - Leases: IGD:1 0 is permanent (Lifetime 0); IGD:2 0 and anything
+//     above 604800 s become 604800 s; pinholes 1-86400 s.
+//   - GetExternalIPAddress: Core.ExternalAddr; while the provider's
+//     address is unknown (CodeNetworkFailure) the answer is the empty
+//     string, as §4.1 says for ExternalIPAddress, and GetStatusInfo says
+//     Disconnected.
+//   - GetGeneric/GetSpecific/GetListOfPortMappings are answered from the
+//     core's table (§5.7), pinholes excluded, in creation order;
+//     an index beyond the end is 713, a missing entry 714, an empty range
+//     730, start above end 733. The listing follows WANIPConnection-v2.xsd
+//     and travels as CDATA, as miniupnpd sends it (libminiupnpc does not
+//     decode entities).
+//   - DeletePortMapping(Range) delete by the mapping's ID with the
+//     requester as Client, so secure mode applies in the core; nothing
+//     matching is 714 (range: 730). NewManage 0 limits a range to the
+//     requester's own mappings.
+//   - RemoteHost: empty or the unspecified address is any; an address is
+//     passed to the core (FILTER); names are not resolved (402).
+//   - Core errors become UPnP codes through mapping.UPnPError (IGD version
+//     of the service) and mapping.UPnPPinholeError; the front-end's own
+//     argument checks give 402 and the codes above. Faults are HTTP 500
+//     with s:Fault/detail/UPnPError{errorCode, errorDescription}.
+//
+// # HTTP and GENA hardening
+//
+//   - Listeners on the LAN interfaces' addresses only (IPv4 and
+//     non-link-local IPv6), Config.HTTPPort (EphemeralPort for tests).
+//   - The Host header must be an IP literal of pcpgw's LAN side with the
+//     port the connection arrived on, else 403 (DNS rebinding).
+//   - Headers at most 8 KiB (431), bodies 64 KiB (413); read-header 5 s,
+//     read 10 s, write 30 s, idle 30 s; at most MaxConns connections per
+//     listener, the ones beyond are closed at once.
+//   - SOAPACTION with or without quotes, at most 256 bytes, must name the
+//     body's action and the service (or an earlier version of it).
+//     encoding/xml never expands external entities; DTDs, processing
+//     instructions, unknown entities, non-UTF-8 charsets, depth above 8,
+//     more than 32 arguments or arguments above 4 KiB are 401.
+//   - GENA: SUBSCRIBE (NT upnp:event, CALLBACK), renewal by SID,
+//     UNSUBSCRIBE; SIDs are random uuid:s; TIMEOUT clamped to 300-1800 s;
+//     at most MaxSubscriptions (503 beyond). The CALLBACK used is the
+//     first http URL whose host is the subscriber's own TCP peer address;
+//     none gives 412 and nothing is ever sent (CallStranger,
+//     CVE-2020-12695). The initial event (SEQ 0, every evented variable)
+//     follows the flushed answer; core events (Core.Subscribe) mark
+//     ExternalIPAddress, ConnectionStatus, PortMappingNumberOfEntries and
+//     SystemUpdateID changed; each subscription has at most one sender
+//     goroutine, which coalesces changes and sends current values, with a
+//     5 s timeout and no redirects; three failed NOTIFYs in a row end the
+//     subscription. The firewall service events FirewallEnabled and
+//     InboundPinholeAllowed.
+//
+// Everything a LAN host can trigger logs at Debug only; Stats counts it.
+package upnpigd
