@@ -152,6 +152,7 @@ func TestRulesFirstMatchWins(t *testing.T) {
 		{Allow: false, ExtLo: 0, ExtHi: 65535, IntAddr: netip.MustParsePrefix("192.0.2.200/32"), IntLo: 0, IntHi: 65535},
 		{Allow: true, ExtLo: 80, ExtHi: 80, IntAddr: netip.MustParsePrefix("192.0.2.0/24"), IntLo: 80, IntHi: 80},
 		{Allow: true, ExtLo: 1024, ExtHi: 65535, IntAddr: netip.MustParsePrefix("192.0.2.0/24"), IntLo: 1024, IntHi: 65535},
+		{Allow: false, ExtLo: 0, ExtHi: 65535, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntLo: 0, IntHi: 65535},
 	}
 	tests := []struct {
 		ext  uint16
@@ -169,6 +170,10 @@ func TestRulesFirstMatchWins(t *testing.T) {
 		if got := permitted(rules, tt.ext, netip.MustParseAddr(tt.addr), tt.port); got != tt.want {
 			t.Errorf("permitted(%d, %s, %d) = %v, want %v", tt.ext, tt.addr, tt.port, got, tt.want)
 		}
+	}
+	// As in miniupnpd, what no rule matches is allowed.
+	if !permitted(rules[:1], 2000, netip.MustParseAddr("192.0.2.100"), 2000) {
+		t.Error("a request no rule matches was denied")
 	}
 }
 

@@ -304,8 +304,9 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 	return 0, &Error{Code: CodeNoResources, Msg: "no free external port"}
 }
 
-// anyAllowed reports whether some allow rule could match addr:port before a
-// deny rule covering every external port does.
+// anyAllowed reports whether some external port may be mapped to
+// addr:port: false only when a deny rule covering every external port
+// matches before any allow rule does.
 func (c *Core) anyAllowed(addr netip.Addr, port uint16) bool {
 	for _, r := range c.cfg.Rules {
 		if !r.IntAddr.IsValid() || !r.IntAddr.Contains(addr) || port < r.IntLo || port > r.IntHi {
@@ -318,7 +319,7 @@ func (c *Core) anyAllowed(addr netip.Addr, port uint16) bool {
 			return false
 		}
 	}
-	return false
+	return true
 }
 
 func (c *Core) insertLocked(e *entry) {

@@ -8,7 +8,8 @@ import (
 
 // Rule is one permission rule, with the meaning of miniupnpd's perm_rule
 // (`allow|deny ext_ports int_addr int_ports`): the first rule matching the
-// external port, the internal address and the internal port decides.
+// external port, the internal address and the internal port decides; no
+// match allows.
 type Rule struct {
 	Allow   bool
 	ExtLo   uint16
@@ -32,14 +33,15 @@ func (r Rule) match(ext uint16, addr netip.Addr, intPort uint16) bool {
 }
 
 // permitted reports whether rules allow mapping external port ext to
-// addr:intPort. No matching rule denies.
+// addr:intPort. As in miniupnpd, a request no rule matches is allowed
+// (DefaultRules end with a rule denying everything else).
 func permitted(rules []Rule, ext uint16, addr netip.Addr, intPort uint16) bool {
 	for _, r := range rules {
 		if r.match(ext, addr, intPort) {
 			return r.Allow
 		}
 	}
-	return false
+	return true
 }
 
 // MaxDescription is the longest description kept, in bytes.

@@ -111,7 +111,7 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 		e.upErr = err
 		uerr := upstreamError(err)
 		code := CodeOf(uerr)
-		if creating && code != CodeNetworkFailure {
+		if creating && code != CodeNetworkFailure && e.Origin != OriginStatic {
 			c.log.Info("provider refused mapping", "proto", e.Proto, "internal", e.Internal, "err", err)
 			c.removeLocked(e, &change)
 		} else {
@@ -121,6 +121,10 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			}
 			next := now.Add(wait)
 			switch {
+			case creating && e.Origin == OriginStatic && code != CodeNetworkFailure:
+				// A configured forward is not moved or dropped: it shows
+				// the provider's refusal and is asked for again.
+				e.Upstream = UpstreamFailing
 			case creating:
 				e.Upstream = UpstreamPending
 			case e.Upstream == UpstreamOK && !answered(err) && now.Before(e.upAt.Add(e.upLife)):
