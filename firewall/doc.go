@@ -67,14 +67,14 @@
 //	  meta l4proto hip accept                            # REC-26
 //	  udp dport 500 accept                               # REC-24 (IKE)
 //	  udp dport 4500 accept                              # IKE/ESP over UDP
-//	  drop                                               # REC-26 of REQUIREMENTS: unsolicited inbound
+//	  drop                                               # the rest: unsolicited inbound
 //	}
 //
 // The forward accept is keyed by the DNATed destination plus the original
 // destination port (ct original proto-dst), so two WAN ports forwarded to
 // the same LAN port are two elements. DNAT runs at dstnat + 5, after the
-// main firewall's own redirects, which therefore win. Packets for an
-// element counter count every inbound packet that matched it.
+// main firewall's own redirects, which therefore win. The counter of a
+// pinhole element (Packets) counts every inbound packet that matched it.
 //
 // # Living with a main firewall (OpenWrt fw4)
 //
@@ -107,6 +107,7 @@
 // host and remote port are each one value or any. Element timeouts longer
 // than MaxTimeout are not given to the kernel (32-bit kernels refuse
 // them): such entries live until deleted or until Sync at the next start.
-// A Change of more than about a thousand entries may exceed the netlink
-// socket's buffer; Sync splits large states into several batches.
+// A Change is one batch whatever its size (element lists are split into
+// messages of at most 400 elements; tested with 20,000 forwards); Sync
+// splits a large state into batches of 2,000 elements.
 package firewall

@@ -15,6 +15,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultTable is the table name used when Config.Table is empty.
@@ -62,6 +63,7 @@ type NFT struct {
 
 	mu             sync.Mutex // serialises batches on conn
 	conn           *nftables.Conn
+	nsFD           int // a copy of Config.NetNS, -1 for the current namespace
 	table          *nftables.Table
 	sets           *tableSets
 	refreshInPlace bool // kernel updates an element's timeout on re-add
@@ -103,15 +105,18 @@ func New(cfg Config) (*NFT, error) {
 		f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	f.log = f.log.With("component", "firewall")
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-		// Large Sync batches; the kernel caps this at wmem_max.
-		return c.SetWriteBuffer(4 << 20)
-	})}
+	f.nsFD = -1
 	if cfg.NetNS != 0 {
-		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
+		// A copy, so that reconnecting works after the caller closed it.
+		fd, err := unix.FcntlInt(uintptr(cfg.NetNS), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("firewall: namespace fd: %w", err)
+		}
+		f.nsFD = fd
 	}
-	conn, err := nftables.New(opts...)
+	conn, err := dial(f.nsFD)
 	if err != nil {
+		f.closeNS()
 		return nil, fmt.Errorf("firewall: netlink: %w", err)
 	}
 	f.conn = conn
@@ -121,16 +126,19 @@ func New(cfg Config) (*NFT, error) {
 		f.log.Warn("replacing incompatible table", "table", cfg.Table, "err", err)
 		f.conn.DelTable(f.table)
 		if derr := f.conn.Flush(); derr != nil && !errors.Is(derr, syscall.ENOENT) {
-			conn.CloseLasting()
+			f.conn.CloseLasting()
+			f.closeNS()
 			return nil, fmt.Errorf("firewall: install table %s: %w (delete: %v)", cfg.Table, err, derr)
 		}
 		if err := f.install(); err != nil {
-			conn.CloseLasting()
+			f.conn.CloseLasting()
+			f.closeNS()
 			return nil, fmt.Errorf("firewall: install table %s: %w", cfg.Table, err)
 		}
 	}
 	if f.refreshInPlace, err = f.probe(); err != nil {
-		conn.CloseLasting()
+		f.conn.CloseLasting()
+		f.closeNS()
 		return nil, fmt.Errorf("firewall: probe: %w", err)
 	}
 	f.log.Debug("table ready", "table", cfg.Table, "refresh_in_place", f.refreshInPlace)
@@ -267,38 +275,88 @@ func (f *NFT) probe() (bool, error) {
 	return len(els) == 1 && els[0].Timeout == 2*time.Hour, nil
 }
 
+// maxMsgElems bounds the elements in one NEWSETELEM/DELSETELEM message:
+// the element list is one netlink attribute, whose length is 16 bits.
+const maxMsgElems = 400
+
 // queue appends the messages for p to the connection's pending batch:
 // dels are added (so a missing element cannot fail the batch) then
 // deleted, then adds are added.
 func (f *NFT) queue(p plan) error {
-	c := f.conn
-	var delByset, addBySet [numElemSets][]nftables.SetElement
+	var delBySet, addBySet [numElemSets][]nftables.SetElement
 	for _, e := range p.dels {
-		delByset[e.set] = append(delByset[e.set], nftables.SetElement{Key: e.key, Val: e.val})
+		delBySet[e.set] = append(delBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val})
 	}
 	for _, e := range p.adds {
 		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val, Timeout: e.timeout})
 	}
-	for i, els := range delByset {
-		if len(els) == 0 {
-			continue
-		}
-		if err := c.SetAddElements(f.sets.elems[i], els); err != nil {
+	for i, els := range delBySet {
+		if err := f.chunked(f.conn.SetAddElements, f.sets.elems[i], els); err != nil {
 			return err
 		}
-		if err := c.SetDeleteElements(f.sets.elems[i], els); err != nil {
+		if err := f.chunked(f.conn.SetDeleteElements, f.sets.elems[i], els); err != nil {
 			return err
 		}
 	}
 	for i, els := range addBySet {
-		if len(els) == 0 {
-			continue
-		}
-		if err := c.SetAddElements(f.sets.elems[i], els); err != nil {
+		if err := f.chunked(f.conn.SetAddElements, f.sets.elems[i], els); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (f *NFT) chunked(op func(*nftables.Set, []nftables.SetElement) error, s *nftables.Set, els []nftables.SetElement) error {
+	for len(els) > 0 {
+		n := min(len(els), maxMsgElems)
+		if err := op(s, els[:n]); err != nil {
+			return err
+		}
+		els = els[n:]
+	}
+	return nil
+}
+
+// flush sends the pending batch. After an error other than the kernel
+// refusing the batch, the socket may hold unread replies: it is replaced,
+// so that the next batch does not read a stale answer.
+func (f *NFT) flush() error {
+	err := f.conn.Flush()
+	if err == nil || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	if rerr := f.redial(); rerr != nil {
+		f.log.Error("netlink: reconnecting", "err", rerr)
+	}
+	return err
+}
+
+func (f *NFT) redial() error {
+	conn, err := dial(f.nsFD)
+	if err != nil {
+		return err
+	}
+	f.conn.CloseLasting()
+	f.conn = conn
+	return nil
+}
+
+func dial(nsFD int) (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		// Errors carry no copy of the (possibly large) request; large
+		// Sync batches fit (the kernel caps the sizes at [rw]mem_max).
+		if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+			return err
+		}
+		if err := c.SetReadBuffer(1 << 20); err != nil {
+			return err
+		}
+		return c.SetWriteBuffer(4 << 20)
+	})}
+	if nsFD >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(nsFD))
+	}
+	return nftables.New(opts...)
 }
 
 // Apply sends c to the kernel in one netlink batch, deletions first.
@@ -324,7 +382,7 @@ func (f *NFT) Apply(ctx context.Context, c Change) error {
 	if err := f.queue(planChange(dels, adds, f.refreshInPlace)); err != nil {
 		return fmt.Errorf("firewall: apply: %w", err)
 	}
-	err = f.conn.Flush()
+	err = f.flush()
 	if err == nil {
 		return nil
 	}
@@ -341,7 +399,7 @@ func (f *NFT) Apply(ctx context.Context, c Change) error {
 	if err := f.queue(planRepair(kernel, dels, adds, f.refreshInPlace)); err != nil {
 		return fmt.Errorf("firewall: apply: %w", err)
 	}
-	if err := f.conn.Flush(); err != nil {
+	if err := f.flush(); err != nil {
 		return fmt.Errorf("firewall: apply: %w", err)
 	}
 	return nil
@@ -367,6 +425,9 @@ func (f *NFT) readSets(ids []setID) ([]elem, error) {
 	for _, id := range ids {
 		els, err := f.conn.GetSetElements(f.sets.elems[id])
 		if err != nil {
+			if rerr := f.redial(); rerr != nil {
+				f.log.Error("netlink: reconnecting", "err", rerr)
+			}
 			return nil, fmt.Errorf("list %s: %w", setDefs[id].name, err)
 		}
 		klen, vlen := fieldsLen(setDefs[id].key), fieldsLen(setDefs[id].val)
@@ -421,7 +482,7 @@ func (f *NFT) Sync(ctx context.Context, fwds []Forward, pins []Pinhole) error {
 		if err := f.queue(plan{dels: p.dels[:n]}); err != nil {
 			return fmt.Errorf("firewall: sync: %w", err)
 		}
-		if err := f.conn.Flush(); err != nil {
+		if err := f.flush(); err != nil {
 			return fmt.Errorf("firewall: sync: %w", err)
 		}
 		p.dels = p.dels[n:]
@@ -434,7 +495,7 @@ func (f *NFT) Sync(ctx context.Context, fwds []Forward, pins []Pinhole) error {
 		if err := f.queue(plan{adds: p.adds[:n]}); err != nil {
 			return fmt.Errorf("firewall: sync: %w", err)
 		}
-		if err := f.conn.Flush(); err != nil {
+		if err := f.flush(); err != nil {
 			return fmt.Errorf("firewall: sync: %w", err)
 		}
 		p.adds = p.adds[n:]
@@ -464,6 +525,9 @@ func (f *NFT) Packets(ctx context.Context, p Pinhole) (uint64, error) {
 	}
 	els, err := f.conn.GetSetElements(f.sets.elems[e.set])
 	if err != nil {
+		if rerr := f.redial(); rerr != nil {
+			f.log.Error("netlink: reconnecting", "err", rerr)
+		}
 		return 0, fmt.Errorf("firewall: packets: %w", err)
 	}
 	for _, k := range els {
@@ -498,11 +562,18 @@ func (f *NFT) SetWANAddr(ctx context.Context, a netip.Addr) error {
 			return fmt.Errorf("firewall: wan address: %w", err)
 		}
 	}
-	if err := f.conn.Flush(); err != nil {
+	if err := f.flush(); err != nil {
 		return fmt.Errorf("firewall: wan address: %w", err)
 	}
 	f.cfg.WANAddr = a
 	return nil
+}
+
+func (f *NFT) closeNS() {
+	if f.nsFD >= 0 {
+		unix.Close(f.nsFD)
+		f.nsFD = -1
+	}
 }
 
 // Close removes the table (a clean exit) and closes the netlink socket.
@@ -522,6 +593,7 @@ func (f *NFT) Close() error {
 	if cerr := f.conn.CloseLasting(); err == nil {
 		err = cerr
 	}
+	f.closeNS()
 	if err != nil {
 		return fmt.Errorf("firewall: close: %w", err)
 	}

@@ -100,3 +100,31 @@ func TestRefresh(t *testing.T) {
 		})
 	}
 }
+
+// A change far larger than one netlink attribute can hold (the element
+// list's length is 16 bits) still goes through as one batch.
+func TestLargeChange(t *testing.T) {
+	f := newInNS(t)
+	ctx := context.Background()
+	var fwds []Forward
+	for i := range 20000 {
+		fwds = append(fwds, Forward{Proto: 6, Port: uint16(1 + i),
+			To: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.100"), uint16(1+i)), Timeout: time.Hour})
+	}
+	if err := f.Apply(ctx, Change{AddForwards: fwds}); err != nil {
+		t.Fatalf("adding 20000: %v", err)
+	}
+	if n := len(elems(t, f, setFwd4)); n != 20000 {
+		t.Errorf("fwd4 holds %d, want 20000", n)
+	}
+	if err := f.Apply(ctx, Change{DelForwards: fwds}); err != nil {
+		t.Fatalf("deleting 20000: %v", err)
+	}
+	if n := len(elems(t, f, setAcc4)); n != 0 {
+		t.Errorf("acc4 holds %d after deleting all", n)
+	}
+	// the connection is still in step afterwards
+	if err := f.Apply(ctx, Change{AddForwards: fwds[:1]}); err != nil {
+		t.Fatal(err)
+	}
+}
