@@ -40,6 +40,8 @@
 //	set lan_ifs { type ifname }     # Config.LAN
 //	set wan4    { type ipv4_addr }  # Config.WANAddr / SetWANAddr (hairpin)
 //
+// (WAN is Config.WAN; WAN6 is Config.WAN6, or WAN when that is empty.)
+//
 //	chain prerouting { type nat hook prerouting priority dstnat + 5; policy accept;
 //	  iifname WAN dnat ip to ip saddr . meta l4proto . th dport map @fwd4h
 //	  iifname WAN dnat ip to meta l4proto . th dport map @fwd4
@@ -52,11 +54,11 @@
 //	  iifname WAN ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | MARK accept
 //	  iifname WAN ip saddr . ip daddr . meta l4proto . th dport . ct original proto-dst @acc4h ct mark set ct mark | MARK accept
 //	  iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | MARK accept
-//	  iifname WAN ip6 daddr . meta l4proto . th dport @pin6 ct mark set ct mark | MARK accept
-//	  iifname WAN ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | MARK accept
-//	  iifname WAN th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | MARK accept
-//	  iifname WAN ip6 saddr . th sport . ip6 daddr . meta l4proto . th dport @pin6hp ct mark set ct mark | MARK accept
-//	  meta nfproto ipv6 iifname WAN jump wan6_in          # only with Config.IPv6Baseline
+//	  iifname WAN6 ip6 daddr . meta l4proto . th dport @pin6 ct mark set ct mark | MARK accept
+//	  iifname WAN6 ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | MARK accept
+//	  iifname WAN6 th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | MARK accept
+//	  iifname WAN6 ip6 saddr . th sport . ip6 daddr . meta l4proto . th dport @pin6hp ct mark set ct mark | MARK accept
+//	  meta nfproto ipv6 iifname WAN6 jump wan6_in         # only with Config.IPv6Baseline
 //	}
 //	chain wan6_in {                                      # RFC 6092 baseline, empty without it
 //	  ct state established,related accept                # REC-10, REC-18, REC-23: errors matching state

@@ -30,9 +30,13 @@ const DefaultMark uint32 = 0x20000000
 type Config struct {
 	// Table is the nftables table name in family inet; "" means DefaultTable.
 	Table string
-	// WAN is the WAN interface name: DNAT and pinholes match packets
-	// arriving on it. Required.
+	// WAN is the WAN interface name: DNAT, forward accepts and (unless
+	// WAN6 is set) pinholes match packets arriving on it. Required.
 	WAN string
+	// WAN6 is the interface inbound IPv6 arrives on when it is not WAN
+	// (DS-Lite: WAN is the IPv4-in-IPv6 softwire, WAN6 its IPv6 uplink);
+	// "" means WAN.
+	WAN6 string
 	// LAN are the LAN interface names (hairpin NAT, hairpin accept).
 	// nil: no hairpin.
 	LAN []string
@@ -83,8 +87,10 @@ func New(cfg Config) (*NFT, error) {
 	if cfg.WAN == "" {
 		return nil, errors.New("firewall: Config.WAN is required")
 	}
-	if len(cfg.WAN) >= 16 {
-		return nil, fmt.Errorf("firewall: WAN interface name %q too long", cfg.WAN)
+	for _, w := range []string{cfg.WAN, cfg.WAN6} {
+		if len(w) >= 16 {
+			return nil, fmt.Errorf("firewall: WAN interface name %q too long", w)
+		}
 	}
 	for _, l := range cfg.LAN {
 		if l == "" || len(l) >= 16 {

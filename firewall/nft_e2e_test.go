@@ -302,6 +302,14 @@ func TestTableLayout(t *testing.T) {
 	if got := kernelElems(t, l, "pcpgw")["fwd4"]; len(got) != 1 {
 		t.Errorf("fwd4 after adopting: %q, want the one forward kept", got)
 	}
+
+	// DS-Lite: IPv4 comes from the softwire (WAN), IPv6 from WAN6.
+	newFW(t, l, firewall.Config{WAN6: "wan6x", IPv6Baseline: true})
+	fwd := chainRules(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"), "forward", l.Prefix)
+	if len(fwd) != 8 || !strings.HasPrefix(fwd[0], `iifname "Pc1" `) || !strings.HasPrefix(fwd[3], `iifname "wan6x" `) ||
+		fwd[7] != `meta nfproto ipv6 iifname "wan6x" jump wan6_in` {
+		t.Errorf("forward chain with WAN6:\n%s", strings.Join(fwd, "\n"))
+	}
 }
 
 // fw4Ruleset is a ruleset shaped like OpenWrt fw4's (table inet fw4,

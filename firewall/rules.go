@@ -36,14 +36,14 @@ const (
 type src int
 
 const (
-	srcL4Proto   src = iota // meta l4proto
-	srcTHDport              // th dport
-	srcTHSport              // th sport
-	srcIPSaddr              // ip saddr
-	srcIPDaddr              // ip daddr
-	srcIP6Saddr             // ip6 saddr
-	srcIP6Daddr             // ip6 daddr
-	srcCtOrigDport          // ct original proto-dst
+	srcL4Proto     src = iota // meta l4proto
+	srcTHDport                // th dport
+	srcTHSport                // th sport
+	srcIPSaddr                // ip saddr
+	srcIPDaddr                // ip daddr
+	srcIP6Saddr               // ip6 saddr
+	srcIP6Daddr               // ip6 daddr
+	srcCtOrigDport            // ct original proto-dst
 )
 
 // load returns the expressions that load the concatenation of srcs into
@@ -179,6 +179,14 @@ func dnatVia(m *nftables.Set, srcs ...src) []expr.Any {
 	)
 }
 
+// wan6 is the interface inbound IPv6 arrives on.
+func (f *NFT) wan6() string {
+	if f.cfg.WAN6 != "" {
+		return f.cfg.WAN6
+	}
+	return f.cfg.WAN
+}
+
 // rules returns the table's static rules per chain (see doc.go).
 func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 	ipv4, ipv6 := byte(unix.NFPROTO_IPV4), byte(unix.NFPROTO_IPV6)
@@ -203,15 +211,15 @@ func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 			cat(nfproto(ipv4), iifname(f.cfg.WAN), lookup(el[setAcc4H], srcIPSaddr, srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),
 			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), ctBits(expr.CtKeySTATUS, ipsDstNAT),
 				lookup(el[setAcc4], srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),
-			cat(nfproto(ipv6), iifname(f.cfg.WAN), lookup(el[setPin6], srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
-			cat(nfproto(ipv6), iifname(f.cfg.WAN), lookup(el[setPin6H], srcIP6Saddr, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
-			cat(nfproto(ipv6), iifname(f.cfg.WAN), lookup(el[setPin6P], srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
-			cat(nfproto(ipv6), iifname(f.cfg.WAN), lookup(el[setPin6HP], srcIP6Saddr, srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
+			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6], srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
+			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6H], srcIP6Saddr, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
+			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6P], srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
+			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6HP], srcIP6Saddr, srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 		},
 	}
 	if f.cfg.IPv6Baseline {
 		r[chainForward] = append(r[chainForward],
-			cat(nfproto(ipv6), iifname(f.cfg.WAN), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainWAN6In}}))
+			cat(nfproto(ipv6), iifname(f.wan6()), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chainWAN6In}}))
 		r[chainWAN6In] = [][]expr.Any{
 			// RFC 6092 REC-10, REC-18, REC-23 and RFC 4890 §4.3.1: ICMPv6
 			// errors about a flow we track are "related".
