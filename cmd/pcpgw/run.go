@@ -157,6 +157,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		goRun("upnp", d.igd.Run)
 	}
+	goRun("forwards", func(ctx context.Context) error { d.addForwards(ctx, log); return nil })
 	ctl, err := control.Listen(cfg.Socket, d, log)
 	if err != nil {
 		cancel()
@@ -175,6 +176,50 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// addForwards makes the configured static forwards: permanent mappings the
+// core keeps alive at the provider (a refused one stays, failing, and is
+// asked for again on the provider's error lifetime).
+func (d *daemon) addForwards(ctx context.Context, log *slog.Logger) {
+	type key struct {
+		proto    mapping.Proto
+		port     uint16
+		internal netip.AddrPort
+	}
+	want := map[key]bool{}
+	for _, f := range d.cfg.Forwards {
+		if !f.Enabled {
+			continue
+		}
+		for _, p := range []struct {
+			has   config.Proto
+			proto mapping.Proto
+		}{{config.ProtoTCP, mapping.TCP}, {config.ProtoUDP, mapping.UDP}} {
+			if !f.Proto.Has(p.has) {
+				continue
+			}
+			want[key{p.proto, f.ExtPort, netip.AddrPortFrom(f.IntAddr, f.IntPort)}] = true
+			_, err := d.core.Map(ctx, mapping.Request{
+				Origin: mapping.OriginStatic, Client: f.IntAddr, Proto: p.proto,
+				Internal: netip.AddrPortFrom(f.IntAddr, f.IntPort), ExternalPort: f.ExtPort, ExactPort: true,
+				Description: f.Description,
+			})
+			if err != nil {
+				log.Warn("static forward", "name", f.Name, "proto", p.proto, "err", err)
+			}
+		}
+	}
+	// Forwards of the state file that are no longer configured end now.
+	for _, m := range d.core.Find(mapping.Selector{Origin: mapping.OriginStatic}) {
+		port := m.WANPort
+		if port == 0 {
+			port = m.External.Port()
+		}
+		if !want[key{m.Proto, port, m.Internal}] {
+			d.core.Delete(ctx, mapping.Selector{Origin: mapping.OriginStatic, ID: m.ID})
+		}
 	}
 }
 
