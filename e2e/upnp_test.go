@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -125,4 +127,90 @@ func TestUPnPClient(t *testing.T) {
 	if !reachable(t, l.Net, "udp", addr, 5*time.Second) {
 		t.Error("the UDP mapping went with the TCP one")
 	}
+}
+
+// upnpcPinholeID matches upnpc -A's report of the pinhole's UniqueID.
+// "AddPinhole: ([]:0 -> [2001:db8:1::100]:8090) / Pinhole ID = 1".
+var upnpcPinholeID = regexp.MustCompile(`AddPinhole: .* / Pinhole ID = (\d+)`)
+
+// TestUPnPPinhole: with pcpgw's IPv6 baseline on (RFC 6092), upnpc -A from
+// the LAN host through the IGD:2 description on pcpgw's IPv6 LAN address
+// opens a pinhole (WANIPv6FirewallControl:1, REQUIREMENTS 26, 29): a TCP
+// connection from the provider's side (namespace isp, 2001:db8:ff::1)
+// reaches [2001:db8:1::100]:8090 only while the pinhole lives; -S, -G, -K,
+// -C and -U answer, -D removes it.
+func TestUPnPPinhole(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
+	conf := l.Dir + "/pcpgw.conf"
+	if err := os.WriteFile(conf, []byte("config pcpgw 'main'\n\toption ipv6_firewall '1'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.StartPcpgw(t, "-c", conf, "--pcp-server", lab.CGN4)
+
+	host6 := netip.MustParseAddr(lab.LANHost6)
+	var ln net.Listener
+	var err error
+	l.LAN.Do(t, func() { ln, err = net.Listen("tcp6", netip.AddrPortFrom(host6, 8090).String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hello from 8090\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	target := netip.AddrPortFrom(host6, 8090)
+	reaches := func() bool {
+		s, err := reach(t, l.ISP, "tcp", target)
+		return err == nil && s == "hello from 8090"
+	}
+	if reaches() {
+		t.Fatal("the LAN host is reachable over IPv6 without a pinhole: no baseline")
+	}
+
+	igd2 := "http://[" + lab.CPELAN6 + "]:5000/igd2.xml"
+	upnpc := func(args ...string) string {
+		t.Helper()
+		out, err := l.LAN.Output("upnpc", append([]string{"-i", "-u", igd2}, args...)...)
+		if err != nil {
+			t.Logf("upnpc %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	if out := upnpc("-S"); !strings.Contains(out, "Firewall Enabled: Yes") || !strings.Contains(out, "Inbound Pinhole Allowed: Yes") {
+		t.Errorf("upnpc -S:\n%s", out)
+	}
+	if out := upnpc("-G", lab.CGN6, "0", lab.LANHost6, "8090", "6"); !strings.Contains(out, "/ Timeout = ") {
+		t.Errorf("upnpc -G:\n%s", out)
+	}
+	out := upnpc("-A", "", "0", lab.LANHost6, "8090", "6", "600")
+	m := upnpcPinholeID.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("upnpc -A: no unique id:\n%s", out)
+	}
+	id := m[1]
+	lab.Eventually(t, 10*time.Second, reaches, "%v not reachable from isp with pinhole %s", target, id)
+	if out := upnpc("-C", id); !strings.Contains(out, "Pinhole ID = "+id+" / IsWorking = Yes") {
+		t.Errorf("upnpc -C:\n%s", out)
+	}
+	if out := upnpc("-K", id); !strings.Contains(out, "PinholePackets = ") || strings.Contains(out, "PinholePackets = 0\n") {
+		t.Errorf("upnpc -K:\n%s", out)
+	}
+	if out := upnpc("-U", id, "1200"); !strings.Contains(out, "UpdatePinhole: Pinhole ID = "+id+" with Lease Time: 1200") {
+		t.Errorf("upnpc -U:\n%s", out)
+	}
+	if out := upnpc("-D", id); strings.Contains(out, "failed") {
+		t.Errorf("upnpc -D:\n%s", out)
+	}
+	lab.Eventually(t, 10*time.Second, func() bool { return !reaches() }, "%v still reachable after -D", target)
 }
