@@ -3,6 +3,7 @@ package pcpclient
 import (
 	"errors"
 	"fmt"
+	"github.com/pcpgw/pcpgw/internal/mcast"
 	"net"
 	"net/netip"
 
@@ -73,9 +74,14 @@ func listenAnnounce(addr string, ifi *net.Interface) (packetConn, error) {
 	}
 	ua := net.UDPAddrFromAddrPort(ap)
 	var c *net.UDPConn
-	if ap.Addr().IsMulticast() {
-		c, err = net.ListenMulticastUDP(network, ifi, ua)
-	} else {
+	switch {
+	case ap.Addr().IsMulticast() && ifi != nil:
+		// Bound to the group, joined on the WAN only: not a listener on
+		// the WAN's unicast addresses (RFC 6092 REC-50).
+		c, err = mcast.ListenGroup(ap, []*net.Interface{ifi})
+	case ap.Addr().IsMulticast():
+		c, err = net.ListenMulticastUDP(network, nil, ua)
+	default:
 		c, err = net.ListenUDP(network, ua)
 	}
 	if err != nil {
