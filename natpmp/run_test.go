@@ -139,6 +139,12 @@ func TestRunLoopback(t *testing.T) {
 	n0 := s.Stats().Announcements
 	core.events <- mapping.Event{Kind: mapping.EventStateLost}
 	waitFor(t, 5*time.Second, func() bool { return s.Stats().Announcements > n0 }, "announcements after EventStateLost")
+	// A new external address: the schedule restarts at once. After the
+	// sends at 0 and 250 ms the next would be at 750 ms.
+	time.Sleep(300 * time.Millisecond)
+	n1 := s.Stats().Announcements
+	core.events <- mapping.Event{Kind: mapping.EventExternalAddr, External: netip.MustParseAddr("203.0.113.1")}
+	waitFor(t, 400*time.Millisecond, func() bool { return s.Stats().Announcements > n1 }, "announcements after EventExternalAddr")
 
 	cancel()
 	select {
