@@ -75,6 +75,10 @@ func TestDaemonSkeleton(t *testing.T) {
 		}
 		a := ap.Addr()
 		switch {
+		case proto == "udp" && a == netip.MustParseAddr("100.64.0.2") && ap.Port() >= 32768:
+			// The PCP client's own socket toward the provider: an
+			// ephemeral port, unconnected so that it can count forged
+			// answers (RFC 6887 §8.3); it serves nothing.
 		case a.IsMulticast():
 			// Group memberships (SSDP, PCP ANNOUNCE) are bound to the group.
 		case a.IsLinkLocalUnicast():
@@ -116,6 +120,11 @@ func TestDaemonSkeleton(t *testing.T) {
 func parseSSAddr(s string) (netip.AddrPort, error) {
 	if rest, ok := strings.CutPrefix(s, "*:"); ok {
 		s = "0.0.0.0:" + rest
+	}
+	if i := strings.IndexByte(s, '%'); i >= 0 && !strings.HasPrefix(s, "[") {
+		// 192.0.2.1%eth0:5351 (bound to a device): drop the device.
+		j := strings.LastIndexByte(s, ':')
+		s = s[:i] + s[j:]
 	}
 	if strings.HasPrefix(s, "[") {
 		host, rest, _ := strings.Cut(s[1:], "]")
