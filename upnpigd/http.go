@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -247,7 +248,9 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 			WriteTimeout:      writeTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          nil,
+			// What a LAN host can provoke (bad requests, TLS probes) is
+			// logged at Debug only.
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 		srv.SetKeepAlivesEnabled(true)
 		out = append(out, httpServer{ln: lim, srv: srv})

@@ -262,12 +262,14 @@ func (s *Server) Stats() Stats {
 // Run calls it when it returns; tests that use only Handler call it.
 // Close is idempotent.
 func (s *Server) Close() error {
+	s.mu.Lock() // goOwned adds to wg under mu only while ctx is live
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
 
-// go runs f in a goroutine owned by the Server, unless it is closed.
+// goOwned runs f in a goroutine owned by the Server, unless it is closed.
 func (s *Server) goOwned(f func(ctx context.Context)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
