@@ -128,8 +128,18 @@ func New(cfg Config) (*NFT, error) {
 	f.conn = conn
 	f.table = &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
 	if err := f.install(); err != nil {
-		// An incompatible table from another version: start over.
+		if errors.Is(err, os.ErrPermission) {
+			f.conn.CloseLasting()
+			f.closeNS()
+			return nil, fmt.Errorf("firewall: install table %s: %w", cfg.Table, err)
+		}
+		// An incompatible table (from another version): start over.
 		f.log.Warn("replacing incompatible table", "table", cfg.Table, "err", err)
+		if err := f.redial(); err != nil {
+			f.conn.CloseLasting()
+			f.closeNS()
+			return nil, fmt.Errorf("firewall: netlink: %w", err)
+		}
 		f.conn.DelTable(f.table)
 		if derr := f.conn.Flush(); derr != nil && !errors.Is(derr, syscall.ENOENT) {
 			f.conn.CloseLasting()

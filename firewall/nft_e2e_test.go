@@ -523,3 +523,22 @@ func sendPTB(t *testing.T, ns *lab.NS) {
 		}
 	})
 }
+
+// A table of the same name that pcpgw cannot adopt (another layout) is
+// replaced, not left half-working.
+func TestAdoptIncompatible(t *testing.T) {
+	l := lab.New(t, lab.Options{NoMiniupnpd: true})
+	l.CPE.Run(t, "nft", "-f", writeFile(t, `table inet pcpgw {
+	set fwd4 {
+		type ipv4_addr
+		elements = { 192.0.2.7 }
+	}
+}
+`))
+	fw := newFW(t, l, firewall.Config{})
+	to := netip.MustParseAddrPort("192.0.2.100:8080")
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: to}}})
+	if diff := cmp.Diff([]string{"tcp . 18080 : 192.0.2.100 . 8080"}, kernelElems(t, l, "pcpgw")["fwd4"]); diff != "" {
+		t.Errorf("fwd4 (-want +got):\n%s", diff)
+	}
+}
