@@ -136,11 +136,11 @@ func forwardElems(f Forward) ([]elem, error) {
 		return nil, fmt.Errorf("%w: forward target %v is not an IPv4 address and port", ErrInvalid, f.To)
 	}
 	remote := f.Remote.Unmap()
+	if remote.IsValid() && remote.IsUnspecified() {
+		remote = netip.Addr{} // 0.0.0.0 or ::: any remote host
+	}
 	if remote.IsValid() && !remote.Is4() {
 		return nil, fmt.Errorf("%w: forward remote %v is not IPv4", ErrInvalid, f.Remote)
-	}
-	if remote.IsValid() && remote.IsUnspecified() {
-		remote = netip.Addr{} // 0.0.0.0: any remote host
 	}
 	timeout, err := kernelTimeout(f.Timeout)
 	if err != nil {
@@ -180,11 +180,11 @@ func pinholeElem(p Pinhole) (elem, error) {
 		return elem{}, fmt.Errorf("%w: pinhole target %v is not an IPv6 address and port", ErrInvalid, p.To)
 	}
 	remote := p.Remote
+	if remote.IsValid() && remote.Unmap().IsUnspecified() {
+		remote = netip.Addr{} // :: or 0.0.0.0: any remote host
+	}
 	if remote.IsValid() && (!remote.Is6() || remote.Is4In6()) {
 		return elem{}, fmt.Errorf("%w: pinhole remote %v is not IPv6", ErrInvalid, p.Remote)
-	}
-	if remote.IsValid() && remote.IsUnspecified() {
-		remote = netip.Addr{} // :: means any remote host
 	}
 	remote = remote.WithZone("")
 	timeout, err := kernelTimeout(p.Timeout)

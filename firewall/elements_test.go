@@ -77,6 +77,7 @@ func TestPinholeElem(t *testing.T) {
 	}{
 		{"any", Pinhole{Proto: 6, To: to, Timeout: time.Minute}, elem{set: setPin6, key: tail, timeout: time.Minute}},
 		{"any (::)", Pinhole{Proto: 6, To: to, Remote: netip.IPv6Unspecified()}, elem{set: setPin6, key: tail}},
+		{"any (0.0.0.0)", Pinhole{Proto: 6, To: to, Remote: netip.IPv4Unspecified()}, elem{set: setPin6, key: tail}},
 		{"host", Pinhole{Proto: 6, To: to, Remote: rem}, elem{set: setPin6H, key: cat(rem.AsSlice(), tail)}},
 		{"port", Pinhole{Proto: 6, To: to, RemotePort: 443}, elem{set: setPin6P, key: cat([]byte{1, 0xbb, 0, 0}, tail)}},
 		{"host and port", Pinhole{Proto: 6, To: to, Remote: rem, RemotePort: 443}, elem{set: setPin6HP, key: cat(rem.AsSlice(), []byte{1, 0xbb, 0, 0}, tail)}},
