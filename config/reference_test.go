@@ -139,3 +139,29 @@ func replaceDocTable(doc, table string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestReadmeReference: README.md carries the same option table between its
+// markers (go test ./config -update rewrites it).
+func TestReadmeReference(t *testing.T) {
+	const begin, end = "<!-- options:begin -->\n", "<!-- options:end -->"
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %q ... %q section", begin, end)
+	}
+	got := s[i+len(begin) : j]
+	if *update {
+		s = s[:i+len(begin)] + optionTable() + s[j:]
+		if err := os.WriteFile("../README.md", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if diff := cmp.Diff(optionTable(), got); diff != "" {
+		t.Errorf("README.md's option table is stale (-want +got); run go test ./config -update:\n%s", diff)
+	}
+}
