@@ -9,7 +9,7 @@ import (
 // PCP MAP renewal. How lookups scale with the number of mappings is the
 // core's benchmark, not this one's.
 func BenchmarkHandle(b *testing.B) {
-	s, _, clock := newTestServer(b, func(c *Config) { c.RatePerHost, c.Burst = 1e12, 1 << 40 })
+	s, _, clock := newTestServer(b, func(c *Config) { c.RatePerHost, c.Burst = 1e12, 1<<40 })
 	for _, bc := range []struct{ name, req string }{
 		{"natpmp-external", "0000"},
 		{"natpmp-map", "0002 0000 1f90 1f90 00000e10"},
