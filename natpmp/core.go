@@ -29,3 +29,6 @@ type Core interface {
 	// PinholesEnabled reports whether IPv6 pinholes may be opened.
 	PinholesEnabled() bool
 }
+
+// *mapping.Core is the Core of the daemon.
+var _ Core = (*mapping.Core)(nil)
