@@ -489,14 +489,28 @@ func TestPCPNonce(t *testing.T) {
 	if _, err := c.Map(ctx, r); err != nil {
 		t.Fatal(err)
 	}
+	// A renewal from the mapping's own host with another nonce is accepted
+	// (tailscale, miniupnpd's behaviour) and the new nonce is kept.
 	r.Nonce = Nonce{2}
-	_, err := c.Map(ctx, r)
+	m, err := c.Map(ctx, r)
+	if err != nil || m.Nonce != r.Nonce {
+		t.Fatalf("renewal with another nonce: %+v %v", m, err)
+	}
+	// A delete must carry the mapping's nonce.
+	n1 := Nonce{1}
+	_, err = c.Delete(ctx, Selector{Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, 5000), Nonce: &n1})
 	wantCode(t, err, CodeNonceMismatch)
 	if code, _ := PCPResult(err); code != pcp.NotAuthorized {
 		t.Errorf("PCP %v", code)
 	}
-	n2 := Nonce{2}
-	_, err = c.Delete(ctx, Selector{Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, 5000), Nonce: &n2})
+	// Third-party (secure mode off): another nonce is refused.
+	c2, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+	tp := Request{Origin: OriginPCP, Client: other, Proto: TCP, Internal: netip.AddrPortFrom(host, 6000), Lifetime: time.Hour, Nonce: Nonce{1}}
+	if _, err := c2.Map(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	tp.Nonce = Nonce{3}
+	_, err = c2.Map(ctx, tp)
 	wantCode(t, err, CodeNonceMismatch)
 }
 

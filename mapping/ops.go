@@ -175,7 +175,15 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
 				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
 				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
-					return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
+					// from the mapping's own host for itself, as miniupnpd
+					// does: tailscale's portmapper sends a fresh nonce with
+					// every renewal. Third-party mappings and deletes keep
+					// the check.
+					if x.Internal.Addr() != r.Client {
+						return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+					}
+					x.Nonce = r.Nonce
 				}
 				return c.renewLocked(x, r, now), nil, false, nil
 			}
