@@ -4,8 +4,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 OUT     ?= out
 GO      ?= go
 FUZZTIME ?= 60s
-# The separate test module with heavy client libraries (not in the daemon's module).
-CLIENTS := e2e/clients
+# Separate test modules with heavy client libraries (not in the daemon's module).
+TESTMODS := $(patsubst %/go.mod,%,$(shell find . -mindepth 2 -name go.mod -not -path './out/*' | sort))
 
 .PHONY: help build test e2e bench fuzz lint cross deps-test demo clean
 
@@ -18,12 +18,12 @@ build: ## build bin/pcpgw for this machine
 test: ## all tests; as root it first installs the test peers and runs the end-to-end tests too
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/deps-test.sh; fi
 	$(GO) test -race -timeout 25m ./...
-	@if [ -f $(CLIENTS)/go.mod ]; then cd $(CLIENTS) && $(GO) test -race -timeout 15m ./...; fi
+	@set -e; for m in $(TESTMODS); do echo "== test module $$m"; (cd $$m && $(GO) test -race -timeout 15m ./...); done
 
 e2e: ## only the end-to-end tests (root; they fail instead of skipping)
 	./scripts/deps-test.sh
 	PCPGW_E2E=1 $(GO) test -race -timeout 25m ./e2e/... ./internal/lab/...
-	@if [ -f $(CLIENTS)/go.mod ]; then cd $(CLIENTS) && PCPGW_E2E=1 $(GO) test -race -timeout 15m ./...; fi
+	@set -e; for m in $(TESTMODS); do echo "== test module $$m"; (cd $$m && PCPGW_E2E=1 $(GO) test -race -timeout 15m ./...); done
 
 bench: ## benchmarks (as root: through the real nftables backend too)
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/deps-test.sh; fi
