@@ -133,7 +133,8 @@ func TestUPnPClient(t *testing.T) {
 // "AddPinhole: ([]:0 -> [2001:db8:1::100]:8090) / Pinhole ID = 1".
 var upnpcPinholeID = regexp.MustCompile(`AddPinhole: .* / Pinhole ID = (\d+)`)
 
-// TestUPnPPinhole: with pcpgw's IPv6 baseline on (RFC 6092), upnpc -A from
+// TestUPnPPinhole: upnpc -6 discovers pcpgw through SSDP over IPv6
+// (ff02::c). With pcpgw's IPv6 baseline on (RFC 6092), upnpc -A from
 // the LAN host through the IGD:2 description on pcpgw's IPv6 LAN address
 // opens a pinhole (WANIPv6FirewallControl:1, REQUIREMENTS 26, 29): a TCP
 // connection from the provider's side (namespace isp, 2001:db8:ff::1)
@@ -178,6 +179,12 @@ func TestUPnPPinhole(t *testing.T) {
 		t.Fatal("the LAN host is reachable over IPv6 without a pinhole: no baseline")
 	}
 
+	// SSDP over IPv6 (ff02::c) finds pcpgw's IPv6 description URL.
+	var disc string
+	lab.Eventually(t, 20*time.Second, func() bool {
+		disc, _ = l.LAN.Output("upnpc", "-6", "-i", "-m", l.LANIf, "-S")
+		return strings.Contains(disc, "IGD : http://["+lab.CPELAN6+"]:5000/igd")
+	}, "upnpc -6 never discovered pcpgw over ff02::c:\n%s", disc)
 	igd2 := "http://[" + lab.CPELAN6 + "]:5000/igd2.xml"
 	upnpc := func(args ...string) string {
 		t.Helper()

@@ -12,6 +12,8 @@ import (
 )
 
 // SSDP constants (UDA 1.1 §1).
+var ssdpGroup6 = netip.MustParseAddr("ff02::c")
+
 const (
 	ssdpGroup     = "239.255.255.250"
 	ssdpMaxAge    = 1800 // CACHE-CONTROL max-age, seconds
@@ -169,10 +171,14 @@ func (s *Server) appendSearchReply(b []byte, t target, location string, now time
 }
 
 // appendNotify appends a NOTIFY ssdp:alive (location != "") or
-// ssdp:byebye to the group at port.
-func (s *Server) appendNotify(b []byte, t target, location string, port int) []byte {
+// ssdp:byebye to the IPv4 or IPv6 group at port.
+func (s *Server) appendNotify(b []byte, t target, location string, v6 bool, port int) []byte {
 	b = append(b, "NOTIFY * HTTP/1.1\r\n"...)
-	b = fmt.Appendf(b, "HOST: %s:%d\r\n", ssdpGroup, port)
+	if v6 {
+		b = fmt.Appendf(b, "HOST: [FF02::C]:%d\r\n", port)
+	} else {
+		b = fmt.Appendf(b, "HOST: %s:%d\r\n", ssdpGroup, port)
+	}
 	if location != "" {
 		b = fmt.Appendf(b, "CACHE-CONTROL: max-age=%d\r\n", ssdpMaxAge)
 		b = fmt.Appendf(b, "LOCATION: %s\r\n", location)

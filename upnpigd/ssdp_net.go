@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,14 +26,16 @@ const (
 	rateSources     = 1024
 )
 
-// ssdpIf is the SSDP side of one LAN interface.
+// ssdpIf is the SSDP side of one LAN interface and address family.
 type ssdpIf struct {
 	ifi      *net.Interface
-	addr     netip.Addr // its first IPv4 address: the LOCATION host
+	v6       bool
+	addr     netip.Addr // the LOCATION host: the first IPv4, or the first non-link-local IPv6 address
 	prefixes []netip.Prefix
-	conn     *net.UDPConn // bound to addr:SSDPPort: unicast searches, answers, NOTIFY
-	pc       *ipv4.PacketConn
+	conn     *net.UDPConn // bound to the interface's address (IPv6: link-local) and SSDPPort: unicast searches, answers, NOTIFY
+	group6   *net.UDPConn // IPv6: bound to [ff02::c%if]:SSDPPort and joined there
 	httpPort uint16
+	dst      *net.UDPAddr // where NOTIFYs go
 }
 
 type ssdpServer struct {
@@ -52,8 +55,13 @@ func reuseAddr(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if serr == nil {
-			// Only the groups this socket joined, not every group of the host.
+		if serr != nil {
+			return
+		}
+		// Only the groups this socket joined, not every group of the host.
+		if network == "udp6" {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) // Linux >= 4.20
+		} else {
 			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 		}
 	})
@@ -96,11 +104,11 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 			return fail(fmt.Errorf("upnpigd: SSDP socket on %s: %w", si.addr, err))
 		}
 		si.conn = c.(*net.UDPConn)
-		si.pc = ipv4.NewPacketConn(si.conn)
-		if err := si.pc.SetMulticastInterface(ifi); err != nil {
+		pc := ipv4.NewPacketConn(si.conn)
+		if err := pc.SetMulticastInterface(ifi); err != nil {
 			s.log.Warn("SSDP: cannot send multicast", "interface", ifi.Name, "err", err)
 		}
-		si.pc.SetMulticastTTL(2)
+		pc.SetMulticastTTL(2)
 		byIf[n.ifindex] = si
 		sd.ifs = append(sd.ifs, si)
 		if port == 0 {
@@ -114,6 +122,9 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 		return fail(errors.New("upnpigd: no IPv4 address on the LAN interfaces for SSDP"))
 	}
 	sd.port = port
+	for _, si := range sd.ifs {
+		si.dst = &net.UDPAddr{IP: net.ParseIP(ssdpGroup), Port: port}
+	}
 	c, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("%s:%d", ssdpGroup, port))
 	if err != nil {
 		return fail(fmt.Errorf("upnpigd: SSDP group socket: %w", err))
@@ -134,7 +145,84 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 	if err := sd.gpc.SetControlMessage(ipv4.FlagInterface, true); err != nil {
 		return fail(fmt.Errorf("upnpigd: SSDP control messages: %w", err))
 	}
+	sd.listenSSDP6(lans, lc)
 	return sd, nil
+}
+
+// listenSSDP6 adds SSDP over IPv6 (ff02::c, UDA 1.1 §1.1.1) on each LAN
+// interface that has a link-local address (the source of answers and
+// NOTIFYs) and a global or unique-local one (the LOCATION host). An
+// interface where that fails keeps IPv4 SSDP only.
+func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
+	s := sd.s
+	seen := map[int]bool{}
+	for _, n := range lans {
+		if !n.prefix.Addr().Is6() || seen[n.ifindex] {
+			continue
+		}
+		seen[n.ifindex] = true
+		ifi, err := net.InterfaceByIndex(n.ifindex)
+		if err != nil || ifi.Flags&net.FlagMulticast == 0 {
+			continue
+		}
+		si := &ssdpIf{ifi: ifi, v6: true, addr: n.prefix.Addr()}
+		si.httpPort, _ = s.httpPortOf(si.addr)
+		for _, m := range lans {
+			if m.ifindex == n.ifindex && m.prefix.Addr().Is6() {
+				si.prefixes = append(si.prefixes, m.prefix.Masked())
+			}
+		}
+		ll, ok := linkLocal6(ifi)
+		if !ok {
+			continue
+		}
+		warn := func(what string, err error) {
+			s.log.Warn("SSDP over IPv6 unavailable", "interface", ifi.Name, "step", what, "err", err)
+		}
+		c, err := lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ll.WithZone(ifi.Name), uint16(sd.port)).String())
+		if err != nil {
+			warn("unicast socket", err)
+			continue
+		}
+		si.conn = c.(*net.UDPConn)
+		g, err := lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ssdpGroup6.WithZone(ifi.Name), uint16(sd.port)).String())
+		if err != nil {
+			si.conn.Close()
+			warn("group socket", err)
+			continue
+		}
+		si.group6 = g.(*net.UDPConn)
+		if err := ipv6.NewPacketConn(si.group6).JoinGroup(ifi, &net.UDPAddr{IP: ssdpGroup6.AsSlice()}); err != nil {
+			si.conn.Close()
+			si.group6.Close()
+			warn("join", err)
+			continue
+		}
+		pc := ipv6.NewPacketConn(si.conn)
+		pc.SetMulticastInterface(ifi)
+		pc.SetMulticastHopLimit(2)
+		si.dst = &net.UDPAddr{IP: ssdpGroup6.AsSlice(), Port: sd.port, Zone: ifi.Name}
+		sd.ifs = append(sd.ifs, si)
+		s.mu.Lock()
+		s.ssdp = append(s.ssdp, netip.MustParseAddrPort(si.conn.LocalAddr().String()))
+		s.mu.Unlock()
+	}
+}
+
+// linkLocal6 returns an IPv6 link-local address of ifi.
+func linkLocal6(ifi *net.Interface) (netip.Addr, bool) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Is6() && !ip.Is4In6() && ip.IsLinkLocalUnicast() {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }
 
 func (sd *ssdpServer) close() {
@@ -143,22 +231,33 @@ func (sd *ssdpServer) close() {
 	}
 	for _, si := range sd.ifs {
 		si.conn.Close()
+		if si.group6 != nil {
+			si.group6.Close()
+		}
 	}
 }
 
 // run serves until ctx ends, then says byebye and closes the sockets.
 func (sd *ssdpServer) run(ctx context.Context) {
 	var readers sync.WaitGroup
-	readers.Add(1 + len(sd.ifs))
+	readers.Add(1)
 	go func() {
 		defer readers.Done()
 		sd.readGroup(ctx)
 	}()
 	for _, si := range sd.ifs {
+		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			sd.readUnicast(ctx, si)
+			sd.readUnicast(ctx, si, si.conn, false)
 		}()
+		if si.group6 != nil {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				sd.readUnicast(ctx, si, si.group6, true)
+			}()
+		}
 	}
 	sd.announce(true)
 	t := time.NewTimer(time.Second) // a second round soon: UDP is lossy
@@ -181,7 +280,6 @@ func (sd *ssdpServer) run(ctx context.Context) {
 // announce multicasts ssdp:alive (or byebye) for every target on every
 // LAN interface.
 func (sd *ssdpServer) announce(alive bool) {
-	dst := &net.UDPAddr{IP: net.ParseIP(ssdpGroup), Port: sd.port}
 	for _, si := range sd.ifs {
 		for _, d := range sd.s.devices {
 			loc := ""
@@ -189,8 +287,8 @@ func (sd *ssdpServer) announce(alive bool) {
 				loc = sd.s.location(d, si.addr, si.httpPort)
 			}
 			for _, t := range d.targets() {
-				b := sd.s.appendNotify(nil, t, loc, sd.port)
-				if _, err := si.conn.WriteTo(b, dst); err != nil {
+				b := sd.s.appendNotify(nil, t, loc, si.v6, sd.port)
+				if _, err := si.conn.WriteTo(b, si.dst); err != nil {
 					sd.s.log.Debug("SSDP NOTIFY", "interface", si.ifi.Name, "err", err)
 					continue
 				}
@@ -216,7 +314,7 @@ func (sd *ssdpServer) readGroup(ctx context.Context) {
 		}
 		var si *ssdpIf
 		for _, x := range sd.ifs {
-			if x.ifi.Index == cm.IfIndex {
+			if x.ifi.Index == cm.IfIndex && !x.v6 {
 				si = x
 			}
 		}
@@ -228,17 +326,19 @@ func (sd *ssdpServer) readGroup(ctx context.Context) {
 	}
 }
 
-func (sd *ssdpServer) readUnicast(ctx context.Context, si *ssdpIf) {
+// readUnicast reads a socket of one interface: its unicast socket, or
+// (IPv6) its group socket.
+func (sd *ssdpServer) readUnicast(ctx context.Context, si *ssdpIf, c *net.UDPConn, multicast bool) {
 	buf := make([]byte, 4096)
 	for {
-		n, src, err := si.conn.ReadFromUDPAddrPort(buf)
+		n, src, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		sd.handle(ctx, si, src, buf[:n], false)
+		sd.handle(ctx, si, src, buf[:n], multicast)
 	}
 }
 
@@ -255,7 +355,10 @@ func (s *Server) searchReplies(src netip.AddrPort, local netip.Addr, httpPort ui
 		return nil, -1
 	}
 	srcA := src.Addr().Unmap()
-	inLAN := false
+	// On an IPv6 socket of one interface, link-local sources are on that
+	// link by definition.
+	inLAN := srcA.Is6() && srcA.IsLinkLocalUnicast() && srcA.Zone() != ""
+	srcA = srcA.WithZone("")
 	for _, p := range prefixes {
 		if p.Contains(srcA) {
 			inLAN = true
@@ -282,6 +385,9 @@ func (s *Server) searchReplies(src netip.AddrPort, local netip.Addr, httpPort ui
 }
 
 func (sd *ssdpServer) handle(ctx context.Context, si *ssdpIf, src netip.AddrPort, b []byte, multicast bool) {
+	if !si.v6 {
+		src = netip.AddrPortFrom(src.Addr().Unmap().WithZone(""), src.Port())
+	}
 	sd.mu.Lock()
 	replies, mx := sd.s.searchReplies(src, si.addr, si.httpPort, si.prefixes, b, sd.s.now(), sd.rl)
 	sd.mu.Unlock()

@@ -145,6 +145,37 @@ func TestSearchReplies(t *testing.T) {
 	}
 }
 
+// IPv6: link-local sources (zoned: they came in on this interface's
+// socket) and sources in the interface's prefixes are answered, with the
+// global address in LOCATION; others are not.
+func TestSearchRepliesIPv6(t *testing.T) {
+	s := testSSDPServer(t, true, true)
+	lan := netip.MustParseAddr("2001:db8:1::1")
+	pfx := []netip.Prefix{netip.MustParsePrefix("2001:db8:1::/64")}
+	for _, tt := range []struct {
+		src  string
+		want int
+	}{
+		{"[fe80::1%l0]:40000", 1},
+		{"[2001:db8:1::100]:40000", 1},
+		{"[2001:db8:ff::1]:40000", 0},
+		{"[fe80::1]:40000", 0},
+	} {
+		rs, _ := s.searchReplies(netip.MustParseAddrPort(tt.src), lan, 5000, pfx, upnpcSearchIGD1, time.Now(), nil)
+		if len(rs) != tt.want {
+			t.Errorf("%s: %d answers, want %d", tt.src, len(rs), tt.want)
+		}
+		if len(rs) > 0 {
+			if _, h := headers(rs[0]); h["LOCATION"] != "http://[2001:db8:1::1]:5000/igd1.xml" {
+				t.Errorf("LOCATION %q", h["LOCATION"])
+			}
+		}
+	}
+	if b := string(s.appendNotify(nil, s.devices[0].targets()[0], "", true, 1900)); !strings.Contains(b, "HOST: [FF02::C]:1900\r\n") {
+		t.Errorf("IPv6 NOTIFY: %q", b)
+	}
+}
+
 // With IGD:1 off, the IGD:2 root answers searches for version 1 types,
 // echoing the searched ST (UDA 1.1 backward compatibility).
 func TestSearchEarlierVersion(t *testing.T) {
@@ -202,14 +233,14 @@ func TestNotifyMessages(t *testing.T) {
 	s := testSSDPServer(t, true, false)
 	d := s.devices[0]
 	ts := d.targets()
-	alive := string(s.appendNotify(nil, ts[0], s.location(d, netip.MustParseAddr("192.0.2.1"), 5000), 1900))
+	alive := string(s.appendNotify(nil, ts[0], s.location(d, netip.MustParseAddr("192.0.2.1"), 5000), false, 1900))
 	want := "NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nCACHE-CONTROL: max-age=1800\r\nLOCATION: http://192.0.2.1:5000/igd1.xml\r\n" +
 		"SERVER: " + serverHeader + "\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\nUSN: uuid:" + d.uuidIGD + "::upnp:rootdevice\r\n" +
 		"BOOTID.UPNP.ORG: 3\r\nCONFIGID.UPNP.ORG: 1\r\n\r\n"
 	if diff := cmp.Diff(want, alive); diff != "" {
 		t.Errorf("alive (-want +got):\n%s", diff)
 	}
-	bye := string(s.appendNotify(nil, ts[0], "", 1900))
+	bye := string(s.appendNotify(nil, ts[0], "", false, 1900))
 	if !strings.Contains(bye, "NTS: ssdp:byebye\r\n") || strings.Contains(bye, "LOCATION") {
 		t.Errorf("byebye: %q", bye)
 	}
