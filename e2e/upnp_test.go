@@ -1,20 +1,25 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/lab"
 )
 
-// upnpcRedirect matches a line of `upnpc -l`:
-// " 0 TCP 18080->192.0.2.100:8080  'desc' ” 3599".
+// upnpcRedirect matches a line of `upnpc -l`, for example
+//
+//	0 TCP 18080->192.0.2.100:8080  'desc' '' 3599
 var upnpcRedirect = regexp.MustCompile(`(?m)^\s*\d+ (TCP|UDP)\s+(\d+)->([0-9.]+):(\d+)\s+'([^']*)'`)
 
 // TestUPnPClient drives pcpgw's IGD with the real upnpc (miniupnpc 2.2.4,
@@ -220,4 +225,116 @@ func TestUPnPPinhole(t *testing.T) {
 		t.Errorf("upnpc -D:\n%s", out)
 	}
 	lab.Eventually(t, 10*time.Second, func() bool { return !reaches() }, "%v still reachable after -D", target)
+}
+
+// TestUPnPEvents: GENA against the running daemon (REQUIREMENTS 19, issue
+// 6): a LAN host subscribing with a callback on itself gets the initial
+// event and a NOTIFY when it adds a mapping with upnpc; a subscription
+// whose callback is the internet host 203.0.113.50 gets 412 and that host
+// never receives anything (CallStranger, CVE-2020-12695).
+func TestUPnPEvents(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
+	l.StartPcpgw(t, "--pcp-server", lab.CGN4)
+
+	lanEvents := gatherNOTIFY(t, l.LAN, netip.AddrPortFrom(lanHost, 8099))
+	netEvents := gatherNOTIFY(t, l.Net, netip.MustParseAddrPort(lab.NetHost4+":8099"))
+
+	subscribe := func(callback string) *http.Response {
+		t.Helper()
+		var resp *http.Response
+		lab.Eventually(t, 15*time.Second, func() bool {
+			var c net.Conn
+			var err error
+			l.LAN.Do(t, func() { c, err = net.DialTimeout("tcp4", lab.CPELAN4+":5000", 2*time.Second) })
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "SUBSCRIBE /igd1/WANIPConn1/evt HTTP/1.1\r\nHOST: %s:5000\r\nCALLBACK: <%s>\r\nNT: upnp:event\r\nTIMEOUT: Second-300\r\nContent-Length: 0\r\n\r\n", lab.CPELAN4, callback)
+			resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+			return err == nil
+		}, "SUBSCRIBE to %s never answered", lab.CPELAN4)
+		return resp
+	}
+	if r := subscribe("http://" + lab.NetHost4 + ":8099/cb"); r.StatusCode != http.StatusPreconditionFailed {
+		t.Errorf("SUBSCRIBE with a foreign callback: %s, want 412", r.Status)
+	}
+	r := subscribe("http://" + lanHost.String() + ":8099/cb")
+	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("SID"), "uuid:") {
+		t.Fatalf("SUBSCRIBE: %s SID %q", r.Status, r.Header.Get("SID"))
+	}
+	first := lanEvents.next(t)
+	if first.Header.Get("SEQ") != "0" || !strings.Contains(first.body, "<ExternalIPAddress>"+lab.CGNPublic4+"</ExternalIPAddress>") {
+		t.Errorf("initial event: SEQ %q\n%s", first.Header.Get("SEQ"), first.body)
+	}
+	if out, err := l.LAN.Output("upnpc", "-i", "-u", "http://"+lab.CPELAN4+":5000/igd1.xml", "-a", lanHost.String(), "8098", "18098", "TCP"); err != nil {
+		t.Fatalf("upnpc -a: %v\n%s", err, out)
+	}
+	ev := lanEvents.next(t)
+	if ev.Header.Get("SEQ") != "1" || !strings.Contains(ev.body, "<PortMappingNumberOfEntries>1</PortMappingNumberOfEntries>") {
+		t.Errorf("event after upnpc -a: SEQ %q\n%s", ev.Header.Get("SEQ"), ev.body)
+	}
+	if n := netEvents.count(); n != 0 {
+		t.Errorf("the internet host received %d requests", n)
+	}
+}
+
+type gatheredNOTIFY struct {
+	http.Header
+	body string
+}
+
+type notifySink struct {
+	mu  sync.Mutex
+	n   int
+	got chan gatheredNOTIFY
+}
+
+func (s *notifySink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+func (s *notifySink) next(t *testing.T) gatheredNOTIFY {
+	t.Helper()
+	select {
+	case m := <-s.got:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no NOTIFY within 10 s")
+	}
+	return gatheredNOTIFY{}
+}
+
+// gatherNOTIFY runs an HTTP server in ns on addr that records every
+// request (a GENA control point's callback).
+func gatherNOTIFY(t *testing.T, ns *lab.NS, addr netip.AddrPort) *notifySink {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	ns.Do(t, func() { ln, err = net.Listen("tcp4", addr.String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &notifySink{got: make(chan gatheredNOTIFY, 16)}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+		if r.Method == "NOTIFY" {
+			select {
+			case s.got <- gatheredNOTIFY{r.Header, string(b)}:
+			default:
+			}
+		}
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return s
 }
