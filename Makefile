@@ -4,6 +4,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 OUT     ?= out
 GO      ?= go
 FUZZTIME ?= 60s
+# make bench: time and runs per Go micro-benchmark (the median of the runs goes in the table).
+BENCHTIME ?= 200ms
+BENCHCOUNT ?= 3
 # Separate test modules with heavy client libraries (not in the daemon's module).
 TESTMODS := $(patsubst %/go.mod,%,$(shell find . -mindepth 2 -name go.mod -not -path './out/*' | sort))
 
@@ -25,10 +28,23 @@ e2e: ## only the end-to-end tests (root; they fail instead of skipping)
 	PCPGW_E2E=1 $(GO) test -race -timeout 25m ./e2e/... ./internal/lab/...
 	@set -e; for m in $(TESTMODS); do echo "== test module $$m"; (cd $$m && PCPGW_E2E=1 $(GO) test -race -timeout 15m ./...); done
 
-bench: ## benchmarks (as root: through the real nftables backend too)
-	@if [ "$$(id -u)" = 0 ]; then ./scripts/deps-test.sh; fi
-	mkdir -p $(OUT)
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee $(OUT)/bench.txt
+bench: ## as root: Go micro-benchmarks and pcpgw beside miniupnpd in the lab; one table on stdout and in out/bench.md
+	@./scripts/deps-test.sh >&2
+	@rm -rf $(OUT)/bench && mkdir -p $(OUT)/bench
+	@echo "bench: make cross (sizes in $(OUT)/bench/cross.txt)" >&2
+	@$(MAKE) -s cross OUT=$(OUT) >$(OUT)/bench/cross.txt
+	@echo "bench: Go micro-benchmarks of every package ($(OUT)/bench/micro.txt)" >&2
+	@$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 20m ./... \
+	  >$(OUT)/bench/micro.txt 2>&1 || echo "bench: some micro-benchmarks failed: see $(OUT)/bench/micro.txt" >&2
+	@echo "bench: CPU and heap profiles of the mapping core benchmark ($(OUT)/bench/mapping-*.pprof)" >&2
+	@$(GO) test -run '^$$' -bench BenchmarkCore -benchmem -benchtime $(BENCHTIME) -o $(OUT)/bench/mapping.test \
+	  -cpuprofile $(OUT)/bench/mapping-cpu.pprof -memprofile $(OUT)/bench/mapping-mem.pprof ./mapping \
+	  >$(OUT)/bench/mapping-profile.txt 2>&1 || echo "bench: mapping profile failed: see $(OUT)/bench/mapping-profile.txt" >&2
+	@echo "bench: pcpgw and miniupnpd in the lab, about 10 minutes ($(OUT)/bench/compare.log)" >&2
+	@PCPGW_BENCH=1 PCPGW_BENCH_OUT=$(abspath $(OUT)) PCPGW_BIN=$(abspath $(OUT))/pcpgw-linux-amd64 \
+	  $(GO) test -run '^TestCompare$$' -count 1 -v -timeout 40m ./bench/ >$(OUT)/bench/compare.log 2>&1 \
+	  || { tail -40 $(OUT)/bench/compare.log >&2; exit 1; }
+	@cat $(OUT)/bench.md
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); fails on a crash
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/internal/lab"
+)
+
+// sizes are the live-mapping counts of the IGD curve (issue 9).
+var sizes = []int{10, 1000, 3000, 10000}
+
+// config of one bench run, from the environment the Makefile sets.
+type config struct {
+	out    string        // PCPGW_BENCH_OUT: out/bench.md goes in it, raw data in out/bench/
+	budget time.Duration // PCPGW_BENCH_BUDGET: time allowed per curve size (fill + measure)
+	pairs  int           // add+delete pairs measured at each size
+}
+
+func benchConfig(t *testing.T) config {
+	t.Helper()
+	if os.Getenv("PCPGW_BENCH") != "1" {
+		t.Skip("bench: the daemon comparison runs only under `make bench` (PCPGW_BENCH=1)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("bench: PCPGW_BENCH=1 needs root (namespaces, nftables)")
+	}
+	c := config{out: "../out", budget: 90 * time.Second, pairs: 200}
+	if v := os.Getenv("PCPGW_BENCH_OUT"); v != "" {
+		c.out = v
+	}
+	if v := os.Getenv("PCPGW_BENCH_BUDGET"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("bench: PCPGW_BENCH_BUDGET=%q: want a positive duration", v)
+		}
+		c.budget = d
+	}
+	if err := os.MkdirAll(filepath.Join(c.out, "bench"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// point is one size of the IGD curve.
+type point struct {
+	size     int
+	live     int             // live mappings reached (== size when reached)
+	add, del []time.Duration // sorted latencies of the measured pairs
+	cpu      time.Duration   // daemon CPU time over the measured pairs
+	rss      int64           // daemon's VmRSS after the measured pairs
+	fill     time.Duration   // time spent filling up to size
+	note     string          // why the point is partial or missing
+}
+
+func (p point) reached() bool { return p.live >= p.size && len(p.add) > 0 }
+
+// runCurve fills the daemon's table with AddPortMapping of distinct
+// external ports (10000+i) to each size, then measures pairs of
+// AddPortMapping + DeletePortMapping (ports 40000+j) at that size. Each
+// size gets budget for fill and measure: once it runs out the curve stops
+// there (a point is kept if at least 20 pairs were measured). after, when
+// not nil, runs after each reached size.
+func runCurve(t *testing.T, name string, c *igdClient, d daemon, cfg config, after func(size int)) []point {
+	t.Helper()
+	live := 0
+	var pts []point
+	for _, size := range sizes {
+		p := point{size: size}
+		start := time.Now()
+		deadline := start.Add(cfg.budget)
+		for live < size && time.Now().Before(deadline) {
+			if _, err := c.add(10000 + live); err != nil {
+				t.Fatalf("bench: %s: filling to %d, mapping %d: %v", name, size, live+1, err)
+			}
+			live++
+		}
+		p.fill, p.live = time.Since(start), live
+		if live < size {
+			p.note = fmt.Sprintf("stopped: %d live after the %v budget", live, cfg.budget)
+			t.Logf("bench: %s: %s", name, p.note)
+			pts = append(pts, p)
+			break
+		}
+		_, cpu0 := mustStats(t, d)
+		for j := range cfg.pairs {
+			if j >= 20 && time.Now().After(deadline) {
+				p.note = fmt.Sprintf("%d of %d pairs within the budget", j, cfg.pairs)
+				break
+			}
+			a, err := c.add(40000 + j)
+			if err != nil {
+				t.Fatalf("bench: %s: add at %d live: %v", name, size, err)
+			}
+			dl, err := c.del(40000 + j)
+			if err != nil {
+				t.Fatalf("bench: %s: delete at %d live: %v", name, size, err)
+			}
+			p.add, p.del = append(p.add, a), append(p.del, dl)
+		}
+		rss, cpu1 := mustStats(t, d)
+		p.cpu, p.rss = cpu1-cpu0, rss
+		sortDur(p.add)
+		sortDur(p.del)
+		t.Logf("bench: %s: %d live (filled in %v): add p50 %v p99 %v, delete p50 %v p99 %v, cpu %v for %d requests %s",
+			name, size, p.fill.Round(time.Millisecond), pct(p.add, 50), pct(p.add, 99), pct(p.del, 50), pct(p.del, 99),
+			p.cpu, 2*len(p.add), p.note)
+		pts = append(pts, p)
+		if after != nil {
+			after(size)
+		}
+		if time.Now().After(deadline) {
+			break // the next, larger size cannot do better
+		}
+	}
+	return pts
+}
+
+func sortDur(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
+
+// pct is the p-th percentile (nearest rank) of sorted d; 0 when empty.
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	i := (len(d)*p+99)/100 - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+// run is what was measured of one daemon.
+type run struct {
+	curve        []point
+	rssIdle      int64
+	pmp          natpmpResult
+	recovery     time.Duration // nat444 only
+	recoveryNote string
+}
+
+const (
+	pmpWorkers      = 8
+	pmpPerAddr      = 80 // under pcpgw's per-host burst of 100
+	pmpPortsPerAddr = 4
+	pmpBudget       = 30 * time.Second
+	pmpTimeout      = 2 * time.Second // a request not answered by then counts as lost
+)
+
+// measureDaemon runs the NAT-PMP load on a fresh daemon, then the IGD
+// curve on another fresh one; start starts it.
+func measureDaemon(t *testing.T, name string, l *lab.Lab, cfg config, start func() daemon) run {
+	var r run
+	d := start()
+	waitQuiet(t, d)
+	r.rssIdle, _ = mustStats(t, d)
+	r.pmp = natpmpLoad(t, l, d, pmpWorkers, pmpPerAddr, pmpPortsPerAddr, pmpBudget)
+	t.Logf("bench: %s: NAT-PMP %d sent, %d ok, %d lost, %d failed in %v: %.0f/s, p50 %v p99 %v, cpu %v",
+		name, r.pmp.sent, r.pmp.ok, r.pmp.lost, r.pmp.failed, r.pmp.elapsed.Round(time.Millisecond), r.pmp.rate(),
+		pct(r.pmp.lat, 50), pct(r.pmp.lat, 99), r.pmp.cpu)
+	d.Stop(t)
+
+	d = start()
+	c := newIGDClient(t, l)
+	r.curve = runCurve(t, name, c, d, cfg, nil)
+	d.Stop(t)
+	return r
+}
+
+// waitQuiet waits (at most 5 s) until the daemon has used no CPU for
+// 200 ms: its start-up work is done before "idle" is read.
+func waitQuiet(t testing.TB, d daemon) {
+	t.Helper()
+	_, last := mustStats(t, d)
+	lab.Eventually(t, 5*time.Second, func() bool {
+		time.Sleep(200 * time.Millisecond)
+		_, cpu := mustStats(t, d)
+		quiet := cpu == last
+		last = cpu
+		return quiet
+	}, "bench: daemon (pid %d) still busy 5s after start", d.Pid())
+}
+
+func TestCompare(t *testing.T) {
+	cfg := benchConfig(t)
+	began := time.Now()
+	l := lab.New(t, lab.Options{})
+	lab.RequireMiniupnpd(t)
+	addLoadAddrs(t, l)
+	bin := lab.PcpgwBinary(t)
+
+	mini := measureDaemon(t, "miniupnpd", l, cfg, func() daemon { return startMiniupnpdCPE(t, l) })
+	pg := measureDaemon(t, "pcpgw local", l, cfg, func() daemon {
+		return startPcpgw(t, l, bin, nil, "--mode", "local", "--log-level", "warn")
+	})
+
+	// pcpgw in nat444 through miniupnpd as the provider's CGN.
+	cgn := l.StartMiniupnpd(t, lab.MiniupnpdOptions{})
+	nat := run{}
+	d := startPcpgw(t, l, bin, nil, "--mode", "nat444", "--pcp-server", lab.CGN4, "--log-level", "warn")
+	c := newIGDClient(t, l)
+	nat.curve = runCurve(t, "pcpgw nat444", c, d, cfg, func(size int) {
+		if size != 1000 {
+			return
+		}
+		nat.recovery, nat.recoveryNote = recovery(t, cgn, size)
+	})
+	d.Stop(t)
+	cgn.Stop(t)
+
+	profilePcpgw(t, l, cfg)
+
+	tab := table(t, cfg, mini, pg, nat)
+	md := tab.markdown()
+	if err := writeFile(filepath.Join(cfg.out, "bench.md"), []byte(md)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bench: done in %v; table in %s", time.Since(began).Round(time.Second), filepath.Join(cfg.out, "bench.md"))
+}
+
+// recovery restarts the CGN with empty state and measures until its
+// DNAT count is back to want (pcpgw re-creates the mappings on its
+// ANNOUNCE or its next renewal), for at most 60 s.
+func recovery(t *testing.T, cgn *lab.Miniupnpd, want int) (time.Duration, string) {
+	t.Helper()
+	if n := cgn.DNATCount(t); n != want {
+		t.Logf("bench: CGN holds %d DNATs before the restart, want %d", n, want)
+	}
+	cgn.Restart(t, true)
+	start := time.Now()
+	last := 0
+	ok := false
+	for time.Since(start) < 60*time.Second {
+		if last = cgn.DNATCount(t); last >= want {
+			ok = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	el := time.Since(start)
+	t.Logf("bench: recovery: %d of %d DNATs at the CGN after %v", last, want, el.Round(time.Millisecond))
+	if !ok {
+		return el, fmt.Sprintf("only %d of %d after 60 s", last, want)
+	}
+	return el, ""
+}
+
+// profilePcpgw runs pcpgw --mode local built with the bench's pprof
+// listener (testdata/pprofmain.go added to package main through
+// `go build -overlay`, so cmd/ is untouched), fills it to 10,000
+// mappings, takes a CPU profile over IGD add+delete pairs and a NAT-PMP
+// load, then a heap profile, into out/bench/, and returns `go tool pprof
+// -top` of each.
+func profilePcpgw(t *testing.T, l *lab.Lab, cfg config) string {
+	t.Helper()
+	dir := filepath.Join(cfg.out, "bench")
+	bin := filepath.Join(dir, "pcpgw-pprof")
+	overlay := filepath.Join(t.TempDir(), "overlay.json")
+	src, err := filepath.Abs("testdata/pprofmain.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := fmt.Sprintf(`{"Replace":{%q:%q}}`, filepath.Join(root, "cmd/pcpgw/zz_bench_pprof.go"), src)
+	if err := writeFile(overlay, []byte(js)); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-overlay", overlay, "-o", bin, "./cmd/pcpgw")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("bench: building the pprof binary: %v\n%s", err, out)
+	}
+	sock := filepath.Join(t.TempDir(), "pprof.sock")
+	d := startPcpgw(t, l, bin, []string{"PCPGW_BENCH_PPROF=" + sock}, "--mode", "local", "--log-level", "warn")
+	defer d.Stop(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", sock)
+	}}}
+	c := newIGDClient(t, l)
+	for i := range 10000 {
+		if _, err := c.add(10000 + i); err != nil {
+			t.Fatalf("bench: profile run: filling, mapping %d: %v", i+1, err)
+		}
+	}
+	// profile takes a CPU profile of secs seconds while load runs.
+	profile := func(name string, secs int, load func(until time.Time)) []byte {
+		type got struct {
+			b   []byte
+			err error
+		}
+		ch := make(chan got, 1)
+		go func() {
+			b, err := fetch(hc, "http://pprof/debug/pprof/profile?seconds="+strconv.Itoa(secs))
+			ch <- got{b, err}
+		}()
+		load(time.Now().Add(time.Duration(secs) * time.Second))
+		g := <-ch
+		if g.err != nil {
+			t.Fatalf("bench: CPU profile %s: %v", name, g.err)
+		}
+		return g.b
+	}
+	igd := profile("igd", 8, func(until time.Time) {
+		for j := 0; time.Now().Before(until); j++ {
+			if _, err := c.add(40000 + j%1000); err != nil {
+				t.Fatalf("bench: profile run: add: %v", err)
+			}
+			if _, err := c.del(40000 + j%1000); err != nil {
+				t.Fatalf("bench: profile run: delete: %v", err)
+			}
+		}
+	})
+	pmp := profile("natpmp", 8, func(until time.Time) {
+		natpmpLoad(t, l, d, pmpWorkers, pmpPerAddr, pmpPortsPerAddr, time.Until(until))
+	})
+	heap, err := fetch(hc, "http://pprof/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatalf("bench: heap profile: %v", err)
+	}
+	rss, _ := mustStats(t, d)
+	summary := fmt.Sprintf("pcpgw --mode local at 10,000 IGD mappings (+ NAT-PMP load), VmRSS %s\n", mb(rss))
+	for _, p := range []struct {
+		name string
+		b    []byte
+		args []string
+	}{
+		{"cpu-igd.pprof", igd, []string{"-cum"}},
+		{"cpu-natpmp.pprof", pmp, []string{"-cum"}},
+		{"heap.pprof", heap, []string{"-sample_index=inuse_space"}},
+		{"heap.pprof", heap, []string{"-sample_index=alloc_space", "-cum"}},
+	} {
+		f := filepath.Join(dir, p.name)
+		if err := writeFile(f, p.b); err != nil {
+			t.Fatal(err)
+		}
+		args := append(append([]string{"tool", "pprof", "-top", "-nodecount=30"}, p.args...), bin, f)
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			t.Logf("bench: go tool pprof %s: %v\n%s", f, err, out)
+		}
+		summary += "== " + p.name + " " + strings.Join(p.args, " ") + "\n" + string(out)
+	}
+	if err := writeFile(filepath.Join(dir, "pprof-top.txt"), []byte(summary)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bench: profiles of pcpgw at 10,000 mappings:\n%s", summary)
+	return summary
+}
+
+func fetch(hc *http.Client, u string) ([]byte, error) {
+	resp, err := hc.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+func writeFile(name string, b []byte) error { return os.WriteFile(name, b, 0o644) }
