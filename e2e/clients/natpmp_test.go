@@ -23,6 +23,7 @@ import (
 // The client dials a new UDP socket for every call, so every call runs in
 // l.LAN.Do: its socket then belongs to the lan namespace.
 func TestGoNATPMP(t *testing.T) {
+	t.Parallel()
 	g := newGateway(t)
 	c := natpmp.NewClientWithTimeout(net.IP(cpeLAN.AsSlice()), 10*time.Second)
 	inLAN := func(f func()) { g.LAN.Do(t, f) }

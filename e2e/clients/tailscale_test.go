@@ -79,7 +79,12 @@ func tsWait(t *testing.T, p *lab.Proc, name string, timeout time.Duration) tsEve
 // the LAN host's listener on the local port. Then tsmap is stopped and the
 // client's Close releases the mapping.
 //
-// Subtests, one lab:
+// Subtests, in parallel, each with its own lab: a tailscale probe sends
+// two ssdp:all searches and one for the IGD, about 38 answer datagrams
+// from pcpgw, and a second probe from the same host a second later finds
+// pcpgw's per-host SSDP rate limit (64 datagrams, 16 a second) spent, so
+// its UPnP discovery may go unanswered within the probe's 250 ms.
+//
 //   - PCP: only PCP allowed. The mapping is a PCP MAP proxied by pcpgw.
 //     tailscale v1.102.5 releases a PCP mapping with a fresh random nonce:
 //     pcpgw must refuse that delete (RFC 6887 §11.3, REQUIREMENTS 25), so
@@ -92,9 +97,9 @@ func tsWait(t *testing.T, p *lab.Proc, name string, timeout time.Duration) tsEve
 //     when the probe saw it, PCP only when NAT-PMP did not answer) must
 //     end with a working mapping.
 func TestTailscalePortmapper(t *testing.T) {
+	t.Parallel()
 	lab.RequireRoot(t)
 	bin := tsmapBinary(t)
-	g := newGateway(t)
 
 	for _, c := range []struct {
 		name, protocols string
@@ -109,6 +114,14 @@ func TestTailscalePortmapper(t *testing.T) {
 		{"Default", "pcp,pmp,upnp", 41644, "", "", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			g := newGateway(t)
+			defer func() {
+				if t.Failed() {
+					b, _ := json.MarshalIndent(g.status(t), "", "  ")
+					t.Logf("pcpgw status: %s", b)
+				}
+			}()
 			start := time.Now()
 			svc := serve(t, g.Lab, "udp", c.port)
 			before := g.status(t).Counters
@@ -189,9 +202,5 @@ func TestTailscalePortmapper(t *testing.T) {
 				t.Errorf("after a delete with a wrong nonce UDP to %v from net no longer reaches the LAN host", ext)
 			}
 		})
-	}
-	if t.Failed() {
-		b, _ := json.MarshalIndent(g.status(t), "", "  ")
-		t.Logf("pcpgw status: %s", b)
 	}
 }
