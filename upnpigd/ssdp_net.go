@@ -410,7 +410,9 @@ func (sd *ssdpServer) handle(ctx context.Context, si *ssdpIf, src netip.AddrPort
 		sd.s.st.ssdpRateLimited.Add(1)
 		return
 	}
-	delay := time.Duration(rand.Int64N(int64(mx) * int64(time.Second)))
+	// Within MX, leaving half a second for the way back: some control
+	// points (goupnp) stop listening exactly MX seconds after sending.
+	delay := time.Duration(rand.Int64N(int64(mx)*int64(time.Second) - int64(500*time.Millisecond)))
 	sd.wg.Add(1)
 	go func() {
 		defer sd.wg.Done()
