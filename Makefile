@@ -79,3 +79,17 @@ demo: ## as root: the whole story in a namespace lab (CGN with PCP, pcpgw on the
 
 clean: ## remove build output
 	rm -rf bin $(OUT)
+
+# OpenWrt package (openwrt/): ARCH is an OpenWrt package architecture.
+ARCH ?=
+.PHONY: ipk openwrt-test
+
+ipk: ## OpenWrt package out/pcpgw_VERSION_ARCH.ipk for ARCH=x86_64|aarch64_generic|arm_cortex-a7_neon-vfpv4|mipsel_24kc|mips_24kc
+	@test -n "$(ARCH)" || { echo "make ipk ARCH=x86_64|aarch64_generic|arm_cortex-a7_neon-vfpv4|mipsel_24kc|mips_24kc"; exit 2; }
+	GO=$(GO) ./openwrt/build-ipk.sh "$(ARCH)" "$(VERSION)" "$(OUT)"
+
+openwrt-test: ## OpenWrt package: script harness (stubbed procd/uci), ipk contents, fw4 include (as root: nft -c and a lab)
+	@mkdir -p $(OUT)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(OUT)/pcpgw-host ./cmd/pcpgw
+	sh openwrt/test/run.sh $(OUT)/pcpgw-host
+	PCPGW_BIN=$(abspath $(OUT))/pcpgw-host $(GO) test -race -count=1 -timeout 10m ./openwrt/...
