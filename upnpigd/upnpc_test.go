@@ -37,7 +37,9 @@ func TestUpnpcLoopback(t *testing.T) {
 	ti := newTestIGD(t, nil)
 	igd1 := []string{"-u", ti.base + "/igd1.xml"}
 	igd2 := []string{"-u", ti.base + "/igd2.xml"}
-	run := func(base []string, args ...string) string { return upnpc(t, append(append([]string{}, base...), args...)...) }
+	run := func(base []string, args ...string) string {
+		return upnpc(t, append(append([]string{}, base...), args...)...)
+	}
 
 	out := run(igd1, "-s")
 	for _, want := range []string{"Connection Type : IP_Routed", "Status : Connected", "ExternalIPAddress = 203.0.113.1"} {
