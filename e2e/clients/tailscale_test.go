@@ -88,7 +88,9 @@ func tsWait(t *testing.T, p *lab.Proc, name string, timeout time.Duration) tsEve
 //   - PCP: only PCP allowed. The mapping is a PCP MAP proxied by pcpgw.
 //     tailscale v1.102.5 releases a PCP mapping with a fresh random nonce:
 //     pcpgw must refuse that delete (RFC 6887 §11.3, REQUIREMENTS 25), so
-//     the mapping stays in pcpgw's table and keeps working.
+//     the mapping stays in pcpgw's table and keeps working. A second
+//     client (tailscaled restarted on its fixed port) then maps the same
+//     port with a fresh nonce: pcpgw answers the same mapping.
 //   - NATPMP: only NAT-PMP allowed; released with lifetime 0, gone after.
 //   - UPnP: only UPnP IGD allowed (SSDP, SOAP AddPortMapping); released
 //     with DeletePortMapping, gone after.
@@ -200,6 +202,22 @@ func TestTailscalePortmapper(t *testing.T) {
 			}
 			if !reaches(t, g, "udp", ext, c.port) {
 				t.Errorf("after a delete with a wrong nonce UDP to %v from net no longer reaches the LAN host", ext)
+			}
+
+			// tailscaled restarting on its fixed port: a new client asks
+			// for the same internal port with a fresh nonce while the old
+			// mapping lives. pcpgw accepts that from the mapping's own
+			// host and answers the same mapping.
+			p = g.LAN.Start(t, bin, "-port", strconv.Itoa(int(c.port)), "-protocols", c.protocols, "-timeout", "20s", "-v")
+			m = tsWait(t, p, "mapping", 25*time.Second)
+			if m.Type != "pcp" || m.External != ext.String() {
+				t.Errorf("after a restart: %s mapping, external %s; want the pcp mapping at %v", m.Type, m.External, ext)
+			}
+			if !reaches(t, g, "udp", ext, c.port) {
+				t.Errorf("after a restart UDP to %v from net no longer reaches the LAN host", ext)
+			}
+			if err := p.Stop(t); err != nil {
+				t.Fatalf("tsmap: %v\n%s", err, p.Output())
 			}
 		})
 	}
