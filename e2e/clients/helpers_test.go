@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -221,12 +222,21 @@ func tsmapBinary(t *testing.T) string {
 	return tsmapBuild.path
 }
 
-// binDir holds the binaries the tests build; TestMain removes it.
+// binDir holds the binaries the tests build, $TMPDIR/pcpgw-clients-<pid>;
+// TestMain removes it, and those of test processes that died before
+// removing theirs.
 var binDir string
 
 func TestMain(m *testing.M) {
-	var err error
-	if binDir, err = os.MkdirTemp("", "pcpgw-clients-"); err != nil {
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "pcpgw-clients-*"))
+	for _, d := range stale {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "pcpgw-clients-"))
+		if _, gone := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil && os.IsNotExist(gone) {
+			os.RemoveAll(d)
+		}
+	}
+	binDir = filepath.Join(os.TempDir(), fmt.Sprintf("pcpgw-clients-%d", os.Getpid()))
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
