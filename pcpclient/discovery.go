@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/pcpgw/pcpgw/pcp"
 )
 
@@ -89,21 +87,19 @@ var resolvConf = "/etc/resolv.conf"
 
 // systemResolvers reads the nameserver lines of resolv.conf.
 func systemResolvers(path string) ([]netip.AddrPort, error) {
-	cc, err := dns.ClientConfigFromFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var out []netip.AddrPort
-	for _, s := range cc.Servers {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
 			continue
 		}
-		port := uint16(53)
-		if p, err := net.LookupPort("udp", cc.Port); err == nil {
-			port = uint16(p)
+		if a, err := netip.ParseAddr(f[1]); err == nil {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
 		}
-		out = append(out, netip.AddrPortFrom(a, port))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("pcpclient: no nameserver in %s", path)
@@ -115,36 +111,37 @@ func systemResolvers(path string) ([]netip.AddrPort, error) {
 // option 64, RFC 6334) with the given resolvers, each in turn, within
 // dnsTotalTimeout overall. The AFTR is where the provider's PCP server lives
 // (RFC 6970 §1).
+//
+// It uses the standard library's DNS client pointed at each resolver rather
+// than github.com/miekg/dns, which would bring crypto/tls (about 1.5 MB on
+// a MIPS router) into the binary for this one query.
 func resolveAFTR(ctx context.Context, name string, resolvers []netip.AddrPort) ([]netip.Addr, error) {
 	if len(resolvers) == 0 {
 		return nil, errors.New("pcpclient: no DNS resolver for the AFTR name")
 	}
 	ctx, cancel := context.WithTimeout(ctx, dnsTotalTimeout)
 	defer cancel()
-	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(name), dns.TypeAAAA)
-	q.RecursionDesired = true
-	cl := &dns.Client{Net: "udp", Timeout: dnsQueryTimeout}
+	fqdn := strings.TrimSuffix(name, ".") + "." // no search domains
 	var errs []error
 	for _, r := range resolvers {
 		if ctx.Err() != nil {
 			break
 		}
-		resp, _, err := cl.ExchangeContext(ctx, q, r.String())
+		res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", r.String())
+		}}
+		qctx, qcancel := context.WithTimeout(ctx, dnsQueryTimeout)
+		addrs, err := res.LookupNetIP(qctx, "ip6", fqdn)
+		qcancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%v: %w", r, err))
 			continue
 		}
-		if resp.Rcode != dns.RcodeSuccess {
-			errs = append(errs, fmt.Errorf("%v: %s", r, dns.RcodeToString[resp.Rcode]))
-			continue
-		}
 		var out []netip.Addr
-		for _, rr := range resp.Answer {
-			if aaaa, ok := rr.(*dns.AAAA); ok {
-				if a, ok := netip.AddrFromSlice(aaaa.AAAA); ok {
-					out = append(out, a)
-				}
+		for _, a := range addrs {
+			if a.Is6() && !a.Is4In6() {
+				out = append(out, a)
 			}
 		}
 		if len(out) > 0 {
