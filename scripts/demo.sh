@@ -16,7 +16,8 @@
 # `make demo` installs the peers (scripts/deps-test.sh), builds bin/pcpgw and
 # runs this. miniupnpd 2.3.9 is looked for under $PCPGW_PEERS/root (default
 # /var/cache/pcpgw-peers/root). Exits 0 when every step worked, 1 otherwise.
-set -euo pipefail
+# -E: the ERR trap (which names the failed step) also fires inside functions.
+set -Eeuo pipefail
 
 # The addresses of LAB.md (documentation and shared ranges only).
 LAN_HOST=192.0.2.100
@@ -93,7 +94,8 @@ if [ -n "$missing" ]; then
 	say "demo: missing:$missing; run scripts/deps-test.sh (as root) to install the peers" >&2
 	exit 1
 fi
-if ! nc -h 2>&1 | grep -q -- '-N'; then
+nc_help=$(nc -h 2>&1 || true)
+if ! grep -q -- '-N' <<<"$nc_help"; then
 	say "demo: nc is not OpenBSD netcat (apt-get install netcat-openbsd, or run scripts/deps-test.sh)" >&2
 	exit 1
 fi
@@ -144,20 +146,23 @@ miniupnpd_pid() {
 }
 
 cleanup() {
-	local rc=$? ns pid left=""
+	local rc=$? ns pid pids="" left="" note=""
 	trap - ERR EXIT INT TERM
 	set +e
 	printf '\n== Cleaning up\n'
 	if [ -n "$pcpgw_pid" ]; then stop_pid "$pcpgw_pid"; fi
-	for f in "$tmp"/*/miniupnpd.pid; do
-		[ -n "$tmp" ] && [ -f "$f" ] || continue
-		pid=$(miniupnpd_pid "$f") && stop_pid "$pid"
-	done
+	if [ -n "$tmp" ]; then
+		for f in "$tmp"/*/miniupnpd.pid; do
+			[ -f "$f" ] || continue
+			pid=$(miniupnpd_pid "$f") && stop_pid "$pid"
+		done
+	fi
 	for pid in $bg_pids; do stop_pid "$pid"; done
 	# Whatever still runs inside the demo's own namespaces was started
 	# by the demo (they were created empty): end it before deleting them.
 	for ns in $namespaces; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			pids="$pids $pid"
 			stop_pid "$pid"
 		done
 	done
@@ -169,19 +174,26 @@ cleanup() {
 	for ns in $namespaces; do
 		[ ! -e "/run/netns/$ns" ] || left="$left netns:$ns"
 	done
-	for pid in $pcpgw_pid $bg_pids; do
+	for pid in $pcpgw_pid $bg_pids $pids; do
 		alive "$pid" && left="$left pid:$pid"
 	done
 	[ -z "$tmp" ] || [ ! -e "$tmp" ] || left="$left dir:$tmp"
+	# The demo never touches the machine's own namespace; say so if
+	# something else changed its tables meanwhile.
 	if [ "$(nft list tables 2>&1 || true)" != "$nft_before" ]; then
-		left="$left (the root namespace's nftables tables changed while the demo ran)"
+		note="note: the nftables tables of the machine's own namespace changed while the demo ran (not by the demo)"
 	fi
 	if [ -n "$left" ]; then
 		say "left behind:$left" | indent
 		[ "$rc" != 0 ] || rc=1
+	elif [ -n "$namespaces" ]; then
+		say "stopped every process the demo started; removed the namespaces ${P:-}-{lan,cpe,isp,net}" | indent
+		say "(with their links and nftables tables) and $tmp: nothing is left" | indent
+	fi
+	if [ -n "$note" ]; then
+		say "$note" | indent
 	else
-		say "removed the namespaces ($namespaces ), their processes, links and nftables tables, and $tmp;" | indent
-		say "nothing is left, and the nftables tables of the machine's own namespace are as before" | indent
+		say "the nftables tables of the machine's own namespace are as before" | indent
 	fi
 	if [ "$rc" = 0 ]; then
 		printf '\ndone in %ss\n' "$(($(date +%s) - start_time))"
@@ -191,7 +203,7 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'step_name="$step_name (interrupted)"; exit 130' INT TERM
+trap 'printf "\ninterrupted at step %s (%s)\n" "$step" "$step_name" >&2; exit 130' INT TERM
 
 # ---------------------------------------------------------------- the lab
 
@@ -241,7 +253,11 @@ show() {
 	# upnpc's four-line banner says nothing about the story.
 	out=$(printf '%s\n' "$out" | grep -v -e '^upnpc : miniupnpc library test client' \
 		-e '^ (c) 20[0-9-]* Thomas Bernard' -e '^Go to http://miniupnp' -e '^for more information\.$' || true)
-	[ -z "$out" ] || printf '%s\n' "$out" | indent
+	if [ -n "$out" ]; then
+		printf '%s\n' "$out" | indent
+	else
+		say "(no output)" | indent
+	fi
 	return "$rc"
 }
 
@@ -308,7 +324,8 @@ ready=""
 for ((i = 0; i < 100; i++)); do
 	ready=yes
 	for role in lan cpe isp net; do
-		if ip -n "$P-$role" -o link show | grep -v ' lo:' | grep -qv 'state UP' ||
+		links=$(ip -n "$P-$role" -o link show)
+		if grep -v ' lo:' <<<"$links" | grep -qv 'state UP' ||
 			[ -n "$(ip -n "$P-$role" -6 addr show tentative)" ]; then
 			ready=""
 		fi
@@ -458,7 +475,7 @@ st=""
 for ((i = 0; i < 75; i++)); do
 	alive "$pcpgw_pid" || fail "pcpgw exited at start"
 	st=$(on cpe timeout 5 pcpgw status --json --socket "$SOCK" 2>/dev/null) &&
-		printf '%s' "$st" | grep -q "\"external_addr\": *\"$CGN_PUBLIC\"" && break
+		grep -q "\"external_addr\": *\"$CGN_PUBLIC\"" <<<"$st" && break
 	st=""
 	sleep 0.2
 done
@@ -469,15 +486,17 @@ show cpe pcpgw status --socket "$SOCK"
 
 header 5 "The LAN host runs a TCP service and opens a port for it with UPnP IGD (upnpc)"
 say "   A tiny server on $LAN_HOST:$TCP_PORT answers every connection with one line."
-# One nc per connection; a bounded number of connections.
+# One nc per connection; a bounded number of connections. ($1 and $2 are
+# expanded by the inner shell.)
+# shellcheck disable=SC2016
 on lan bash -c 'for i in $(seq 50); do
-	echo "hello from the LAN host '"$LAN_HOST"' (connection $i)" |
-		nc -n -v -N -l '"$LAN_HOST $TCP_PORT"' || sleep 0.1
-done' >"$tmp/tcp-server.log" 2>&1 &
+	echo "hello from the LAN host $1 (connection $i)" | nc -n -v -N -l "$1" "$2" || sleep 0.1
+done' tcp-server "$LAN_HOST" "$TCP_PORT" >"$tmp/tcp-server.log" 2>&1 &
 bg_pids="$bg_pids $!"
 # UDP: writes what it receives, answers with one line.
-on lan bash -c 'echo "hello over UDP from the LAN host '"$LAN_HOST"'" |
-	nc -n -u -l '"$LAN_HOST $UDP_PORT"'' >"$tmp/udp-server.log" 2>&1 &
+# shellcheck disable=SC2016
+on lan bash -c 'echo "hello over UDP from the LAN host $1" | nc -n -u -l "$1" "$2"' \
+	udp-server "$LAN_HOST" "$UDP_PORT" >"$tmp/udp-server.log" 2>&1 &
 bg_pids="$bg_pids $!"
 for ((i = 0; i < 50; i++)); do
 	[ -n "$(on lan ss -Hltn "sport = :$TCP_PORT")" ] && [ -n "$(on lan ss -Hlun "sport = :$UDP_PORT")" ] && break
@@ -490,7 +509,7 @@ say "   $CGN_PUBLIC) and asks for public port $TCP_PUBLIC -> $LAN_HOST:$TCP_PORT
 ok=""
 for ((i = 0; i < 3; i++)); do
 	out=$(on lan timeout 20 upnpc -i -e "demo web server" -a "$LAN_HOST" "$TCP_PORT" "$TCP_PUBLIC" TCP 3600 2>&1) || true
-	if printf '%s' "$out" | grep -q "external $CGN_PUBLIC:$TCP_PUBLIC TCP is redirected to internal $LAN_HOST:$TCP_PORT"; then
+	if grep -q "external $CGN_PUBLIC:$TCP_PUBLIC TCP is redirected to internal $LAN_HOST:$TCP_PORT" <<<"$out"; then
 		ok=yes
 		break
 	fi
@@ -508,7 +527,7 @@ say "   natpmpc asks its default gateway, the CPE: public port $UDP_PUBLIC -> it
 out=$(on lan timeout 10 natpmpc -g "$CPE_LAN" -a "$UDP_PUBLIC" "$UDP_PORT" udp 3600 2>&1) || true
 printf '   lan# natpmpc -g %s -a %s %s udp 3600\n' "$CPE_LAN" "$UDP_PUBLIC" "$UDP_PORT"
 printf '%s\n' "$out" | indent
-printf '%s' "$out" | grep -q "Public IP address : $CGN_PUBLIC" ||
+grep -q "Public IP address : $CGN_PUBLIC" <<<"$out" ||
 	fail "natpmpc did not show the provider's address $CGN_PUBLIC"
 udp_public=$(printf '%s' "$out" | sed -n 's/.*Mapped public port \([0-9]*\) protocol UDP.*/\1/p' | head -n 1)
 [ -n "$udp_public" ] || fail "natpmpc -a made no UDP mapping"
@@ -519,11 +538,13 @@ header 7 "What the CPE and the CGN now hold"
 say "   pcpgw's table: each mapping with the provider's external address and port,"
 say "   the CPE's WAN port, the LAN host's port, and who asked (origin):"
 show cpe pcpgw list --socket "$SOCK"
+say "   On the CPE, pcpgw's own nftables DNAT from its WAN ports to the LAN host:"
+show cpe nft list map inet pcpgw fwd4 || say "(pcpgw's table is laid out differently; see nft list table inet pcpgw)" | indent
 say "   At the CGN, miniupnpd made a DNAT from its public address to the CPE's WAN"
 say "   address $CPE_WAN for each, because pcpgw asked it with PCP MAP:"
 show isp nft list chain inet cgn prerouting_pcp
 out=$(on isp nft list chain inet cgn prerouting_pcp)
-printf '%s' "$out" | grep -q "dnat ip to $CPE_WAN" || fail "no DNAT to $CPE_WAN at the CGN"
+grep -q "dnat ip to $CPE_WAN" <<<"$out" || fail "no DNAT to $CPE_WAN at the CGN"
 
 # ---------------------------------------------------------------- 8
 
@@ -556,7 +577,8 @@ header 9 "The LAN host deletes the TCP mapping; the internet host is turned away
 show lan upnpc -i -d "$TCP_PUBLIC" TCP
 # pcpgw deletes the provider's mapping too (at most 10 s).
 for ((i = 0; i < 50; i++)); do
-	on isp nft list chain inet cgn prerouting_pcp | grep -q "dport $TCP_PUBLIC " || break
+	out=$(on isp nft list chain inet cgn prerouting_pcp)
+	grep -q "dport $TCP_PUBLIC " <<<"$out" || break
 	sleep 0.2
 done
 say "   The CGN's DNAT for port $TCP_PUBLIC is gone (the NAT-PMP UDP one stays):"
@@ -571,14 +593,18 @@ case $out in *"hello from the LAN host"*) fail "the LAN service still answered a
 # ---------------------------------------------------------------- 10
 
 header 10 "Stopping pcpgw and the CGN"
-say "   On SIGTERM pcpgw saves its table, removes its nftables table and exits."
+say "   On SIGTERM pcpgw writes its mappings to its state file (for its next start),"
+say "   removes its nftables table from the CPE and exits."
 kill -TERM "$pcpgw_pid"
 wait_gone "$pcpgw_pid" 50 || fail "pcpgw did not exit within 5 s of SIGTERM"
 rc=0
 wait "$pcpgw_pid" 2>/dev/null || rc=$?
 pcpgw_pid=""
 [ "$rc" = 0 ] || fail "pcpgw exited with status $rc"
-say "   pcpgw exited with status 0; the CPE's nftables tables now:"
+state=$(cd "$tmp/pcpgw" && echo *)
+[ "$state" != "*" ] || fail "pcpgw left no state file in its --state-dir"
+say "   pcpgw exited with status 0; its --state-dir holds: $state; the CPE's nftables"
+say "   tables now:"
 show cpe nft list tables
 case $out in *pcpgw*) fail "pcpgw left its nftables table behind" ;; esac
 stop_pid "$cgn_pid"
