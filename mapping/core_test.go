@@ -644,3 +644,37 @@ func TestSanitizeDescription(t *testing.T) {
 		}
 	}
 }
+
+func TestStaticForwardRefusedIsRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.taken[18443] = true
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		r := Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 443),
+			ExternalPort: 18443, ExactPort: true, Description: "nas"}
+		_, err := c.Map(context.Background(), r)
+		wantCode(t, err, CodeCannotProvideExternal)
+		got := c.Find(Selector{Origin: OriginStatic})
+		if len(got) != 1 || got[0].Upstream != UpstreamFailing || len(fw.forwards()) != 1 {
+			t.Fatalf("a refused static forward must stay, failing: %+v", got)
+		}
+		// It is asked for again after the error's lifetime (30 s), never moved.
+		up.mu.Lock()
+		delete(up.taken, 18443)
+		up.mu.Unlock()
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		got = c.Find(Selector{Origin: OriginStatic})
+		if len(got) != 1 || got[0].Upstream != UpstreamOK || got[0].External.Port() != 18443 {
+			t.Errorf("after the port became free: %+v", got)
+		}
+		if last := up.lastMap(); !last.PreferFailure {
+			t.Errorf("retry without PREFER_FAILURE: %+v", last)
+		}
+		// LAN hosts cannot take or delete it.
+		_, err = c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18443, 0))
+		wantCode(t, err, CodeConflict)
+		_, err = c.Delete(context.Background(), Selector{Client: host, Proto: TCP, External: 18443})
+		wantCode(t, err, CodeNotAuthorized)
+	})
+}
