@@ -167,12 +167,17 @@ func run(stop context.Context, cfg config, enc *json.Encoder) error {
 	ctx, cancel := context.WithTimeout(stop, cfg.timeout)
 	defer cancel()
 
-	// Probe until a permitted service answers (the gateway may still be
-	// starting), at most every 500 ms.
+	// Probe as tailscaled's periodic checks do: each probe waits 250 ms
+	// for answers, and the client remembers what answered (a later probe
+	// sends only to services not yet seen). Probe until every permitted
+	// service answered, or, after five probes 500 ms apart, until at least
+	// one did (the gateway may still be starting).
 	var res portmappertype.ProbeResult
-	for {
+	for try := 1; ; try++ {
 		res, err = c.Probe(ctx)
-		if err == nil && (res.PCP && cfg.pcp || res.PMP && cfg.pmp || res.UPnP && cfg.upnp) {
+		all := (res.PCP || !cfg.pcp) && (res.PMP || !cfg.pmp) && (res.UPnP || !cfg.upnp)
+		some := res.PCP && cfg.pcp || res.PMP && cfg.pmp || res.UPnP && cfg.upnp
+		if err == nil && (all || some && try >= 5) {
 			break
 		}
 		select {
