@@ -167,7 +167,7 @@ cleanup() {
 		done
 	done
 	for ns in $namespaces; do
-		ip netns del "$ns" 2>/dev/null || left="$left netns:$ns"
+		ip netns del "$ns" 2>/dev/null || true
 	done
 	[ -z "$tmp" ] || rm -rf "$tmp"
 	# Check that nothing is left.
@@ -209,17 +209,16 @@ trap 'printf "\ninterrupted at step %s (%s)\n" "$step" "$step_name" >&2; exit 13
 
 tag=""
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-	tag=$(head -c 64 /dev/urandom | tr -dc a-z0-9 | head -c 4)
-	[ ${#tag} = 4 ] || continue
+	tag=$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 	# `ip netns add` fails when the name exists: that reserves the tag.
 	if ip netns add "pcpgwdemo-$tag-lan" 2>/dev/null; then
+		namespaces="pcpgwdemo-$tag-lan"
 		break
 	fi
 	tag=""
 done
 [ -n "$tag" ] || fail "could not create a namespace pcpgwdemo-XXXX-lan"
 P=pcpgwdemo-$tag
-namespaces="$P-lan"
 tmp=$(mktemp -d /tmp/pcpgwdemo-XXXXXX)
 # Commands run as "pcpgw", whatever the binary's name.
 mkdir "$tmp/bin"
@@ -270,8 +269,8 @@ say "     lan ($LAN_HOST) -- ($CPE_LAN) cpe ($CPE_WAN) -- ($CGN) isp ($CGN_PUBLI
 say "   The CPE's WAN address $CPE_WAN is a CGN-shared address: only the CGN holds"
 say "   a public address ($CGN_PUBLIC), so a port opened on the CPE alone is useless."
 for role in cpe isp net; do
-	ip netns add "$P-$role"
 	namespaces="$namespaces $P-$role"
+	ip netns add "$P-$role"
 done
 for role in lan cpe isp net; do
 	# IPv6 duplicate address detection off, so addresses are usable at once.
@@ -400,14 +399,15 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 [ -n "$cgn_pid" ] || fail "miniupnpd wrote no pid file of a live process within 5 s"
-# It is ready when it answers a NAT-PMP request from the CPE (at most 10 s).
+# It is ready when it answers a NAT-PMP request from the CPE (20 tries of at
+# most 1 s).
 answer=""
 for ((i = 0; i < 20; i++)); do
 	answer=$(on cpe timeout 1 natpmpc -g "$CGN" 2>&1) && break
 	answer=""
 	sleep 0.2
 done
-[ -n "$answer" ] || fail "miniupnpd (pid $cgn_pid) does not answer NAT-PMP at $CGN:5351 within 10 s"
+[ -n "$answer" ] || fail "miniupnpd (pid $cgn_pid) does not answer NAT-PMP at $CGN:5351 (20 tries)"
 say "   miniupnpd runs (pid $cgn_pid); asked from the CPE, it tells its public address:"
 printf '   cpe# natpmpc -g %s\n' "$CGN"
 printf '%s\n' "$answer" | grep -i 'public ip address' | indent
