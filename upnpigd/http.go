@@ -10,8 +10,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // HTTP limits.
@@ -235,7 +239,14 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			addr = fmt.Sprintf("[%s%%%s]:%d", a, n.ifname, port)
 		}
-		ln, err := net.Listen("tcp", addr)
+		lc := net.ListenConfig{Control: freeBind}
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil && a.Is6() {
+			// IPv4 is what every control point uses; an IPv6 address
+			// that cannot be served is not worth stopping for.
+			s.log.Warn("HTTP listener on an IPv6 LAN address", "addr", addr, "err", err)
+			continue
+		}
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("upnpigd: listen %s: %w", addr, err)
@@ -260,6 +271,18 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 		s.mu.Unlock()
 	}
 	return out, nil
+}
+
+// freeBind lets a socket bind an address that is not usable yet (an IPv6
+// address still in duplicate address detection when pcpgw starts at boot).
+func freeBind(network, address string, c syscall.RawConn) error {
+	return c.Control(func(fd uintptr) {
+		if strings.HasSuffix(network, "6") || strings.HasPrefix(address, "[") {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
+		} else {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+		}
+	})
 }
 
 // httpPortOf returns the HTTP port serving LAN address a.

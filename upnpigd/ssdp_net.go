@@ -58,6 +58,12 @@ func reuseAddr(network, address string, c syscall.RawConn) error {
 		if serr != nil {
 			return
 		}
+		// Addresses still in duplicate address detection at boot.
+		if network == "udp6" {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
+		} else {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+		}
 		// Only the groups this socket joined, not every group of the host.
 		if network == "udp6" {
 			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) // Linux >= 4.20
@@ -156,6 +162,7 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
 	s := sd.s
 	seen := map[int]bool{}
+	var ok bool
 	for _, n := range lans {
 		if !n.prefix.Addr().Is6() || seen[n.ifindex] {
 			continue
@@ -166,14 +173,16 @@ func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
 			continue
 		}
 		si := &ssdpIf{ifi: ifi, v6: true, addr: n.prefix.Addr()}
-		si.httpPort, _ = s.httpPortOf(si.addr)
+		if si.httpPort, ok = s.httpPortOf(si.addr); !ok {
+			continue // no HTTP listener on that address
+		}
 		for _, m := range lans {
 			if m.ifindex == n.ifindex && m.prefix.Addr().Is6() {
 				si.prefixes = append(si.prefixes, m.prefix.Masked())
 			}
 		}
-		ll, ok := linkLocal6(ifi)
-		if !ok {
+		ll, found := linkLocal6(ifi)
+		if !found {
 			continue
 		}
 		warn := func(what string, err error) {
