@@ -64,8 +64,10 @@
 // Translation (RFC 6970 §4-5), the requester always being the TCP peer:
 //
 //   - AddPortMapping: Core.Map with ExactPort (PREFER_FAILURE); a port the
-//     provider cannot give is 718. External port 0 is 716; internal port
-//     0 is 402 on IGD:1, 732 on IGD:2; NewEnabled must be 1 (§4.1).
+//     provider cannot give is 718. External port 0 (wildcard) is 716;
+//     internal port 0 is 402 on IGD:1, 732 on IGD:2; NewEnabled must be 1
+//     (§4.1). Internal and external ports may differ, so 724
+//     SamePortValuesRequired never occurs.
 //   - AddAnyPortMapping: Core.Map without ExactPort; NewReservedPort is
 //     Mapping.External's port, the port on the address
 //     GetExternalIPAddress reports (the provider's in NAT444).
@@ -95,7 +97,10 @@
 // # HTTP and GENA hardening
 //
 //   - Listeners on the LAN interfaces' addresses only (IPv4 and
-//     non-link-local IPv6), Config.HTTPPort (EphemeralPort for tests).
+//     non-link-local IPv6), Config.HTTPPort (EphemeralPort for tests),
+//     with FREEBIND so that an address still in duplicate address
+//     detection at boot can be bound; an IPv6 listener that still fails
+//     is skipped with a warning, an IPv4 one fails Run.
 //   - The Host header must be an IP literal of pcpgw's LAN side with the
 //     port the connection arrived on, else 403 (DNS rebinding).
 //   - Headers at most 8 KiB (431), bodies 64 KiB (413); read-header 5 s,
