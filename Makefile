@@ -58,6 +58,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+	@set -e; for m in $(TESTMODS); do (cd $$m && $(GO) vet ./... && PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...); done
 
 cross: ## static release binaries for the router targets, with their sizes
 	@mkdir -p $(OUT)
