@@ -6,14 +6,14 @@
 #
 #   DHCPv4 option 158 (OPTION_V4_PCP_SERVER): busybox udhcpc exports an
 #     option it has no name for as $opt158, the option's payload in hex
-#     ("0464400001" for one list of one address, 100.64.0.1). netifd asks
-#     for it only with  list reqopts '158'  on the wan interface in
-#     /etc/config/network. Payload: one or more lists, each a length
-#     octet then that many octets of IPv4 addresses (one PCP server's
-#     addresses per list).
+#     ("0464400001" for one list of one address, 100.64.0.1; busybox
+#     writes upper-case digits). netifd asks for it only with
+#     option reqopts '158'  on the wan interface in /etc/config/network.
+#     Payload: one or more lists, each a length octet then that many
+#     octets of IPv4 addresses (one PCP server's addresses per list).
 #   DHCPv6 option 86 (OPTION_V6_PCP_SERVER): odhcp6c exports an option it
 #     does not decode as $OPTION_86, in hex; netifd asks for it with
-#     list reqopts '86'  on the wan6 interface. Payload: 16-octet IPv6
+#     option reqopts '86'  on the wan6 interface. Payload: 16-octet IPv6
 #     addresses; an IPv4-mapped one (::ffff:a.b.c.d) names an IPv4 server.
 #   DHCPv6 option 64 (AFTR name, DS-Lite): odhcp6c decodes it into $AFTR.
 #
@@ -37,7 +37,7 @@ pcpgw_servers_file() {
 # WAN pcpgw uses (its wan or wan6 option names the logical interface or the
 # device), or when those options are not set.
 pcpgw_hook_wanted() {
-	local wan wan6
+	local wan wan6 w
 	wan=$(uci -q get pcpgw.main.wan)
 	wan6=$(uci -q get pcpgw.main.wan6)
 	[ -z "$wan$wan6" ] && return 0
@@ -104,7 +104,7 @@ pcpgw_dhcp6_servers() {
 # pcpgw_servers_update SOURCE [ADDR...]: set (or, without addresses, clear)
 # SOURCE's servers and rewrite the servers file if its content changed.
 pcpgw_servers_update() {
-	local src="$1" file dir part tmp
+	local src="$1" file dir part tmp a
 	shift
 	file=$(pcpgw_servers_file)
 	dir="$file.d"
