@@ -248,3 +248,27 @@ func TestNewErrors(t *testing.T) {
 		t.Error("Run on a missing interface accepted")
 	}
 }
+
+// A config option turns either root device off: its description and
+// services are gone.
+func TestSingleRoot(t *testing.T) {
+	for _, tt := range []struct {
+		v1, v2    bool
+		have, not string
+	}{
+		{true, false, "/igd1.xml", "/igd2.xml"},
+		{false, true, "/igd2.xml", "/igd1.xml"},
+	} {
+		ti := newTestIGD(t, func(c *Config) { c.IGDv1, c.IGDv2 = tt.v1, tt.v2 })
+		for path, want := range map[string]int{tt.have: 200, tt.not: 404, strings.TrimSuffix(tt.not, ".xml") + "/WANIPConn1.xml": 404} {
+			resp, err := ti.ts.Client().Get(ti.base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("v1=%v v2=%v %s: %d, want %d", tt.v1, tt.v2, path, resp.StatusCode, want)
+			}
+		}
+	}
+}
