@@ -1,6 +1,6 @@
 #!/bin/sh
 # Pack pcpgw as an OpenWrt .ipk without the SDK, with standard tools only
-# (go, install, tar, gzip, ar):
+# (go, install, tar, gzip, printf):
 #
 #   openwrt/build-ipk.sh ARCH [BINARY_VERSION [OUTDIR]]
 #
@@ -98,7 +98,23 @@ tarball() { # DIR OUT
 tarball "$D" "$W/data.tar.gz"
 tarball "$C" "$W/control.tar.gz"
 
+# The ar archive, written as dpkg-deb writes it: "!<arch>", then for each
+# member a 60-byte header (name, mtime, uid 0, gid 0, mode 100644, size)
+# and its bytes, padded to an even length. GNU ar would end member names
+# with "/" (debian-binary/); dpkg-deb and opkg's own tools write none.
+armember() { # NAME
+	local size
+	size=$(stat -c %s "$W/$1")
+	printf '%-16s%-12s%-6s%-6s%-8s%-10s`\n' "$1" "${SOURCE_DATE_EPOCH:-$(date +%s)}" 0 0 100644 "$size"
+	cat "$W/$1"
+	[ $((size % 2)) = 0 ] || printf '\n'
+}
 IPK="$OUTDIR/pcpgw_${IPK_VERSION}_${ARCH}.ipk"
-rm -f "$IPK"
-(cd "$W" && ar rcD "$IPK" debian-binary control.tar.gz data.tar.gz)
+{
+	printf '!<arch>\n'
+	armember debian-binary
+	armember control.tar.gz
+	armember data.tar.gz
+} >"$IPK.tmp"
+mv -f "$IPK.tmp" "$IPK"
 printf '%s\t%d bytes (pcpgw %d bytes, %s)\n' "$IPK" "$(stat -c %s "$IPK")" "$(stat -c %s "$D/usr/sbin/pcpgw")" "$goarch${goarm:+v$goarm}${gomips:+ $gomips}"

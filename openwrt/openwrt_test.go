@@ -55,7 +55,7 @@ type ipkFile struct {
 }
 
 // TestIPK builds the x86_64 package with build-ipk.sh and unpacks it with
-// ar and tar: member order, control fields, conffiles, maintainer scripts,
+// ar and tar: ar member order and names, control fields, conffiles, maintainer scripts,
 // the names and modes of the data files, and a static stripped binary.
 func TestIPK(t *testing.T) {
 	needTools(t, "sh", "ar", "tar", "gzip", "go")
@@ -74,6 +74,11 @@ func TestIPK(t *testing.T) {
 	}
 	if diff := cmp.Diff("debian-binary\ncontrol.tar.gz\ndata.tar.gz\n", string(members)); diff != "" {
 		t.Errorf("ar members (-want +got):\n%s", diff)
+	}
+	// Member names as dpkg-deb writes them: space-padded, no GNU "/".
+	raw := readFile(t, ipk)
+	if !bytes.HasPrefix(raw, []byte("!<arch>\ndebian-binary   ")) {
+		t.Errorf("ipk does not start with the ar magic and a plain debian-binary member: %q", raw[:min(len(raw), 24)])
 	}
 	member := func(name string) []byte {
 		b, err := exec.Command("ar", "p", ipk, name).Output()
