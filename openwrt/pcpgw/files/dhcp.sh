@@ -134,6 +134,7 @@ pcpgw_servers_update() {
 # pcpgw_udhcpc ACTION: the udhcpc hook (env: INTERFACE, interface, opt158).
 pcpgw_udhcpc() {
 	local servers
+	# shellcheck disable=SC2154 # set by udhcpc
 	pcpgw_hook_wanted "$INTERFACE" "$interface" || return 0
 	case "$1" in
 	bound | renew)
