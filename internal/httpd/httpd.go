@@ -1,0 +1,527 @@
+// Package httpd is the small HTTP/1.1 server and client that UPnP needs:
+// descriptions, SOAP control and GENA eventing on the LAN, NOTIFY toward
+// subscribers.
+//
+// It exists for size. net/http brings crypto/tls, x509, HTTP/2 and their
+// friends: on a MIPS router it alone makes a 6.7 MB binary, above pcpgw's
+// budget for everything. UPnP uses a sliver of HTTP: requests with a
+// Content-Length (or chunked) body of a few kilobytes, keep-alive, no TLS,
+// no proxies.
+//
+// The API follows net/http's names (Handler, ResponseWriter, Request,
+// Error, Status*) so that handlers read the same. Bodies are read whole
+// before the handler runs, within Server.MaxBodyBytes (413 beyond it), and
+// responses are buffered and sent with a Content-Length. Header lines are
+// bounded by Server.MaxHeaderBytes (431 beyond), a request that sends both
+// Content-Length and Transfer-Encoding is refused (request smuggling), and
+// every connection has read, write and idle deadlines and counts against
+// Server.MaxConns (503 beyond).
+package httpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Header is a MIME header with canonical keys.
+type Header = textproto.MIMEHeader
+
+// Status codes used by pcpgw.
+const (
+	StatusContinue                    = 100
+	StatusOK                          = 200
+	StatusBadRequest                  = 400
+	StatusForbidden                   = 403
+	StatusNotFound                    = 404
+	StatusMethodNotAllowed            = 405
+	StatusRequestTimeout              = 408
+	StatusLengthRequired              = 411
+	StatusPreconditionFailed          = 412
+	StatusRequestEntityTooLarge       = 413
+	StatusUnsupportedMediaType        = 415
+	StatusRequestHeaderFieldsTooLarge = 431
+	StatusInternalServerError         = 500
+	StatusNotImplemented              = 501
+	StatusServiceUnavailable          = 503
+	StatusHTTPVersionNotSupported     = 505
+)
+
+var statusText = map[int]string{
+	StatusContinue: "Continue", StatusOK: "OK", StatusBadRequest: "Bad Request",
+	StatusForbidden: "Forbidden", StatusNotFound: "Not Found", StatusMethodNotAllowed: "Method Not Allowed",
+	StatusRequestTimeout: "Request Timeout", StatusLengthRequired: "Length Required",
+	StatusPreconditionFailed: "Precondition Failed", StatusRequestEntityTooLarge: "Request Entity Too Large",
+	StatusUnsupportedMediaType: "Unsupported Media Type", StatusRequestHeaderFieldsTooLarge: "Request Header Fields Too Large",
+	StatusInternalServerError: "Internal Server Error", StatusNotImplemented: "Not Implemented",
+	StatusServiceUnavailable: "Service Unavailable", StatusHTTPVersionNotSupported: "HTTP Version Not Supported",
+}
+
+// StatusText returns the reason phrase of code ("" if unknown).
+func StatusText(code int) string { return statusText[code] }
+
+// TimeFormat is the format of HTTP dates (RFC 9110 §5.6.7).
+const TimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// Request is one parsed request, its body read whole.
+type Request struct {
+	Method     string
+	RequestURI string // as sent
+	Path       string // RequestURI without the query
+	RawQuery   string
+	Proto      string // "HTTP/1.1" or "HTTP/1.0"
+	Header     Header
+	Host       string
+	Body       []byte
+	RemoteAddr netip.AddrPort
+	LocalAddr  netip.AddrPort
+	ctx        context.Context
+}
+
+// Context is cancelled when the server closes.
+func (r *Request) Context() context.Context {
+	if r.ctx == nil {
+		return context.Background()
+	}
+	return r.ctx
+}
+
+// ResponseWriter builds the response of a handler.
+type ResponseWriter interface {
+	Header() Header
+	Write([]byte) (int, error)
+	WriteHeader(code int)
+}
+
+// Handler answers requests.
+type Handler interface {
+	ServeHTTP(ResponseWriter, *Request)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ResponseWriter, *Request)
+
+// ServeHTTP calls f.
+func (f HandlerFunc) ServeHTTP(w ResponseWriter, r *Request) { f(w, r) }
+
+// Error answers code with a plain-text message.
+func Error(w ResponseWriter, msg string, code int) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("httpd: server closed")
+
+// Server serves HTTP/1.x on listeners. Zero fields take the defaults shown.
+type Server struct {
+	Handler        Handler
+	MaxHeaderBytes int           // request line and header; 8 KiB
+	MaxBodyBytes   int           // 64 KiB
+	ReadTimeout    time.Duration // whole request; 10 s
+	WriteTimeout   time.Duration // whole response; 10 s
+	IdleTimeout    time.Duration // between keep-alive requests; 30 s
+	MaxConns       int           // open connections over every listener; 64
+	// ConnRefused is called (if set) when a connection is refused for
+	// MaxConns.
+	ConnRefused func()
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	once      sync.Once
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[net.Conn]struct{}{}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+	})
+}
+
+func orDefault[T int | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+// Serve accepts connections on ln until Close; it returns ErrServerClosed
+// then. ln is closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || strings.Contains(err.Error(), "too many open files") {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		if len(s.conns) >= orDefault(s.MaxConns, 64) {
+			s.mu.Unlock()
+			if s.ConnRefused != nil {
+				s.ConnRefused()
+			}
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Close stops every listener and connection and waits for the handlers.
+func (s *Server) Close() error {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// errHeaderTooLarge and friends decide the status of a bad request.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func (s *Server) serveConn(c net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.wg.Done()
+	}()
+	local := addrPort(c.LocalAddr())
+	remote := addrPort(c.RemoteAddr())
+	br := bufio.NewReaderSize(c, 4096)
+	bw := bufio.NewWriterSize(c, 4096)
+	first := true
+	for {
+		if first {
+			c.SetReadDeadline(time.Now().Add(orDefault(s.ReadTimeout, 10*time.Second)))
+		} else {
+			c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
+			if _, err := br.Peek(1); err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(orDefault(s.ReadTimeout, 10*time.Second)))
+		}
+		first = false
+		req, err := s.readRequest(br, bw, c)
+		if err != nil {
+			var se *statusError
+			if errors.As(err, &se) {
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+					se.code, StatusText(se.code), len(se.msg)+1, se.msg)
+				bw.Flush()
+			}
+			return
+		}
+		req.LocalAddr, req.RemoteAddr, req.ctx = local, remote, s.ctx
+		keep := wantsKeepAlive(req)
+		rw := &response{header: Header{}, code: StatusOK}
+		s.Handler.ServeHTTP(rw, req)
+		c.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
+		if strings.EqualFold(rw.header.Get("Connection"), "close") {
+			keep = false
+		}
+		if err := rw.writeTo(bw, req, keep); err != nil || bw.Flush() != nil || !keep {
+			return
+		}
+	}
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func wantsKeepAlive(r *Request) bool {
+	conn := strings.ToLower(r.Header.Get("Connection"))
+	if r.Proto == "HTTP/1.0" {
+		return strings.Contains(conn, "keep-alive")
+	}
+	return !strings.Contains(conn, "close")
+}
+
+// readRequest reads one request with its body, within the limits.
+func (s *Server) readRequest(br *bufio.Reader, bw *bufio.Writer, c net.Conn) (*Request, error) {
+	maxHeader := orDefault(s.MaxHeaderBytes, 8<<10)
+	lr := &limitedLines{r: br, left: maxHeader}
+	line, err := lr.readLine()
+	if err != nil {
+		return nil, err
+	}
+	method, rest, ok1 := strings.Cut(line, " ")
+	uri, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || method == "" || uri == "" || !validToken(method) {
+		return nil, &statusError{StatusBadRequest, "malformed request line"}
+	}
+	switch proto {
+	case "HTTP/1.1", "HTTP/1.0":
+	default:
+		return nil, &statusError{StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	h := Header{}
+	for {
+		l, err := lr.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if l == "" {
+			break
+		}
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k == "" || !validToken(k) {
+			return nil, &statusError{StatusBadRequest, "malformed header line"}
+		}
+		if len(h) >= 100 {
+			return nil, &statusError{StatusRequestHeaderFieldsTooLarge, "too many header fields"}
+		}
+		h.Add(textproto.CanonicalMIMEHeaderKey(k), strings.TrimSpace(v))
+	}
+	r := &Request{Method: method, RequestURI: uri, Proto: proto, Header: h, Host: h.Get("Host")}
+	r.Path, r.RawQuery, _ = strings.Cut(uri, "?")
+	if proto == "HTTP/1.1" && len(h.Values("Host")) != 1 {
+		return nil, &statusError{StatusBadRequest, "missing or repeated Host header"}
+	}
+	maxBody := orDefault(s.MaxBodyBytes, 64<<10)
+	te := strings.ToLower(h.Get("Transfer-Encoding"))
+	cls := h.Values("Content-Length")
+	if te != "" && len(cls) > 0 {
+		return nil, &statusError{StatusBadRequest, "both Content-Length and Transfer-Encoding"}
+	}
+	if strings.EqualFold(h.Get("Expect"), "100-continue") && (te != "" || len(cls) > 0) {
+		fmt.Fprintf(bw, "HTTP/1.1 100 Continue\r\n\r\n")
+		if err := bw.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case te == "chunked":
+		body, err := readChunked(br, maxBody)
+		if err != nil {
+			return nil, err
+		}
+		r.Body = body
+	case te != "":
+		return nil, &statusError{StatusNotImplemented, "unsupported transfer encoding"}
+	case len(cls) > 0:
+		if len(cls) > 1 {
+			for _, v := range cls[1:] {
+				if v != cls[0] {
+					return nil, &statusError{StatusBadRequest, "conflicting Content-Length"}
+				}
+			}
+		}
+		n, err := strconv.ParseInt(cls[0], 10, 64)
+		if err != nil || n < 0 {
+			return nil, &statusError{StatusBadRequest, "malformed Content-Length"}
+		}
+		if n > int64(maxBody) {
+			return nil, &statusError{StatusRequestEntityTooLarge, "body too large"}
+		}
+		r.Body = make([]byte, n)
+		if _, err := io.ReadFull(br, r.Body); err != nil {
+			return nil, err // a lying Content-Length: the read deadline ends it
+		}
+	}
+	return r, nil
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// limitedLines reads CRLF (or LF) lines within a byte budget.
+type limitedLines struct {
+	r    *bufio.Reader
+	left int
+}
+
+func (l *limitedLines) readLine() (string, error) {
+	var b []byte
+	for {
+		frag, err := l.r.ReadSlice('\n')
+		l.left -= len(frag)
+		if l.left < 0 {
+			return "", &statusError{StatusRequestHeaderFieldsTooLarge, "request header too large"}
+		}
+		b = append(b, frag...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return "", err
+		}
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if bytes.IndexByte(b, 0) >= 0 {
+		return "", &statusError{StatusBadRequest, "NUL in header"}
+	}
+	return string(b), nil
+}
+
+// readChunked decodes a chunked body (RFC 9112 §7.1) of at most max bytes.
+func readChunked(br *bufio.Reader, max int) ([]byte, error) {
+	lines := &limitedLines{r: br, left: 64 << 10}
+	var body []byte
+	for {
+		line, err := lines.readLine()
+		if err != nil {
+			return nil, err
+		}
+		sz, _, _ := strings.Cut(line, ";")
+		n, err := strconv.ParseUint(strings.TrimSpace(sz), 16, 32)
+		if err != nil {
+			return nil, &statusError{StatusBadRequest, "malformed chunk size"}
+		}
+		if n == 0 {
+			for { // trailer
+				l, err := lines.readLine()
+				if err != nil {
+					return nil, err
+				}
+				if l == "" {
+					return body, nil
+				}
+			}
+		}
+		if len(body)+int(n) > max {
+			return nil, &statusError{StatusRequestEntityTooLarge, "body too large"}
+		}
+		start := len(body)
+		body = append(body, make([]byte, n)...)
+		if _, err := io.ReadFull(br, body[start:]); err != nil {
+			return nil, err
+		}
+		if crlf, err := lines.readLine(); err != nil || crlf != "" {
+			return nil, &statusError{StatusBadRequest, "malformed chunk"}
+		}
+	}
+}
+
+// response buffers a handler's answer.
+type response struct {
+	header  Header
+	code    int
+	written bool
+	body    bytes.Buffer
+}
+
+func (w *response) Header() Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if !w.written {
+		w.code, w.written = code, true
+	}
+}
+
+func (w *response) Write(b []byte) (int, error) {
+	w.written = true
+	return w.body.Write(b)
+}
+
+func (w *response) writeTo(bw *bufio.Writer, r *Request, keep bool) error {
+	text := StatusText(w.code)
+	if text == "" {
+		text = "Status " + strconv.Itoa(w.code)
+	}
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", w.code, text)
+	w.header.Set("Content-Length", strconv.Itoa(w.body.Len()))
+	if w.header.Get("Date") == "" {
+		w.header.Set("Date", time.Now().UTC().Format(TimeFormat))
+	}
+	if !keep {
+		w.header.Set("Connection", "close")
+	}
+	for k, vs := range w.header {
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue // never let a value split the header
+			}
+			fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+		}
+	}
+	bw.WriteString("\r\n")
+	if r.Method != "HEAD" {
+		bw.Write(w.body.Bytes())
+	}
+	return nil
+}
