@@ -33,6 +33,7 @@ begin() {
 	mkdir -p "$ROOT/etc/config" "$ROOT/etc/init.d" "$ROOT/usr/lib/pcpgw" "$ROOT/var/run"
 	cp "$FILES/pcpgw.config" "$ROOT/etc/config/pcpgw"
 	cp "$FILES/dhcp.sh" "$ROOT/usr/lib/pcpgw/dhcp.sh"
+	cp "$FILES/pcpgw.config" "$ROOT/usr/lib/pcpgw/pcpgw.config"
 	for s in pcpgw miniupnpd; do
 		printf '#!/bin/sh\necho "%s $*" >>"%s/init.log"\n' "$s" "$ROOT" >"$ROOT/etc/init.d/$s"
 		chmod 755 "$ROOT/etc/init.d/$s"
@@ -390,6 +391,52 @@ config perm_rule
 	option int_addr '0.0.0.0/0'
 	option int_ports '1-65535'
 	option comment 'Default deny'
+EOF
+check_config
+ok $f0
+
+begin "migrate: pcpgw already configured: upnpd and miniupnpd left alone"
+f0=$fails
+cp "$T/testdata/upnpd.custom" "$ROOT/etc/config/upnpd"
+uci set pcpgw.main.http_port=5080
+cp "$ROOT/etc/config/pcpgw" "$WORK/before"
+cp "$ROOT/etc/config/upnpd" "$WORK/upnpd"
+migrate
+[ "$(cat "$ROOT/migrate.rc")" = 0 ] || fail "exit status $(cat "$ROOT/migrate.rc")"
+cmp -s "$WORK/before" "$ROOT/etc/config/pcpgw" || fail "/etc/config/pcpgw changed"
+cmp -s "$WORK/upnpd" "$ROOT/etc/config/upnpd" || fail "/etc/config/upnpd changed"
+[ -s "$ROOT/init.log" ] && fail "miniupnpd touched: $(cat "$ROOT/init.log")"
+grep -q "was edited" "$ROOT/migrate.err" || fail "no message: $(cat "$ROOT/migrate.err")"
+ok $f0
+
+begin "migrate: no /etc/config/pcpgw yet: created from upnpd"
+f0=$fails
+rm "$ROOT/etc/config/pcpgw"
+cat >"$ROOT/etc/config/upnpd" <<'EOF'
+config upnpd 'config'
+	option enabled '1'
+	option internal_iface 'lan'
+	option external_iface 'wan'
+
+config perm_rule
+	option action 'allow'
+	option ext_ports '1024-65535'
+	option int_addr '0.0.0.0/0'
+	option int_ports '1024-65535'
+EOF
+migrate
+same "/etc/config/pcpgw" "$ROOT/etc/config/pcpgw" <<'EOF'
+
+config pcpgw 'main'
+	option enabled '1'
+	option wan 'wan'
+	list lan 'lan'
+
+config perm_rule
+	option action 'allow'
+	option ext_ports '1024-65535'
+	option int_addr '0.0.0.0/0'
+	option int_ports '1024-65535'
 EOF
 check_config
 ok $f0
