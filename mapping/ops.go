@@ -535,15 +535,13 @@ func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
 		r.Internal = netip.AddrPortFrom(c.wan, e.WANPort)
 	}
 	// Ask for the port the LAN sees; keep what the provider gave on renewals.
-	sug := e.key.port
-	if e.External.IsValid() {
-		sug = e.External.Port()
+	switch {
+	case e.External.IsValid():
 		r.SuggestedExternal = e.External
-	} else {
-		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), sug)
-		if c.external.IsValid() {
-			r.SuggestedExternal = netip.AddrPortFrom(c.external, sug)
-		}
+	case c.external.IsValid():
+		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.key.port)
+	default:
+		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.key.port)
 	}
 	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {
