@@ -105,7 +105,7 @@ func TestIPK(t *testing.T) {
 		"etc/init.d/pcpgw":                                    {0o755, -1},
 		"etc/config/pcpgw":                                    {0o600, -1},
 		"etc/uci-defaults/90-pcpgw-migrate":                   {0o755, -1},
-		"usr/lib/pcpgw/pcpgw.config": {0o644, -1},
+		"usr/lib/pcpgw/pcpgw.config":                          {0o644, -1},
 		"usr/lib/pcpgw/dhcp.sh":                               {0o644, -1},
 		"etc/udhcpc.user.d/pcpgw":                             {0o644, -1},
 		"etc/odhcp6c.user.d/pcpgw":                            {0o644, -1},
