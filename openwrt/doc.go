@@ -12,7 +12,9 @@
 //	                           miniupnpd's default perm_rules
 //	pcpgw/files/pcpgw.uci-defaults
 //	                           /etc/uci-defaults/90-pcpgw-migrate: carries
-//	                           /etc/config/upnpd over once, stops and
+//	                           /etc/config/upnpd over once, while
+//	                           /etc/config/pcpgw is the default (copy in
+//	                           /usr/lib/pcpgw/pcpgw.config), stops and
 //	                           disables miniupnpd
 //	pcpgw/files/dhcp.sh, pcpgw.udhcpc, pcpgw.odhcp6c
 //	                           DHCP hooks: DHCPv4 option 158, DHCPv6
