@@ -144,3 +144,40 @@ func TestGoldenUpnpc(t *testing.T) {
 		t.Errorf("listing not in CDATA: %s", body)
 	}
 }
+
+// Requests captured from goupnp v1.3.1's generated internetgateway2
+// clients (AddAnyPortMapping, AddPinhole), with their SOAPACTION
+// (quoted) and Content-Type `text/xml; charset="utf-8"`; the answers are
+// checked byte for byte.
+const (
+	goupnpAddAny = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:AddAnyPortMapping xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:2\"><NewRemoteHost></NewRemoteHost><NewExternalPort>18090</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>8090</NewInternalPort><NewInternalClient>127.0.0.1</NewInternalClient><NewEnabled>1</NewEnabled><NewPortMappingDescription>goupnp</NewPortMappingDescription><NewLeaseDuration>3600</NewLeaseDuration></u:AddAnyPortMapping></s:Body></s:Envelope>"
+	goupnpAddPinhole = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:AddPinhole xmlns:u=\"urn:schemas-upnp-org:service:WANIPv6FirewallControl:1\"><RemoteHost></RemoteHost><RemotePort>0</RemotePort><InternalClient>2001:db8:1::100</InternalClient><InternalPort>8080</InternalPort><Protocol>6</Protocol><LeaseTime>3600</LeaseTime></u:AddPinhole></s:Body></s:Envelope>"
+)
+
+func TestGoldenGoupnp(t *testing.T) {
+	ti := newTestIGD(t, nil)
+	ti.core.secure = false
+	const env = `<?xml version="1.0"?>` + "\n" + `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`
+	tests := []struct {
+		path, action, body string
+		status             int
+		want               string
+	}{
+		{ctlIP2, `"` + nsIP2 + `#AddAnyPortMapping"`, goupnpAddAny, 200,
+			env + `<u:AddAnyPortMappingResponse xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"><NewReservedPort>18090</NewReservedPort></u:AddAnyPortMappingResponse></s:Body></s:Envelope>` + "\n"},
+		{ctlFW, `"` + nsFW + `#AddPinhole"`, goupnpAddPinhole, 200,
+			env + `<u:AddPinholeResponse xmlns:u="urn:schemas-upnp-org:service:WANIPv6FirewallControl:1"><UniqueID>2</UniqueID></u:AddPinholeResponse></s:Body></s:Envelope>` + "\n"},
+		// The same port again for another host: with ExactPort, 718.
+		{ctlIP2, `"` + nsIP2 + `#AddPortMapping"`, strings.NewReplacer("AddAnyPortMapping", "AddPortMapping", "<NewInternalPort>8090<", "<NewInternalPort>8091<", "127.0.0.1", "127.0.0.5").Replace(goupnpAddAny), 500,
+			env + `<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>718</errorCode><errorDescription>ConflictInMappingEntry</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>` + "\n"},
+	}
+	for _, tt := range tests {
+		st, body := ti.post(t, tt.path, tt.action, tt.body)
+		if st != tt.status {
+			t.Errorf("%s: HTTP %d, want %d", tt.action, st, tt.status)
+		}
+		if diff := cmp.Diff(tt.want, body); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.action, diff)
+		}
+	}
+}
