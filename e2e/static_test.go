@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,45 @@ config forward 'nas'
 	m.Restart(t, true)
 	if !reachable(t, l.Net, "tcp", ext, 10*time.Second) {
 		t.Fatal("the static forward was not re-created after the provider lost its state")
+	}
+
+	// A reload (SIGHUP) adds a forward and changes the policy at once.
+	write(`config pcpgw 'main'
+
+config forward 'nas'
+	option proto 'tcp'
+	option ext_port '18443'
+	option int_addr '192.0.2.100'
+	option int_port '8443'
+	option description 'NAS web page'
+
+config forward 'game'
+	option proto 'udp'
+	option ext_port '18444'
+	option int_addr '192.0.2.100'
+	option int_port '8444'
+`)
+	serveLAN(t, l, 8444)
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !reachable(t, l.Net, "udp", netip.AddrPortFrom(cgnPublic, 18444), 10*time.Second) {
+		t.Fatalf("the forward added by a reload does not work: %+v", list(t, p))
+	}
+	// Removed by a reload: gone at once.
+	write(`config pcpgw 'main'
+
+config forward 'nas'
+	option proto 'tcp'
+	option ext_port '18443'
+	option int_addr '192.0.2.100'
+	option int_port '8443'
+	option description 'NAS web page'
+`)
+	p.Signal(syscall.SIGHUP)
+	lab.Eventually(t, 5*time.Second, func() bool { return len(list(t, p)) == 1 }, "the forward removed by a reload is still listed: %+v", list(t, p))
+	if !reachable(t, l.Net, "tcp", ext, 3*time.Second) {
+		t.Fatal("the kept forward stopped working after the reload")
 	}
 
 	// Removed from the configuration: gone after a restart.

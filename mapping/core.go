@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pcpgw/pcpgw/firewall"
@@ -101,6 +102,7 @@ type Core struct {
 	sched      schedHeap
 	closed     bool
 	pinholes   int // live pinholes among entries
+	pol        atomic.Pointer[Policy]
 
 	wake     chan struct{} // scheduler: the earliest deadline changed
 	persist  chan struct{} // state writer: something changed
@@ -147,25 +149,12 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	if cfg.Firewall == nil {
 		return nil, errors.New("mapping: Config.Firewall is required")
 	}
-	if cfg.Quota <= 0 {
-		cfg.Quota = 128
-	}
-	if cfg.MinLifetime <= 0 {
-		cfg.MinLifetime = 120 * time.Second
-	}
-	if cfg.MaxLifetime <= 0 {
-		cfg.MaxLifetime = 86400 * time.Second
-	}
-	if cfg.MaxLifetime < cfg.MinLifetime {
-		cfg.MaxLifetime = cfg.MinLifetime
-	}
-	if cfg.Rules == nil {
-		cfg.Rules = DefaultRules
-	}
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = 2 * time.Second
 	}
 	cfg.ReservedPorts = append(slices.Clone(cfg.ReservedPorts), 5350, 5351)
+	pol := Policy{SecureMode: cfg.SecureMode, Rules: cfg.Rules, Quota: cfg.Quota,
+		MinLifetime: cfg.MinLifetime, MaxLifetime: cfg.MaxLifetime}.normalized()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -187,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		renewing:   make(chan struct{}, maxRenewing),
 		quit:       make(chan struct{}),
 	}
+	c.pol.Store(&pol)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
 	if c.mode == ModeLocal {
 		c.external = cfg.WANAddr
@@ -221,6 +211,51 @@ func isPrivate4(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsPrivate() || sharedSpace.Contains(a) || a.IsLoopback() || a.IsLinkLocalUnicast()
 }
+
+// Policy is the part of the configuration that may change while pcpgw
+// runs (a reload). Zero values are documented per field.
+type Policy struct {
+	// SecureMode lets a host map ports only to itself and delete only its
+	// own mappings.
+	SecureMode bool
+	// Rules are the permission rules (first match wins; no match allows);
+	// nil means DefaultRules. They apply to IPv4 port mappings.
+	Rules []Rule
+	// Quota is the most mappings one LAN host may hold; 0 means 128.
+	Quota int
+	// MinLifetime and MaxLifetime clamp LAN leases that have an end; zero
+	// means 120 s and 86400 s.
+	MinLifetime, MaxLifetime time.Duration
+}
+
+func (p Policy) normalized() Policy {
+	if p.Quota <= 0 {
+		p.Quota = 128
+	}
+	if p.MinLifetime <= 0 {
+		p.MinLifetime = 120 * time.Second
+	}
+	if p.MaxLifetime <= 0 {
+		p.MaxLifetime = 86400 * time.Second
+	}
+	if p.MaxLifetime < p.MinLifetime {
+		p.MaxLifetime = p.MinLifetime
+	}
+	if p.Rules == nil {
+		p.Rules = DefaultRules
+	}
+	p.Rules = slices.Clone(p.Rules)
+	return p
+}
+
+// SetPolicy changes the policy for the requests that follow; live
+// mappings are kept as they are.
+func (c *Core) SetPolicy(p Policy) {
+	p = p.normalized()
+	c.pol.Store(&p)
+}
+
+func (c *Core) policy() *Policy { return c.pol.Load() }
 
 // Run drives lease expiry, upstream renewals and upstream events until ctx
 // ends or Close is called.

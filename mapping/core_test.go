@@ -678,3 +678,28 @@ func TestStaticForwardRefusedIsRetried(t *testing.T) {
 		wantCode(t, err, CodeNotAuthorized)
 	})
 }
+
+func TestSetPolicy(t *testing.T) {
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, SecureMode: true, Quota: 1})
+	ctx := context.Background()
+	if _, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 9000, 0, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 9001, 0, time.Hour))
+	wantCode(t, err, CodeQuota)
+	c.SetPolicy(Policy{Quota: 5, Rules: []Rule{{Allow: false, ExtLo: 0, ExtHi: 65535, IntAddr: netip.MustParsePrefix("192.0.2.0/24"), IntLo: 9002, IntHi: 9002}}})
+	if _, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 9001, 0, time.Hour)); err != nil {
+		t.Errorf("after raising the quota: %v", err)
+	}
+	_, err = c.Map(ctx, req(OriginNATPMP, host, TCP, 9002, 0, time.Hour))
+	wantCode(t, err, CodeNotAuthorized)
+	// Secure mode is now off: a host may map for another.
+	r := req(OriginUPnP, other, TCP, 9003, 19003, 0)
+	r.Internal = netip.AddrPortFrom(host, 9003)
+	if _, err := c.Map(ctx, r); err != nil {
+		t.Errorf("secure mode off: %v", err)
+	}
+	if got := c.Count(); got != 3 {
+		t.Errorf("%d mappings, want the 3 made (live ones kept)", got)
+	}
+}

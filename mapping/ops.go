@@ -139,10 +139,11 @@ func (c *Core) validate(r *Request) error {
 		return &Error{Code: CodeInvalid, Msg: "remote host of another address family"}
 	}
 	if r.Lifetime > 0 {
-		r.Lifetime = min(max(r.Lifetime, c.cfg.MinLifetime), c.cfg.MaxLifetime)
+		pol := c.policy()
+		r.Lifetime = min(max(r.Lifetime, pol.MinLifetime), pol.MaxLifetime)
 	}
 	r.Description = SanitizeDescription(r.Description)
-	if c.cfg.SecureMode && ia != r.Client && r.Origin != OriginStatic {
+	if c.policy().SecureMode && ia != r.Client && r.Origin != OriginStatic {
 		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
 	}
 	if ia.Is6() && !c.cfg.Pinholes {
@@ -193,7 +194,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	if old != nil {
 		n--
 	}
-	if n >= c.cfg.Quota && r.Origin != OriginStatic {
+	if n >= c.policy().Quota && r.Origin != OriginStatic {
 		return nil, nil, false, &Error{Code: CodeQuota, Msg: "the host's quota is used up"}
 	}
 	if len(c.entries) >= maxEntries {
@@ -269,6 +270,7 @@ func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
 // pickPortLocked chooses the external (WAN) port for a new IPv4 mapping.
 func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 	addr, ip := r.Internal.Addr(), r.Internal.Port()
+	rules := c.policy().Rules
 	free := func(p uint16) bool {
 		if p == 0 || slices.Contains(c.cfg.ReservedPorts, p) {
 			return false
@@ -276,7 +278,7 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 		if x := c.byExt[extKey{proto: r.Proto, port: p}]; x != nil && x != replaced {
 			return false
 		}
-		return r.Origin == OriginStatic || permitted(c.cfg.Rules, p, addr, ip)
+		return r.Origin == OriginStatic || permitted(rules, p, addr, ip)
 	}
 	want := r.ExternalPort
 	if want == 0 {
@@ -289,7 +291,7 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 		switch {
 		case slices.Contains(c.cfg.ReservedPorts, want):
 			return 0, &Error{Code: CodeNotAuthorized, Msg: "the port is reserved"}
-		case r.Origin != OriginStatic && !permitted(c.cfg.Rules, want, addr, ip):
+		case r.Origin != OriginStatic && !permitted(rules, want, addr, ip):
 			return 0, &Error{Code: CodeNotAuthorized, Msg: "not allowed by the permission rules"}
 		}
 		return 0, &Error{Code: CodeConflict, Msg: "the port is in use"}
@@ -316,7 +318,7 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 // addr:port: false only when a deny rule covering every external port
 // matches before any allow rule does.
 func (c *Core) anyAllowed(addr netip.Addr, port uint16) bool {
-	for _, r := range c.cfg.Rules {
+	for _, r := range c.policy().Rules {
 		if !r.IntAddr.IsValid() || !r.IntAddr.Contains(addr) || port < r.IntLo || port > r.IntHi {
 			continue
 		}
@@ -441,7 +443,7 @@ func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 			c.mu.Unlock()
 			return 0, &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
 		}
-		if c.cfg.SecureMode && s.Client.IsValid() && e.Client != s.Client {
+		if c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client {
 			c.mu.Unlock()
 			return 0, &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
 		}
@@ -472,7 +474,8 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 		return Mapping{}, &Error{Code: CodeInvalid, Msg: "negative lifetime"}
 	}
 	if lifetime > 0 {
-		lifetime = min(max(lifetime, c.cfg.MinLifetime), c.cfg.MaxLifetime)
+		pol := c.policy()
+		lifetime = min(max(lifetime, pol.MinLifetime), pol.MaxLifetime)
 	}
 	now := time.Now()
 	c.mu.Lock()
@@ -481,7 +484,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "no such mapping"}
 	}
-	if c.cfg.SecureMode && e.Client != client || e.Origin == OriginStatic {
+	if c.policy().SecureMode && e.Client != client || e.Origin == OriginStatic {
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotAuthorized, Msg: "the mapping belongs to another host"}
 	}

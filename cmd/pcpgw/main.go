@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -88,13 +89,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pcpgw:", err)
 		return 1
 	}
-	log := newLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg, level, stderr)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	reload := func() (*config.Config, []string, error) { return config.Load(*file, flags) }
+	if err := run(ctx, cfg, level, reload, log); err != nil {
 		log.Error("pcpgw stopped", "err", err)
 		return 1
 	}

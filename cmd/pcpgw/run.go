@@ -14,10 +14,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pcpgw/pcpgw/config"
@@ -32,8 +35,9 @@ import (
 // wanPoll is how often the WAN interface's IPv4 address is checked.
 const wanPoll = 2 * time.Second
 
-func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
+	level.Set(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Syslog {
 		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pcpgw"); err == nil {
 			return slog.New(slog.NewTextHandler(w, opts))
@@ -44,18 +48,21 @@ func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
 
 // daemon is pcpgw's parts, wired; it answers the control socket.
 type daemon struct {
-	cfg     *config.Config
-	started time.Time
-	core    *mapping.Core
-	client  *pcpclient.Client // nil in local mode
-	lan     *natpmp.Server    // nil when NAT-PMP and PCP are off
-	igd     *upnpigd.Server   // nil when UPnP is off
+	mu        sync.Mutex // guards cfg, which a reload changes
+	cfg       *config.Config
+	reloadCfg func() (*config.Config, []string, error) // re-reads the file and flags
+	level     *slog.LevelVar
+	started   time.Time
+	core      *mapping.Core
+	client    *pcpclient.Client // nil in local mode
+	lan       *natpmp.Server    // nil when NAT-PMP and PCP are off
+	igd       *upnpigd.Server   // nil when UPnP is off
 }
 
 // run runs pcpgw until ctx ends. It removes its nftables table and its
 // control socket before it returns.
-func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	d := &daemon{cfg: cfg, started: time.Now()}
+func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload func() (*config.Config, []string, error), log *slog.Logger) error {
+	d := &daemon{cfg: cfg, started: time.Now(), reloadCfg: reload, level: level}
 	mode, ok := mapping.ParseMode(cfg.Mode)
 	if !ok {
 		return fmt.Errorf("mode %q", cfg.Mode)
@@ -94,23 +101,15 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		up = d.client
 	}
 
-	quota := cfg.Quota
-	if quota == 0 {
-		quota = math.MaxInt
-	}
-	var rules []mapping.Rule
-	for _, r := range cfg.PermRules {
-		rules = append(rules, mapping.Rule{Allow: r.Allow, ExtLo: r.ExtPorts.Lo, ExtHi: r.ExtPorts.Hi,
-			IntAddr: r.IntAddr, IntLo: r.IntPorts.Lo, IntHi: r.IntPorts.Hi, Comment: r.Comment})
-	}
 	var reserved []uint16
 	if cfg.HTTPPort > 0 {
 		reserved = append(reserved, uint16(cfg.HTTPPort))
 	}
+	pol := policyOf(cfg)
 	d.core, err = mapping.New(ctx, mapping.Config{
 		Mode: mode, WANAddr: wan, Upstream: up, Firewall: fw,
-		SecureMode: cfg.SecureMode, Rules: rules, ReservedPorts: reserved, Quota: quota,
-		MinLifetime: cfg.MinLifetime, MaxLifetime: cfg.MaxLifetime, Pinholes: cfg.IPv6Pinholes,
+		SecureMode: pol.SecureMode, Rules: pol.Rules, ReservedPorts: reserved, Quota: pol.Quota,
+		MinLifetime: pol.MinLifetime, MaxLifetime: pol.MaxLifetime, Pinholes: cfg.IPv6Pinholes,
 		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log,
 	})
 	if err != nil {
@@ -158,6 +157,19 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		goRun("upnp", d.igd.Run)
 	}
 	goRun("forwards", func(ctx context.Context) error { d.addForwards(ctx, log); return nil })
+	goRun("reload", func(ctx context.Context) error {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				d.reload(ctx, log)
+			}
+		}
+	})
 	ctl, err := control.Listen(cfg.Socket, d, log)
 	if err != nil {
 		cancel()
@@ -179,17 +191,96 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 }
 
+// policyOf is the part of cfg the core takes at start and on a reload.
+func policyOf(cfg *config.Config) mapping.Policy {
+	quota := cfg.Quota
+	if quota == 0 {
+		quota = math.MaxInt
+	}
+	var rules []mapping.Rule
+	for _, r := range cfg.PermRules {
+		rules = append(rules, mapping.Rule{Allow: r.Allow, ExtLo: r.ExtPorts.Lo, ExtHi: r.ExtPorts.Hi,
+			IntAddr: r.IntAddr, IntLo: r.IntPorts.Lo, IntHi: r.IntPorts.Hi, Comment: r.Comment})
+	}
+	return mapping.Policy{SecureMode: cfg.SecureMode, Rules: rules, Quota: quota,
+		MinLifetime: cfg.MinLifetime, MaxLifetime: cfg.MaxLifetime}
+}
+
+// reload applies a re-read configuration (SIGHUP): the policy (secure
+// mode, perm_rules, quota, lifetimes), the log level and the static
+// forwards change at once; interfaces, mode, ports and the rest need a
+// restart, which it says.
+func (d *daemon) reload(ctx context.Context, log *slog.Logger) {
+	if d.reloadCfg == nil {
+		return
+	}
+	cfg, warnings, err := d.reloadCfg()
+	if err != nil {
+		log.Error("reload: configuration not applied", "err", err)
+		return
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	old := d.config()
+	if restart := restartNeeded(old, cfg); restart != "" {
+		log.Warn("reload: a restart is needed to apply " + restart)
+	}
+	d.core.SetPolicy(policyOf(cfg))
+	d.level.Set(cfg.LogLevel)
+	d.mu.Lock()
+	d.cfg.SecureMode, d.cfg.PermRules, d.cfg.Quota = cfg.SecureMode, cfg.PermRules, cfg.Quota
+	d.cfg.MinLifetime, d.cfg.MaxLifetime, d.cfg.LogLevel, d.cfg.Forwards = cfg.MinLifetime, cfg.MaxLifetime, cfg.LogLevel, cfg.Forwards
+	d.mu.Unlock()
+	d.addForwards(ctx, log)
+	log.Info("configuration reloaded", "forwards", len(cfg.Forwards))
+}
+
+// restartNeeded names the options that differ and only a restart applies.
+func restartNeeded(a, b *config.Config) string {
+	var diff []string
+	check := func(name string, same bool) {
+		if !same {
+			diff = append(diff, name)
+		}
+	}
+	check("lan", slices.Equal(a.LAN, b.LAN))
+	check("wan", a.WAN == b.WAN)
+	check("wan6", a.WAN6 == b.WAN6)
+	check("pcp_server", slices.Equal(a.PCPServers, b.PCPServers))
+	check("mode", a.Mode == b.Mode)
+	check("state_dir", a.StateDir == b.StateDir)
+	check("socket", a.Socket == b.Socket)
+	check("http_port", a.HTTPPort == b.HTTPPort)
+	check("upnp/natpmp/pcp", a.UPnP == b.UPnP && a.NATPMP == b.NATPMP && a.PCP == b.PCP)
+	check("igdv1/igdv2", a.IGDv1 == b.IGDv1 && a.IGDv2 == b.IGDv2)
+	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
+	check("aftr_name", a.AFTRName == b.AFTRName)
+	check("nft_table", a.Table == b.Table)
+	check("lease_file", a.LeaseFile == b.LeaseFile)
+	return strings.Join(diff, ", ")
+}
+
+// config returns a copy of the configuration in force.
+func (d *daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := *d.cfg
+	return &c
+}
+
 // addForwards makes the configured static forwards: permanent mappings the
 // core keeps alive at the provider (a refused one stays, failing, and is
 // asked for again on the provider's error lifetime).
 func (d *daemon) addForwards(ctx context.Context, log *slog.Logger) {
+	cfg := d.config()
 	type key struct {
 		proto    mapping.Proto
 		port     uint16
 		internal netip.AddrPort
 	}
 	want := map[key]bool{}
-	for _, f := range d.cfg.Forwards {
+	for _, f := range cfg.Forwards {
 		if !f.Enabled {
 			continue
 		}
