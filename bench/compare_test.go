@@ -166,7 +166,7 @@ const (
 	pmpPerAddr      = 80 // under pcpgw's per-host burst of 100
 	pmpPortsPerAddr = 4
 	pmpBudget       = 15 * time.Second
-	pmpRuns         = 3 // fresh daemons; the median run is reported
+	pmpRuns         = 3               // fresh daemons; the median run is reported
 	pmpTimeout      = 2 * time.Second // a request not answered by then counts as lost
 )
 
