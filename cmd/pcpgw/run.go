@@ -146,8 +146,12 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	if cfg.UPnP {
 		uuid, boot := d.identity(log)
+		httpPort := cfg.HTTPPort
+		if httpPort == 0 {
+			httpPort = upnpigd.EphemeralPort // http_port 0: any free port
+		}
 		d.igd, err = upnpigd.New(upnpigd.Config{
-			Core: d.core, Interfaces: cfg.LAN, WAN: cfg.WAN, HTTPPort: cfg.HTTPPort,
+			Core: d.core, Interfaces: cfg.LAN, WAN: cfg.WAN, HTTPPort: httpPort,
 			IGDv1: cfg.IGDv1, IGDv2: cfg.IGDv2, Pinholes: cfg.IPv6Pinholes,
 			UUID: uuid, BootID: boot, Friendly: "pcpgw", Logger: log,
 		})
