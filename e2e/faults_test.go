@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -264,6 +269,13 @@ func TestProviderExternalAddressChanges(t *testing.T) {
 	}
 	defer mc.Close()
 
+	events := gatherNOTIFY(t, l.LAN, netip.AddrPortFrom(lanHost, 8097))
+	lab.Eventually(t, 10*time.Second, func() bool { return subscribeIGD(t, l, "http://192.0.2.100:8097/cb") == 200 },
+		"SUBSCRIBE never accepted")
+	if ev := events.next(t); !strings.Contains(ev.body, "<ExternalIPAddress>"+cgnPublic.String()+"</ExternalIPAddress>") {
+		t.Errorf("initial event:\n%s", ev.body)
+	}
+
 	newPub := netip.MustParseAddr("203.0.113.3")
 	l.ISP.Run(t, "ip", "addr", "del", cgnPublic.String()+"/24", "dev", l.ISPPubIf)
 	l.ISP.Run(t, "ip", "addr", "add", newPub.String()+"/24", "dev", l.ISPPubIf)
@@ -297,6 +309,12 @@ func TestProviderExternalAddressChanges(t *testing.T) {
 		rows := list(t, p)
 		return len(rows) == 1 && netip.MustParseAddrPort(rows[0].External).Addr() == newPub
 	}, "list does not show the new external address: %+v", list(t, p))
+	for {
+		ev := events.next(t)
+		if strings.Contains(ev.body, "<ExternalIPAddress>"+newPub.String()+"</ExternalIPAddress>") {
+			break
+		}
+	}
 	ext := netip.MustParseAddrPort(list(t, p)[0].External)
 	if !reachable(t, l.Net, "tcp", ext, 5*time.Second) {
 		t.Errorf("%v not reachable", ext)
@@ -318,4 +336,65 @@ func stateMappings(t *testing.T, p *lab.Pcpgw) int {
 		return -1
 	}
 	return len(st.Mappings)
+}
+
+// igdRequest sends one raw HTTP request from the LAN host to pcpgw's IGD
+// and returns the status code and body.
+func igdRequest(t *testing.T, l *lab.Lab, raw string) (int, string) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	l.LAN.Do(t, func() { c, err = net.DialTimeout("tcp4", lab.CPELAN4+":5000", 2*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("IGD answer: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// addPortMapping sends IGD:1 AddPortMapping for TCP as upnpc does.
+func addPortMapping(t *testing.T, l *lab.Lab, eport, iport uint16) (int, string) {
+	body := fmt.Sprintf(`<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:AddPortMapping xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:1"><NewRemoteHost></NewRemoteHost><NewExternalPort>%d</NewExternalPort><NewProtocol>TCP</NewProtocol><NewInternalPort>%d</NewInternalPort><NewInternalClient>%s</NewInternalClient><NewEnabled>1</NewEnabled><NewPortMappingDescription>e2e</NewPortMappingDescription><NewLeaseDuration>0</NewLeaseDuration></u:AddPortMapping></s:Body></s:Envelope>`, eport, iport, lanHost)
+	return igdRequest(t, l, fmt.Sprintf("POST /igd1/WANIPConn1/ctl HTTP/1.1\r\nHost: %s:5000\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", lab.CPELAN4, len(body), body))
+}
+
+// TestProviderUnreachableIGD: with the provider unreachable, an IGD
+// AddPortMapping answers 501 ActionFailed within 3 s (RFC 6970 §5.1), and
+// the mapping is made when the provider is back, without asking again.
+func TestProviderUnreachableIGD(t *testing.T) {
+	l, _, _ := startNAT444(t, lab.MiniupnpdOptions{})
+	serveLAN(t, l, 8086)
+	lab.Eventually(t, 10*time.Second, func() bool {
+		code, _ := igdRequest(t, l, "GET /igd1.xml HTTP/1.1\r\nHost: "+lab.CPELAN4+":5000\r\nConnection: close\r\n\r\n")
+		return code == 200
+	}, "the IGD never served its description")
+	l.ISP.Run(t, "nft", "add table inet block; add chain inet block in { type filter hook input priority -10; policy accept; }; add rule inet block in udp dport 5351 drop")
+	start := time.Now()
+	code, body := addPortMapping(t, l, 18086, 8086)
+	took := time.Since(start)
+	if code != 500 || !strings.Contains(body, "<errorCode>501</errorCode>") || took > 3*time.Second {
+		t.Errorf("AddPortMapping with the provider unreachable: %d after %v\n%s", code, took, body)
+	}
+	l.ISP.Run(t, "nft", "delete", "table", "inet", "block")
+	if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18086), 60*time.Second) {
+		t.Fatal("the mapping was not made after the provider came back")
+	}
+}
+
+// subscribeIGD subscribes the LAN host's callback to WANIPConnection:1's
+// events and returns the status code.
+func subscribeIGD(t *testing.T, l *lab.Lab, callback string) int {
+	code, _ := igdRequest(t, l, fmt.Sprintf("SUBSCRIBE /igd1/WANIPConn1/evt HTTP/1.1\r\nHost: %s:5000\r\nCALLBACK: <%s>\r\nNT: upnp:event\r\nTIMEOUT: Second-300\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", lab.CPELAN4, callback))
+	return code
 }
