@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/firewall/firewalltest"
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
 )
@@ -32,9 +34,9 @@ var netipCmp = cmp.Options{
 
 // newCore starts a core with cfg (firewall and upstream faked) and stops it
 // at the end of the test.
-func newCore(t *testing.T, cfg Config) (*Core, *fakeFW) {
+func newCore(t *testing.T, cfg Config) (*Core, *firewalltest.Fake) {
 	t.Helper()
-	fw := newFakeFW()
+	fw := firewalltest.New()
 	cfg.Firewall = fw
 	c, err := New(context.Background(), cfg)
 	if err != nil {
@@ -76,8 +78,8 @@ func TestLocalMapDelete(t *testing.T) {
 	if want := netip.MustParseAddrPort("203.0.113.2:18080"); m.External != want || m.WANPort != 18080 {
 		t.Errorf("external %v wan port %d, want %v 18080", m.External, m.WANPort, want)
 	}
-	want := []firewall.Forward{{Proto: 6, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}
-	if diff := cmp.Diff(want, fw.forwards(), netipCmp); diff != "" {
+	want := []firewall.Forward{{Proto: 6, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080"), Timeout: time.Hour + firewallGrace}}
+	if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
 		t.Errorf("kernel forwards (-want +got):\n%s", diff)
 	}
 	ext, err := c.ExternalAddr(ctx)
@@ -94,7 +96,7 @@ func TestLocalMapDelete(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Delete = %d, %v", n, err)
 	}
-	if got := fw.forwards(); len(got) != 0 {
+	if got := fw.Forwards(); len(got) != 0 {
 		t.Errorf("forwards left after delete: %v", got)
 	}
 	if n, err := c.Delete(ctx, Selector{Client: host, Proto: TCP, External: 18080}); n != 0 || err != nil {
@@ -239,8 +241,8 @@ func TestLeaseExpiry(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if c.Count() != 0 || len(fw.forwards()) != 0 {
-			t.Fatalf("not expired: count %d, forwards %v", c.Count(), fw.forwards())
+		if c.Count() != 0 || len(fw.Forwards()) != 0 {
+			t.Fatalf("not expired: count %d, forwards %v", c.Count(), fw.Forwards())
 		}
 		var kinds []EventKind
 		for len(ch) > 0 {
@@ -275,8 +277,8 @@ func TestNAT444Upstream(t *testing.T) {
 			got.Lifetime != 1<<32-1 || got.Description != "game  server" {
 			t.Errorf("upstream request %+v", got)
 		}
-		if len(fw.forwards()) != 1 || fw.forwards()[0].Port != 18080 {
-			t.Errorf("local DNAT %v", fw.forwards())
+		if len(fw.Forwards()) != 1 || fw.Forwards()[0].Port != 18080 {
+			t.Errorf("local DNAT %v", fw.Forwards())
 		}
 		if ext, _ := c.ExternalAddr(ctx); ext != up.ext {
 			t.Errorf("external address %v, want the provider's %v", ext, up.ext)
@@ -320,8 +322,8 @@ func TestUpstreamRefusesExactPort(t *testing.T) {
 			t.Errorf("UPnP %d, want 718", code)
 		}
 		synctest.Wait()
-		if c.Count() != 0 || len(fw.forwards()) != 0 {
-			t.Errorf("left behind: %d mappings, forwards %v", c.Count(), fw.forwards())
+		if c.Count() != 0 || len(fw.Forwards()) != 0 {
+			t.Errorf("left behind: %d mappings, forwards %v", c.Count(), fw.Forwards())
 		}
 		// NAT-PMP gets the port the provider gives.
 		m, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 8080, 18080, time.Hour))
@@ -444,7 +446,7 @@ func TestDSLite(t *testing.T) {
 		if m.WANPort != 0 || m.External.Port() != 18080 {
 			t.Errorf("mapping %+v", m)
 		}
-		if f := fw.forwards(); len(f) != 1 || f[0].Port != 0 {
+		if f := fw.Forwards(); len(f) != 1 || f[0].Port != 0 {
 			t.Errorf("forwards %v, want one accept-only", f)
 		}
 	})
@@ -461,9 +463,10 @@ func TestPinholes(t *testing.T) {
 	if !m.IsPinhole() || m.External != m.Internal || m.ID == 0 || m.ID > 0xffff {
 		t.Errorf("pinhole %+v", m)
 	}
-	if len(fw.pins) != 1 {
-		t.Errorf("kernel pinholes %v", fw.pins)
+	if len(fw.Pinholes()) != 1 {
+		t.Errorf("kernel pinholes %v", fw.Pinholes())
 	}
+	fw.SetPackets(firewall.Pinhole{Proto: 6, To: m.Internal}, 7)
 	if n, err := c.Packets(ctx, m.ID); err != nil || n != 7 {
 		t.Errorf("Packets = %d, %v", n, err)
 	}
@@ -476,8 +479,8 @@ func TestPinholes(t *testing.T) {
 	if n, err := c.Delete(ctx, Selector{Client: host6, ID: m.ID}); n != 1 || err != nil {
 		t.Errorf("delete %d %v", n, err)
 	}
-	if len(fw.pins) != 0 {
-		t.Errorf("kernel pinholes left %v", fw.pins)
+	if len(fw.Pinholes()) != 0 {
+		t.Errorf("kernel pinholes left %v", fw.Pinholes())
 	}
 }
 
@@ -517,7 +520,7 @@ func TestPCPNonce(t *testing.T) {
 func TestPersistence(t *testing.T) {
 	dir := t.TempDir()
 	lease := filepath.Join(dir, "upnp.leases")
-	fw := newFakeFW()
+	fw := firewalltest.New()
 	ctx := context.Background()
 	cfg := Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: fw, StateDir: dir, LeaseFile: lease}
 	c, err := New(ctx, cfg)
@@ -544,7 +547,9 @@ func TestPersistence(t *testing.T) {
 
 	// A restart: the kernel still holds a stale entry and misses nothing else.
 	stale := firewall.Forward{Proto: 6, Port: 1234, To: netip.MustParseAddrPort("192.0.2.9:1234")}
-	fw.fwds[stale] = true
+	if err := fw.Apply(ctx, firewall.Change{AddForwards: []firewall.Forward{stale}}); err != nil {
+		t.Fatal(err)
+	}
 	c2, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -554,8 +559,14 @@ func TestPersistence(t *testing.T) {
 	if len(got) != 2 || got[0].ID != m1.ID || got[0].Description != "web:server" {
 		t.Fatalf("restored %+v", got)
 	}
-	if fw.fwds[stale] || len(fw.fwds) != 2 || fw.synced != 2 {
-		t.Errorf("kernel after restart: %v (synced %d)", fw.fwds, fw.synced)
+	syncs := 0
+	for _, b := range fw.Batches() {
+		if b.Op == firewalltest.OpSync {
+			syncs++
+		}
+	}
+	if got := fw.Forwards(); len(got) != 2 || slices.ContainsFunc(got, func(f firewall.Forward) bool { return f.Port == stale.Port }) || syncs != 2 {
+		t.Errorf("kernel after restart: %v (synced %d times)", got, syncs)
 	}
 	if e2 := c2.Epoch(time.Now()); e2 < epoch {
 		t.Errorf("epoch went back: %d < %d", e2, epoch)
@@ -565,7 +576,7 @@ func TestPersistence(t *testing.T) {
 func TestCorruptStateFile(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, StateFile), []byte("{not json"), 0o600)
-	c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: newFakeFW(), StateDir: dir})
+	c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: firewalltest.New(), StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +596,7 @@ func TestExpiredDroppedOnLoad(t *testing.T) {
 	{"id":3,"origin":"natpmp","client":"192.0.2.100","proto":"udp","internal":"192.0.2.100:9000","wan_port":9000,"created":"2026-01-01T00:00:00Z","expires":"2026-01-01T01:00:00Z","lifetime_s":3600},
 	{"id":4,"origin":"upnp","client":"192.0.2.100","proto":"tcp","internal":"192.0.2.100:8080","wan_port":18080,"created":"2026-01-01T00:00:00Z","lifetime_s":0}]}`
 	os.WriteFile(filepath.Join(dir, StateFile), []byte(st), 0o600)
-	fw := newFakeFW()
+	fw := firewalltest.New()
 	c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: fw, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -595,8 +606,8 @@ func TestExpiredDroppedOnLoad(t *testing.T) {
 	if len(got) != 1 || got[0].ID != 4 {
 		t.Errorf("loaded %+v, want only the mapping with no end", got)
 	}
-	if len(fw.fwds) != 1 {
-		t.Errorf("kernel %v", fw.fwds)
+	if len(fw.Forwards()) != 1 {
+		t.Errorf("kernel %v", fw.Forwards())
 	}
 }
 
@@ -616,14 +627,19 @@ func TestSetWANAddr(t *testing.T) {
 	if got := c.Find(Selector{}); got[0].External.Addr() != na {
 		t.Errorf("external %v", got[0].External)
 	}
-	if fw.wan != na {
-		t.Errorf("firewall WAN %v", fw.wan)
+	if fw.WANAddr() != na {
+		t.Errorf("firewall WAN %v", fw.WANAddr())
 	}
 }
 
 func TestFirewallFailureRollsBack(t *testing.T) {
 	c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
-	fw.fail = errors.New("netlink: no buffer space")
+	fw.SetErr(func(op firewalltest.Op) error {
+		if op == firewalltest.OpApply {
+			return errors.New("netlink: no buffer space")
+		}
+		return nil
+	})
 	_, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 9000, 0, time.Hour))
 	wantCode(t, err, CodeNoResources)
 	if c.Count() != 0 {
@@ -655,7 +671,7 @@ func TestStaticForwardRefusedIsRetried(t *testing.T) {
 		_, err := c.Map(context.Background(), r)
 		wantCode(t, err, CodeCannotProvideExternal)
 		got := c.Find(Selector{Origin: OriginStatic})
-		if len(got) != 1 || got[0].Upstream != UpstreamFailing || len(fw.forwards()) != 1 {
+		if len(got) != 1 || got[0].Upstream != UpstreamFailing || len(fw.Forwards()) != 1 {
 			t.Fatalf("a refused static forward must stay, failing: %+v", got)
 		}
 		// It is asked for again after the error's lifetime (30 s), never moved.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pcpgw/pcpgw/firewall/firewalltest"
 )
 
 // FuzzLoadState: whatever the state file holds, New does not panic, never
@@ -22,7 +24,7 @@ func FuzzLoadState(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, StateFile), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		fw := newFakeFW()
+		fw := firewalltest.New()
 		c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: fw, StateDir: dir, Pinholes: true})
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +39,7 @@ func FuzzLoadState(f *testing.F) {
 			}
 			seen[m.ID] = true
 		}
-		if got := len(fw.fwds) + len(fw.pins); got != len(ms) {
+		if got := len(fw.Forwards()) + len(fw.Pinholes()); got != len(ms) {
 			t.Fatalf("kernel holds %d entries for %d mappings", got, len(ms))
 		}
 	})

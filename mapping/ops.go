@@ -407,7 +407,11 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now time.Time) ([]firewall.Forward, []firewall.Pinhole) {
 	var timeout time.Duration
 	if !now.IsZero() && !e.Expires.IsZero() {
-		timeout = e.Expires.Sub(now) + firewallGrace
+		// Beyond what the kernel may hold the entry has no timeout (the
+		// core still ends it); the sum cannot overflow below that bound.
+		if left := e.Expires.Sub(now); left < firewall.MaxTimeout-firewallGrace {
+			timeout = max(left, 0) + firewallGrace
+		}
 	}
 	if e.IsPinhole() {
 		return fwds, append(pins, firewall.Pinhole{
