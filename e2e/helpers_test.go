@@ -25,22 +25,23 @@ var (
 
 // serveLAN runs a TCP and a UDP service on the LAN host's port that answer
 // "hello from <port>" to anything, until the test ends.
-func serveLAN(t *testing.T, l *lab.Lab, port uint16) {
+func serveLAN(t *testing.T, l *lab.Lab, port uint16) { serveLANPorts(t, l, port, port) }
+
+// serveLANPorts runs the TCP service on tcpPort and the UDP one on udpPort.
+func serveLANPorts(t *testing.T, l *lab.Lab, tcpPort, udpPort uint16) {
 	t.Helper()
 	var tl net.Listener
 	var ul net.PacketConn
 	var err error
 	l.LAN.Do(t, func() {
-		addr := netip.AddrPortFrom(lanHost, port).String()
-		if tl, err = net.Listen("tcp4", addr); err != nil {
+		if tl, err = net.Listen("tcp4", netip.AddrPortFrom(lanHost, tcpPort).String()); err != nil {
 			return
 		}
-		ul, err = net.ListenPacket("udp4", addr)
+		ul, err = net.ListenPacket("udp4", netip.AddrPortFrom(lanHost, udpPort).String())
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := fmt.Sprintf("hello from %d\n", port)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -50,7 +51,7 @@ func serveLAN(t *testing.T, l *lab.Lab, port uint16) {
 			if err != nil {
 				return
 			}
-			c.Write([]byte(msg))
+			fmt.Fprintf(c, "hello from %d\n", tcpPort)
 			c.Close()
 		}
 	}()
@@ -62,7 +63,7 @@ func serveLAN(t *testing.T, l *lab.Lab, port uint16) {
 			if err != nil {
 				return
 			}
-			ul.WriteTo([]byte(msg), from)
+			ul.WriteTo(fmt.Appendf(nil, "hello from %d\n", udpPort), from)
 		}
 	}()
 	t.Cleanup(func() {
@@ -174,4 +175,33 @@ func list(t *testing.T, p *lab.Pcpgw) []control.Row {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// pcpAsk sends req from ns to server:5351 and returns the response,
+// retransmitted 250 ms apart doubling (RFC 6887 §8.1.1 in short) for up to
+// about 4 s.
+func pcpAsk(t *testing.T, ns *lab.NS, server netip.Addr, req pcp.Request) (pcp.Response, error) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.Dial("udp", netip.AddrPortFrom(server, pcp.ServerPort).String()) })
+	if err != nil {
+		return pcp.Response{}, err
+	}
+	defer c.Close()
+	b := req.AppendMarshal(nil)
+	buf := make([]byte, pcp.MaxSize)
+	for try, wait := 0, 250*time.Millisecond; ; try, wait = try+1, wait*2 {
+		if _, err = c.Write(b); err != nil {
+			return pcp.Response{}, err
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.Read(buf)
+		if err == nil {
+			return pcp.ParseResponse(buf[:n])
+		}
+		if try == 4 {
+			return pcp.Response{}, err
+		}
+	}
 }

@@ -149,43 +149,17 @@ func serveTCP(t *testing.T, ns *lab.NS, addr netip.AddrPort) {
 	t.Cleanup(func() { ln.Close(); <-done })
 }
 
-// pcpMap sends a PCP MAP for TCP port from the LAN host at src to pcpgw
-// and returns the answer.
+// pcpMap asks pcpgw for a PCP MAP of TCP port for the LAN host at src.
 func pcpMap(t *testing.T, l *lab.Lab, src netip.Addr, nonce pcp.Nonce, port uint16, life uint32) pcp.Response {
 	t.Helper()
-	server := netip.AddrPortFrom(cpeLAN, pcp.ServerPort)
-	any := netip.IPv4Unspecified()
+	server, any := cpeLAN, netip.IPv4Unspecified()
 	if src.Is6() {
-		server = netip.AddrPortFrom(netip.MustParseAddr("2001:db8:1::1"), pcp.ServerPort)
-		any = netip.IPv6Unspecified()
+		server, any = netip.MustParseAddr(lab.CPELAN6), netip.IPv6Unspecified()
 	}
-	req := pcp.Request{Version: pcp.Version, Opcode: pcp.OpMap, Lifetime: life, Client: src,
-		Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: port, ExternalAddr: any}}
-	var c net.Conn
-	var err error
-	l.LAN.Do(t, func() {
-		d := net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
-		c, err = d.Dial("udp", server.String())
-	})
+	res, err := pcpAsk(t, l.LAN, server, pcp.Request{Version: pcp.Version, Opcode: pcp.OpMap, Lifetime: life, Client: src,
+		Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: port, ExternalAddr: any}})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("PCP MAP: %v", err)
 	}
-	defer c.Close()
-	b := req.AppendMarshal(nil)
-	buf := make([]byte, pcp.MaxSize)
-	for try, wait := 0, 250*time.Millisecond; ; try, wait = try+1, wait*2 {
-		c.Write(b)
-		c.SetReadDeadline(time.Now().Add(wait))
-		n, err := c.Read(buf)
-		if err == nil {
-			res, err := pcp.ParseResponse(buf[:n])
-			if err != nil {
-				t.Fatalf("PCP answer: %v", err)
-			}
-			return res
-		}
-		if try == 4 {
-			t.Fatalf("no PCP answer: %v", err)
-		}
-	}
+	return res
 }

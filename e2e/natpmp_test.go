@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
@@ -57,7 +56,7 @@ func TestNATPMPClient(t *testing.T) {
 	ann.wait(t, 15*time.Second)
 
 	services := map[string]uint16{"tcp": 8080, "udp": 8081}
-	npServe(t, l, services["tcp"], services["udp"])
+	serveLANPorts(t, l, services["tcp"], services["udp"])
 	external := map[string]uint16{}
 	for _, proto := range []string{"tcp", "udp"} {
 		internal := services[proto]
@@ -75,7 +74,7 @@ func TestNATPMPClient(t *testing.T) {
 		t.Logf("natpmpc: %s", mm[0])
 		addr := netip.AddrPortFrom(npCGNPublic, uint16(port))
 		lab.Eventually(t, 10*time.Second, func() bool {
-			s, err := npReach(t, l.Net, proto, addr)
+			s, err := reach(t, l.Net, proto, addr)
 			return err == nil && s == fmt.Sprintf("hello from %d", internal)
 		}, "%s %v from net never reached the LAN host's port %d", proto, addr, internal)
 	}
@@ -95,78 +94,10 @@ func TestNATPMPClient(t *testing.T) {
 	lab.Eventually(t, 10*time.Second, func() bool { return m.DNATCount(t) <= before-2 },
 		"the CGN still holds the deleted mappings (%d DNAT rules, %d before)", m.DNATCount(t), before)
 	for proto, port := range external {
-		if s, err := npReach(t, l.Net, proto, netip.AddrPortFrom(npCGNPublic, port)); err == nil && strings.HasPrefix(s, "hello") {
+		if s, err := reach(t, l.Net, proto, netip.AddrPortFrom(npCGNPublic, port)); err == nil && strings.HasPrefix(s, "hello") {
 			t.Errorf("%s %d still reaches the LAN host after the delete", proto, port)
 		}
 	}
-}
-
-// npServe runs a TCP service on tcpPort and a UDP service on udpPort of the
-// LAN host that answer "hello from <port>", until the test ends.
-func npServe(t *testing.T, l *lab.Lab, tcpPort, udpPort uint16) {
-	t.Helper()
-	var tl net.Listener
-	var ul net.PacketConn
-	var err error
-	l.LAN.Do(t, func() {
-		if tl, err = net.Listen("tcp4", netip.AddrPortFrom(npLANHost, tcpPort).String()); err != nil {
-			return
-		}
-		ul, err = net.ListenPacket("udp4", netip.AddrPortFrom(npLANHost, udpPort).String())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := tl.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "hello from %d\n", tcpPort)
-			c.Close()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			_, from, err := ul.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			ul.WriteTo(fmt.Appendf(nil, "hello from %d\n", udpPort), from)
-		}
-	}()
-	t.Cleanup(func() {
-		tl.Close()
-		ul.Close()
-		wg.Wait()
-	})
-}
-
-// npReach connects from ns to addr and returns the first line it answers
-// (for udp, the answer to one datagram), within 2 s.
-func npReach(t *testing.T, ns *lab.NS, proto string, addr netip.AddrPort) (string, error) {
-	t.Helper()
-	var c net.Conn
-	var err error
-	ns.Do(t, func() { c, err = net.DialTimeout(proto, addr.String(), 2*time.Second) })
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if proto == "udp" {
-		if _, err := c.Write([]byte("ping\n")); err != nil {
-			return "", err
-		}
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line), err
 }
 
 // announcements collects what arrives on 224.0.0.1:5350 in the LAN namespace.
@@ -265,7 +196,7 @@ func TestPCPClientLAN(t *testing.T) {
 	l := lab.New(t, lab.Options{})
 	m := l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
 	l.StartPcpgw(t, "--pcp-server", "100.64.0.1")
-	npServe(t, l, 8090, 8091)
+	serveLANPorts(t, l, 8090, 8091)
 
 	nonce := pcp.Nonce{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	mapReq := func(lifetime uint32, n pcp.Nonce, opts ...pcp.Option) pcp.Request {
@@ -285,7 +216,7 @@ func TestPCPClientLAN(t *testing.T) {
 	ext := netip.AddrPortFrom(resp.Map.ExternalAddr, resp.Map.ExternalPort)
 	t.Logf("PCP MAP: %v, lifetime %d, epoch %d", ext, resp.Lifetime, resp.Epoch)
 	lab.Eventually(t, 10*time.Second, func() bool {
-		s, err := npReach(t, l.Net, "tcp", ext)
+		s, err := reach(t, l.Net, "tcp", ext)
 		return err == nil && s == "hello from 8090"
 	}, "%v from net never reached the LAN host's port 8090", ext)
 
@@ -314,7 +245,7 @@ func TestPCPClientLAN(t *testing.T) {
 	if r, err := pcpAsk(t, l.LAN, npCPELAN, del(other)); err != nil || r.Result != pcp.NotAuthorized {
 		t.Errorf("delete with another nonce: %+v %v, want NOT_AUTHORIZED", r, err)
 	}
-	if s, err := npReach(t, l.Net, "tcp", ext); err != nil || s != "hello from 8090" {
+	if s, err := reach(t, l.Net, "tcp", ext); err != nil || s != "hello from 8090" {
 		t.Errorf("mapping gone after a refused delete: %q %v", s, err)
 	}
 	before := m.DNATCount(t)
@@ -333,30 +264,4 @@ func TestPCPClientLAN(t *testing.T) {
 	} else {
 		t.Logf("IPv6 MAP: [%v]:%d lifetime %d", r6.Map.ExternalAddr, r6.Map.ExternalPort, r6.Lifetime)
 	}
-}
-
-// pcpAsk sends req from ns to server:5351 and returns the response (three
-// tries, 1 s apart).
-func pcpAsk(t *testing.T, ns *lab.NS, server netip.Addr, req pcp.Request) (pcp.Response, error) {
-	t.Helper()
-	var c net.Conn
-	var err error
-	ns.Do(t, func() { c, err = net.Dial("udp", netip.AddrPortFrom(server, pcp.ServerPort).String()) })
-	if err != nil {
-		return pcp.Response{}, err
-	}
-	defer c.Close()
-	b := req.AppendMarshal(nil)
-	buf := make([]byte, pcp.MaxSize)
-	for range 3 {
-		if _, err = c.Write(b); err != nil {
-			return pcp.Response{}, err
-		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		var n int
-		if n, err = c.Read(buf); err == nil {
-			return pcp.ParseResponse(buf[:n])
-		}
-	}
-	return pcp.Response{}, err
 }
