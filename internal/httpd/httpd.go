@@ -287,12 +287,19 @@ func (s *Server) serveConn(c net.Conn) {
 		req.LocalAddr, req.RemoteAddr, req.ctx = local, remote, s.ctx
 		keep := wantsKeepAlive(req)
 		rw := &response{header: Header{}, code: StatusOK}
-		s.Handler.ServeHTTP(rw, req)
-		c.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
-		if strings.EqualFold(rw.header.Get("Connection"), "close") {
-			keep = false
+		rw.send = func() error {
+			c.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
+			if strings.EqualFold(rw.header.Get("Connection"), "close") {
+				keep = false
+			}
+			if err := rw.writeTo(bw, req, keep); err != nil {
+				return err
+			}
+			return bw.Flush()
 		}
-		if err := rw.writeTo(bw, req, keep); err != nil || bw.Flush() != nil || !keep {
+		s.Handler.ServeHTTP(rw, req)
+		rw.Flush()
+		if rw.err != nil || !keep {
 			return
 		}
 	}
@@ -477,12 +484,39 @@ func readChunked(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
+// Flusher is implemented by the ResponseWriter of Server: Flush sends the
+// response as it stands (status, header, body so far, with its
+// Content-Length) before the handler returns, so that the handler can act
+// once the client has its answer (GENA sends the first event only after
+// the SUBSCRIBE answer carrying the SID). Writes after Flush fail with
+// ErrSent.
+type Flusher interface {
+	Flush()
+}
+
+// ErrSent is returned by Write after Flush.
+var ErrSent = errors.New("httpd: response already sent")
+
 // response buffers a handler's answer.
 type response struct {
 	header  Header
 	code    int
 	written bool
 	body    bytes.Buffer
+	send    func() error // writes the response on the connection
+	sent    bool
+	err     error // of send
+}
+
+var _ Flusher = (*response)(nil)
+
+// Flush sends the response now (once).
+func (w *response) Flush() {
+	if w.sent || w.send == nil {
+		return
+	}
+	w.sent = true
+	w.err = w.send()
 }
 
 func (w *response) Header() Header { return w.header }
@@ -494,6 +528,9 @@ func (w *response) WriteHeader(code int) {
 }
 
 func (w *response) Write(b []byte) (int, error) {
+	if w.sent {
+		return 0, ErrSent
+	}
 	w.written = true
 	return w.body.Write(b)
 }

@@ -222,3 +222,58 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestFlush: a handler that flushes has its answer on the wire before it
+// returns; what it writes afterwards is refused, and keep-alive goes on.
+func TestFlush(t *testing.T) {
+	sent := make(chan struct{})
+	var lateErr atomic.Value
+	addr := start(t, &Server{}, func(w ResponseWriter, r *Request) {
+		w.Header().Set("SID", "uuid:x")
+		io.WriteString(w, "ok")
+		w.(Flusher).Flush()
+		if r.Path == "/wait" {
+			<-sent // the client read the answer while the handler runs
+		}
+		_, err := io.WriteString(w, "late")
+		lateErr.Store(err)
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	br := bufio.NewReader(c)
+	read := func() string {
+		var head string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the answer: %v (so far %q)", err, head)
+			}
+			head += line
+			if line == "\r\n" {
+				break
+			}
+		}
+		b := make([]byte, 2)
+		if _, err := io.ReadFull(br, b); err != nil {
+			t.Fatal(err)
+		}
+		return head + string(b)
+	}
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	got := read()
+	close(sent)
+	if !strings.Contains(got, "Sid: uuid:x\r\n") || !strings.Contains(got, "Content-Length: 2\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") {
+		t.Errorf("flushed answer:\n%s", got)
+	}
+	io.WriteString(c, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := read(); !strings.HasSuffix(got, "ok") {
+		t.Errorf("second answer on the kept connection:\n%s", got)
+	}
+	if err, _ := lateErr.Load().(error); err != ErrSent {
+		t.Errorf("Write after Flush: %v, want ErrSent", err)
+	}
+}
