@@ -103,9 +103,12 @@
 //     is skipped with a warning, an IPv4 one fails Run.
 //   - The Host header must be an IP literal of pcpgw's LAN side with the
 //     port the connection arrived on, else 403 (DNS rebinding).
-//   - Headers at most 8 KiB (431), bodies 64 KiB (413); read-header 5 s,
-//     read 10 s, write 30 s, idle 30 s; at most MaxConns connections per
-//     listener, the ones beyond are closed at once.
+//   - HTTP is internal/httpd (no net/http: it would not fit a router's
+//     flash). Headers at most 8 KiB (431), bodies 64 KiB (413), request
+//     with both Content-Length and Transfer-Encoding 400; whole request
+//     read within 10 s, answer written within 30 s, idle 30 s; at most
+//     MaxConns connections per listener, the ones beyond get 503 and are
+//     closed at once.
 //   - SOAPACTION with or without quotes, at most 256 bytes, must name the
 //     body's action and the service (or an earlier version of it).
 //     encoding/xml never expands external entities; DTDs, processing

@@ -1,25 +1,26 @@
 package upnpigd
 
 import (
-	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/httpd"
 )
 
 var fuzzPaths = []string{ctlIP1, ctlIP2, ctlFW, ctlWC1, "/igd2/WANCommonIFC1/ctl"}
 
 // lanRequest makes a request as if it arrived on 127.0.0.1:5000 from
 // 127.0.0.1:40000.
-func lanRequest(method, path string, body string) *http.Request {
-	r := httptest.NewRequest(method, "http://127.0.0.1:5000"+path, strings.NewReader(body))
-	r.RemoteAddr = "127.0.0.1:40000"
-	ctx := context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000})
-	return r.WithContext(ctx)
+func lanRequest(method, path string, body string) *httpd.Request {
+	return &httpd.Request{
+		Method: method, RequestURI: path, Path: path, Proto: "HTTP/1.1",
+		Header: httpd.Header{"Host": {"127.0.0.1:5000"}}, Host: "127.0.0.1:5000",
+		Body:       []byte(body),
+		RemoteAddr: netip.MustParseAddrPort("127.0.0.1:40000"),
+		LocalAddr:  netip.MustParseAddrPort("127.0.0.1:5000"),
+	}
 }
 
 // FuzzSOAP: the control handler, with any SOAPAction and body, answers
@@ -48,7 +49,7 @@ func FuzzSOAP(f *testing.F) {
 		path := fuzzPaths[int(which)%len(fuzzPaths)]
 		r := lanRequest("POST", path, body)
 		r.Header.Set("SOAPAction", soapAction)
-		w := httptest.NewRecorder()
+		w := newRecorder()
 		h.ServeHTTP(w, r)
 		switch w.Code {
 		case 200:
@@ -99,7 +100,7 @@ func FuzzGENA(f *testing.F) {
 				r.Header.Set(k, v)
 			}
 		}
-		w := httptest.NewRecorder()
+		w := newRecorder()
 		h.ServeHTTP(w, r)
 		switch w.Code {
 		case 200, 400, 412, 503:

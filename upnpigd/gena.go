@@ -6,14 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/httpd"
 )
 
 // GENA limits (UDA 1.1 §4).
@@ -26,8 +26,7 @@ const (
 )
 
 type gena struct {
-	s      *Server
-	client *http.Client
+	s *Server
 
 	mu   sync.Mutex
 	subs map[string]*subscription
@@ -45,23 +44,7 @@ type subscription struct {
 }
 
 func newGena(s *Server) *gena {
-	tr := &http.Transport{
-		Proxy:                  nil,
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: 4096,
-		ResponseHeaderTimeout:  notifyTimeout,
-	}
-	return &gena{
-		s:    s,
-		subs: make(map[string]*subscription),
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   notifyTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
-	}
+	return &gena{s: s, subs: make(map[string]*subscription)}
 }
 
 func (g *gena) count() int {
@@ -196,26 +179,23 @@ func (g *gena) propertySet(ctx context.Context, vars []string) []byte {
 	return b.Bytes()
 }
 
+// notify sends one NOTIFY with httpd.Do: no proxy, no redirect, no
+// keep-alive, within notifyTimeout.
 func (g *gena) notify(ctx context.Context, cb *url.URL, sid string, seq uint32, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "NOTIFY", cb.String(), bytes.NewReader(body))
+	h := httpd.Header{}
+	h.Set("Content-Type", `text/xml; charset="utf-8"`)
+	h.Set("NT", "upnp:event")
+	h.Set("NTS", "upnp:propchange")
+	h.Set("SID", sid)
+	h.Set("SEQ", strconv.FormatUint(uint64(seq), 10))
+	code, err := httpd.Do(ctx, "NOTIFY", cb.String(), h, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
-	req.Header.Set("NT", "upnp:event")
-	req.Header.Set("NTS", "upnp:propchange")
-	req.Header.Set("SID", sid)
-	req.Header.Set("SEQ", strconv.FormatUint(uint64(seq), 10))
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("NOTIFY: %s", resp.Status)
+	if code != httpd.StatusOK {
+		return fmt.Errorf("NOTIFY: HTTP %d", code)
 	}
 	return nil
 }
@@ -277,7 +257,7 @@ func newSID() string {
 }
 
 // serve handles SUBSCRIBE and UNSUBSCRIBE on an event URL.
-func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer netip.Addr) {
+func (g *gena) serve(w httpd.ResponseWriter, r *httpd.Request, sv *service, peer netip.Addr) {
 	s := g.s
 	sid := r.Header.Get("SID")
 	cb := r.Header.Get("CALLBACK")
@@ -288,7 +268,7 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 		timeout := parseTimeout(r.Header.Get("TIMEOUT"))
 		if sid != "" {
 			if cb != "" || nt != "" {
-				http.Error(w, "SID with CALLBACK or NT", http.StatusBadRequest)
+				httpd.Error(w, "SID with CALLBACK or NT", httpd.StatusBadRequest)
 				return
 			}
 			g.mu.Lock()
@@ -301,7 +281,7 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 			}
 			g.mu.Unlock()
 			if !ok {
-				http.Error(w, "no such subscription", http.StatusPreconditionFailed)
+				httpd.Error(w, "no such subscription", httpd.StatusPreconditionFailed)
 				return
 			}
 			g.accept(w, sid, timeout)
@@ -309,14 +289,14 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 		}
 		if nt != "upnp:event" {
 			s.st.subscribeRefused.Add(1)
-			http.Error(w, "NT must be upnp:event", http.StatusPreconditionFailed)
+			httpd.Error(w, "NT must be upnp:event", httpd.StatusPreconditionFailed)
 			return
 		}
 		u, ok := callbackFor(cb, peer)
 		if !ok {
 			s.st.subscribeRefused.Add(1)
 			s.log.Debug("SUBSCRIBE refused: callback is not the subscriber", "client", peer)
-			http.Error(w, "CALLBACK must point at the subscriber", http.StatusPreconditionFailed)
+			httpd.Error(w, "CALLBACK must point at the subscriber", httpd.StatusPreconditionFailed)
 			return
 		}
 		g.mu.Lock()
@@ -328,7 +308,7 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 		if len(g.subs) >= s.cfg.MaxSubscriptions {
 			g.mu.Unlock()
 			s.st.subscribeRefused.Add(1)
-			http.Error(w, "too many subscriptions", http.StatusServiceUnavailable)
+			httpd.Error(w, "too many subscriptions", httpd.StatusServiceUnavailable)
 			return
 		}
 		sub := &subscription{sid: newSID(), sv: sv, callback: u, expires: now.Add(timeout), dirty: make(map[string]bool)}
@@ -345,11 +325,11 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 		g.mu.Unlock()
 	case "UNSUBSCRIBE":
 		if sid == "" {
-			http.Error(w, "missing SID", http.StatusPreconditionFailed)
+			httpd.Error(w, "missing SID", httpd.StatusPreconditionFailed)
 			return
 		}
 		if cb != "" || nt != "" {
-			http.Error(w, "SID with CALLBACK or NT", http.StatusBadRequest)
+			httpd.Error(w, "SID with CALLBACK or NT", httpd.StatusBadRequest)
 			return
 		}
 		g.mu.Lock()
@@ -359,23 +339,23 @@ func (g *gena) serve(w http.ResponseWriter, r *http.Request, sv *service, peer n
 		}
 		g.mu.Unlock()
 		if !ok || sub.sv != sv {
-			http.Error(w, "no such subscription", http.StatusPreconditionFailed)
+			httpd.Error(w, "no such subscription", httpd.StatusPreconditionFailed)
 			return
 		}
 		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(httpd.StatusOK)
 	default:
 		w.Header().Set("Allow", "SUBSCRIBE, UNSUBSCRIBE")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httpd.Error(w, "method not allowed", httpd.StatusMethodNotAllowed)
 	}
 }
 
-func (g *gena) accept(w http.ResponseWriter, sid string, timeout time.Duration) {
+func (g *gena) accept(w httpd.ResponseWriter, sid string, timeout time.Duration) {
 	w.Header().Set("SID", sid)
 	w.Header().Set("TIMEOUT", fmt.Sprintf("Second-%d", timeout/time.Second))
 	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusOK)
-	if f, ok := w.(http.Flusher); ok {
+	w.WriteHeader(httpd.StatusOK)
+	if f, ok := w.(httpd.Flusher); ok {
 		f.Flush()
 	}
 }

@@ -2,9 +2,10 @@ package upnpigd
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pcpgw/pcpgw/internal/httpd"
 )
 
 // fixedClock is an injected clock that tests move by hand.
@@ -36,11 +38,48 @@ type testIGD struct {
 	s     *Server
 	core  *fakeCore
 	clock *fixedClock
-	ts    *httptest.Server
+	ts    *testServer
 	base  string // http://127.0.0.1:port
 }
 
-// newTestIGD serves s.Handler(127.0.0.1) on a loopback httptest server.
+// testServer serves an httpd.Handler on 127.0.0.1:0 with the limits of
+// the daemon; tests talk to it with net/http (test binaries are not
+// shipped).
+type testServer struct {
+	URL    string
+	srv    *httpd.Server
+	client *http.Client
+	done   chan error
+}
+
+func newTestServer(t *testing.T, h httpd.Handler) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{
+		URL:    "http://" + ln.Addr().String(),
+		srv:    &httpd.Server{Handler: h, MaxHeaderBytes: maxHeaderBytes, MaxBodyBytes: maxBodyBytes, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout},
+		client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second},
+		done:   make(chan error, 1),
+	}
+	go func() { ts.done <- ts.srv.Serve(ln) }()
+	return ts
+}
+
+func (ts *testServer) Client() *http.Client { return ts.client }
+
+func (ts *testServer) Close() error {
+	ts.client.CloseIdleConnections()
+	ts.srv.Close()
+	if err := <-ts.done; !errors.Is(err, httpd.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newTestIGD serves s.Handler(127.0.0.1) on a loopback httpd server.
 func newTestIGD(t *testing.T, edit func(*Config)) *testIGD {
 	t.Helper()
 	clock := &fixedClock{t: time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)}
@@ -53,9 +92,11 @@ func newTestIGD(t *testing.T, edit func(*Config)) *testIGD {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler(netip.MustParseAddr("127.0.0.1")))
+	ts := newTestServer(t, s.Handler(netip.MustParseAddr("127.0.0.1")))
 	t.Cleanup(func() {
-		ts.Close()
+		if err := ts.Close(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 		s.Close()
 	})
 	return &testIGD{s: s, core: core, clock: clock, ts: ts, base: ts.URL}
@@ -99,4 +140,30 @@ func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 var cmpAddr = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+}
+
+// recorder is an httpd.ResponseWriter that keeps the answer, for calling a
+// handler directly (fuzz targets).
+type recorder struct {
+	Code        int
+	HeaderMap   httpd.Header
+	Body        *bytes.Buffer
+	wroteHeader bool
+}
+
+func newRecorder() *recorder {
+	return &recorder{Code: httpd.StatusOK, HeaderMap: httpd.Header{}, Body: new(bytes.Buffer)}
+}
+
+func (r *recorder) Header() httpd.Header { return r.HeaderMap }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.Code, r.wroteHeader = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.Body.Write(b)
 }

@@ -2,30 +2,24 @@ package upnpigd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/httpd"
 	"golang.org/x/sys/unix"
 )
 
 // HTTP limits.
 const (
-	maxHeaderBytes    = 8 << 10
-	maxBodyBytes      = 64 << 10
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 10 * time.Second
-	writeTimeout      = 30 * time.Second // above coreTimeout
-	idleTimeout       = 30 * time.Second
+	maxHeaderBytes = 8 << 10
+	maxBodyBytes   = 64 << 10
+	readTimeout    = 10 * time.Second
+	writeTimeout   = 30 * time.Second // above coreTimeout
+	idleTimeout    = 30 * time.Second
 )
 
 // serverHeader is the SERVER header of HTTP and SSDP answers (UDA 1.1).
@@ -35,7 +29,7 @@ const serverHeader = "Linux UPnP/1.1 pcpgw/1.0"
 // on the LAN address lanAddr. Requests whose Host header does not name
 // lanAddr (or another LAN address of pcpgw) with the port the request
 // arrived on are refused with 403 (DNS rebinding).
-func (s *Server) Handler(lanAddr netip.Addr) http.Handler {
+func (s *Server) Handler(lanAddr netip.Addr) httpd.Handler {
 	return &handler{s: s, lan: lanAddr.Unmap()}
 }
 
@@ -44,28 +38,14 @@ type handler struct {
 	lan netip.Addr
 }
 
-// localPort returns the port a request arrived on.
-func localPort(r *http.Request) (uint16, bool) {
-	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return 0, false
-	}
-	ap, err := netip.ParseAddrPort(la.String())
-	if err != nil {
-		return 0, false
-	}
-	return ap.Port(), true
-}
-
 // hostOK checks the Host header: an IP literal of pcpgw's LAN side and the
 // port of this connection.
-func (h *handler) hostOK(r *http.Request) (netip.AddrPort, bool) {
+func (h *handler) hostOK(r *httpd.Request) (netip.AddrPort, bool) {
 	ap, err := netip.ParseAddrPort(r.Host)
 	if err != nil {
 		return ap, false
 	}
-	port, ok := localPort(r)
-	if !ok || ap.Port() != port {
+	if !r.LocalAddr.IsValid() || ap.Port() != r.LocalAddr.Port() {
 		return ap, false
 	}
 	a := ap.Addr().Unmap()
@@ -85,83 +65,72 @@ func (h *handler) hostOK(r *http.Request) (netip.AddrPort, bool) {
 	return ap, false
 }
 
-func peerAddr(r *http.Request) (netip.Addr, bool) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+func peerAddr(r *httpd.Request) (netip.Addr, bool) {
+	if !r.RemoteAddr.IsValid() {
 		return netip.Addr{}, false
 	}
-	return ap.Addr().Unmap().WithZone(""), true
+	return r.RemoteAddr.Addr().Unmap().WithZone(""), true
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *handler) ServeHTTP(w httpd.ResponseWriter, r *httpd.Request) {
 	s := h.s
 	s.st.httpRequests.Add(1)
 	w.Header().Set("Server", serverHeader)
 	host, ok := h.hostOK(r)
 	if !ok {
 		s.st.httpBadHost.Add(1)
-		http.Error(w, "forbidden host", http.StatusForbidden)
+		httpd.Error(w, "forbidden host", httpd.StatusForbidden)
 		return
 	}
 	peer, ok := peerAddr(r)
 	if !ok {
-		http.Error(w, "bad peer", http.StatusBadRequest)
+		httpd.Error(w, "bad peer", httpd.StatusBadRequest)
 		return
 	}
 	base := "http://" + host.String()
 	for _, d := range s.devices {
-		if r.URL.Path == d.descPath {
+		if r.Path == d.descPath {
 			h.serveXML(w, r, d.description(base))
 			return
 		}
 	}
-	sv, kind := s.findService(r.URL.Path)
+	sv, kind := s.findService(r.Path)
 	switch kind {
 	case "scpd":
 		h.serveXML(w, r, sv.scpd)
 	case "ctl":
-		if r.Method != http.MethodPost {
+		if r.Method != "POST" {
 			w.Header().Set("Allow", "POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			httpd.Error(w, "method not allowed", httpd.StatusMethodNotAllowed)
 			return
 		}
 		h.control(w, r, sv, peer)
 	case "evt":
 		s.gena.serve(w, r, sv, peer)
 	default:
-		http.NotFound(w, r)
+		httpd.Error(w, "404 page not found", httpd.StatusNotFound)
 	}
 }
 
-func (h *handler) serveXML(w http.ResponseWriter, r *http.Request, b []byte) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+// serveXML answers GET and HEAD (httpd sends the header of a HEAD answer,
+// with the Content-Length of the body, without the body).
+func (h *handler) serveXML(w httpd.ResponseWriter, r *httpd.Request, b []byte) {
+	if r.Method != "GET" && r.Method != "HEAD" {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httpd.Error(w, "method not allowed", httpd.StatusMethodNotAllowed)
 		return
 	}
 	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	if r.Method == http.MethodHead {
-		return
-	}
 	w.Write(b)
 }
 
 // control serves one SOAP action.
-func (h *handler) control(w http.ResponseWriter, r *http.Request, sv *service, peer netip.Addr) {
+func (h *handler) control(w httpd.ResponseWriter, r *httpd.Request, sv *service, peer netip.Addr) {
 	s := h.s
-	if r.ContentLength > maxBodyBytes {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "bad body", http.StatusBadRequest)
+	if len(r.Body) > maxBodyBytes {
+		// httpd refuses it before; a handler served otherwise still
+		// keeps the limit.
+		httpd.Error(w, "body too large", httpd.StatusRequestEntityTooLarge)
 		return
 	}
 	ns, name, err := parseSOAPAction(r.Header.Get("SOAPACTION"))
@@ -170,7 +139,7 @@ func (h *handler) control(w http.ResponseWriter, r *http.Request, sv *service, p
 		h.fault(w, upnpInvalidAction, "Invalid Action")
 		return
 	}
-	req, err := parseEnvelope(body)
+	req, err := parseEnvelope(r.Body)
 	if err != nil {
 		s.st.soapMalformed.Add(1)
 		s.log.Debug("malformed SOAP request", "client", peer, "err", err)
@@ -202,23 +171,21 @@ func (h *handler) control(w http.ResponseWriter, r *http.Request, sv *service, p
 	s.st.soapActions.Add(1)
 	b := appendResponse(nil, ns, name, act.out, vals)
 	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Header().Set("Ext", "")
 	w.Write(b)
 }
 
-func (h *handler) fault(w http.ResponseWriter, code int, desc string) {
+func (h *handler) fault(w httpd.ResponseWriter, code int, desc string) {
 	b := appendFault(nil, code, desc)
 	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusInternalServerError)
+	w.WriteHeader(httpd.StatusInternalServerError)
 	w.Write(b)
 }
 
 // httpServer is one listener and its server.
 type httpServer struct {
 	ln  net.Listener
-	srv *http.Server
+	srv *httpd.Server
 }
 
 // listenHTTP opens one listener per LAN address.
@@ -251,20 +218,17 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 			closeAll()
 			return nil, fmt.Errorf("upnpigd: listen %s: %w", addr, err)
 		}
-		lim := &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxConns), refused: &s.st.httpConnsRefused}
-		srv := &http.Server{
-			Handler:           s.Handler(a),
-			ReadHeaderTimeout: readHeaderTimeout,
-			ReadTimeout:       readTimeout,
-			WriteTimeout:      writeTimeout,
-			IdleTimeout:       idleTimeout,
-			MaxHeaderBytes:    maxHeaderBytes,
-			// What a LAN host can provoke (bad requests, TLS probes) is
-			// logged at Debug only.
-			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		srv := &httpd.Server{
+			Handler:        s.Handler(a),
+			MaxHeaderBytes: maxHeaderBytes,
+			MaxBodyBytes:   maxBodyBytes,
+			ReadTimeout:    readTimeout,
+			WriteTimeout:   writeTimeout,
+			IdleTimeout:    idleTimeout,
+			MaxConns:       s.cfg.MaxConns,
+			ConnRefused:    func() { s.st.httpConnsRefused.Add(1) },
 		}
-		srv.SetKeepAlivesEnabled(true)
-		out = append(out, httpServer{ln: lim, srv: srv})
+		out = append(out, httpServer{ln: ln, srv: srv})
 		ap, _ := netip.ParseAddrPort(ln.Addr().String())
 		s.mu.Lock()
 		s.addrs = append(s.addrs, netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()))
@@ -295,41 +259,4 @@ func (s *Server) httpPortOf(a netip.Addr) (uint16, bool) {
 		}
 	}
 	return 0, false
-}
-
-// limitListener closes connections beyond the cap at once instead of
-// queueing them, so a flood cannot hold the slots of legitimate clients
-// longer than the read timeouts.
-type limitListener struct {
-	net.Listener
-	sem     chan struct{}
-	refused interface{ Add(uint64) uint64 }
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			l.refused.Add(1)
-			c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

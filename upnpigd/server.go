@@ -9,12 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/httpd"
 	"github.com/pcpgw/pcpgw/mapping"
 )
 
@@ -319,7 +319,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.srv.Serve(hs.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.srv.Serve(hs.ln); err != nil && !errors.Is(err, httpd.ErrServerClosed) {
 				errc <- err
 				cancel()
 			}
@@ -346,11 +346,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	for _, hs := range servers {
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := hs.srv.Shutdown(sctx); err != nil {
-			hs.srv.Close()
-		}
-		scancel()
+		hs.srv.Close()
 	}
 	wg.Wait()
 	select {

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/httpd"
 )
 
 // SSDP constants (UDA 1.1 §1).
@@ -159,7 +160,7 @@ func (s *Server) matches(st string) []target {
 func (s *Server) appendSearchReply(b []byte, t target, location string, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = fmt.Appendf(b, "CACHE-CONTROL: max-age=%d\r\n", ssdpMaxAge)
-	b = fmt.Appendf(b, "DATE: %s\r\n", now.UTC().Format(http.TimeFormat))
+	b = fmt.Appendf(b, "DATE: %s\r\n", now.UTC().Format(httpd.TimeFormat))
 	b = append(b, "EXT:\r\n"...)
 	b = fmt.Appendf(b, "LOCATION: %s\r\n", location)
 	b = fmt.Appendf(b, "SERVER: %s\r\n", serverHeader)
