@@ -719,3 +719,64 @@ func TestSetPolicy(t *testing.T) {
 		t.Errorf("%d mappings, want the 3 made (live ones kept)", got)
 	}
 }
+
+// TestRenewalWithoutAnswer: while the provider does not answer, renewals
+// follow RFC 6887 §11.2.1 (1/2..5/8, then 3/4.., 7/8.. of the lifetime) and
+// the mapping stays up until its upstream lifetime runs out.
+func TestRenewalWithoutAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.lifetime = 1000
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		if _, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 9000, 0, 24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		up.mu.Lock()
+		up.err = pcpclient.ErrTimeout
+		up.mu.Unlock()
+		var at []time.Duration
+		start := time.Now()
+		for n := 1; time.Since(start) < 1100*time.Second; {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if k, _ := up.counts(); k > n {
+				at = append(at, time.Since(start))
+				n = k
+			}
+		}
+		if len(at) < 3 || at[0] < 500*time.Second || at[0] > 625*time.Second || at[1] < 750*time.Second || at[1] > 813*time.Second {
+			t.Errorf("renewal attempts at %v", at)
+		}
+		got := c.Find(Selector{})
+		if len(got) != 1 || got[0].Upstream != UpstreamFailing {
+			t.Errorf("after the upstream lifetime ran out: %+v", got)
+		}
+		if s := c.Status(); s.Mappings != 1 || s.Failing != 1 || s.Mode != ModeNAT444 {
+			t.Errorf("status %+v", s)
+		}
+	})
+}
+
+// TestMappingUpdate: an unsolicited MAP response (RFC 6887 §14.2) moves the
+// mapping to its new external endpoint.
+func TestMappingUpdate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		m, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := up.lastMap()
+		res := pcpclient.MapResult{External: netip.MustParseAddrPort("203.0.113.1:40000"), Lifetime: 3600, Nonce: pcp.Nonce{1}}
+		if first.Nonce != (pcp.Nonce{}) {
+			res.Nonce = first.Nonce
+		}
+		up.events <- pcpclient.Event{Kind: pcpclient.EventExternalChanged, Request: &first, Mapping: &res}
+		synctest.Wait()
+		got, ok := c.Get(m.ID)
+		if !ok || got.External != res.External {
+			t.Errorf("after the Mapping Update: %+v", got)
+		}
+	})
+}
