@@ -1,0 +1,307 @@
+// Package ucied edits a UCI file in place: it replaces, inserts and
+// deletes whole sections and sets single options while every other line
+// (comments, blank lines, the other sections, their layout) stays as it
+// was. The uci package parses for meaning and drops comments; this package
+// keeps the text and only uses uci to check it.
+//
+// A section spans from its `config` line to its last line that is neither
+// blank nor a comment: comments above a section and blank lines between
+// sections belong to no section and are never touched.
+//
+//	# kept                      <- outside every section
+//	config forward 'nas'        <- Start
+//		# inside: goes with the section when it is replaced or deleted
+//		option ext_port '8443'  <- End
+//	                            <- outside
+//
+// WriteFile replaces a file atomically (temporary file, fsync, rename).
+package ucied
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/pcpgw/pcpgw/config/uci"
+)
+
+// ErrLayout is returned by Parse for a file whose statements this package
+// cannot place on lines (a `config` statement inside a multi-line value or
+// after a ';' on another statement's line).
+var ErrLayout = errors.New("ucied: the file's layout cannot be edited in place")
+
+// Span is where a section lies in the file: lines Start to End (1-based,
+// inclusive).
+type Span struct {
+	Type, Name string
+	Start, End int
+}
+
+// Doc is a UCI file being edited. Edits name sections by their Start line
+// in the original text; Bytes applies them all.
+type Doc struct {
+	name  string
+	lines []string // without their "\n"
+	final bool     // the text ended with a newline
+	spans []Span
+	file  *uci.File
+	repl  map[int][]string // Start -> replacement lines (nil: delete)
+	adds  [][]string       // appended sections
+}
+
+// Parse reads a UCI file's text. name is used in errors.
+func Parse(name string, data []byte) (*Doc, error) {
+	f, err := uci.Parse(name, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	d := &Doc{name: name, file: f, repl: map[int][]string{}}
+	text := string(data)
+	d.final = text == "" || strings.HasSuffix(text, "\n")
+	text = strings.TrimSuffix(text, "\n")
+	if text != "" {
+		d.lines = strings.Split(text, "\n")
+	}
+	// Find the config statements by their first word.
+	var starts []int
+	stops := map[int]bool{} // lines that end a section without starting one
+	for i, l := range d.lines {
+		w := strings.Fields(l)
+		if len(w) == 0 {
+			continue
+		}
+		switch w[0] {
+		case "config", "c":
+			starts = append(starts, i+1)
+		case "package", "p":
+			stops[i+1] = true
+		}
+	}
+	// Each parsed section must start on one of those lines and each of
+	// those lines must start a parsed section (a named section given
+	// twice is merged by uci: its second block is found by the scan only).
+	for _, s := range f.Sections {
+		if !slices.Contains(starts, s.Line) {
+			return nil, fmt.Errorf("%s:%d: %w", name, s.Line, ErrLayout)
+		}
+	}
+	for k, st := range starts {
+		end := len(d.lines)
+		if k+1 < len(starts) {
+			end = starts[k+1] - 1
+		}
+		for l := st + 1; l <= end; l++ {
+			if stops[l] {
+				end = l - 1
+				break
+			}
+		}
+		for end > st && blankOrComment(d.lines[end-1]) {
+			end--
+		}
+		typ, sname, err := header(d.lines[st-1])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, st, ErrLayout)
+		}
+		d.spans = append(d.spans, Span{Type: typ, Name: sname, Start: st, End: end})
+	}
+	if len(d.spans) != len(starts) {
+		return nil, fmt.Errorf("%s: %w", name, ErrLayout)
+	}
+	return d, nil
+}
+
+func blankOrComment(l string) bool {
+	t := strings.TrimSpace(l)
+	return t == "" || t[0] == '#'
+}
+
+// header reads the type and name of a `config` line by parsing it alone.
+func header(l string) (typ, name string, err error) {
+	f, err := uci.Parse("", strings.NewReader(l+"\n"))
+	if err != nil || len(f.Sections) != 1 {
+		return "", "", ErrLayout
+	}
+	return f.Sections[0].Type, f.Sections[0].Name, nil
+}
+
+// File is the parsed file (the text as given, edits not applied).
+func (d *Doc) File() *uci.File { return d.file }
+
+// Spans lists the sections' places in file order.
+func (d *Doc) Spans() []Span { return slices.Clone(d.spans) }
+
+func (d *Doc) span(start int) (Span, error) {
+	for _, s := range d.spans {
+		if s.Start == start {
+			return s, nil
+		}
+	}
+	return Span{}, fmt.Errorf("%s:%d: no section starts on this line", d.name, start)
+}
+
+// FormatSection gives the lines of s as uci writes it.
+func FormatSection(s *uci.Section) ([]string, error) {
+	var b bytes.Buffer
+	if err := (&uci.File{Sections: []*uci.Section{s}}).Format(&b); err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n"), nil
+}
+
+// Replace puts s in place of the section starting at line start.
+func (d *Doc) Replace(start int, s *uci.Section) error {
+	if _, err := d.span(start); err != nil {
+		return err
+	}
+	lines, err := FormatSection(s)
+	if err != nil {
+		return err
+	}
+	d.repl[start] = lines
+	return nil
+}
+
+// Delete removes the section starting at line start.
+func (d *Doc) Delete(start int) error {
+	if _, err := d.span(start); err != nil {
+		return err
+	}
+	d.repl[start] = nil
+	return nil
+}
+
+// Append adds s at the end of the file, after a blank line.
+func (d *Doc) Append(s *uci.Section) error {
+	lines, err := FormatSection(s)
+	if err != nil {
+		return err
+	}
+	d.adds = append(d.adds, lines)
+	return nil
+}
+
+// SetOption sets option name of the first section of type typ (and name
+// sname, if not "") to value, in place of its `option` line when it has
+// one on a line of its own, else as a new line at the end of the section;
+// without such a section, one is appended.
+func (d *Doc) SetOption(typ, sname, name, value string) error {
+	if !uci.ValidName(name) || strings.ContainsAny(value, "\x00\n") {
+		return fmt.Errorf("ucied: cannot set option %q to %q", name, value)
+	}
+	line := "\toption " + name + " " + uci.Quote(value)
+	for _, s := range d.spans {
+		if s.Type != typ || (sname != "" && s.Name != sname) {
+			continue
+		}
+		if _, done := d.repl[s.Start]; done {
+			return fmt.Errorf("%s:%d: section already edited", d.name, s.Start)
+		}
+		lines := slices.Clone(d.lines[s.Start-1 : s.End])
+		set := false
+		for i := 1; i < len(lines); i++ {
+			w := strings.Fields(lines[i])
+			if len(w) >= 2 && (w[0] == "option" || w[0] == "o") && (w[1] == name || strings.Trim(w[1], `'"`) == name) {
+				if set || strings.Contains(lines[i], ";") {
+					return fmt.Errorf("%s:%d: option %s: %w", d.name, s.Start+i, name, ErrLayout)
+				}
+				indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
+				lines[i] = indent + strings.TrimLeft(line, "\t")
+				set = true
+			}
+		}
+		if !set {
+			lines = append(lines, line)
+		}
+		d.repl[s.Start] = lines
+		return nil
+	}
+	sec := &uci.Section{Type: typ, Name: sname, Options: []*uci.Option{{Name: name, Values: []string{value}}}}
+	return d.Append(sec)
+}
+
+// Bytes gives the edited text.
+func (d *Doc) Bytes() []byte {
+	var out []string
+	next := 1 // next original line to copy
+	for _, s := range d.spans {
+		lines, ok := d.repl[s.Start]
+		if !ok {
+			continue
+		}
+		out = append(out, d.lines[next-1:s.Start-1]...)
+		next = s.End + 1
+		if lines == nil {
+			// A deleted section takes the blank line after it along,
+			// so that no double blank line is left.
+			if next <= len(d.lines) && strings.TrimSpace(d.lines[next-1]) == "" {
+				next++
+			}
+			continue
+		}
+		out = append(out, lines...)
+	}
+	out = append(out, d.lines[next-1:]...)
+	for _, a := range d.adds {
+		if len(out) > 0 && strings.TrimSpace(out[len(out)-1]) != "" {
+			out = append(out, "")
+		}
+		out = append(out, a...)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	s := strings.Join(out, "\n")
+	if d.final || len(d.adds) > 0 {
+		s += "\n"
+	}
+	return []byte(s)
+}
+
+// WriteFile replaces the file at path by data atomically: a temporary
+// file in the same directory, written, synced and renamed over path, then
+// the directory synced. The file keeps path's permission bits (perm when
+// path does not exist).
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package ucied
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pcpgw/pcpgw/config/uci"
+)
+
+const sample = `# pcpgw configuration
+config pcpgw 'main'
+	# the uplink
+	option wan 'eth1'
+	list lan 'br-lan'
+
+# the NAS
+config forward 'nas'
+	option ext_port '8443'
+	option int_addr '192.0.2.100'
+
+config perm_rule
+	option action 'allow'   # trailing comment
+# last words
+`
+
+func sec(typ, name string, kv ...string) *uci.Section {
+	s := &uci.Section{Type: typ, Name: name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		s.Options = append(s.Options, &uci.Option{Name: kv[i], Values: []string{kv[i+1]}})
+	}
+	return s
+}
+
+func TestEdit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(d *Doc) error
+		want string
+	}{
+		{"nothing", func(d *Doc) error { return nil }, sample},
+		{"replace", func(d *Doc) error {
+			return d.Replace(8, sec("forward", "nas", "ext_port", "9000", "int_addr", "192.0.2.7"))
+		}, `# pcpgw configuration
+config pcpgw 'main'
+	# the uplink
+	option wan 'eth1'
+	list lan 'br-lan'
+
+# the NAS
+config forward 'nas'
+	option ext_port '9000'
+	option int_addr '192.0.2.7'
+
+config perm_rule
+	option action 'allow'   # trailing comment
+# last words
+`},
+		{"delete", func(d *Doc) error { return d.Delete(8) }, `# pcpgw configuration
+config pcpgw 'main'
+	# the uplink
+	option wan 'eth1'
+	list lan 'br-lan'
+
+# the NAS
+config perm_rule
+	option action 'allow'   # trailing comment
+# last words
+`},
+		{"append", func(d *Doc) error { return d.Append(sec("forward", "", "ext_port", "1", "description", "it's")) }, sample + `
+config forward
+	option ext_port '1'
+	option description 'it'\''s'
+`},
+		{"set new option", func(d *Doc) error { return d.SetOption("pcpgw", "", "password_hash", "$x$y") }, `# pcpgw configuration
+config pcpgw 'main'
+	# the uplink
+	option wan 'eth1'
+	list lan 'br-lan'
+	option password_hash '$x$y'
+
+# the NAS
+config forward 'nas'
+	option ext_port '8443'
+	option int_addr '192.0.2.100'
+
+config perm_rule
+	option action 'allow'   # trailing comment
+# last words
+`},
+		{"set existing option", func(d *Doc) error { return d.SetOption("pcpgw", "main", "wan", "eth2") }, `# pcpgw configuration
+config pcpgw 'main'
+	# the uplink
+	option wan 'eth2'
+	list lan 'br-lan'
+
+# the NAS
+config forward 'nas'
+	option ext_port '8443'
+	option int_addr '192.0.2.100'
+
+config perm_rule
+	option action 'allow'   # trailing comment
+# last words
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse("f", []byte(sample))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.edit(d); err != nil {
+				t.Fatal(err)
+			}
+			got := string(d.Bytes())
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			if _, err := uci.Parse("out", strings.NewReader(got)); err != nil {
+				t.Errorf("output does not parse: %v", err)
+			}
+		})
+	}
+}
+
+func TestSetOptionNoSection(t *testing.T) {
+	d, err := Parse("f", []byte("# only a comment\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetOption("pcpgw", "main", "password_hash", "h"); err != nil {
+		t.Fatal(err)
+	}
+	want := "# only a comment\n\nconfig pcpgw 'main'\n\toption password_hash 'h'\n"
+	if diff := cmp.Diff(want, string(d.Bytes())); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+}
+
+func TestSpans(t *testing.T) {
+	d, err := Parse("f", []byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Span{{"pcpgw", "main", 2, 5}, {"forward", "nas", 8, 10}, {"perm_rule", "", 12, 13}}
+	if diff := cmp.Diff(want, d.Spans()); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	if err := d.Delete(3); err == nil {
+		t.Error("Delete of a line that starts no section: no error")
+	}
+}
+
+func TestLayoutRefused(t *testing.T) {
+	for _, in := range []string{
+		"config a; config b\n",
+		"config a\n\toption x 'one\nconfig b'\n",
+	} {
+		if _, err := Parse("f", []byte(in)); !errors.Is(err, ErrLayout) {
+			t.Errorf("Parse(%q) = %v, want ErrLayout", in, err)
+		}
+	}
+	if _, err := Parse("f", []byte("bogus\n")); err == nil {
+		t.Error("Parse of a bad file: no error")
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pcpgw")
+	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "new\n" {
+		t.Fatalf("read back %q, %v", b, err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600 kept", fi.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
