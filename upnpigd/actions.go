@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/huin/goupnp/soap"
 	"github.com/pcpgw/pcpgw/mapping"
 )
 
@@ -100,11 +99,11 @@ func (c *call) ui2(name string) (uint16, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := soap.UnmarshalUi2(v)
+	n, err := strconv.ParseUint(v, 10, 16)
 	if err != nil {
 		return 0, errArgs("%s: not a ui2", name)
 	}
-	return n, nil
+	return uint16(n), nil
 }
 
 func (c *call) ui4(name string) (uint32, error) {
@@ -112,11 +111,11 @@ func (c *call) ui4(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := soap.UnmarshalUi4(v)
+	n, err := strconv.ParseUint(v, 10, 32)
 	if err != nil {
 		return 0, errArgs("%s: not a ui4", name)
 	}
-	return n, nil
+	return uint32(n), nil
 }
 
 func (c *call) boolean(name string) (bool, error) {
@@ -124,7 +123,7 @@ func (c *call) boolean(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	b, err := soap.UnmarshalBoolean(v)
+	b, err := parseBoolean(v)
 	if err != nil {
 		return false, errArgs("%s: not a boolean", name)
 	}

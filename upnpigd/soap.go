@@ -206,3 +206,17 @@ func appendFault(b []byte, code int, desc string) []byte {
 	w.WriteString(soapTail)
 	return w.Bytes()
 }
+
+var errBadBoolean = errors.New("upnpigd: not a UPnP boolean")
+
+// parseBoolean reads a UPnP boolean (UDA 1.1 §2.5: "0", "false", "no" or
+// "1", "true", "yes").
+func parseBoolean(s string) (bool, error) {
+	switch s {
+	case "0", "false", "no":
+		return false, nil
+	case "1", "true", "yes":
+		return true, nil
+	}
+	return false, errBadBoolean
+}

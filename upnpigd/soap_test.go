@@ -1,6 +1,7 @@
 package upnpigd
 
 import (
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -179,5 +180,54 @@ func TestGoldenGoupnp(t *testing.T) {
 		if diff := cmp.Diff(tt.want, body); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.action, diff)
 		}
+	}
+}
+
+// TestArgConversions: ui2, ui4 and boolean arguments read as goupnp's
+// soap package reads them (decimal digits only, in range; the six UDA 1.1
+// §2.5 boolean spellings), surrounding white space ignored, anything else
+// 402 Invalid Args.
+func TestArgConversions(t *testing.T) {
+	for _, tt := range []struct {
+		v      string
+		ui2    uint16
+		ok2    bool
+		ui4    uint32
+		ok4    bool
+		b, okb bool
+	}{
+		{"0", 0, true, 0, true, false, true},
+		{"1", 1, true, 1, true, true, true},
+		{" 65535\n", 65535, true, 65535, true, false, false},
+		{"65536", 0, false, 65536, true, false, false},
+		{"4294967295", 0, false, 4294967295, true, false, false},
+		{"4294967296", 0, false, 0, false, false, false},
+		{"-1", 0, false, 0, false, false, false},
+		{"+1", 0, false, 0, false, false, false},
+		{"0x10", 0, false, 0, false, false, false},
+		{"1_0", 0, false, 0, false, false, false},
+		{"", 0, false, 0, false, false, false},
+		{"true", 0, false, 0, false, true, true},
+		{"yes", 0, false, 0, false, true, true},
+		{"false", 0, false, 0, false, false, true},
+		{"no", 0, false, 0, false, false, true},
+		{"TRUE", 0, false, 0, false, false, false},
+	} {
+		c := &call{args: map[string]string{"A": tt.v}}
+		n2, err2 := c.ui2("A")
+		n4, err4 := c.ui4("A")
+		b, errb := c.boolean("A")
+		if (err2 == nil) != tt.ok2 || n2 != tt.ui2 || (err4 == nil) != tt.ok4 || n4 != tt.ui4 || (errb == nil) != tt.okb || b != tt.b {
+			t.Errorf("%q: ui2 %d %v, ui4 %d %v, boolean %v %v", tt.v, n2, err2, n4, err4, b, errb)
+		}
+		for _, err := range []error{err2, err4, errb} {
+			var ue *upnpError
+			if err != nil && (!errors.As(err, &ue) || ue.code != mapping.UPnPInvalidArgs) {
+				t.Errorf("%q: error %v is not Invalid Args", tt.v, err)
+			}
+		}
+	}
+	if _, err := (&call{args: map[string]string{}}).ui4("Missing"); err == nil {
+		t.Error("missing argument accepted")
 	}
 }
