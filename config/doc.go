@@ -58,5 +58,6 @@
 //	| `lease_file` |  | none | Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page. |
 //	| `nft_table` |  | pcpgw | pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's. |
 //	| `log_level` | `--log-level` | info | debug, info, warn or error. |
+//	| `password_hash` |  | none: the page is read-only status | Hash of the password of the subscriber's page (argon2id, PHC string format), written by pcpgw passwd. Never printed by check-config. |
 //	| `syslog` | `--syslog` | off | Log to syslog instead of stderr. |
 package config

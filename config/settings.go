@@ -181,6 +181,18 @@ var settings = []setting{
 		},
 		get: func(c *Config) []string { return []string{levelNames[c.LogLevel]} },
 	},
+	{name: "password_hash", def: "none: the page is read-only status",
+		help: "Hash of the password of the subscriber's page (argon2id, PHC string format), written by pcpgw passwd. Never printed by check-config.",
+		set: func(c *Config, v string) error {
+			// The page reads the hash from the file itself (a new password
+			// takes effect at once); here it is only checked.
+			if !strings.HasPrefix(v, "$argon2id$") || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r > '~' }) {
+				return fmt.Errorf("not an argon2id hash as pcpgw passwd writes it")
+			}
+			return nil
+		},
+		get: func(c *Config) []string { return nil },
+	},
 	func() setting {
 		s := boolSetting("syslog", "syslog", false, "Log to syslog instead of stderr.", func(c *Config) *bool { return &c.Syslog })
 		s.noNeg = true
