@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,7 +16,7 @@ import (
 	"github.com/huin/goupnp/dcps/internetgateway1"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/pcpgw/pcpgw/internal/lab"
-	"golang.org/x/net/ipv4"
+	"github.com/pcpgw/pcpgw/internal/mcast"
 )
 
 const childEnv = "PCPGW_UPNPIGD_NETNS_CHILD"
@@ -122,6 +123,11 @@ func TestSSDPDiscoveryChild(t *testing.T) {
 	t.Cleanup(stop)
 
 	alive := group.wait(t, "NTS: ssdp:alive", "NT: urn:schemas-upnp-org:device:InternetGatewayDevice:1")
+	// REQUIREMENTS 30: SSDP listens on the LAN interface only, never on
+	// a wildcard address that the WAN could reach.
+	if w := wildcardUDP(t); len(w) != 0 {
+		t.Errorf("wildcard UDP listeners: %v", w)
+	}
 	h := httpAddr4(t, s)
 	if !strings.Contains(alive, fmt.Sprintf("LOCATION: http://%s/igd1.xml\r\n", h)) || !strings.Contains(alive, "BOOTID.UPNP.ORG: 5\r\n") {
 		t.Errorf("alive:\n%s", alive)
@@ -195,28 +201,47 @@ func TestSSDPDiscoveryChild(t *testing.T) {
 }
 
 type groupListener struct {
-	pc *ipv4.PacketConn
-	c  net.PacketConn
+	c net.PacketConn
 }
 
-// listenGroup joins 239.255.255.250:1900 on u1, as a LAN host.
+// listenGroup joins 239.255.255.250:1900 on u1, as a LAN host (bound to
+// the group, not the wildcard, so that the namespace's socket table shows
+// the wildcard only if the Server opened one).
 func listenGroup(t *testing.T) *groupListener {
 	t.Helper()
-	lc := net.ListenConfig{Control: reuseAddr}
-	c, err := lc.ListenPacket(context.Background(), "udp4", "239.255.255.250:1900")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	host, err := net.InterfaceByName("u1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := ipv4.NewPacketConn(c)
-	if err := pc.JoinGroup(host, &net.UDPAddr{IP: net.ParseIP(ssdpGroup)}); err != nil {
+	c, err := mcast.ListenGroup(netip.AddrPortFrom(ssdpGroup4, 1900), []*net.Interface{host})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &groupListener{pc: pc, c: c}
+	t.Cleanup(func() { c.Close() })
+	return &groupListener{c: c}
+}
+
+// wildcardUDP lists the UDP sockets of the namespace bound to a wildcard
+// address ("0.0.0.0:1900", "[::]:1900", "*:1900"), from the kernel's
+// socket table.
+func wildcardUDP(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("ss", "-H", "-lun").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss: %v\n%s", err, out)
+	}
+	var w []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		local := f[3]
+		if strings.HasPrefix(local, "0.0.0.0:") || strings.HasPrefix(local, "*:") || strings.HasPrefix(local, "[::]:") {
+			w = append(w, local)
+		}
+	}
+	return w
 }
 
 // wait returns the first datagram holding every string (10 s at most).

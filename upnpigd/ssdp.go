@@ -13,7 +13,10 @@ import (
 )
 
 // SSDP constants (UDA 1.1 §1).
-var ssdpGroup6 = netip.MustParseAddr("ff02::c")
+var (
+	ssdpGroup4 = netip.MustParseAddr(ssdpGroup)
+	ssdpGroup6 = netip.MustParseAddr("ff02::c")
+)
 
 const (
 	ssdpGroup     = "239.255.255.250"

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/mcast"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -33,17 +34,22 @@ type ssdpIf struct {
 	addr     netip.Addr // the LOCATION host: the first IPv4, or the first non-link-local IPv6 address
 	prefixes []netip.Prefix
 	conn     *net.UDPConn // bound to the interface's address (IPv6: link-local) and SSDPPort: unicast searches, answers, NOTIFY
-	group6   *net.UDPConn // IPv6: bound to [ff02::c%if]:SSDPPort and joined there
+	group    *net.UDPConn // bound to the group address itself (239.255.255.250 or ff02::c%if) and SSDPPort, joined on this interface only; nil if the join failed
 	httpPort uint16
 	dst      *net.UDPAddr // where NOTIFYs go
 }
 
+// ssdpServer holds the SSDP sockets. None is a wildcard (0.0.0.0:1900 would
+// take datagrams to every address of the router, WAN included: RFC 6092
+// REC-50): per interface, one unicast socket on its address and one group
+// socket bound to the group address with mcast.ListenGroup, which joins on
+// that interface only and (IP_MULTICAST_ALL off) receives only that
+// interface's datagrams to the group, so the socket says where a search
+// came from.
 type ssdpServer struct {
-	s     *Server
-	group *net.UDPConn // bound to 239.255.255.250:SSDPPort, joined on each LAN interface
-	gpc   *ipv4.PacketConn
-	port  int // the group port NOTIFYs go to
-	ifs   []*ssdpIf
+	s    *Server
+	port int // the group port NOTIFYs go to
+	ifs  []*ssdpIf
 
 	mu      sync.Mutex
 	rl      *rateLimiter
@@ -129,27 +135,20 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 	}
 	sd.port = port
 	for _, si := range sd.ifs {
-		si.dst = &net.UDPAddr{IP: net.ParseIP(ssdpGroup), Port: port}
+		si.dst = &net.UDPAddr{IP: ssdpGroup4.AsSlice(), Port: port}
 	}
-	c, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("%s:%d", ssdpGroup, port))
-	if err != nil {
-		return fail(fmt.Errorf("upnpigd: SSDP group socket: %w", err))
-	}
-	sd.group = c.(*net.UDPConn)
-	sd.gpc = ipv4.NewPacketConn(sd.group)
 	joined := 0
 	for _, si := range sd.ifs {
-		if err := sd.gpc.JoinGroup(si.ifi, &net.UDPAddr{IP: net.ParseIP(ssdpGroup)}); err != nil {
+		g, err := mcast.ListenGroup(netip.AddrPortFrom(ssdpGroup4, uint16(port)), []*net.Interface{si.ifi})
+		if err != nil {
 			s.log.Warn("SSDP: cannot join the group", "interface", si.ifi.Name, "err", err)
 			continue
 		}
+		si.group = g
 		joined++
 	}
 	if joined == 0 {
 		s.log.Warn("SSDP: no interface joined the group; unicast searches only")
-	}
-	if err := sd.gpc.SetControlMessage(ipv4.FlagInterface, true); err != nil {
-		return fail(fmt.Errorf("upnpigd: SSDP control messages: %w", err))
 	}
 	sd.listenSSDP6(lans, lc)
 	return sd, nil
@@ -194,19 +193,13 @@ func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
 			continue
 		}
 		si.conn = c.(*net.UDPConn)
-		g, err := lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ssdpGroup6.WithZone(ifi.Name), uint16(sd.port)).String())
+		g, err := mcast.ListenGroup(netip.AddrPortFrom(ssdpGroup6, uint16(sd.port)), []*net.Interface{ifi})
 		if err != nil {
 			si.conn.Close()
 			warn("group socket", err)
 			continue
 		}
-		si.group6 = g.(*net.UDPConn)
-		if err := ipv6.NewPacketConn(si.group6).JoinGroup(ifi, &net.UDPAddr{IP: ssdpGroup6.AsSlice()}); err != nil {
-			si.conn.Close()
-			si.group6.Close()
-			warn("join", err)
-			continue
-		}
+		si.group = g
 		pc := ipv6.NewPacketConn(si.conn)
 		pc.SetMulticastInterface(ifi)
 		pc.SetMulticastHopLimit(2)
@@ -235,13 +228,10 @@ func linkLocal6(ifi *net.Interface) (netip.Addr, bool) {
 }
 
 func (sd *ssdpServer) close() {
-	if sd.group != nil {
-		sd.group.Close()
-	}
 	for _, si := range sd.ifs {
 		si.conn.Close()
-		if si.group6 != nil {
-			si.group6.Close()
+		if si.group != nil {
+			si.group.Close()
 		}
 	}
 }
@@ -249,22 +239,17 @@ func (sd *ssdpServer) close() {
 // run serves until ctx ends, then says byebye and closes the sockets.
 func (sd *ssdpServer) run(ctx context.Context) {
 	var readers sync.WaitGroup
-	readers.Add(1)
-	go func() {
-		defer readers.Done()
-		sd.readGroup(ctx)
-	}()
 	for _, si := range sd.ifs {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			sd.readUnicast(ctx, si, si.conn, false)
+			sd.read(ctx, si, si.conn, false)
 		}()
-		if si.group6 != nil {
+		if si.group != nil {
 			readers.Add(1)
 			go func() {
 				defer readers.Done()
-				sd.readUnicast(ctx, si, si.group6, true)
+				sd.read(ctx, si, si.group, true)
 			}()
 		}
 	}
@@ -307,37 +292,9 @@ func (sd *ssdpServer) announce(alive bool) {
 	}
 }
 
-func (sd *ssdpServer) readGroup(ctx context.Context) {
-	buf := make([]byte, 4096)
-	for {
-		n, cm, src, err := sd.gpc.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		ua, ok := src.(*net.UDPAddr)
-		if !ok || cm == nil {
-			continue
-		}
-		var si *ssdpIf
-		for _, x := range sd.ifs {
-			if x.ifi.Index == cm.IfIndex && !x.v6 {
-				si = x
-			}
-		}
-		if si == nil {
-			sd.s.st.ssdpForeign.Add(1)
-			continue
-		}
-		sd.handle(ctx, si, ua.AddrPort(), buf[:n], true)
-	}
-}
-
-// readUnicast reads a socket of one interface: its unicast socket, or
-// (IPv6) its group socket.
-func (sd *ssdpServer) readUnicast(ctx context.Context, si *ssdpIf, c *net.UDPConn, multicast bool) {
+// read reads a socket of one interface: its unicast socket or its group
+// socket.
+func (sd *ssdpServer) read(ctx context.Context, si *ssdpIf, c *net.UDPConn, multicast bool) {
 	buf := make([]byte, 4096)
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(buf)
