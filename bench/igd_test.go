@@ -169,7 +169,7 @@ func (c *igdClient) call(action, args string) (time.Duration, error) {
 		return 0, err
 	}
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(action+"Response")) {
-		return 0, fmt.Errorf("%s: %s: %.300s", action, resp.Status, b)
+		return 0, fmt.Errorf("%s: %s: UPnP error %s (%s)", action, resp.Status, between(b, "errorCode>"), between(b, "errorDescription>"))
 	}
 	return d, nil
 }
@@ -184,4 +184,18 @@ func (c *igdClient) add(port int) (time.Duration, error) {
 func (c *igdClient) del(port int) (time.Duration, error) {
 	return c.call("DeletePortMapping", fmt.Sprintf("<NewRemoteHost></NewRemoteHost><NewExternalPort>%d</NewExternalPort>"+
 		"<NewProtocol>TCP</NewProtocol>", port))
+}
+
+// between returns the text of the first <tag>text</tag> in b, tag given
+// as "tag>"; "?" when there is none.
+func between(b []byte, tag string) string {
+	_, rest, ok := bytes.Cut(b, []byte(tag))
+	if !ok {
+		return "?"
+	}
+	v, _, ok := bytes.Cut(rest, []byte("</"))
+	if !ok {
+		return "?"
+	}
+	return string(v)
 }

@@ -49,7 +49,12 @@ type natpmpResult struct {
 	cpu                    time.Duration   // the daemon's CPU time meanwhile
 }
 
-func (r natpmpResult) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+func (r natpmpResult) rate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
 
 // natpmpLoad sends NAT-PMP TCP map requests (RFC 6886 §3.3) to
 // 192.0.2.1:5351 from every load address, workers goroutines at once,

@@ -216,7 +216,10 @@ func table(t *testing.T, cfg config, mini, pg, nat run) *tableT {
 	}
 	rec := fmt.Sprintf("%.2f s (first back after %.2f s)", nat.recovery.Seconds(), nat.recoveryFirst.Seconds())
 	if nat.recovery == 0 {
-		rec = "not measured (the nat444 curve did not reach 1,000)"
+		rec = "not measured"
+		if nat.recoveryNote != "" {
+			rec += " (" + nat.recoveryNote + ")"
+		}
 	} else if nat.recoveryNote != "" {
 		rec += " (" + nat.recoveryNote + ")"
 	}
