@@ -24,21 +24,27 @@
 //
 // # SSDP (UDA 1.1 §1)
 //
-// IPv4: one socket bound to 239.255.255.250:SSDPPort joined on each LAN
-// interface (the arrival interface is checked with IP_PKTINFO), and one
-// socket per LAN interface bound to its IPv4 address and SSDPPort for
-// unicast searches, answers and NOTIFYs. IPv6, on each LAN interface with
-// a link-local and a global or unique-local address: one socket bound to
-// [ff02::c%if]:SSDPPort and joined there, one bound to the link-local
-// address; LOCATION names the global address. Nothing binds the wildcard.
+// IPv4, per LAN interface: one socket bound to 239.255.255.250:SSDPPort
+// itself and joined on that interface only, with IP_MULTICAST_ALL off
+// (internal/mcast.ListenGroup), so it receives that interface's searches
+// and nothing else, and one socket bound to the interface's IPv4 address
+// and SSDPPort for unicast searches, answers and NOTIFYs. IPv6, on each
+// LAN interface with a link-local and a global or unique-local address:
+// one socket bound to [ff02::c%if]:SSDPPort and joined there, one bound to
+// the link-local address; LOCATION names the global address. Nothing binds
+// the wildcard (a socket on 0.0.0.0:1900 would take datagrams to the WAN
+// address too: RFC 6092 REC-50).
 // M-SEARCH is answered for ssdp:all, upnp:rootdevice, every device UUID and
 // every device and service type offered; a search for a version no root
 // offers is answered by a higher version, echoing the searched ST. Only
 // sources inside the receiving interface's prefixes (and, on IPv6, its
 // link-local sources) get answers, after a
-// random delay within MX (capped at 5 s; unicast searches at once), and a
-// per-source token bucket (64 answers, 16/s, 1024 sources) bounds
-// amplification. Malformed packets get no answer and are counted.
+// random delay within MX (capped at 5 s; unicast searches at once).
+// Token buckets of answer bytes bound amplification: per source 96 KiB at
+// once and 16 KiB/s (an ssdp:all search gets 6.4 KB, tailscale's probe
+// 13.5 KB: several probes back to back pass), every source together 512
+// KiB and 128 KiB/s, 1024 sources tracked. Malformed packets get no
+// answer and are counted.
 // ssdp:alive is multicast at start, 1 s later and every ~10 minutes
 // (CACHE-CONTROL max-age=1800), ssdp:byebye at stop. Answers carry
 // LOCATION of the interface's own address, SERVER, BOOTID.UPNP.ORG

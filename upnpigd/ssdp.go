@@ -205,12 +205,20 @@ func (s *Server) location(d *rootDevice, a netip.Addr, port uint16) string {
 	return "http://" + netip.AddrPortFrom(a, port).String() + d.descPath
 }
 
-// rateLimiter bounds the answers per source: a token bucket of burst
-// answers refilled at rate per second, over at most maxSources sources.
-type rateLimiter struct {
+// limit is a token bucket: burst bytes at once, refilled at rate bytes
+// per second.
+type limit struct {
 	burst, rate float64
-	maxSources  int
-	buckets     map[netip.Addr]*bucket
+}
+
+// rateLimiter bounds the bytes of answers per source (at most maxSources
+// sources tracked) and over every source together.
+type rateLimiter struct {
+	perSource, all limit
+	maxSources     int
+	buckets        map[netip.Addr]*bucket
+	global         bucket
+	started        bool
 }
 
 type bucket struct {
@@ -218,17 +226,31 @@ type bucket struct {
 	last   time.Time
 }
 
-func newRateLimiter(burst, rate float64, maxSources int) *rateLimiter {
-	return &rateLimiter{burst: burst, rate: rate, maxSources: maxSources, buckets: make(map[netip.Addr]*bucket)}
+func newRateLimiter(perSource, all limit, maxSources int) *rateLimiter {
+	return &rateLimiter{perSource: perSource, all: all, maxSources: maxSources, buckets: make(map[netip.Addr]*bucket)}
 }
 
-// allow takes n tokens of src's bucket at now.
+// refill brings b up to now.
+func (b *bucket) refill(l limit, now time.Time) {
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = min(l.burst, b.tokens+el*l.rate)
+	}
+	b.last = now
+}
+
+// allow takes n bytes from src's bucket and the global one at now, if
+// both hold them; an answer is sent whole or not at all.
 func (r *rateLimiter) allow(src netip.Addr, n int, now time.Time) bool {
+	if !r.started {
+		r.global = bucket{tokens: r.all.burst, last: now}
+		r.started = true
+	}
+	r.global.refill(r.all, now)
 	b, ok := r.buckets[src]
 	if !ok {
 		if len(r.buckets) >= r.maxSources {
 			for k, v := range r.buckets {
-				if now.Sub(v.last).Seconds()*r.rate+v.tokens >= r.burst {
+				if now.Sub(v.last).Seconds()*r.perSource.rate+v.tokens >= r.perSource.burst {
 					delete(r.buckets, k)
 				}
 			}
@@ -236,16 +258,14 @@ func (r *rateLimiter) allow(src netip.Addr, n int, now time.Time) bool {
 				return false
 			}
 		}
-		b = &bucket{tokens: r.burst, last: now}
+		b = &bucket{tokens: r.perSource.burst, last: now}
 		r.buckets[src] = b
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(r.burst, b.tokens+el*r.rate)
-	}
-	b.last = now
-	if b.tokens < float64(n) {
+	b.refill(r.perSource, now)
+	if b.tokens < float64(n) || r.global.tokens < float64(n) {
 		return false
 	}
 	b.tokens -= float64(n)
+	r.global.tokens -= float64(n)
 	return true
 }

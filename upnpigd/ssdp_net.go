@@ -22,10 +22,22 @@ import (
 const (
 	notifyInterval  = 600 * time.Second // well inside max-age 1800
 	maxPendingReply = 64                // delayed answers waiting for their MX time
-	rateBurst       = 64                // answer datagrams per source at once
-	rateRefill      = 16                // answer datagrams per source per second
-	rateSources     = 1024
 )
+
+// SSDP answer budget (issue 10: answers must not amplify without bound).
+// It counts bytes, not datagrams or searches: one answer datagram is
+// 290-380 bytes, an ssdp:all search gets 19 of them (6.4 KB), and
+// tailscale's portmapper probe (two ssdp:all and one IGD search) about 40
+// (13.5 KB). A host may probe several times back to back (96 KiB: about 7
+// such probes, 260 datagrams) and once a second after that (16 KiB/s);
+// every source together gets at most 512 KiB at once and 128 KiB/s, so
+// that sources spoofed within the LAN prefixes do not multiply it.
+var (
+	ratePerSource = limit{burst: 96 << 10, rate: 16 << 10}
+	rateAll       = limit{burst: 512 << 10, rate: 128 << 10}
+)
+
+const rateSources = 1024 // sources tracked at once; more are refused until some are full again
 
 // ssdpIf is the SSDP side of one LAN interface and address family.
 type ssdpIf struct {
@@ -86,7 +98,7 @@ func reuseAddr(network, address string, c syscall.RawConn) error {
 // listenSSDP opens the group socket and one unicast socket per LAN
 // interface (on its first IPv4 address).
 func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
-	sd := &ssdpServer{s: s, rl: newRateLimiter(rateBurst, rateRefill, rateSources)}
+	sd := &ssdpServer{s: s, rl: newRateLimiter(ratePerSource, rateAll, rateSources)}
 	lc := net.ListenConfig{Control: reuseAddr}
 	port := s.cfg.SSDPPort
 	if port == EphemeralPort {
@@ -338,15 +350,18 @@ func (s *Server) searchReplies(src netip.AddrPort, local netip.Addr, httpPort ui
 	if len(ts) == 0 {
 		return nil, -1
 	}
-	if rl != nil && !rl.allow(srcA, len(ts), now) {
+	out := make([][]byte, 0, len(ts))
+	size := 0
+	for _, t := range ts {
+		r := s.appendSearchReply(nil, t, s.location(t.dev, local, httpPort), now)
+		out = append(out, r)
+		size += len(r)
+	}
+	if rl != nil && !rl.allow(srcA, size, now) {
 		s.st.ssdpRateLimited.Add(1)
 		return nil, -1
 	}
 	s.st.ssdpSearches.Add(1)
-	out := make([][]byte, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, s.appendSearchReply(nil, t, s.location(t.dev, local, httpPort), now))
-	}
 	return out, m.MX
 }
 

@@ -198,18 +198,64 @@ func TestSearchEarlierVersion(t *testing.T) {
 // and refills with time (injected clock).
 func TestSearchRateLimit(t *testing.T) {
 	s := testSSDPServer(t, true, true)
-	rl := newRateLimiter(rateBurst, rateRefill, 2)
 	now := time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)
-	all := []byte("M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\nMX: 1\r\n\r\n")
+	search := func(st string) []byte {
+		return []byte("M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: " + st + "\r\nMX: 1\r\n\r\n")
+	}
+	all := search("ssdp:all")
+	// tailscale's portmapper probe (net/portmapper): two ssdp:all and one
+	// search for InternetGatewayDevice:1.
+	probe := [][]byte{all, all, search("urn:schemas-upnp-org:device:InternetGatewayDevice:1")}
 	src := netip.MustParseAddrPort("192.0.2.100:40000")
 	lan := netip.MustParseAddr("192.0.2.1")
-	sent := 0
-	for range 10 {
-		rs, _ := s.searchReplies(src, lan, 5000, lanPrefixes, all, now, rl)
-		sent += len(rs)
+	bytesOf := func(rs [][]byte) int {
+		n := 0
+		for _, r := range rs {
+			n += len(r)
+		}
+		return n
 	}
-	if sent > rateBurst {
-		t.Errorf("%d answers in a burst, limit %d", sent, rateBurst)
+	runProbe := func(rl *rateLimiter, src netip.AddrPort, now time.Time) (datagrams, size int, ok bool) {
+		ok = true
+		for _, m := range probe {
+			rs, _ := s.searchReplies(src, lan, 5000, lanPrefixes, m, now, rl)
+			if len(rs) == 0 {
+				ok = false
+			}
+			datagrams += len(rs)
+			size += bytesOf(rs)
+		}
+		return datagrams, size, ok
+	}
+
+	// Several probes back to back from one host, then one a second,
+	// are all answered in full (the e2e/clients report: a second probe a
+	// second after the first lost UPnP under a 64-datagram limit).
+	rl := newRateLimiter(ratePerSource, rateAll, rateSources)
+	d, probeBytes, _ := runProbe(rl, src, now)
+	t.Logf("one probe: %d datagrams, %d bytes", d, probeBytes)
+	for i := range 4 {
+		if _, _, ok := runProbe(rl, src, now); !ok {
+			t.Fatalf("back-to-back probe %d not answered in full", i+2)
+		}
+	}
+	for i := range 10 {
+		if _, _, ok := runProbe(rl, src, now.Add(time.Duration(i+1)*time.Second)); !ok {
+			t.Fatalf("probe %d s later not answered in full", i+1)
+		}
+	}
+
+	// A flood from one host: at most the burst at once, then at most the
+	// refill per second (issue 10: no more bytes out than a bound per
+	// source per second).
+	rl = newRateLimiter(ratePerSource, rateAll, 2)
+	sent := 0
+	for range 1000 {
+		rs, _ := s.searchReplies(src, lan, 5000, lanPrefixes, all, now, rl)
+		sent += bytesOf(rs)
+	}
+	if sent > int(ratePerSource.burst) || sent < int(ratePerSource.burst)-7<<10 {
+		t.Errorf("%d bytes in a burst, limit %v", sent, ratePerSource.burst)
 	}
 	if s.Stats().SSDPRateLimited == 0 {
 		t.Error("nothing counted as rate limited")
@@ -223,9 +269,30 @@ func TestSearchRateLimit(t *testing.T) {
 	if rs, _ := s.searchReplies(netip.MustParseAddrPort("192.0.2.102:40000"), lan, 5000, lanPrefixes, all, now, rl); len(rs) != 0 {
 		t.Error("source table not bounded")
 	}
-	now = now.Add(10 * time.Second)
-	if rs, _ := s.searchReplies(src, lan, 5000, lanPrefixes, all, now, rl); len(rs) == 0 {
-		t.Error("no refill after 10 s")
+	for sec := 1; sec <= 5; sec++ {
+		sent = 0
+		for range 100 {
+			rs, _ := s.searchReplies(src, lan, 5000, lanPrefixes, all, now.Add(time.Duration(sec)*time.Second), rl)
+			sent += bytesOf(rs)
+		}
+		if sent == 0 || sent > int(ratePerSource.rate)+7<<10 {
+			t.Errorf("second %d of the flood: %d bytes, refill %v/s", sec, sent, ratePerSource.rate)
+		}
+	}
+
+	// Many sources together (spoofed within the LAN prefix): the global
+	// bucket bounds the sum.
+	rl = newRateLimiter(ratePerSource, rateAll, rateSources)
+	sent = 0
+	for i := range 250 {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(2 + i)}), 40000)
+		for range 20 {
+			rs, _ := s.searchReplies(a, lan, 5000, lanPrefixes, all, now, rl)
+			sent += bytesOf(rs)
+		}
+	}
+	if sent > int(rateAll.burst) || sent < int(rateAll.burst)-7<<10 {
+		t.Errorf("%d bytes to every source at once, limit %v", sent, rateAll.burst)
 	}
 }
 
