@@ -240,6 +240,11 @@ func (d *Doc) Bytes() []byte {
 			// so that no double blank line is left.
 			if next <= len(d.lines) && strings.TrimSpace(d.lines[next-1]) == "" {
 				next++
+			} else if next > len(d.lines) {
+				// The last section: the blank lines above it go.
+				for len(out) > 0 && strings.TrimSpace(out[len(out)-1]) == "" {
+					out = out[:len(out)-1]
+				}
 			}
 			continue
 		}

@@ -190,3 +190,16 @@ func TestWriteFile(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+func TestDeleteLast(t *testing.T) {
+	d, err := Parse("f", []byte("config a\n\toption x '1'\n\nconfig b\n\toption y '2'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(4); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("config a\n\toption x '1'\n", string(d.Bytes())); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+}
