@@ -39,6 +39,7 @@ commands:
   status         show the running daemon's state (--json, --socket PATH)
   list           list the running daemon's mappings (--json, --socket PATH)
   check-config   validate a configuration file and print the effective configuration (-c FILE)
+  passwd         set the password of the web page (-c FILE; read twice from the terminal or stdin)
   version        print the version
 `
 
@@ -61,6 +62,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdAsk("list", args, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pcpgw", version)
 		return 0
