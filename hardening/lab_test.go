@@ -1,0 +1,579 @@
+package hardening_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/lab"
+	"github.com/pcpgw/pcpgw/mapping"
+	"github.com/pcpgw/pcpgw/pcp"
+)
+
+var (
+	cpeLAN4 = netip.MustParseAddr(lab.CPELAN4)
+	cpeLAN6 = netip.MustParseAddr(lab.CPELAN6)
+	npPort  = netip.AddrPortFrom(cpeLAN4, pcp.ServerPort)
+)
+
+// dialUDP opens a UDP socket in ns connected to dst.
+func dialUDP(t *testing.T, ns *lab.NS, dst netip.AddrPort) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.Dial("udp", dst.String()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ask sends req from ns to pcpgw's 192.0.2.1:5351 and returns the reply,
+// retransmitted 250 ms apart doubling (RFC 6886 §3.1) for about 4 s.
+func ask(t *testing.T, ns *lab.NS, req []byte) ([]byte, error) {
+	t.Helper()
+	b, _, err := askTries(t, ns, req)
+	return b, err
+}
+
+// askTries is ask that also says how many datagrams it sent.
+func askTries(t *testing.T, ns *lab.NS, req []byte) ([]byte, int, error) {
+	t.Helper()
+	c := dialUDP(t, ns, npPort)
+	buf := make([]byte, pcp.MaxSize)
+	wait := 250 * time.Millisecond
+	for try := 0; ; try++ {
+		if _, err := c.Write(req); err != nil {
+			return nil, try + 1, err
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.Read(buf)
+		if err == nil {
+			return buf[:n], try + 1, nil
+		}
+		if try == 4 {
+			return nil, try + 1, err
+		}
+		wait *= 2
+	}
+}
+
+func askNATPMP(t *testing.T, ns *lab.NS, req []byte) pcp.NATPMPResponse {
+	t.Helper()
+	b, err := ask(t, ns, req)
+	if err != nil {
+		t.Fatalf("NAT-PMP % x: no answer: %v", req, err)
+	}
+	r, err := pcp.ParseNATPMPResponse(b)
+	if err != nil {
+		t.Fatalf("NAT-PMP answer % x: %v", b, err)
+	}
+	return r
+}
+
+func askPCP(t *testing.T, ns *lab.NS, req []byte) pcp.Response {
+	t.Helper()
+	b, err := ask(t, ns, req)
+	if err != nil {
+		t.Fatalf("PCP: no answer: %v", err)
+	}
+	r, err := pcp.ParseResponse(b)
+	if err != nil {
+		t.Fatalf("PCP answer % x: %v", b, err)
+	}
+	return r
+}
+
+func labStatus(t *testing.T, p *lab.Pcpgw) control.Status {
+	t.Helper()
+	var s control.Status
+	if err := json.Unmarshal([]byte(p.CLI(t, "status", "--json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// labList is `pcpgw list --json`, only the rows of client when it is set.
+func labList(t *testing.T, p *lab.Pcpgw, client string) []control.Row {
+	t.Helper()
+	var rows, out []control.Row
+	if err := json.Unmarshal([]byte(p.CLI(t, "list", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if client == "" || r.Client == client {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// logLines is how many lines the daemon has written so far.
+func logLines(p *lab.Pcpgw) int { return strings.Count(p.Output(), "\n") }
+
+// TestLabWANSideSilent: nothing on the WAN side answers (REQUIREMENTS 22,
+// 30). From namespace isp, NAT-PMP, PCP and SSDP datagrams to UDP 5351,
+// 5350 and 1900 of the CPE's WAN addresses (100.64.0.2, 2001:db8:ff::2)
+// and of its LAN addresses routed in through the WAN (192.0.2.1,
+// 2001:db8:1::1) get no answer at all, and TCP to the HTTP port (5000) of
+// the WAN addresses is refused or times out, never answered. The same
+// NAT-PMP request from the LAN is answered (the daemon is there).
+func TestLabWANSideSilent(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{NoMiniupnpd: true})
+	p := l.StartPcpgw(t, "--pcp-server", lab.CGN4, "--http-port", "5000")
+	l.ISP.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", lab.CPEWAN4)
+
+	// Control: the LAN is served (ANNOUNCE is answered at once, without
+	// the unreachable provider).
+	announce := (&pcp.Request{Opcode: pcp.OpAnnounce, Client: netip.MustParseAddr(lab.LANHost4)}).AppendMarshal(nil)
+	if r := askPCP(t, l.LAN, announce); r.Result != pcp.Success {
+		t.Fatalf("LAN PCP ANNOUNCE answer %+v", r)
+	}
+
+	isp4 := netip.MustParseAddr(lab.CGN4)
+	isp6 := netip.MustParseAddr(lab.CGN6)
+	pcpFrom := func(client netip.Addr, op pcp.Opcode) []byte {
+		r := pcp.Request{Opcode: op, Lifetime: 3600, Client: client}
+		if op == pcp.OpMap {
+			r.Map = &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: 22, ExternalAddr: netip.IPv4Unspecified()}
+		}
+		return r.AppendMarshal(nil)
+	}
+	msearch := []byte("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n")
+	targets := []netip.Addr{
+		netip.MustParseAddr(lab.CPEWAN4), netip.MustParseAddr(lab.CPEWAN6), cpeLAN4, cpeLAN6,
+	}
+	var sock4, sock6 net.PacketConn
+	var err4, err6 error
+	l.ISP.Do(t, func() {
+		sock4, err4 = net.ListenPacket("udp4", "0.0.0.0:0")
+		sock6, err6 = net.ListenPacket("udp6", "[::]:0")
+	})
+	if err := errors.Join(err4, err6); err != nil {
+		t.Fatal(err)
+	}
+	defer sock4.Close()
+	defer sock6.Close()
+	before := labStatus(t, p).Counters
+	sent := 0
+	for _, dst := range targets {
+		sock, client := sock4, isp4
+		if dst.Is6() {
+			sock, client = sock6, isp6
+		}
+		payloads := map[uint16][][]byte{
+			5351: {{0, 0}, natpmpMap(2, 22, 22, 3600), pcpFrom(client, pcp.OpAnnounce), pcpFrom(client, pcp.OpMap)},
+			5350: {{0, 0}, pcpFrom(client, pcp.OpAnnounce)},
+			1900: {msearch},
+		}
+		for port, ps := range payloads {
+			for _, b := range ps {
+				for range 3 {
+					if _, err := sock.WriteTo(b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, port))); err != nil {
+						t.Fatalf("send to %v:%d: %v", dst, port, err)
+					}
+					sent++
+				}
+			}
+		}
+	}
+	// Anything that comes back within 2 s is a failure.
+	var wg sync.WaitGroup
+	for _, sock := range []net.PacketConn{sock4, sock6} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 2048)
+			sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+			for {
+				n, from, err := sock.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				t.Errorf("WAN side: %d octets came back from %v: %q", n, from, buf[:n])
+			}
+		}()
+	}
+	wg.Wait()
+	// None of them even reached the NAT-PMP/PCP handler (the sockets are
+	// bound to the LAN device): every lan_ counter but the announcements
+	// is as it was.
+	after := labStatus(t, p).Counters
+	for k, v := range after {
+		if strings.HasPrefix(k, "lan_") && k != "lan_announcements" && before[k] != v {
+			t.Errorf("counter %s went from %d to %d during the WAN probe", k, before[k], v)
+		}
+	}
+	t.Logf("sent %d datagrams from the WAN side; counters after: %v", sent, after)
+
+	for _, dst := range targets[:2] {
+		ap := netip.AddrPortFrom(dst, 5000)
+		var c net.Conn
+		var err error
+		l.ISP.Do(t, func() { c, err = net.DialTimeout("tcp", ap.String(), 2*time.Second) })
+		if err != nil {
+			t.Logf("TCP %v from the WAN: %v (as it should)", ap, err)
+			continue
+		}
+		fmt.Fprintf(c, "GET /igd2.xml HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", ap)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, _ := io.ReadAll(c)
+		c.Close()
+		t.Errorf("TCP %v from the WAN was accepted (answer %q)", ap, got)
+	}
+}
+
+// TestLabUDPFlood: one LAN host sends 20,000 datagrams to 5351 as fast as
+// it can (valid requests, garbage and responses); another LAN host's
+// NAT-PMP requests sent meanwhile and right after are all answered, the
+// flood is counted (rate limited or malformed, not answered beyond the
+// host's token bucket) and the daemon's log does not grow per packet.
+func TestLabUDPFlood(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{Local: true, ExtraLANHosts: 1})
+	p := l.StartPcpgw(t, "--no-upnp")
+	flooder, victim := l.LANHosts[0], l.LANHosts[1]
+	if r := askNATPMP(t, victim, []byte{0, 0}); r.Result != pcp.NATPMPSuccess {
+		t.Fatalf("before the flood: %+v", r)
+	}
+	lines := logLines(p)
+	before := labStatus(t, p).Counters
+
+	const n = 20000
+	kinds := [][]byte{
+		{0, 0}, natpmpMap(1, 5000, 5000, 3600), {2}, setRBit(natpmpMap(2, 1, 1, 1)),
+		make([]byte, 1100), mapReq(netip.MustParseAddr(lab.LANHost4), nil),
+	}
+	fc := dialUDP(t, flooder, npPort)
+	floodDone := make(chan int)
+	var victimDone atomic.Bool
+	go func() {
+		// At least n datagrams, and on while the victim asks (at most
+		// 10n: bounded).
+		sent := 0
+		for i := 0; i < n || (!victimDone.Load() && i < 10*n); i++ {
+			if _, err := fc.Write(kinds[i%len(kinds)]); err == nil {
+				sent++
+			}
+		}
+		floodDone <- sent
+	}()
+	// The victim asks while the flood runs and after it.
+	answered, tries := 0, 0
+	for i := range 10 {
+		port := uint16(30000 + i)
+		b, n, err := askTries(t, victim, natpmpMap(2, port, port, 3600))
+		tries += n
+		if err != nil {
+			t.Errorf("victim request %d during the flood: no answer after %d tries: %v", i, n, err)
+			continue
+		}
+		r, err := pcp.ParseNATPMPResponse(b)
+		if err != nil || r.Result != pcp.NATPMPSuccess || r.InternalPort != port {
+			t.Errorf("victim request %d during the flood: %+v %v", i, r, err)
+			continue
+		}
+		answered++
+	}
+	victimDone.Store(true)
+	sent := <-floodDone
+	// Drain what the flooder got back: at most its token bucket's worth.
+	replies := 0
+	buf := make([]byte, 2048)
+	fc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		if _, err := fc.Read(buf); err != nil {
+			break
+		}
+		replies++
+	}
+	after := labStatus(t, p).Counters
+	dropped := (after["lan_ratelimited"] - before["lan_ratelimited"]) + (after["lan_malformed"] - before["lan_malformed"])
+	t.Logf("flood: %d sent, %d answered; victim %d/10 answered in %d datagrams; counters %v", sent, replies, answered, tries, after)
+	if sent < n {
+		t.Errorf("flood sent %d of %d", sent, n)
+	}
+	if dropped == 0 || after["lan_ratelimited"] == before["lan_ratelimited"] {
+		t.Errorf("the flood was not counted as rate limited/malformed: before %v after %v", before, after)
+	}
+	// The token bucket (burst 100, 50/s) bounds the answers to the flooder.
+	if replies > 100+50*10 {
+		t.Errorf("the flooder got %d answers", replies)
+	}
+	if grown := logLines(p) - lines; grown > 20 {
+		t.Errorf("the log grew by %d lines during the flood:\n%s", grown, tail(p.Output(), 30))
+	}
+	if r := askNATPMP(t, victim, []byte{0, 0}); r.Result != pcp.NATPMPSuccess {
+		t.Errorf("after the flood: %+v", r)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestLabQuotaExhaustion: one LAN host tries to create 10,000 NAT-PMP
+// mappings (all at once, then paced under the rate limit); it gets 128
+// (the default quota) and then result 4 (OUT_OF_RESOURCES), never another
+// code; the daemon holds exactly 128 of its mappings; a second host then
+// maps at once.
+func TestLabQuotaExhaustion(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{Local: true, ExtraLANHosts: 1})
+	p := l.StartPcpgw(t, "--no-upnp")
+	greedy, other := l.LANHosts[0], l.LANHosts[1]
+
+	c := dialUDP(t, greedy, npPort)
+	var mu sync.Mutex
+	ok := map[uint16]bool{}   // internal ports mapped
+	full := map[uint16]bool{} // internal ports refused for the quota
+	other4 := map[pcp.NATPMPResult]int{}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			r, err := pcp.ParseNATPMPResponse(buf[:n])
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			switch r.Result {
+			case pcp.NATPMPSuccess:
+				ok[r.InternalPort] = true
+			case pcp.NATPMPOutOfResources:
+				full[r.InternalPort] = true
+			default:
+				other4[r.Result]++
+			}
+			mu.Unlock()
+		}
+	}()
+	counts := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ok), len(full)
+	}
+	const n = 10000
+	for i := range n {
+		port := uint16(20000 + i)
+		if _, err := c.Write(natpmpMap(1, port, port, 3600)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then the remaining ones paced under the per-host rate (50/s),
+	// until the quota answer has come back (bounded: 40 s).
+	deadline := time.Now().Add(40 * time.Second)
+	for i := 0; i < n && time.Now().Before(deadline); i++ {
+		if _, f := counts(); f > 5 {
+			break
+		}
+		port := uint16(20000 + i)
+		mu.Lock()
+		done := ok[port] || full[port]
+		mu.Unlock()
+		if done {
+			continue
+		}
+		if _, err := c.Write(natpmpMap(1, port, port, 3600)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(25 * time.Millisecond) // pacing under the limiter, not waiting on a condition
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	<-readerDone
+	mapped, refused := counts()
+	t.Logf("greedy host: %d mapped, %d refused with result 4, others %v", mapped, refused, other4)
+	if mapped != 128 || refused == 0 || len(other4) != 0 {
+		t.Errorf("greedy host: %d mapped (want 128), %d refused with 4 (want some), other results %v (want none)", mapped, refused, other4)
+	}
+	if rows := labList(t, p, lab.LANHost4); len(rows) != 128 {
+		t.Errorf("pcpgw holds %d mappings of the greedy host, want 128", len(rows))
+	}
+	v4, _ := l.LANHostAddrs(1)
+	r := askNATPMP(t, other, natpmpMap(2, 8080, 8080, 3600))
+	if r.Result != pcp.NATPMPSuccess || r.ExternalPort == 0 {
+		t.Fatalf("other host after the exhaustion: %+v", r)
+	}
+	if rows := labList(t, p, v4); len(rows) != 1 || rows[0].Internal != v4+":8080" {
+		t.Errorf("other host's mappings: %+v", rows)
+	}
+}
+
+// TestLabDescriptionInjection: a PCP DESCRIPTION with CR/LF/NUL and over
+// 256 octets sent to the running daemon comes out sanitized and truncated
+// the same in `pcpgw list` (JSON and text), the state file and the lease
+// file (option lease_file: one line per mapping, no forged line), and the
+// daemon's log holds no raw CR or NUL.
+func TestLabDescriptionInjection(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{Local: true})
+	leases := filepath.Join(l.Dir, "leases")
+	conf := filepath.Join(l.Dir, "pcpgw.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "config pcpgw 'main'\n\toption lease_file '%s'\n\toption log_level 'debug'\n", leases), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := l.StartPcpgw(t, "-c", conf, "--no-upnp")
+	host := netip.MustParseAddr(lab.LANHost4)
+	desc := pcp.Option{Code: pcp.OptDescription, Description: evilDescription}
+	if r := askPCP(t, l.LAN, mapReq(host, nil, desc)); r.Result != pcp.Success {
+		t.Fatalf("PCP MAP with the description: %v", r.Result)
+	}
+	if r := askNATPMP(t, l.LAN, natpmpMap(1, 8081, 8081, 3600)); r.Result != pcp.NATPMPSuccess {
+		t.Fatalf("NAT-PMP map: %+v", r)
+	}
+	rows := labList(t, p, "")
+	if len(rows) != 2 {
+		t.Fatalf("list: %+v", rows)
+	}
+	for _, r := range rows {
+		want := ""
+		if r.Internal == lab.LANHost4+":8080" {
+			want = sanitized
+		}
+		if r.Description != want {
+			t.Errorf("list --json: %s description %q, want %q", r.Internal, r.Description, want)
+		}
+	}
+	text := p.CLI(t, "list")
+	if strings.ContainsAny(text, "\r\x00") || strings.Contains(text, "\nUDP:1:6.6.6.6") {
+		t.Errorf("pcpgw list holds raw control characters:\n%q", text)
+	}
+
+	var state struct {
+		Mappings []struct{ Internal, Description string }
+	}
+	lab.Eventually(t, 5*time.Second, func() bool {
+		raw, err := os.ReadFile(filepath.Join(p.StateDir, mapping.StateFile))
+		return err == nil && json.Unmarshal(raw, &state) == nil && len(state.Mappings) == 2
+	}, "the state file never held the 2 mappings")
+	for _, m := range state.Mappings {
+		if m.Internal == lab.LANHost4+":8080" && m.Description != sanitized {
+			t.Errorf("state file: description %q, want %q", m.Description, sanitized)
+		}
+	}
+	var lines []string
+	lab.Eventually(t, 5*time.Second, func() bool {
+		raw, err := os.ReadFile(leases)
+		if err != nil {
+			return false
+		}
+		lines = nil
+		sc := bufio.NewScanner(strings.NewReader(string(raw)))
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		return len(lines) == 2
+	}, "the lease file never held 2 lines: %q", lines)
+	for _, line := range lines {
+		f := strings.SplitN(line, ":", 6)
+		if len(f) != 6 || f[2] != lab.LANHost4 || strings.ContainsAny(line, "\r\x00") {
+			t.Errorf("lease line %q", line)
+			continue
+		}
+		want := map[string]string{"8080": sanitized, "8081": ""}[f[3]]
+		if f[5] != want {
+			t.Errorf("lease file: port %s description %q, want %q", f[3], f[5], want)
+		}
+	}
+	if out := p.Output(); strings.ContainsAny(out, "\r\x00") || strings.Contains(out, "\nUDP:1:6.6.6.6") {
+		t.Errorf("the daemon's log holds raw control characters:\n%q", tail(out, 20))
+	}
+}
+
+// soap sends one raw SOAP action over a plain TCP connection from ns to
+// pcpgw's HTTP port and returns the status line and body.
+func soap(t *testing.T, ns *lab.NS, path, service, action, args string) (status, body string) {
+	t.Helper()
+	env := `<?xml version="1.0"?>` +
+		`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">` +
+		`<s:Body><u:` + action + ` xmlns:u="` + service + `">` + args + `</u:` + action + `></s:Body></s:Envelope>`
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.DialTimeout("tcp", netip.AddrPortFrom(cpeLAN4, 5000).String(), 2*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s:5000\r\nContent-Type: text/xml; charset=\"utf-8\"\r\n"+
+		"SOAPAction: \"%s#%s\"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", path, cpeLAN4, service, action, len(env), env)
+	raw, err := io.ReadAll(c)
+	if err != nil && len(raw) == 0 {
+		t.Fatalf("SOAP %s: %v", action, err)
+	}
+	s := string(raw)
+	status, _, _ = strings.Cut(s, "\r\n")
+	if _, b, ok := strings.Cut(s, "\r\n\r\n"); ok {
+		body = b
+	}
+	return status, body
+}
+
+// TestLabSecureModeSOAP: with secure mode (the default) a LAN host's raw
+// SOAP AddPortMapping naming another host as NewInternalClient is refused
+// (606 on IGD:2, 718 on IGD:1; RFC 6970 §4.3), and its DeletePortMapping
+// of another host's mapping is refused too; the other host's mapping
+// stays, and nothing is mapped for the attacker.
+func TestLabSecureModeSOAP(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{Local: true, ExtraLANHosts: 1})
+	p := l.StartPcpgw(t, "--http-port", "5000")
+	attacker, victim := l.LANHosts[0], l.LANHosts[1]
+	v4, _ := l.LANHostAddrs(1)
+	// The victim's own mapping, over NAT-PMP.
+	r := askNATPMP(t, victim, natpmpMap(2, 8080, 18080, 3600))
+	if r.Result != pcp.NATPMPSuccess {
+		t.Fatalf("victim's mapping: %+v", r)
+	}
+	ext := r.ExternalPort
+	for _, igd := range []struct {
+		v    int
+		path string
+		code string
+	}{{2, "/igd2/WANIPConn1/ctl", "606"}, {1, "/igd1/WANIPConn1/ctl", "718"}} {
+		svc := fmt.Sprintf("urn:schemas-upnp-org:service:WANIPConnection:%d", igd.v)
+		t.Run(fmt.Sprintf("IGD%d add for another host", igd.v), func(t *testing.T) {
+			st, body := soap(t, attacker, igd.path, svc, "AddPortMapping",
+				"<NewRemoteHost></NewRemoteHost><NewExternalPort>28080</NewExternalPort><NewProtocol>TCP</NewProtocol>"+
+					"<NewInternalPort>8080</NewInternalPort><NewInternalClient>"+v4+"</NewInternalClient><NewEnabled>1</NewEnabled>"+
+					"<NewPortMappingDescription>x</NewPortMappingDescription><NewLeaseDuration>3600</NewLeaseDuration>")
+			if !strings.Contains(st, " 500 ") || !strings.Contains(body, "<errorCode>"+igd.code+"</errorCode>") {
+				t.Errorf("status %q body %q, want 500 with errorCode %s", st, body, igd.code)
+			}
+		})
+		t.Run(fmt.Sprintf("IGD%d delete of another host's mapping", igd.v), func(t *testing.T) {
+			st, body := soap(t, attacker, igd.path, svc, "DeletePortMapping",
+				fmt.Sprintf("<NewRemoteHost></NewRemoteHost><NewExternalPort>%d</NewExternalPort><NewProtocol>TCP</NewProtocol>", ext))
+			if !strings.Contains(st, " 500 ") || !strings.Contains(body, "<errorCode>"+igd.code+"</errorCode>") {
+				t.Errorf("status %q body %q, want 500 with errorCode %s", st, body, igd.code)
+			}
+		})
+	}
+	if rows := labList(t, p, lab.LANHost4); len(rows) != 0 {
+		t.Errorf("the attacker made mappings: %+v", rows)
+	}
+	rows := labList(t, p, v4)
+	if len(rows) != 1 || rows[0].Internal != v4+":8080" {
+		t.Errorf("victim's mappings now: %+v", rows)
+	}
+}
