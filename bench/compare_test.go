@@ -147,7 +147,7 @@ func runCurve(t *testing.T, name string, c *igdClient, d daemon, cfg config, aft
 		sortDur(p.add)
 		sortDur(p.del)
 		if p.errs > 0 {
-			p.note = strings.TrimPrefix(p.note+fmt.Sprintf("; %d failed requests (see compare.log)", p.errs), "; ")
+			p.note = strings.TrimPrefix(p.note+fmt.Sprintf("; %d failed requests, see compare.log", p.errs), "; ")
 		}
 		t.Logf("bench: %s: %d live (filled in %v): add p50 %v p99 %v, delete p50 %v p99 %v, cpu %v for %d requests %s",
 			name, size, p.fill.Round(time.Millisecond), pct(p.add, 50), pct(p.add, 99), pct(p.del, 50), pct(p.del, 99),
@@ -182,6 +182,7 @@ type run struct {
 	recovery      time.Duration // nat444 only: until all are back
 	recoveryFirst time.Duration // until the first is back
 	recoveryNote  string
+	cgnBefore     int // DNATs at the CGN just before its restart (pcpgw holding 1,000)
 }
 
 const (
@@ -249,7 +250,7 @@ func measureNAT444(t *testing.T, l *lab.Lab, cfg config, bin string) run {
 	d := start()
 	nat.curve = runCurve(t, "pcpgw nat444", newIGDClient(t, l), d, cfg, func(size int) {
 		if size == 1000 {
-			nat.recoveryFirst, nat.recovery, nat.recoveryNote = recovery(t, cgn, size)
+			nat.recoveryFirst, nat.recovery, nat.recoveryNote = recovery(t, cgn, size, &nat.cgnBefore)
 		}
 	})
 	d.Stop(t)
@@ -266,7 +267,7 @@ func measureNAT444(t *testing.T, l *lab.Lab, cfg config, bin string) run {
 		if err != nil {
 			nat.recoveryNote = fmt.Sprintf("not measured: filling to 1,000 for it: %v", err)
 		} else {
-			nat.recoveryFirst, nat.recovery, nat.recoveryNote = recovery(t, cgn, 1000)
+			nat.recoveryFirst, nat.recovery, nat.recoveryNote = recovery(t, cgn, 1000, &nat.cgnBefore)
 		}
 		d.Stop(t)
 	}
@@ -310,10 +311,11 @@ func TestCompare(t *testing.T) {
 // DNAT count is back to want (pcpgw re-creates the mappings on its
 // ANNOUNCE or its next renewal), for at most 60 s: the time until the
 // first mapping is back and until all are.
-func recovery(t *testing.T, cgn *lab.Miniupnpd, want int) (first, all time.Duration, note string) {
+func recovery(t *testing.T, cgn *lab.Miniupnpd, want int, before *int) (first, all time.Duration, note string) {
 	t.Helper()
-	if n := cgn.DNATCount(t); n != want {
-		t.Logf("bench: CGN holds %d DNATs before the restart, want %d", n, want)
+	*before = cgn.DNATCount(t)
+	if *before != want {
+		t.Logf("bench: CGN holds %d DNATs before the restart, want %d", *before, want)
 	}
 	cgn.Restart(t, true)
 	start := time.Now()

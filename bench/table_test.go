@@ -231,6 +231,10 @@ func table(t *testing.T, cfg config, mini, pg, nat run) *tableT {
 	}
 	tb.add("Re-create 1,000 mappings at the CGN after it lost its state (miniupnpd restarted empty; until its DNAT count is 1,000 again); target ≤ 10 s: "+
 		verdict(nat.recovery > 0 && nat.recoveryNote == "" && nat.recovery <= 10*time.Second), rec, "n/a (no such mode)", "—")
+	if nat.cgnBefore > 0 {
+		tb.add("DNATs at the CGN while pcpgw holds 1,000 nat444 mappings (more: upstream mappings pcpgw no longer tracks)",
+			strconv.Itoa(nat.cgnBefore), "n/a", "—")
+	}
 	tb.add("For scale: time the same CGN took to take mappings 11 to 1,000 one by one during the nat444 fill", cgnFill, "n/a", "—")
 	// Footprint.
 	tb.add("Resident memory (VmRSS), idle", mb(pg.rssIdle), mb(mini.rssIdle), ratio(float64(mini.rssIdle), float64(pg.rssIdle)))
