@@ -4,6 +4,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 OUT     ?= out
 GO      ?= go
 FUZZTIME ?= 60s
+# make lint: govulncheck's vulnerability database (a URL, or file:///DIR of a local copy).
+GOVULNDB ?= https://vuln.go.dev
 # make bench: time and runs per Go micro-benchmark (the median of the runs goes in the table).
 BENCHTIME ?= 200ms
 BENCHCOUNT ?= 3
@@ -46,19 +48,26 @@ bench: ## as root: Go micro-benchmarks and pcpgw beside miniupnpd in the lab; on
 	  || { tail -40 $(OUT)/bench/compare.log >&2; exit 1; }
 	@cat $(OUT)/bench.md
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 60s); fails on a crash
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s); fails on a crash, or when a package's targets cannot be listed
 	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	  fs=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "fuzz: cannot list the fuzz targets of $$pkg"; exit 1; }; \
+	  for f in $$(printf '%s\n' "$$fs" | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, govulncheck (skipped with a note when its database is unreachable)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 	@set -e; for m in $(TESTMODS); do (cd $$m && $(GO) vet ./... && PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...); done
+	@PATH="$$PATH:$$($(GO) env GOPATH)/bin"; command -v govulncheck >/dev/null || $(GO) install golang.org/x/vuln/cmd/govulncheck@latest
+	@PATH="$$PATH:$$($(GO) env GOPATH)/bin"; out=$$(govulncheck -db '$(GOVULNDB)' ./... 2>&1); rc=$$?; \
+	if [ $$rc -eq 0 ]; then echo "govulncheck: no known vulnerability reachable ($(GOVULNDB))"; \
+	elif printf '%s' "$$out" | grep -q 'fetching vulnerabilities'; then \
+	  echo "govulncheck: SKIPPED: its vulnerability database $(GOVULNDB) cannot be reached from here ($$(printf '%s' "$$out" | tail -n 1)); set GOVULNDB=file:///path/to/a/copy to check offline"; \
+	else printf '%s\n' "$$out"; exit $$rc; fi
 
 cross: ## static release binaries for the router targets, with their sizes
 	@mkdir -p $(OUT)
