@@ -207,7 +207,6 @@ func (e *env) fileText() string {
 	return string(b)
 }
 
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 type netipAddr = netip.Addr
 

@@ -337,6 +337,10 @@ func (u *UI) change(line int, f *config.Forward) (map[string]string, error) {
 		if errors.As(err, &ce) {
 			msg = ce.Msg
 		}
+		if f != nil {
+			// Next to the field of this very forward, its name goes.
+			msg = strings.TrimPrefix(msg, fmt.Sprintf("forward %q: ", f.Name))
+		}
 		return map[string]string{fieldOf(msg): msg}, nil
 	}
 	data, err := os.ReadFile(cfg.File)

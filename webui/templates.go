@@ -12,7 +12,7 @@ body{font:16px/1.4 system-ui,sans-serif;margin:0 auto;max-width:62rem;padding:.5
 h1{font-size:1.4rem;margin:.5rem 0}h2{font-size:1.15rem;margin:1.2rem 0 .4rem;border-bottom:1px solid #ccc}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.92rem}
 th,td{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #e2e2e2;white-space:nowrap}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt{color:#555}dd{margin:0;word-break:break-all}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt{color:#555}dd{margin:0;overflow-wrap:anywhere}
 .ok,.active{color:#1b5e20}.failing,.bad{color:#b71c1c}.pending{color:#e65100}.disabled{color:#777}
 .msg{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:.5rem 0}
 .err{color:#b71c1c;font-size:.9rem;display:block}
@@ -22,6 +22,7 @@ input[type=text],input[type=password],input[type=number],select{width:100%;max-w
 button,.button{font-size:1rem;padding:.35rem .8rem;margin:.2rem .1rem;border:1px solid #1565c0;background:#1565c0;color:#fff;border-radius:4px;text-decoration:none;display:inline-block}
 button.plain{background:#fff;color:#1565c0}button.danger{background:#fff;color:#b71c1c;border-color:#b71c1c}
 svg.chart{width:100%;max-width:40rem;height:auto;background:#fff;border:1px solid #ddd}
+@media (max-width:40rem){table.cards tr{display:block;border-bottom:1px solid #ccc;padding:.3rem 0}table.cards tr:first-child{display:none}table.cards td{display:inline-block;border:0;white-space:normal;padding:.15rem .4rem}}
 header{display:flex;justify-content:space-between;align-items:center;flex-wrap:wrap}
 </style></head><body>{{end}}
 
@@ -57,13 +58,13 @@ header{display:flex;justify-content:space-between;align-items:center;flex-wrap:w
 <h2>Live mappings, last hour</h2>
 {{.Chart}}
 <h2>Mappings</h2>
-<div class="scroll"><table id="mappings">
+<div class="scroll"><table class="cards" id="mappings">
 <tr><th>Origin</th><th>Proto</th><th>External</th><th>Internal</th><th>Lease left</th><th>Provider</th><th>Description</th></tr>
 {{range .Rows}}<tr><td>{{.Origin}}</td><td>{{.Proto}}</td><td>{{.External}}</td><td>{{.Internal}}</td><td>{{lease .LeaseLeft}}</td><td class="{{.Upstream}}">{{.Upstream}}</td><td>{{.Description}}</td></tr>
 {{else}}<tr><td colspan="7">No mapping.</td></tr>{{end}}
 </table></div>
 <h2>Static forwards</h2>
-<div class="scroll"><table id="forwards">
+<div class="scroll"><table class="cards" id="forwards">
 <tr><th>Name</th><th>Proto</th><th>External port</th><th>To</th><th>State</th><th>Description</th>{{if .CanEdit}}<th></th>{{end}}</tr>
 {{range .Forwards}}<tr><td>{{.Name}}</td><td>{{.Proto}}</td><td>{{.ExtPort}}</td><td>{{.IntAddr}}:{{.IntPort}}</td>
 <td class="{{.State}}">{{.State}}{{with .External}} ({{.}}){{end}}</td><td>{{.Description}}</td>
