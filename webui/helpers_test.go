@@ -207,7 +207,6 @@ func (e *env) fileText() string {
 	return string(b)
 }
 
-
 type netipAddr = netip.Addr
 
 func addrN(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
