@@ -2,6 +2,8 @@ package hardening_test
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/internal/control"
 	"github.com/pcpgw/pcpgw/internal/lab"
 	"github.com/pcpgw/pcpgw/mapping"
@@ -419,8 +422,17 @@ func TestLabQuotaExhaustion(t *testing.T) {
 	}
 }
 
+// soapEvil is evilDescription's UPnP cousin as it travels in XML (NUL has
+// no XML 1.0 character reference; TAB stands in), and soapSanitized what
+// must be kept of it.
+var (
+	soapEvil      = "evil&#13;&#10;UDP:2:6.6.6.6:2:0:injected&#9;" + strings.Repeat("é", 200)
+	soapSanitized = "evil  UDP:2:6.6.6.6:2:0:injected " + strings.Repeat("é", 111)
+)
+
 // TestLabDescriptionInjection: a PCP DESCRIPTION with CR/LF/NUL and over
-// 256 octets sent to the running daemon comes out sanitized and truncated
+// 256 octets, and a UPnP NewPortMappingDescription with CR/LF/TAB and over
+// 256 octets, sent to the running daemon come out sanitized and truncated
 // the same in `pcpgw list` (JSON and text), the state file and the lease
 // file (option lease_file: one line per mapping, no forged line), and the
 // daemon's log holds no raw CR or NUL.
@@ -432,7 +444,7 @@ func TestLabDescriptionInjection(t *testing.T) {
 	if err := os.WriteFile(conf, fmt.Appendf(nil, "config pcpgw 'main'\n\toption lease_file '%s'\n\toption log_level 'debug'\n", leases), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := l.StartPcpgw(t, "-c", conf, "--no-upnp")
+	p := l.StartPcpgw(t, "-c", conf, "--http-port", "5000")
 	host := netip.MustParseAddr(lab.LANHost4)
 	desc := pcp.Option{Code: pcp.OptDescription, Description: evilDescription}
 	if r := askPCP(t, l.LAN, mapReq(host, nil, desc)); r.Result != pcp.Success {
@@ -441,16 +453,23 @@ func TestLabDescriptionInjection(t *testing.T) {
 	if r := askNATPMP(t, l.LAN, natpmpMap(1, 8081, 8081, 3600)); r.Result != pcp.NATPMPSuccess {
 		t.Fatalf("NAT-PMP map: %+v", r)
 	}
+	// The same attack through UPnP: CR, LF and TAB as XML character
+	// references in NewPortMappingDescription.
+	st, body := soap(t, l.LAN, "/igd2/WANIPConn1/ctl", "urn:schemas-upnp-org:service:WANIPConnection:2", "AddPortMapping",
+		"<NewRemoteHost></NewRemoteHost><NewExternalPort>28082</NewExternalPort><NewProtocol>TCP</NewProtocol>"+
+			"<NewInternalPort>8082</NewInternalPort><NewInternalClient>"+lab.LANHost4+"</NewInternalClient><NewEnabled>1</NewEnabled>"+
+			"<NewPortMappingDescription>"+soapEvil+"</NewPortMappingDescription><NewLeaseDuration>3600</NewLeaseDuration>")
+	if !strings.Contains(st, " 200 ") {
+		t.Fatalf("SOAP AddPortMapping: %q %q", st, body)
+	}
+	wantDesc := map[string]string{"8080": sanitized, "8081": "", "8082": soapSanitized}
 	rows := labList(t, p, "")
-	if len(rows) != 2 {
+	if len(rows) != 3 {
 		t.Fatalf("list: %+v", rows)
 	}
 	for _, r := range rows {
-		want := ""
-		if r.Internal == lab.LANHost4+":8080" {
-			want = sanitized
-		}
-		if r.Description != want {
+		_, port, _ := strings.Cut(r.Internal, ":")
+		if want := wantDesc[port]; r.Description != want {
 			t.Errorf("list --json: %s description %q, want %q", r.Internal, r.Description, want)
 		}
 	}
@@ -464,11 +483,12 @@ func TestLabDescriptionInjection(t *testing.T) {
 	}
 	lab.Eventually(t, 5*time.Second, func() bool {
 		raw, err := os.ReadFile(filepath.Join(p.StateDir, mapping.StateFile))
-		return err == nil && json.Unmarshal(raw, &state) == nil && len(state.Mappings) == 2
-	}, "the state file never held the 2 mappings")
+		return err == nil && json.Unmarshal(raw, &state) == nil && len(state.Mappings) == 3
+	}, "the state file never held the 3 mappings")
 	for _, m := range state.Mappings {
-		if m.Internal == lab.LANHost4+":8080" && m.Description != sanitized {
-			t.Errorf("state file: description %q, want %q", m.Description, sanitized)
+		_, port, _ := strings.Cut(m.Internal, ":")
+		if want := wantDesc[port]; m.Description != want {
+			t.Errorf("state file: %s description %q, want %q", m.Internal, m.Description, want)
 		}
 	}
 	var lines []string
@@ -482,17 +502,16 @@ func TestLabDescriptionInjection(t *testing.T) {
 		for sc.Scan() {
 			lines = append(lines, sc.Text())
 		}
-		return len(lines) == 2
-	}, "the lease file never held 2 lines: %q", lines)
+		return len(lines) == 3
+	}, "the lease file never held 3 lines: %q", lines)
 	for _, line := range lines {
 		f := strings.SplitN(line, ":", 6)
 		if len(f) != 6 || f[2] != lab.LANHost4 || strings.ContainsAny(line, "\r\x00") {
 			t.Errorf("lease line %q", line)
 			continue
 		}
-		want := map[string]string{"8080": sanitized, "8081": ""}[f[3]]
-		if f[5] != want {
-			t.Errorf("lease file: port %s description %q, want %q", f[3], f[5], want)
+		if want := wantDesc[f[3]]; f[5] != want {
+			t.Errorf("lease file: port %s description %q, want %q", f[3], f[5], wantDesc[f[3]])
 		}
 	}
 	if out := p.Output(); strings.ContainsAny(out, "\r\x00") || strings.Contains(out, "\nUDP:1:6.6.6.6") {
@@ -575,5 +594,97 @@ func TestLabSecureModeSOAP(t *testing.T) {
 	rows := labList(t, p, v4)
 	if len(rows) != 1 || rows[0].Internal != v4+":8080" {
 		t.Errorf("victim's mappings now: %+v", rows)
+	}
+}
+
+// TestLabMalformedCounted: the running daemon answers nothing to the
+// malformed datagrams of TestShortAndResponsePacketsSilent and counts each
+// in lan_malformed; it answers the length, option, version and protocol
+// attacks with the exact error of the unit tests (only the epoch is its
+// own), clamps lifetime 2^32-1 to 86400 s, and writes no log line for any
+// of them.
+func TestLabMalformedCounted(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{Local: true})
+	p := l.StartPcpgw(t, "--no-upnp")
+	host := netip.MustParseAddr(lab.LANHost4)
+	announce := (&pcp.Request{Opcode: pcp.OpAnnounce, Client: host}).AppendMarshal(nil)
+	if r := askPCP(t, l.LAN, announce); r.Result != pcp.Success {
+		t.Fatalf("ANNOUNCE: %v", r.Result)
+	}
+	before := labStatus(t, p).Counters
+	lines := logLines(p)
+
+	req := mapReq(host, nil)
+	silent := [][]byte{
+		{}, {2}, {0}, req[:4], req[:23], setRBit(req), setRBit(withVersion(req, 3)),
+		natpmpMap(1, 8080, 8080, 3600)[:11], setRBit(natpmpMap(2, 8080, 8080, 3600)), {0, 128},
+	}
+	c := dialUDP(t, l.LAN, npPort)
+	for _, b := range silent {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := c.Read(buf); err == nil {
+		t.Errorf("a malformed datagram was answered: % x", buf[:n])
+	}
+	mod := func(proto uint8, port uint16) func(*pcp.Request) {
+		return func(r *pcp.Request) { r.Map.Protocol, r.Map.InternalPort = proto, port }
+	}
+	long := pad(req, pcp.MaxSize-len(req)+4)
+	errs := []struct {
+		name      string
+		pkt, want []byte
+	}{
+		{"1104 octets", long, wantPCPError(long, pcp.MalformedRequest)},
+		{"61 octets", pad(req, 1), wantPCPError(pad(req, 1), pcp.MalformedRequest)},
+		{"option length overflow", append(mapReq(host, nil), rawOption(pcp.OptDescription, 1024, []byte("abcd"))...), nil},
+		{"unknown mandatory option", append(mapReq(host, nil), rawOption(99, 0, nil)...), nil},
+		{"version 3", withVersion(req, 3), wantPCPError(withVersion(req, 3), pcp.UnsuppVersion)},
+		{"version 1", withVersion(req, 1), wantPCPError(withVersion(req, 1), pcp.UnsuppVersion)},
+		{"protocol 0 with a port", mapReq(host, mod(0, 8080)), wantPCPError(mapReq(host, mod(0, 8080)), pcp.MalformedRequest)},
+		{"internal port 0", mapReq(host, mod(6, 0)), wantPCPError(mapReq(host, mod(6, 0)), pcp.UnsuppProtocol)},
+		{"ICMP", mapReq(host, mod(1, 8080)), wantPCPError(mapReq(host, mod(1, 8080)), pcp.UnsuppProtocol)},
+		{"address mismatch", mapReq(cpeLAN4, nil), wantPCPError(mapReq(cpeLAN4, nil), pcp.AddressMismatch)},
+		{"NAT-PMP opcode 3", pad([]byte{0, 3}, 10), wantNATPMP(3, pcp.NATPMPUnsuppOpcode, 0, 0, 0)},
+		{"NAT-PMP internal port 0", natpmpMap(2, 0, 8080, 3600), wantNATPMP(2, pcp.NATPMPNotAuthorized, 0, 0, 0)},
+	}
+	errs[2].want = wantPCPError(errs[2].pkt, pcp.MalformedOption)
+	errs[3].want = wantPCPError(errs[3].pkt, pcp.UnsuppOption)
+	for _, e := range errs {
+		got, err := ask(t, l.LAN, e.pkt)
+		if err != nil {
+			t.Errorf("%s: no answer: %v", e.name, err)
+			continue
+		}
+		// The epoch is the daemon's own: octets 4-7 in NAT-PMP, 8-11 in PCP.
+		want := append([]byte(nil), e.want...)
+		if len(got) == len(want) {
+			at := 8
+			if want[0] == 0 {
+				at = 4
+			}
+			copy(want[at:at+4], got[at:at+4])
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: reply (-want +got):\n%s", e.name, cmp.Diff(hex.Dump(want), hex.Dump(got)))
+		}
+	}
+	r := askNATPMP(t, l.LAN, natpmpMap(1, 8080, 8080, 1<<32-1))
+	if r.Result != pcp.NATPMPSuccess || r.Lifetime != 86400 {
+		t.Errorf("NAT-PMP lifetime 2^32-1: %+v, want success with 86400", r)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool {
+		return labStatus(t, p).Counters["lan_malformed"]-before["lan_malformed"] == uint64(len(silent))
+	}, "lan_malformed did not count the %d malformed datagrams", len(silent))
+	after := labStatus(t, p).Counters
+	if got := after["lan_errorreplies"] - before["lan_errorreplies"]; got < uint64(len(errs)) {
+		t.Errorf("lan_errorreplies grew by %d, want at least %d", got, len(errs))
+	}
+	if grown := logLines(p) - lines; grown != 0 {
+		t.Errorf("the daemon logged %d lines for bad packets:\n%s", grown, tail(p.Output(), grown+1))
 	}
 }
