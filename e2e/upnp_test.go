@@ -350,3 +350,93 @@ func gatherNOTIFY(t *testing.T, ns *lab.NS, addr netip.AddrPort) *notifySink {
 	t.Cleanup(func() { srv.Close(); <-done })
 	return s
 }
+
+// TestUPnPSSDPProbes: SSDP answers against the running daemon (issue 10,
+// the e2e/clients report on tailscale). tailscale's portmapper probe (two
+// ssdp:all searches and one for InternetGatewayDevice:1, sent to the
+// gateway) gets about 40 answer datagrams; the same host probing four
+// more times back to back gets every answer each time (under the former
+// limit of 64 datagrams and 16/s, a second probe a second later lost
+// UPnP). A flood of ssdp:all from that host then gets at most the
+// per-source budget (96 KiB at once, 16 KiB/s) in return, far less than it
+// asks for.
+func TestUPnPSSDPProbes(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
+	l.StartPcpgw(t, "--pcp-server", lab.CGN4)
+
+	var c *net.UDPConn
+	var err error
+	l.LAN.Do(t, func() { c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lanHost, 0))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadBuffer(1 << 20)
+	gw := netip.MustParseAddrPort(lab.CPELAN4 + ":1900")
+	search := func(st string) []byte {
+		return []byte("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nST: " + st + "\r\nMX: 2\r\n\r\n")
+	}
+	all := search("ssdp:all")
+	igd := search("urn:schemas-upnp-org:device:InternetGatewayDevice:1")
+	buf := make([]byte, 4096)
+	// collect reads answers until quiet for 1 s (at most 15 s).
+	collect := func() (datagrams, size int) {
+		end := time.Now().Add(15 * time.Second)
+		for time.Now().Before(end) {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			n, _, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return datagrams, size
+			}
+			if strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200 OK\r\n") {
+				datagrams++
+				size += n
+			}
+		}
+		return datagrams, size
+	}
+	probe := func() int {
+		t.Helper()
+		for _, m := range [][]byte{all, all, igd} {
+			if _, err := c.WriteToUDPAddrPort(m, gw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, _ := collect()
+		return d
+	}
+	// Wait for the daemon's SSDP side with single IGD searches (one
+	// answer each, well inside the budget).
+	lab.Eventually(t, 15*time.Second, func() bool {
+		c.WriteToUDPAddrPort(igd, gw)
+		d, _ := collect()
+		return d > 0
+	}, "no SSDP answer from %v", gw)
+
+	first := probe()
+	if first < 30 {
+		t.Fatalf("first probe: %d answers, want the ~40 of two ssdp:all and an IGD search", first)
+	}
+	// Back to back, with no refill at all: stricter than the report's
+	// second probe a second later.
+	for i := 2; i <= 5; i++ {
+		if got := probe(); got != first {
+			t.Errorf("probe %d: %d answers, the first had %d", i, got, first)
+		}
+	}
+
+	// Flood: 300 ssdp:all at once would be 300 x ~6.4 KB.
+	start := time.Now()
+	for range 300 {
+		c.WriteToUDPAddrPort(all, gw)
+	}
+	d, size := collect()
+	elapsed := time.Since(start).Seconds()
+	bound := 96<<10 + int(16<<10*elapsed)
+	t.Logf("flood of 300 ssdp:all: %d answers, %d bytes in %.1f s", d, size, elapsed)
+	if size > bound || d == 0 {
+		t.Errorf("flood answered with %d bytes in %.1f s, bound %d", size, elapsed, bound)
+	}
+}
