@@ -45,6 +45,7 @@ type Span struct {
 // in the original text; Bytes applies them all.
 type Doc struct {
 	name  string
+	data  []byte
 	lines []string // without their "\n"
 	final bool     // the text ended with a newline
 	spans []Span
@@ -59,7 +60,7 @@ func Parse(name string, data []byte) (*Doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Doc{name: name, file: f, repl: map[int][]string{}}
+	d := &Doc{name: name, data: data, file: f, repl: map[int][]string{}}
 	text := string(data)
 	d.final = text == "" || strings.HasSuffix(text, "\n")
 	text = strings.TrimSuffix(text, "\n")
@@ -226,6 +227,9 @@ func (d *Doc) SetOption(typ, sname, name, value string) error {
 
 // Bytes gives the edited text.
 func (d *Doc) Bytes() []byte {
+	if len(d.repl) == 0 && len(d.adds) == 0 {
+		return append([]byte(nil), d.data...)
+	}
 	var out []string
 	next := 1 // next original line to copy
 	for _, s := range d.spans {

@@ -203,3 +203,55 @@ func TestDeleteLast(t *testing.T) {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
 }
+
+// FuzzEdit: no panic; a parsed file comes back unchanged without edits,
+// and deleting, replacing or appending sections, or setting an option,
+// gives a file uci still parses with the expected sections.
+func FuzzEdit(f *testing.F) {
+	f.Add(sample)
+	f.Add("config a\n\toption x '1'\n\nconfig b\n\toption y '2'\n")
+	f.Add("package p\nconfig a 'n'\n# c\n\tlist l 'v'\n\tlist l 'w'\n")
+	f.Add("config a; config b\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		d, err := Parse("f", []byte(in))
+		if err != nil {
+			return
+		}
+		if got := string(d.Bytes()); got != in {
+			t.Fatalf("no edit changed the text:\n%q\n%q", in, got)
+		}
+		spans := d.Spans()
+		for i, s := range spans {
+			switch i % 3 {
+			case 0:
+				err = d.Delete(s.Start)
+			case 1:
+				err = d.Replace(s.Start, sec("forward", "", "ext_port", "1"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Append(sec("forward", "", "name", "x")); err != nil {
+			t.Fatal(err)
+		}
+		out := d.Bytes()
+		pf, err := uci.Parse("out", strings.NewReader(string(out)))
+		if err != nil {
+			t.Fatalf("edited file does not parse: %v\n%s", err, out)
+		}
+		if len(pf.OfType("forward")) == 0 {
+			t.Fatalf("appended section lost:\n%s", out)
+		}
+		d2, err := Parse("out", out)
+		if err != nil {
+			t.Fatalf("edited file cannot be edited again: %v\n%s", err, out)
+		}
+		if err := d2.SetOption("pcpgw", "main", "password_hash", "$h"); err != nil {
+			return // a pcpgw section with an option on a shared line
+		}
+		if _, err := uci.Parse("out2", strings.NewReader(string(d2.Bytes()))); err != nil {
+			t.Fatalf("after SetOption: %v\n%s", err, d2.Bytes())
+		}
+	})
+}
