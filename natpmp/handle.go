@@ -24,22 +24,40 @@ func (s *Server) Handle(src netip.AddrPort, dst netip.Addr, b []byte, now time.T
 
 func (s *Server) handle(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, now time.Time) []byte {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if !s.admit(src, dst, now) {
+		return nil
+	}
+	return s.serve(ctx, src, dst, b, now)
+}
+
+// admit takes the checks that need nothing of the payload: the
+// destination is a LAN address, the source a possible one, and the source
+// has a token left. It counts what it refuses. The read loop calls it
+// before it takes a worker slot, so that a flooding host's datagrams are
+// dropped by its own token bucket and never crowd out other hosts'
+// requests (Stats.Overload). src is unmapped.
+func (s *Server) admit(src netip.AddrPort, dst netip.Addr, now time.Time) bool {
 	if !s.lan.Load().isLocal(dst) {
 		// Not addressed to a LAN address of ours (RFC 6886 §3.3,
 		// RFC 6887 §8.2): never answered.
 		s.stats.notLAN.Add(1)
-		return nil
+		return false
 	}
 	a := src.Addr()
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || src.Port() == 0 {
 		s.stats.malformed.Add(1)
-		return nil
+		return false
 	}
 	if !s.limit.allow(a, now) {
 		s.stats.rateLimited.Add(1)
 		s.debug("rate limited", "client", a)
-		return nil
+		return false
 	}
+	return true
+}
+
+// serve answers an admitted datagram (src unmapped).
+func (s *Server) serve(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, now time.Time) []byte {
 	if len(b) < 2 || b[1]&0x80 != 0 {
 		// Too short to say anything, or a response (PCP R bit, NAT-PMP
 		// opcode >= 128): dropped (RFC 6887 §8.2, RFC 6886 §3.5).

@@ -305,6 +305,13 @@ func (s *Server) readLoop(ctx context.Context, c *lanConn, wg *sync.WaitGroup, s
 			s.debug("read", "addr", c.local, "err", err)
 			continue
 		}
+		// The per-host checks come before a worker slot is taken: a
+		// flood from one host ends at its token bucket.
+		now := s.now()
+		client := netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if !s.admit(client, dst, now) {
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -316,7 +323,7 @@ func (s *Server) readLoop(ctx context.Context, c *lanConn, wg *sync.WaitGroup, s
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			reply := s.handle(ctx, src, dst, pkt, s.now())
+			reply := s.serve(ctx, client, dst, pkt, now)
 			if reply == nil {
 				return
 			}
