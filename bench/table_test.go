@@ -50,8 +50,14 @@ func machine() string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	return fmt.Sprintf("Machine: %s, %d CPUs, %s, %s, %s UTC. Ratio: how many times better pcpgw is (miniupnpd's time / pcpgw's; pcpgw's rate / miniupnpd's).",
-		cpu, runtime.NumCPU(), kernel, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04"))
+	load := "?"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			load = strings.Join(f[:3], " ")
+		}
+	}
+	return fmt.Sprintf("Machine: %s, %d CPUs, %s, %s, %s UTC, load average at the end %s (shared machine: absolute times are noisy). Ratio: how many times better pcpgw is (miniupnpd's time / pcpgw's; pcpgw's rate / miniupnpd's).",
+		cpu, runtime.NumCPU(), kernel, runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04"), load)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
