@@ -178,7 +178,7 @@ func (s *syncBuffer) String() string {
 }
 
 // TestSecureModeAcrossProtocols (NAT-PMP and PCP; UPnP in
-// TestLabSecureModeSOAP): with secure mode a host can neither map for
+// TestLabSecureModeAcrossProtocols): with secure mode a host can neither map for
 // another host nor delete, renew or take over another host's mapping,
 // whatever it puts in the packet; without secure mode the same THIRD_PARTY
 // request succeeds (so the refusals come from the policy).

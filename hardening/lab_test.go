@@ -569,12 +569,13 @@ func soap(t *testing.T, ns *lab.NS, path, service, action, args string) (status,
 	return status, body
 }
 
-// TestLabSecureModeSOAP: with secure mode (the default) a LAN host's raw
-// SOAP AddPortMapping naming another host as NewInternalClient is refused
-// (606 on IGD:2, 718 on IGD:1; RFC 6970 §4.3), and its DeletePortMapping
-// of another host's mapping is refused too; the other host's mapping
+// TestLabSecureModeAcrossProtocols: with secure mode (the default) a LAN
+// host's raw SOAP AddPortMapping naming another host as NewInternalClient
+// is refused (606 on IGD:2, 718 on IGD:1; RFC 6970 §4.3), and its
+// DeletePortMapping of another host's mapping is refused too; PCP and
+// NAT-PMP give it no way to name another host; the other host's mapping
 // stays, and nothing is mapped for the attacker.
-func TestLabSecureModeSOAP(t *testing.T) {
+func TestLabSecureModeAcrossProtocols(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.New(t, lab.Options{Local: true, ExtraLANHosts: 1})
 	p := l.StartPcpgw(t, "--http-port", "5000")
@@ -608,6 +609,31 @@ func TestLabSecureModeSOAP(t *testing.T) {
 				t.Errorf("status %q body %q, want 500 with errorCode %s", st, body, igd.code)
 			}
 		})
+	}
+	// PCP: THIRD_PARTY is not offered by the daemon to LAN hosts
+	// (UNSUPP_OPTION, RFC 6887 §13.1), for another host's map or delete
+	// alike, nor for the sender itself; a header naming the victim is an
+	// ADDRESS_MISMATCH. NAT-PMP: deleting "all" deletes only the sender's.
+	attackerIP := netip.MustParseAddr(lab.LANHost4)
+	victimIP := netip.MustParseAddr(v4)
+	tp := func(a netip.Addr) pcp.Option { return pcp.Option{Code: pcp.OptThirdParty, ThirdParty: a} }
+	del := func(r *pcp.Request) { r.Lifetime = 0 }
+	for _, c := range []struct {
+		name string
+		req  []byte
+		want pcp.ResultCode
+	}{
+		{"PCP THIRD_PARTY map for the victim", mapReq(attackerIP, nil, tp(victimIP)), pcp.UnsuppOption},
+		{"PCP THIRD_PARTY delete of the victim's", mapReq(attackerIP, del, tp(victimIP)), pcp.UnsuppOption},
+		{"PCP THIRD_PARTY naming the sender", mapReq(attackerIP, nil, tp(attackerIP)), pcp.UnsuppOption},
+		{"PCP delete with the victim's address in the header", mapReq(victimIP, del), pcp.AddressMismatch},
+	} {
+		if r := askPCP(t, attacker, c.req); r.Result != c.want {
+			t.Errorf("%s: %v, want %v", c.name, r.Result, c.want)
+		}
+	}
+	if r := askNATPMP(t, attacker, natpmpMap(2, 0, 0, 0)); r.Result != pcp.NATPMPSuccess {
+		t.Errorf("NAT-PMP delete all: %+v", r)
 	}
 	if rows := labList(t, p, lab.LANHost4); len(rows) != 0 {
 		t.Errorf("the attacker made mappings: %+v", rows)
