@@ -2,7 +2,6 @@ package webui
 
 import (
 	"fmt"
-	"html/template"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +58,7 @@ const (
 // SVG draws the samples of the hour before now as an inline SVG chart:
 // a polyline, the largest count on the vertical axis, minutes on the
 // horizontal one.
-func (h *History) SVG(now time.Time) template.HTML {
+func (h *History) SVG(now time.Time) string {
 	span := time.Duration(len(h.buf)) * h.step
 	var pts []Sample
 	top := 0
@@ -98,5 +97,5 @@ func (h *History) SVG(now time.Time) template.HTML {
 		b.WriteString(`"/>`)
 	}
 	b.WriteString(`</svg>`)
-	return template.HTML(b.String()) // numbers and fixed text only
+	return b.String() // numbers and fixed text only
 }

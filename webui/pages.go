@@ -3,7 +3,6 @@ package webui
 import (
 	"errors"
 	"fmt"
-	"html/template"
 	"net/netip"
 	"net/url"
 	"os"
@@ -57,14 +56,13 @@ type indexData struct {
 	Status     control.Status
 	Rows       []control.Row
 	LastAnswer string
-	Chart      template.HTML
+	Chart      string // SVG, numbers and fixed text only
 	Forwards   []fwView
 	CanEdit    bool
 	NoPassword bool
 	HashErr    string
 	CSRF       string
 	Msg        string
-	Login      bool
 	LoginToken string
 }
 
@@ -75,7 +73,7 @@ func (u *UI) index(w httpd.ResponseWriter, r *httpd.Request, a auth, msg string,
 			lt = randomToken()
 			setCookie(w, loginCookie, lt, 3600)
 		}
-		u.render(w, code, "login", indexData{Login: true, LoginToken: lt, Msg: msg})
+		u.render(w, code, renderLogin(indexData{LoginToken: lt, Msg: msg}))
 		return
 	}
 	now := u.now()
@@ -93,7 +91,7 @@ func (u *UI) index(w httpd.ResponseWriter, r *httpd.Request, a auth, msg string,
 	for _, f := range cfg.Forwards {
 		d.Forwards = append(d.Forwards, forwardView(f, rows))
 	}
-	u.render(w, code, "index", d)
+	u.render(w, code, renderIndex(d))
 }
 
 // forwardView finds the static mappings of f in the list.
@@ -159,7 +157,7 @@ func (u *UI) forward(w httpd.ResponseWriter, r *httpd.Request, a auth, form url.
 			}
 			fd.ID, fd.New, fd.F = f.Line, false, formOf(f)
 		}
-		u.render(w, httpd.StatusOK, "form", fd)
+		u.render(w, httpd.StatusOK, renderForm(fd))
 		return
 	}
 	id := form.Get("id")
@@ -214,7 +212,7 @@ func (u *UI) forward(w httpd.ResponseWriter, r *httpd.Request, a auth, form url.
 		}
 		if len(errs) > 0 {
 			fd.Errs = errs
-			u.render(w, httpd.StatusBadRequest, "form", fd)
+			u.render(w, httpd.StatusBadRequest, renderForm(fd))
 			return
 		}
 		redirect(w, "/")

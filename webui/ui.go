@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"html/template"
+	"io"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -335,19 +335,11 @@ func (u *UI) login(w httpd.ResponseWriter, r *httpd.Request, a auth, form url.Va
 	redirect(w, "/")
 }
 
-// render writes a page of the template.
-func (u *UI) render(w httpd.ResponseWriter, code int, name string, data any) {
-	var b bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&b, name, data); err != nil {
-		u.log.Error("template", "err", err)
-		httpd.Error(w, "internal error", httpd.StatusInternalServerError)
-		return
-	}
+// render writes a page.
+func (u *UI) render(w httpd.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	w.Write(b.Bytes())
+	io.WriteString(w, body)
 }
 
 var _ httpd.Handler = (*UI)(nil)
-
-var tmpl = template.Must(template.New("").Funcs(template.FuncMap{"lease": leaseText}).Parse(pageTemplates))

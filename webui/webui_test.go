@@ -518,3 +518,18 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// Text from LAN hosts (a UPnP description) and from the file is escaped.
+func TestEscaping(t *testing.T) {
+	e := newEnv(t, "")
+	e.d.mu.Lock()
+	e.d.rows[1].Description = `<script>alert(1)</script>"'&`
+	e.d.mu.Unlock()
+	_, body := e.get("/")
+	if strings.Contains(body, "<script>") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;") {
+		t.Errorf("description not escaped:\n%s", body)
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("a script element in the page")
+	}
+}
