@@ -45,6 +45,12 @@ func (d *fakeDaemon) Config() config.Config {
 	return *d.cfg
 }
 
+func (d *fakeDaemon) reloadCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reloads
+}
+
 func (d *fakeDaemon) Reload() error {
 	c, _, err := config.Load(d.cfg.File, nil)
 	if err != nil {

@@ -38,7 +38,7 @@ func TestReadOnlyWithoutPassword(t *testing.T) {
 	if code, _ := e.get("/forward"); code != 403 {
 		t.Errorf("GET /forward: %d, want 403", code)
 	}
-	if e.fileText() != before || e.d.reloads != 0 {
+	if e.fileText() != before || e.d.reloadCount() != 0 {
 		t.Error("the file changed")
 	}
 }
@@ -184,8 +184,8 @@ config forward
 	if diff := cmp.Diff(want, e.fileText()); diff != "" {
 		t.Fatalf("after add (-want +got):\n%s", diff)
 	}
-	if e.d.reloads != 1 || len(e.d.Config().Forwards) != 2 {
-		t.Fatalf("reloads %d, forwards %+v", e.d.reloads, e.d.Config().Forwards)
+	if e.d.reloadCount() != 1 || len(e.d.Config().Forwards) != 2 {
+		t.Fatalf("reloads %d, forwards %+v", e.d.reloadCount(), e.d.Config().Forwards)
 	}
 	_, body := e.get("/")
 	if !strings.Contains(body, "web server") || !strings.Contains(body, "not mapped") || !strings.Contains(body, `class="active">active (203.0.113.1:8443)`) {
@@ -235,8 +235,8 @@ config forward
 	if diff := cmp.Diff(strings.TrimRight(want, "\n")+"\n", e.fileText()); diff != "" {
 		t.Fatalf("after delete (-want +got):\n%s", diff)
 	}
-	if e.d.reloads != 4 {
-		t.Errorf("reloads %d, want 4", e.d.reloads)
+	if e.d.reloadCount() != 4 {
+		t.Errorf("reloads %d, want 4", e.d.reloadCount())
 	}
 	// A stale id (the file changed meanwhile) is refused, not misapplied.
 	if code, _ := e.post("/forward/delete", url.Values{"csrf": {tok}, "id": {itoa(web.Line)}}); code != 409 {
@@ -255,8 +255,8 @@ func TestForwardsStaleFile(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "changed since pcpgw read it") {
 		t.Fatalf("stale delete: %d %s", code, body)
 	}
-	if e.fileText() != before || e.d.reloads != 1 {
-		t.Fatalf("file changed or not reloaded (%d)", e.d.reloads)
+	if e.fileText() != before || e.d.reloadCount() != 1 {
+		t.Fatalf("file changed or not reloaded (%d)", e.d.reloadCount())
 	}
 	if code, _ := e.post("/forward/delete", url.Values{"csrf": {tok}, "id": {"10"}}); code != 303 {
 		t.Fatalf("delete after reload: %d", code)
