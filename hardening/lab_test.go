@@ -735,3 +735,36 @@ func TestLabMalformedCounted(t *testing.T) {
 		t.Errorf("the daemon logged %d lines for bad packets:\n%s", grown, tail(p.Output(), grown+1))
 	}
 }
+
+// TestLabHTTPNotServedToWAN: the UPnP HTTP port must not answer the WAN
+// side on the CPE's LAN addresses either (REQUIREMENTS 30, RFC 6092
+// REC-50): a packet for 192.0.2.1 or 2001:db8:1::1 (a global address: any
+// host on the internet can route to it) that comes in on the WAN
+// interface is refused or dropped, never served. NAT-PMP/PCP pass the same
+// probe (TestLabWANSideSilent: their sockets are bound to the LAN device).
+func TestLabHTTPNotServedToWAN(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{NoMiniupnpd: true})
+	l.StartPcpgw(t, "--pcp-server", lab.CGN4, "--http-port", "5000")
+	l.ISP.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", lab.CPEWAN4)
+	// Control: the LAN host is served.
+	if st, _ := soap(t, l.LAN, "/igd2/WANIPConn1/ctl", "urn:schemas-upnp-org:service:WANIPConnection:2", "GetExternalIPAddress", ""); st == "" {
+		t.Fatal("the LAN host gets no HTTP answer")
+	}
+	for _, a := range []netip.Addr{cpeLAN4, cpeLAN6} {
+		ap := netip.AddrPortFrom(a, 5000)
+		var c net.Conn
+		var err error
+		l.ISP.Do(t, func() { c, err = net.DialTimeout("tcp", ap.String(), 2*time.Second) })
+		if err != nil {
+			t.Logf("TCP %v from the WAN: %v (as it should)", ap, err)
+			continue
+		}
+		fmt.Fprintf(c, "GET /igd2.xml HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", ap)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		got, _ := io.ReadAll(c)
+		c.Close()
+		line, _, _ := strings.Cut(string(got), "\r\n")
+		t.Errorf("TCP %v from the WAN side was accepted and answered %q (%d octets): the HTTP listener needs binding to the LAN device (or an input filter)", ap, line, len(got))
+	}
+}
