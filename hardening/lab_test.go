@@ -724,6 +724,16 @@ func TestLabMalformedCounted(t *testing.T) {
 	if r.Result != pcp.NATPMPSuccess || r.Lifetime != 86400 {
 		t.Errorf("NAT-PMP lifetime 2^32-1: %+v, want success with 86400", r)
 	}
+	pr := askPCP(t, l.LAN, mapReq(host, func(r *pcp.Request) { r.Lifetime = 1<<32 - 1 }))
+	if pr.Result != pcp.Success || pr.Lifetime != 86400 {
+		t.Errorf("PCP lifetime 2^32-1: %v lifetime %d, want SUCCESS with 86400", pr.Result, pr.Lifetime)
+	}
+	if pr := askPCP(t, l.LAN, mapReq(host, func(r *pcp.Request) { r.Lifetime = 0 })); pr.Result != pcp.Success || pr.Lifetime != 0 {
+		t.Errorf("PCP lifetime 0: %v lifetime %d, want SUCCESS with 0", pr.Result, pr.Lifetime)
+	}
+	if rows := labList(t, p, lab.LANHost4); len(rows) != 1 || rows[0].Proto != "udp" {
+		t.Errorf("after the PCP delete the host holds %+v, want only the NAT-PMP UDP mapping", rows)
+	}
 	lab.Eventually(t, 5*time.Second, func() bool {
 		return labStatus(t, p).Counters["lan_malformed"]-before["lan_malformed"] == uint64(len(silent))
 	}, "lan_malformed did not count the %d malformed datagrams", len(silent))
