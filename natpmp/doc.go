@@ -130,8 +130,9 @@
 //
 // Each source address has a token bucket (RatePerHost, Burst; 50/s, 100 by
 // default) in a map of at most 4096 entries (refilled entries, then the
-// least recently seen, are evicted), so one flooding host cannot starve
-// the others. Dropped packets are counted in Stats and logged at Debug at
+// least recently seen, are evicted), checked by the read loop before a
+// datagram gets one of the 64 worker slots, so one flooding host cannot
+// starve the others. Dropped packets are counted in Stats and logged at Debug at
 // most once a second.
 //
 // # A CPE that does not NAT (REQUIREMENTS 24)
