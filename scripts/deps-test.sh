@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps-test.sh installs what pcpgw's tests need, idempotently:
 #   - the real peers from Debian: nftables, miniupnpc (upnpc), natpmpc,
+#     chromium (the subscriber page's browser test),
 #     iproute2, netcat-openbsd;
 #   - miniupnpd 2.3.9 from Debian 13 (trixie), extracted into a private
 #     directory (never installed over the system), to play the provider's PCP
@@ -33,7 +34,7 @@ miniupnpd_ok() {
 }
 
 # Debian packages of the peers, and the command each provides.
-pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc iproute2:ip netcat-openbsd:nc.openbsd"
+pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc iproute2:ip netcat-openbsd:nc.openbsd chromium:chromium"
 missing=""
 for pc in $pkgs; do
 	pkg=${pc%%:*}

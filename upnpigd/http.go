@@ -108,6 +108,10 @@ func (h *handler) ServeHTTP(w httpd.ResponseWriter, r *httpd.Request) {
 	case "evt":
 		s.gena.serve(w, r, sv, peer)
 	default:
+		if s.cfg.Extra != nil {
+			s.cfg.Extra.ServeHTTP(w, r)
+			return
+		}
 		httpd.Error(w, "404 page not found", httpd.StatusNotFound)
 	}
 }

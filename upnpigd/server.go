@@ -47,6 +47,9 @@ const (
 type Config struct {
 	// Core is the mapping core. Required.
 	Core Core
+	// Extra serves the paths the IGD does not own (the subscriber's page,
+	// webui), after the same Host check. nil: 404.
+	Extra httpd.Handler
 	// Interfaces are the LAN interfaces. SSDP and HTTP listen on their
 	// addresses only (never the wildcard). Required by Run; Handler works
 	// without.

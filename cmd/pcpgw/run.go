@@ -30,6 +30,7 @@ import (
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
 	"github.com/pcpgw/pcpgw/upnpigd"
+	"github.com/pcpgw/pcpgw/webui"
 )
 
 // wanPoll is how often the WAN interface's IPv4 address is checked.
@@ -48,7 +49,9 @@ func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog
 
 // daemon is pcpgw's parts, wired; it answers the control socket.
 type daemon struct {
-	mu        sync.Mutex // guards cfg, which a reload changes
+	bg        sync.WaitGroup // background work of reloads
+	reloading sync.Mutex     // one reload at a time (SIGHUP, the page)
+	mu        sync.Mutex     // guards cfg, which a reload changes
 	cfg       *config.Config
 	reloadCfg func() (*config.Config, []string, error) // re-reads the file and flags
 	level     *slog.LevelVar
@@ -144,6 +147,11 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		}
 		goRun("natpmp", d.lan.Run)
 	}
+	page, err := webui.New(webui.Config{Daemon: pageDaemon{d, ctx, log}, Log: log})
+	if err != nil {
+		return fmt.Errorf("web page: %w", err)
+	}
+	goRun("webui", page.Run)
 	if cfg.UPnP {
 		uuid, boot := d.identity(log)
 		httpPort := cfg.HTTPPort
@@ -153,7 +161,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		d.igd, err = upnpigd.New(upnpigd.Config{
 			Core: d.core, Interfaces: cfg.LAN, WAN: cfg.WAN, HTTPPort: httpPort,
 			IGDv1: cfg.IGDv1, IGDv2: cfg.IGDv2, Pinholes: cfg.IPv6Pinholes,
-			UUID: uuid, BootID: boot, Friendly: "pcpgw", Logger: log,
+			UUID: uuid, BootID: boot, Friendly: "pcpgw", Logger: log, Extra: page,
 		})
 		if err != nil {
 			return fmt.Errorf("UPnP: %w", err)
@@ -170,7 +178,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			case <-ctx.Done():
 				return nil
 			case <-hup:
-				d.reload(ctx, log)
+				d.reload(ctx, log) // errors are logged
 			}
 		}
 	})
@@ -186,6 +194,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	<-ctx.Done()
 	ctl.Close()
 	wg.Wait()
+	d.bg.Wait()
 	log.Info("pcpgw stopping")
 	select {
 	case err := <-errc:
@@ -214,14 +223,16 @@ func policyOf(cfg *config.Config) mapping.Policy {
 // mode, perm_rules, quota, lifetimes), the log level and the static
 // forwards change at once; interfaces, mode, ports and the rest need a
 // restart, which it says.
-func (d *daemon) reload(ctx context.Context, log *slog.Logger) {
+func (d *daemon) reload(ctx context.Context, log *slog.Logger) error {
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
 	if d.reloadCfg == nil {
-		return
+		return errors.New("no configuration file to reload")
 	}
 	cfg, warnings, err := d.reloadCfg()
 	if err != nil {
 		log.Error("reload: configuration not applied", "err", err)
-		return
+		return err
 	}
 	for _, w := range warnings {
 		log.Warn(w)
@@ -236,9 +247,26 @@ func (d *daemon) reload(ctx context.Context, log *slog.Logger) {
 	d.cfg.SecureMode, d.cfg.PermRules, d.cfg.Quota = cfg.SecureMode, cfg.PermRules, cfg.Quota
 	d.cfg.MinLifetime, d.cfg.MaxLifetime, d.cfg.LogLevel, d.cfg.Forwards = cfg.MinLifetime, cfg.MaxLifetime, cfg.LogLevel, cfg.Forwards
 	d.mu.Unlock()
-	d.addForwards(ctx, log)
+	// Making forwards waits for the provider: not while the caller (the
+	// page's HTTP answer) waits.
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		d.addForwards(ctx, log)
+	}()
 	log.Info("configuration reloaded", "forwards", len(cfg.Forwards))
+	return nil
 }
+
+// pageDaemon is the daemon as the subscriber's page sees it.
+type pageDaemon struct {
+	*daemon
+	ctx context.Context
+	log *slog.Logger
+}
+
+func (p pageDaemon) Config() config.Config { return *p.config() }
+func (p pageDaemon) Reload() error         { return p.reload(p.ctx, p.log) }
 
 // restartNeeded names the options that differ and only a restart applies.
 func restartNeeded(a, b *config.Config) string {
