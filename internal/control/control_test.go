@@ -13,7 +13,9 @@ import (
 
 type fakeSource struct{}
 
-func (fakeSource) Status() Status { return Status{Mode: "nat444", External: "203.0.113.1", Mappings: 1} }
+func (fakeSource) Status() Status {
+	return Status{Mode: "nat444", External: "203.0.113.1", Mappings: 1}
+}
 func (fakeSource) List() []Row {
 	return []Row{{ID: 1, Proto: "tcp", External: "203.0.113.1:18080", WANPort: 18080, Internal: "192.0.2.100:8080", LeaseLeft: -1, Origin: "upnp"}}
 }
