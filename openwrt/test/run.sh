@@ -85,7 +85,6 @@ same "procd calls" "$PROCD_LOG" <<'EOF'
 procd_open_service pcpgw
 procd_open_instance
 procd_set_param command /usr/sbin/pcpgw run -c /etc/config/pcpgw --lan br-lan --wan eth1 --wan6 eth1
-procd_set_param file /etc/config/pcpgw
 procd_set_param respawn
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -100,7 +99,7 @@ EOF
 check_config
 ok $f0
 
-begin "init: reload is procd's start (restarts only on a changed file or command line)"
+begin "init: reload is procd's start (restarts only on a changed command line) and SIGHUP"
 f0=$fails
 printf 'lan br-lan\nwan pppoe-wan\n' >"$STUB_NETWORK"
 initd reload
@@ -108,7 +107,6 @@ same "procd calls" "$PROCD_LOG" <<'EOF'
 procd_open_service pcpgw
 procd_open_instance
 procd_set_param command /usr/sbin/pcpgw run -c /etc/config/pcpgw --lan br-lan --wan pppoe-wan
-procd_set_param file /etc/config/pcpgw
 procd_set_param respawn
 procd_set_param stdout 1
 procd_set_param stderr 1
@@ -119,6 +117,7 @@ procd_add_interface_trigger interface.* wan /etc/init.d/pcpgw reload
 procd_add_interface_trigger interface.* wan6 /etc/init.d/pcpgw reload
 procd_close_trigger
 procd_close_service
+procd_send_signal pcpgw
 EOF
 ok $f0
 
@@ -136,7 +135,6 @@ same "procd calls" "$PROCD_LOG" <<'EOF'
 procd_open_service pcpgw
 procd_open_instance
 procd_set_param command /usr/sbin/pcpgw run -c /etc/config/pcpgw --lan br-lan --lan br-guest --wan lo
-procd_set_param file /etc/config/pcpgw
 procd_set_param respawn
 procd_set_param stdout 1
 procd_set_param stderr 1
