@@ -24,7 +24,8 @@ const StateFile = "state.json"
 const stateVersion = 1
 
 // persistCoalesce is the least time between two writes of the state file:
-// changes that come faster are written together.
+// changes that come faster are written together (and under load the wait
+// grows with the time a write takes, see persistLoop).
 const persistCoalesce = 200 * time.Millisecond
 
 type stateFile struct {
@@ -72,15 +73,19 @@ func (c *Core) persistLoop(ctx context.Context) {
 			return
 		case <-c.persist:
 		}
+		start := time.Now()
 		if err := c.writeState(); err != nil {
 			c.log.Warn("writing state", "err", err)
 		}
+		// Under load, writing the whole table takes its share of the CPU:
+		// keep that share under a tenth by waiting ten times as long as
+		// the write took (at least persistCoalesce) before the next one.
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.quit:
 			return
-		case <-time.After(persistCoalesce):
+		case <-time.After(max(persistCoalesce, 10*time.Since(start))):
 		}
 	}
 }
@@ -124,7 +129,7 @@ func (c *Core) writeState() error {
 	st := c.snapshotLocked()
 	c.mu.Unlock()
 	if c.cfg.StateDir != "" {
-		b, err := json.MarshalIndent(st, "", "\t")
+		b, err := json.Marshal(st)
 		if err != nil {
 			return err
 		}

@@ -213,9 +213,24 @@ func (s *Server) portMappings() []mapping.Mapping {
 func extPort(m mapping.Mapping) uint16 { return m.External.Port() }
 
 // lookup finds the port mapping of (remote host, external port, proto).
+// The core's index by external port answers at once when the control
+// point's port is the CPE's WAN port (always, but for a nat444 mapping the
+// provider gave another port); only a miss scans the table.
 func (s *Server) lookup(rh netip.Addr, port uint16, p mapping.Proto) (mapping.Mapping, bool) {
+	if m, ok := pick(s.core.Find(mapping.Selector{Proto: p, External: port}), rh, port, p); ok {
+		return m, true
+	}
+	return pick(s.portMappings(), rh, port, p)
+}
+
+// pick chooses among ms the port mapping of (remote host, port, proto): an
+// exact remote host first, else (for a wildcard request) any.
+func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto) (mapping.Mapping, bool) {
 	var loose *mapping.Mapping
-	for _, m := range s.portMappings() {
+	for _, m := range ms {
+		if m.IsPinhole() {
+			continue
+		}
 		if m.Proto != p || extPort(m) != port {
 			continue
 		}
