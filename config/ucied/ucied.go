@@ -49,6 +49,7 @@ type Doc struct {
 	lines []string // without their "\n"
 	final bool     // the text ended with a newline
 	spans []Span
+	clean []bool // clean[i]: line i+1 begins a statement (not inside a quoted value or after a '\\' continuation); one more entry for the end of the text
 	file  *uci.File
 	repl  map[int][]string // Start -> replacement lines (nil: delete)
 	adds  [][]string       // appended sections
@@ -67,12 +68,22 @@ func Parse(name string, data []byte) (*Doc, error) {
 	if text != "" {
 		d.lines = strings.Split(text, "\n")
 	}
-	// Find the config statements by their first word.
+	d.clean = statementLines(data, len(d.lines))
+	// Find the config statements by their first word. A line inside a
+	// multi-line value that reads like a config or package statement
+	// would be taken for a section boundary: refused.
 	var starts []int
 	stops := map[int]bool{} // lines that end a section without starting one
 	for i, l := range d.lines {
 		w := strings.Fields(l)
 		if len(w) == 0 {
+			continue
+		}
+		if !d.clean[i] {
+			switch w[0] {
+			case "config", "c", "package", "p":
+				return nil, fmt.Errorf("%s:%d: %w", name, i+1, ErrLayout)
+			}
 			continue
 		}
 		switch w[0] {
@@ -101,7 +112,9 @@ func Parse(name string, data []byte) (*Doc, error) {
 				break
 			}
 		}
-		for end > st && blankOrComment(d.lines[end-1]) {
+		// Trailing blank and comment lines are outside the section, but
+		// not the last lines of a multi-line value that look like them.
+		for end > st && d.clean[end-1] && blankOrComment(d.lines[end-1]) {
 			end--
 		}
 		typ, sname, err := header(d.lines[st-1])
@@ -114,6 +127,72 @@ func Parse(name string, data []byte) (*Doc, error) {
 		return nil, fmt.Errorf("%s: %w", name, ErrLayout)
 	}
 	return d, nil
+}
+
+// statementLines reports, for each of the n lines of data and for the end
+// of the text, whether a statement can begin there: the newline before it
+// was not inside a quoted value, not escaped by a backslash. It follows
+// uci's lexer: '...' takes everything literally, "..." and bare text take
+// a backslash as an escape of the next byte (a line end after it joins
+// the lines), and '#' outside quotes comments out the rest of the line.
+func statementLines(data []byte, n int) []bool {
+	clean := make([]bool, n+1)
+	clean[0] = true
+	const (
+		plain = iota
+		single
+		double
+		comment
+	)
+	state, line := plain, 0
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '\n':
+			line++
+			if line <= n {
+				clean[line] = state == plain || state == comment
+			}
+			if state == comment {
+				state = plain
+			}
+			continue
+		case state == comment:
+		case state == single:
+			if c == '\'' {
+				state = plain
+			}
+		case c == '\\': // plain or double
+			// The escaped byte (CRLF counts as one line end) is never
+			// a quote, a comment or a statement boundary.
+			if i+2 < len(data) && data[i+1] == '\r' && data[i+2] == '\n' {
+				i++
+			}
+			if i+1 < len(data) {
+				i++
+				if data[i] == '\n' {
+					line++
+					// clean[line] stays false: the line continues
+					// the statement.
+				}
+			}
+		case state == double:
+			if c == '"' {
+				state = plain
+			}
+		case c == '\'':
+			state = single
+		case c == '"':
+			state = double
+		case c == '#':
+			state = comment
+		}
+	}
+	if n > 0 && len(data) > 0 && data[len(data)-1] != '\n' {
+		// The last line has no newline: the end of the text is after it.
+		clean[n] = state == plain || state == comment
+	}
+	return clean
 }
 
 func blankOrComment(l string) bool {
@@ -205,9 +284,14 @@ func (d *Doc) SetOption(typ, sname, name, value string) error {
 		lines := slices.Clone(d.lines[s.Start-1 : s.End])
 		set := false
 		for i := 1; i < len(lines); i++ {
+			at := s.Start - 1 + i // index in d.lines
+			if !d.clean[at] {
+				continue // inside a multi-line value
+			}
 			w := strings.Fields(lines[i])
 			if len(w) >= 2 && (w[0] == "option" || w[0] == "o") && (w[1] == name || strings.Trim(w[1], `'"`) == name) {
-				if set || strings.Contains(lines[i], ";") {
+				// The line is replaced whole: the statement must end on it.
+				if set || strings.Contains(lines[i], ";") || !d.clean[at+1] {
 					return fmt.Errorf("%s:%d: option %s: %w", d.name, s.Start+i, name, ErrLayout)
 				}
 				indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]

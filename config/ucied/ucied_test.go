@@ -159,6 +159,12 @@ func TestLayoutRefused(t *testing.T) {
 	for _, in := range []string{
 		"config a; config b\n",
 		"config a\n\toption x 'one\nconfig b'\n",
+		// The fuzz crasher's shape: "config" on a line of a multi-line
+		// value, itself ending inside the next quoted value.
+		"config k\nlist n 'v# c\nconfig forward 'nas'\n'\n",
+		"config a\n\toption x \"one\\\nconfig b\"\n",
+		"config a\n\toption x one\\\nconfig\n",
+		"config a\n\toption x 'one\npackage p'\n",
 	} {
 		if _, err := Parse("f", []byte(in)); !errors.Is(err, ErrLayout) {
 			t.Errorf("Parse(%q) = %v, want ErrLayout", in, err)
@@ -201,6 +207,46 @@ func TestDeleteLast(t *testing.T) {
 	}
 	if diff := cmp.Diff("config a\n\toption x '1'\n", string(d.Bytes())); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
+	}
+}
+
+// A multi-line value whose last lines look like blank or comment lines
+// stays whole with its section, and an option line is not replaced when
+// its value goes on to the next lines or starts inside another value.
+func TestMultiLineValue(t *testing.T) {
+	in := "config a\n\toption x 'one\n\n# two'\n\nconfig b\n\toption y '2'\n"
+	d, err := Parse("f", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Span{{"a", "", 1, 4}, {"b", "", 6, 7}}
+	if diff := cmp.Diff(want, d.Spans()); diff != "" {
+		t.Fatalf("spans (-want +got)\n%s", diff)
+	}
+	if err := d.Delete(1); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("config b\n\toption y '2'\n", string(d.Bytes())); diff != "" {
+		t.Errorf("after Delete (-want +got)\n%s", diff)
+	}
+
+	d, err = Parse("f", []byte("config a\n\toption x 'one\n\toption x two'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetOption("a", "", "x", "3"); !errors.Is(err, ErrLayout) {
+		t.Errorf("SetOption on a multi-line value = %v, want ErrLayout", err)
+	}
+
+	d, err = Parse("f", []byte("config a\n\toption y 'one\n\toption x two'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetOption("a", "", "x", "3"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("config a\n\toption y 'one\n\toption x two'\n\toption x '3'\n", string(d.Bytes())); diff != "" {
+		t.Errorf("SetOption beside a value that reads like the option (-want +got)\n%s", diff)
 	}
 }
 
