@@ -108,6 +108,12 @@ func Parse(name string, data []byte) (*Doc, error) {
 		}
 		for l := st + 1; l <= end; l++ {
 			if stops[l] {
+				// uci keeps adding the options after a package
+				// statement to the section before it: lines this
+				// package would leave behind at a Delete.
+				if !onlyPackage(d.lines[l-1 : end]) {
+					return nil, fmt.Errorf("%s:%d: %w", name, l, ErrLayout)
+				}
 				end = l - 1
 				break
 			}
@@ -193,6 +199,13 @@ func statementLines(data []byte, n int) []bool {
 		clean[n] = state == plain || state == comment
 	}
 	return clean
+}
+
+// onlyPackage reports whether lines (whole statements) hold nothing but
+// package statements, comments and blank lines.
+func onlyPackage(lines []string) bool {
+	f, err := uci.Parse("", strings.NewReader("config ucied_probe\n"+strings.Join(lines, "\n")+"\n"))
+	return err == nil && len(f.Sections) == 1 && len(f.Sections[0].Options) == 0
 }
 
 func blankOrComment(l string) bool {

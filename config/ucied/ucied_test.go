@@ -165,6 +165,10 @@ func TestLayoutRefused(t *testing.T) {
 		"config a\n\toption x \"one\\\nconfig b\"\n",
 		"config a\n\toption x one\\\nconfig\n",
 		"config a\n\toption x 'one\npackage p'\n",
+		// Options after a package statement stay in the section
+		// before it (uci), where a Delete would leave them behind.
+		"c '0'\np 0\nl 0",
+		"config a\npackage p; option x 1\n",
 	} {
 		if _, err := Parse("f", []byte(in)); !errors.Is(err, ErrLayout) {
 			t.Errorf("Parse(%q) = %v, want ErrLayout", in, err)
