@@ -202,10 +202,12 @@ func statementLines(data []byte, n int) []bool {
 }
 
 // onlyPackage reports whether lines (whole statements) hold nothing but
-// package statements, comments and blank lines.
+// package statements, comments and blank lines: they parse on their own,
+// outside any section (an option or list statement there is an error,
+// even one that only removes an option).
 func onlyPackage(lines []string) bool {
-	f, err := uci.Parse("", strings.NewReader("config ucied_probe\n"+strings.Join(lines, "\n")+"\n"))
-	return err == nil && len(f.Sections) == 1 && len(f.Sections[0].Options) == 0
+	f, err := uci.Parse("", strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	return err == nil && len(f.Sections) == 0
 }
 
 func blankOrComment(l string) bool {

@@ -169,6 +169,7 @@ func TestLayoutRefused(t *testing.T) {
 		// before it (uci), where a Delete would leave them behind.
 		"c '0'\np 0\nl 0",
 		"config a\npackage p; option x 1\n",
+		"c '0'\np 0\no p", // an option without value still needs a section
 	} {
 		if _, err := Parse("f", []byte(in)); !errors.Is(err, ErrLayout) {
 			t.Errorf("Parse(%q) = %v, want ErrLayout", in, err)
