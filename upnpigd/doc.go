@@ -33,7 +33,12 @@
 // one socket bound to [ff02::c%if]:SSDPPort and joined there, one bound to
 // the link-local address; LOCATION names the global address. Nothing binds
 // the wildcard (a socket on 0.0.0.0:1900 would take datagrams to the WAN
-// address too: RFC 6092 REC-50).
+// address too: RFC 6092 REC-50), and the unicast SSDP sockets and the HTTP
+// listeners are also bound to their LAN interface (SO_BINDTODEVICE): Linux
+// takes a packet for any local address on any interface, so an address
+// binding alone would let the WAN side reach them by routing to a LAN
+// address. Without CAP_NET_RAW they are bound to the address only, with a
+// warning.
 // M-SEARCH is answered for ssdp:all, upnp:rootdevice, every device UUID and
 // every device and service type offered; a search for a version no root
 // offers is answered by a higher version, echoing the searched ST. Only

@@ -2,6 +2,7 @@ package upnpigd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -210,8 +211,11 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			addr = fmt.Sprintf("[%s%%%s]:%d", a, n.ifname, port)
 		}
-		lc := net.ListenConfig{Control: freeBind}
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		var ln net.Listener
+		err := s.onDevice(n.ifname, freeBind, func(lc net.ListenConfig) (err error) {
+			ln, err = lc.Listen(context.Background(), "tcp", addr)
+			return err
+		})
 		if err != nil && a.Is6() {
 			// IPv4 is what every control point uses; an IPv6 address
 			// that cannot be served is not worth stopping for.
@@ -239,6 +243,55 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 		s.mu.Unlock()
 	}
 	return out, nil
+}
+
+// controlFunc is the type of net.ListenConfig.Control.
+type controlFunc = func(network, address string, c syscall.RawConn) error
+
+// onDevice calls listen with a ListenConfig whose sockets are set up by
+// next and bound to the LAN interface ifname (SO_BINDTODEVICE). Linux takes
+// a packet for any local address on any interface (weak host model): a
+// socket bound to a LAN address only would also answer connections and
+// datagrams routed to that address over the WAN (REQUIREMENTS 30: no
+// management service on the WAN, RFC 6092 REC-50). Without the privilege
+// for it (EPERM: no CAP_NET_RAW), listen is called again without the
+// device binding and a warning is logged once: the firewall is then all
+// that keeps the WAN side out.
+func (s *Server) onDevice(ifname string, next controlFunc, listen func(net.ListenConfig) error) error {
+	err := listen(net.ListenConfig{Control: bindDevice(ifname, next)})
+	if !errors.Is(err, syscall.EPERM) {
+		return err
+	}
+	s.mu.Lock()
+	warn := !s.warnedBind
+	s.warnedBind = true
+	s.mu.Unlock()
+	if warn {
+		s.log.Warn("cannot bind sockets to the LAN interface (no CAP_NET_RAW): HTTP and SSDP on a LAN address are kept from the WAN side only by the firewall", "interface", ifname, "err", err)
+	}
+	return listen(net.ListenConfig{Control: next})
+}
+
+// bindDevice returns a Control function that runs next, then binds the
+// socket to the interface ifname.
+func bindDevice(ifname string, next controlFunc) controlFunc {
+	return func(network, address string, c syscall.RawConn) error {
+		if next != nil {
+			if err := next(network, address, c); err != nil {
+				return err
+			}
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, serr)
+		}
+		return nil
+	}
 }
 
 // freeBind lets a socket bind an address that is not usable yet (an IPv6

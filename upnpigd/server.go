@@ -143,6 +143,8 @@ type Server struct {
 	ran      bool
 	updateID atomic.Uint32 // SystemUpdateID (IGD:2)
 	extAddr  atomic.Value  // string: last ExternalIPAddress evented
+
+	warnedBind bool // under mu: logged that sockets cannot be bound to the LAN interface
 }
 
 // lanNet is one LAN address of pcpgw with its prefix and interface.

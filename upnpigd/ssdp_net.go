@@ -45,7 +45,7 @@ type ssdpIf struct {
 	v6       bool
 	addr     netip.Addr // the LOCATION host: the first IPv4, or the first non-link-local IPv6 address
 	prefixes []netip.Prefix
-	conn     *net.UDPConn // bound to the interface's address (IPv6: link-local) and SSDPPort: unicast searches, answers, NOTIFY
+	conn     *net.UDPConn // bound to the interface (SO_BINDTODEVICE), its address (IPv6: link-local) and SSDPPort: unicast searches, answers, NOTIFY
 	group    *net.UDPConn // bound to the group address itself (239.255.255.250 or ff02::c%if) and SSDPPort, joined on this interface only; nil if the join failed
 	httpPort uint16
 	dst      *net.UDPAddr // where NOTIFYs go
@@ -123,7 +123,11 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 		}
 		hp, _ := s.httpPortOf(n.prefix.Addr())
 		si := &ssdpIf{ifi: ifi, addr: n.prefix.Addr(), prefixes: []netip.Prefix{n.prefix.Masked()}, httpPort: hp}
-		c, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(si.addr, uint16(port)).String())
+		var c net.PacketConn
+		err = s.onDevice(ifi.Name, lc.Control, func(lc net.ListenConfig) (err error) {
+			c, err = lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(si.addr, uint16(port)).String())
+			return err
+		})
 		if err != nil {
 			return fail(fmt.Errorf("upnpigd: SSDP socket on %s: %w", si.addr, err))
 		}
@@ -199,7 +203,11 @@ func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
 		warn := func(what string, err error) {
 			s.log.Warn("SSDP over IPv6 unavailable", "interface", ifi.Name, "step", what, "err", err)
 		}
-		c, err := lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ll.WithZone(ifi.Name), uint16(sd.port)).String())
+		var c net.PacketConn
+		err = s.onDevice(ifi.Name, lc.Control, func(lc net.ListenConfig) (err error) {
+			c, err = lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ll.WithZone(ifi.Name), uint16(sd.port)).String())
+			return err
+		})
 		if err != nil {
 			warn("unicast socket", err)
 			continue
