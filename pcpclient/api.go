@@ -116,4 +116,5 @@ type Status struct {
 	Sent       uint64 // requests sent (with retransmissions)
 	Received   uint64 // valid responses
 	Dropped    uint64 // responses dropped by validation
+	SendErrors uint64 // transmissions the local stack refused (also in Sent)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/pcpgw/pcpgw/pcp"
@@ -385,6 +386,7 @@ func (c *Client) finish(t *txn, res MapResult, err error) {
 func (c *Client) run(t *txn) {
 	defer c.wg.Done()
 	v4 := t.kind == kindAddr || t.req.Internal.Addr().Is4()
+round:
 	for {
 		cycleStart := time.Now()
 		cands := c.candidates(v4)
@@ -408,8 +410,25 @@ func (c *Client) run(t *txn) {
 						c.finish(t, MapResult{}, err)
 						return
 					}
-					c.log.Debug("send failed, next address", "server", s.addr, "err", err)
-					break // a hard error: next address (RFC 7488 §3 step 4)
+					c.mu.Lock()
+					c.st.SendErrors++
+					c.st.LastError = err.Error()
+					stale := !slices.Contains(c.servers, s)
+					c.mu.Unlock()
+					if stale && c.ctx.Err() == nil {
+						// The server addresses changed under us (its socket
+						// is closed): start over with the new ones.
+						continue round
+					}
+					if len(cands) > 1 && unreachable(err) {
+						c.log.Debug("send failed, next address", "server", s.addr, "err", err)
+						break // a hard error: next address (RFC 7488 §3 step 4)
+					}
+					// Anything else (EPERM from a netfilter drop, ENOBUFS, a
+					// route that is coming back) is a lost transmission: the
+					// §8.1.1 schedule goes on, and an answer to an earlier
+					// transmission is still taken.
+					c.log.Debug("send failed, will retransmit", "server", s.addr, "err", err)
 				}
 				rt = nextRT(rt, c.irt, c.mrt, c.rand())
 				timer := time.NewTimer(rt)
@@ -466,6 +485,14 @@ func (c *Client) run(t *txn) {
 		case <-timer.C:
 		}
 	}
+}
+
+// unreachable reports a send error that says the address cannot be
+// reached at all from here (no route, address gone), as opposed to a
+// datagram the local stack dropped.
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)
 }
 
 func (c *Client) markUnreachableLocked(server netip.AddrPort) {
