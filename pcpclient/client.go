@@ -121,7 +121,7 @@ const (
 	maxErrorLifetime   = 24 * time.Hour   // RFC 6887 §15 sanity limit
 	maxShortErrorLife  = 30 * time.Minute // a short-lifetime error is not held longer
 	probeLifetime      = 120              // seconds, ExternalAddr probe mapping
-	probePort          = 9                // discard, RFC 6887 §11.6
+	probeHold          = 30 * time.Second // least time a refused probe is not repeated
 	// unreachableAfter is how many retransmission timeouts without any
 	// answer mark the server unreachable.
 	unreachableAfter = 2
@@ -174,6 +174,9 @@ type server struct {
 	addr  netip.AddrPort
 	conn  packetConn
 	local netip.Addr // source address written in the header (§8.1)
+	// probe is the internal UDP port of the external-address probe
+	// (ExternalAddr); see probePort.
+	probe uint16
 	epoch epochState
 	// announced: the last packet from this server was an ANNOUNCE already
 	// reported as state loss (repeats of one announcement are not).
@@ -315,7 +318,7 @@ func (c *Client) setServers(list []netip.AddrPort, source string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fresh = append(fresh, &server{addr: ap, conn: pc, local: local})
+		fresh = append(fresh, &server{addr: ap, conn: pc, local: local, probe: c.probePort(pc)})
 	}
 	if len(fresh) == 0 && len(list) > 0 {
 		return errors.Join(errs...)

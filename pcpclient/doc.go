@@ -95,7 +95,13 @@
 //
 // ExternalAddr returns the last external IPv4 address seen. Without one it
 // asks: NAT-PMP opcode 0, or, since PCP has no such request (§11.6), a
-// 120 s UDP mapping of the discard port (9) that is deleted again at once.
+// 120 s UDP mapping that is deleted again at once. Its internal port is the
+// client socket's own (ephemeral, >= 1024), not the discard port that
+// §11.6 names as an example: a CGN with miniupnpd's usual permission rules
+// (allow 1024-65535) refuses external ports below 1024, and miniupnpd
+// 2.3.9 stalls seconds trying every port up to 1024 before it answers. A
+// refused probe is not repeated while its error lifetime runs (at least
+// 30 s).
 //
 // # Wire layout (RFC 6887 §7.1, §11.1)
 //

@@ -241,8 +241,9 @@ func TestNATPMPExternalAddrFirst(t *testing.T) {
 	}
 }
 
-// TestExternalAddrProbe: with PCP, a short MAP of the discard port, deleted
-// afterwards (§11.6).
+// TestExternalAddrProbe: with PCP, a short UDP MAP of the client socket's
+// own port (not the discard port, which a CGN with miniupnpd's permission
+// rules refuses), deleted afterwards (§11.6).
 func TestExternalAddrProbe(t *testing.T) {
 	srv := newFake(t)
 	c := newClient(t, srv, func(cfg *Config) { cfg.Linger = time.Minute })
@@ -251,9 +252,13 @@ func TestExternalAddrProbe(t *testing.T) {
 		t.Fatalf("%v %v", a, err)
 	}
 	eventually(t, 2*time.Second, func() bool { return srv.Received() == 2 && srv.Mappings() == 0 }, "probe not deleted")
-	q := srv.Requests()[0].PCP
-	if q.Map.Protocol != 17 || q.Map.InternalPort != 9 {
-		t.Errorf("probe %+v", q.Map)
+	reqs := srv.Requests()
+	q := reqs[0].PCP
+	if q.Map.Protocol != 17 || q.Map.InternalPort < 1024 || q.Map.InternalPort != reqs[0].From.Port() || q.Lifetime != probeLifetime {
+		t.Errorf("probe %+v lifetime %d from %v", q.Map, q.Lifetime, reqs[0].From)
+	}
+	if d := reqs[1].PCP; d.Lifetime != 0 || d.Map.InternalPort != q.Map.InternalPort || d.Map.Nonce != q.Map.Nonce {
+		t.Errorf("delete %+v lifetime %d", d.Map, d.Lifetime)
 	}
 	// Known now: no more requests.
 	if _, err := c.ExternalAddr(ctxT(t, time.Second)); err != nil || srv.Received() != 2 {

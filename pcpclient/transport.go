@@ -36,6 +36,13 @@ func (u udpConn) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 
 func (u udpConn) Close() error { return u.c.Close() }
 
+func (u udpConn) localPort() uint16 {
+	if a, ok := u.c.LocalAddr().(*net.UDPAddr); ok {
+		return uint16(a.Port)
+	}
+	return 0
+}
+
 // dialUDP finds the source address toward server the way RFC 6887 §16.4
 // suggests (connect() then getsockname() on a UDP socket), then opens a
 // socket bound to that address on a random port (RFC 6056). The socket is

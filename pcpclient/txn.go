@@ -150,10 +150,19 @@ func (c *Client) Delete(ctx context.Context, r MapRequest) error {
 
 // ExternalAddr returns the provider's external IPv4 address: the last one
 // seen in any answer, else it asks. A NAT-PMP server is asked with opcode
-// 0. PCP has no such request (RFC 6887 §11.6), so the client makes a
-// short-lived UDP mapping of the discard port (9) from its own address,
-// reads the external address and deletes the mapping again in the
-// background.
+// 0. PCP has no such request: RFC 6887 §11.6 says to make a short-lived
+// mapping ("to the Discard service (TCP/9 or UDP/9) or some other port")
+// and read its external address. The discard port does not do toward a
+// CGN: miniupnpd's usual permission rules (allow 1024-65535) refuse
+// external ports below 1024, and miniupnpd 2.3.9 then tries every port up
+// to 1024, logging each refusal, before it answers (seconds, during which
+// it serves no one else). So the probe maps UDP from the client's own
+// address and the port of its own socket toward the server (see
+// probePort): an ephemeral port, >= 1024, that no other program on this
+// host holds, whose inbound datagrams the client drops and counts. The
+// mapping lives probeLifetime and is deleted in the background as soon as
+// it is answered. A refused probe is not sent again while its error
+// lifetime runs, nor within probeHold (ErrBackoff).
 func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	c.refreshServers(ctx)
 	c.mu.Lock()
@@ -167,17 +176,17 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 		if len(cands) == 0 {
 			return netip.Addr{}, ErrNoServer
 		}
-		internal := netip.AddrPortFrom(cands[0].local, probePort)
-		res, err := c.Map(ctx, MapRequest{
+		probe := MapRequest{
 			Protocol:    17,
-			Internal:    internal,
+			Internal:    netip.AddrPortFrom(cands[0].local, cands[0].probe),
 			Lifetime:    probeLifetime,
 			Description: "pcpgw external address probe",
-		})
+		}
+		res, err := c.Map(ctx, probe)
 		if err == nil {
 			c.mu.Lock()
 			if !c.closed {
-				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: internal, Nonce: res.Nonce})
+				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce})
 			}
 			ext = c.ext4
 			natpmp = c.natpmp
@@ -194,6 +203,16 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 		} else {
 			c.mu.Lock()
 			natpmp = c.natpmp
+			var re *ResultError
+			if !natpmp && errors.As(err, &re) && !errors.Is(err, ErrBackoff) {
+				// Callers asking again at once must not make the server
+				// refuse the probe again: hold it at least probeHold.
+				if until := c.now().Add(probeHold); re.Until.Before(until) {
+					held := *re
+					held.Until = until
+					c.backoff[c.idOf(kindMap, probe, netip.AddrPort{})] = &held
+				}
+			}
 			c.mu.Unlock()
 			if !natpmp {
 				return netip.Addr{}, err
@@ -205,6 +224,20 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return res.External.Addr(), nil
+}
+
+// probePort returns the internal port of the external-address probe for a
+// server reached through pc: pc's own local port (ephemeral, so >= 1024),
+// else (a socket without one, as in tests) a random port of the dynamic
+// range 49152-65535 (RFC 6335). It is fixed for the socket's life, so the
+// error lifetime of a refusal applies to the next probe too.
+func (c *Client) probePort(pc packetConn) uint16 {
+	if lp, ok := pc.(interface{ localPort() uint16 }); ok {
+		if p := lp.localPort(); p >= 1024 {
+			return p
+		}
+	}
+	return 49152 + uint16(c.rand()*16384)
 }
 
 func (c *Client) idOf(kind txnKind, r MapRequest, remote netip.AddrPort) reqID {
