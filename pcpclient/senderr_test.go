@@ -5,10 +5,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pcpgw/pcpgw/pcpclient/pcptest"
 )
 
 // flakyConn is a real socket whose first fails writes return EPERM, as
@@ -68,5 +71,39 @@ func TestSendErrorRetransmits(t *testing.T) {
 	}
 	if st := c.Status(); st.Received != n {
 		t.Errorf("status %+v, want %d answers", st, n)
+	}
+}
+
+// TestServerChangeWhilePending: the server's address changes (the DHCP
+// hook rewrote the servers file) while a request is pending; its next
+// transmission finds the old socket closed and goes to the new server
+// instead of giving up for 15 minutes.
+func TestServerChangeWhilePending(t *testing.T) {
+	old, fresh := newFake(t), newFake(t)
+	old.SetMode(pcptest.Silent)
+	path := filepath.Join(t.TempDir(), "servers")
+	if err := os.WriteFile(path, []byte(old.Addr().String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{ServersFile: path, IRT: 30 * time.Millisecond, MRT: 200 * time.Millisecond, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Map(ctxT(t, 5*time.Second), MapRequest{Protocol: 17, Internal: netip.AddrPortFrom(lanHost, 4000), ThirdParty: true, Lifetime: 600})
+		done <- err
+	}()
+	eventually(t, 2*time.Second, func() bool { return old.Received() > 0 }, "request never reached the first server")
+	if err := os.WriteFile(path, []byte(fresh.Addr().String()+"\n# moved\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.refreshServers(context.Background())
+	if err := <-done; err != nil {
+		t.Fatalf("pending Map after the server moved: %v", err)
+	}
+	if fresh.Received() == 0 {
+		t.Error("the new server never got the request")
 	}
 }
