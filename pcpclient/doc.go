@@ -18,6 +18,14 @@
 // all with the same nonce; after the last, the round repeats 15 minutes
 // after it began. Answers from an address given up on are ignored.
 //
+// A transmission the local stack refuses (sendto fails: EPERM from a
+// netfilter drop, ENOBUFS, a missing route) counts as lost: the §8.1.1
+// schedule goes on and an answer to an earlier transmission is still
+// taken (Status.SendErrors counts them). Only with several addresses does
+// "no route to the address" move on to the next one (RFC 7488 §3 step 4);
+// a socket closed because the server's addresses changed restarts the
+// round with the new ones.
+//
 // For each server address the client learns its source address with
 // connect() and getsockname() (§16.4) and writes it in the request header
 // (IPv4 as IPv4-mapped IPv6, §8.1). It then sends from an unconnected
