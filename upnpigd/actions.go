@@ -95,27 +95,26 @@ func (c *call) arg(name string) (string, error) {
 }
 
 func (c *call) ui2(name string) (uint16, error) {
-	v, err := c.arg(name)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(v, 10, 16)
-	if err != nil {
-		return 0, errArgs("%s: not a ui2", name)
-	}
-	return uint16(n), nil
+	n, err := c.unsigned(name, "ui2", 16)
+	return uint16(n), err
 }
 
 func (c *call) ui4(name string) (uint32, error) {
+	n, err := c.unsigned(name, "ui4", 32)
+	return uint32(n), err
+}
+
+// unsigned reads argument name as a UPnP unsigned integer of bits bits.
+func (c *call) unsigned(name, typ string, bits int) (uint64, error) {
 	v, err := c.arg(name)
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseUint(v, 10, 32)
+	n, err := strconv.ParseUint(v, 10, bits)
 	if err != nil {
-		return 0, errArgs("%s: not a ui4", name)
+		return 0, errArgs("%s: not a %s", name, typ)
 	}
-	return uint32(n), nil
+	return n, nil
 }
 
 func (c *call) boolean(name string) (bool, error) {
