@@ -79,11 +79,10 @@ func tsWait(t *testing.T, p *lab.Proc, name string, timeout time.Duration) tsEve
 // the LAN host's listener on the local port. Then tsmap is stopped and the
 // client's Close releases the mapping.
 //
-// Subtests, in parallel, each with its own lab: a tailscale probe sends
-// two ssdp:all searches and one for the IGD, about 38 answer datagrams
-// from pcpgw, and a second probe from the same host a second later finds
-// pcpgw's per-host SSDP rate limit (64 datagrams, 16 a second) spent, so
-// its UPnP discovery may go unanswered within the probe's 250 ms.
+// Subtests, in parallel, each with its own lab (a tailscale probe sends two
+// ssdp:all searches and one for the IGD: about 39 answer datagrams, 13 KB;
+// pcpgw's per-host SSDP budget of 96 KiB, 16 KiB/s, lets several probes
+// through back to back, but separate labs keep the subtests independent).
 //
 //   - PCP: only PCP allowed. The mapping is a PCP MAP proxied by pcpgw.
 //     tailscale v1.102.5 releases a PCP mapping with a fresh random nonce:
