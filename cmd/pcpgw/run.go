@@ -121,8 +121,14 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	defer d.core.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	// Whatever way run returns, its goroutines end before the core, the
+	// PCP client and the firewall are closed (deferred above).
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.bg.Wait()
+	}()
 	errc := make(chan error, 4)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -184,8 +190,6 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	})
 	ctl, err := control.Listen(cfg.Socket, d, log)
 	if err != nil {
-		cancel()
-		wg.Wait()
 		return err
 	}
 	goRun("control", ctl.Serve)
@@ -194,7 +198,6 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	<-ctx.Done()
 	ctl.Close()
 	wg.Wait()
-	d.bg.Wait()
 	log.Info("pcpgw stopping")
 	select {
 	case err := <-errc:
