@@ -38,15 +38,23 @@ type page struct{ strings.Builder }
 
 func (p *page) f(format string, args ...any) { fmt.Fprintf(&p.Builder, format, args...) }
 
-func (p *page) head(title string) {
+func (p *page) head(title string) { p.headRefresh(title, 0) }
+
+// headRefresh is head with the page reloading itself (as a GET of /) every
+// refresh seconds when refresh > 0: while a mapping waits for the provider.
+func (p *page) headRefresh(title string, refresh int) {
+	meta := ""
+	if refresh > 0 {
+		meta = fmt.Sprintf("\n<meta http-equiv=\"refresh\" content=\"%d; url=/\">", refresh)
+	}
 	p.f(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1">%s
 <title>pcpgw · %s</title>
 <style>
 %s
 </style></head><body>
-`, esc(title), css)
+`, meta, esc(title), css)
 }
 
 func (p *page) msg(m string) {
@@ -84,7 +92,11 @@ func renderLogin(d indexData) string {
 func renderIndex(d indexData) string {
 	var p page
 	st := d.Status
-	p.head("status")
+	refresh := 0
+	if st.Pending > 0 {
+		refresh = 3 // show the provider's answer without the user reloading
+	}
+	p.headRefresh("status", refresh)
 	p.f("<header><h1>pcpgw %s</h1>\n", esc(st.Version))
 	if d.CanEdit {
 		p.WriteString(`<form class="inline" method="post" action="/logout">`)
