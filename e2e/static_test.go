@@ -89,6 +89,26 @@ config forward 'nas'
 		t.Fatal("the kept forward stopped working after the reload")
 	}
 
+	// A change of the file is picked up without a signal (checked every 2 s).
+	write(`config pcpgw 'main'
+
+config forward 'nas'
+	option proto 'tcp'
+	option ext_port '18443'
+	option int_addr '192.0.2.100'
+	option int_port '8443'
+	option description 'NAS web page'
+
+config forward 'voip'
+	option proto 'udp'
+	option ext_port '18445'
+	option int_addr '192.0.2.100'
+	option int_port '8444'
+`)
+	if !reachable(t, l.Net, "udp", netip.AddrPortFrom(cgnPublic, 18445), 15*time.Second) {
+		t.Fatalf("the forward written into the file was not picked up: %+v", list(t, p))
+	}
+
 	// Removed from the configuration: gone after a restart.
 	if err := p.Stop(t); err != nil {
 		t.Fatal(err)

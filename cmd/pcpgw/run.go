@@ -36,6 +36,26 @@ import (
 // wanPoll is how often the WAN interface's IPv4 address is checked.
 const wanPoll = 2 * time.Second
 
+// configPoll is how often the configuration file is checked for changes.
+const configPoll = 2 * time.Second
+
+// stamp identifies a version of a file (zero when it cannot be read).
+type stamp struct {
+	mod  time.Time
+	size int64
+}
+
+func fileStamp(name string) stamp {
+	if name == "" {
+		return stamp{}
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return stamp{}
+	}
+	return stamp{fi.ModTime(), fi.Size()}
+}
+
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
@@ -179,13 +199,25 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
+		// The file is also reloaded when it changes (an editor, uci commit,
+		// the page of another pcpgw version): checked every few seconds.
+		tick := time.NewTicker(configPoll)
+		defer tick.Stop()
+		seen := fileStamp(cfg.File)
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-hup:
-				d.reload(ctx, log) // errors are logged
+			case <-tick.C:
+				if st := fileStamp(cfg.File); st != seen {
+					seen = st
+				} else {
+					continue
+				}
 			}
+			seen = fileStamp(cfg.File)
+			d.reload(ctx, log) // errors are logged
 		}
 	})
 	ctl, err := control.Listen(cfg.Socket, d, log)
