@@ -7,6 +7,8 @@ FUZZTIME ?= 60s
 # make fuzz: time to minimize each new input (Go's default, 60s, can stall a
 # short run on one input: 15k instead of 200k-450k executions in 30 s of FuzzParseRequest).
 FUZZMINIMIZE ?= 100x
+# make fuzz: extra flags for go test, e.g. FUZZFLAGS=-parallel=1 to leave a core free.
+FUZZFLAGS ?=
 # make lint: govulncheck's vulnerability database (a URL, or file:///DIR of a local copy).
 GOVULNDB ?= https://vuln.go.dev
 # make bench: time and runs per Go micro-benchmark (the median of the runs goes in the table).
@@ -55,7 +57,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s); fails on a crash
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  fs=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "fuzz: cannot list the fuzz targets of $$pkg"; exit 1; }; \
 	  for f in $$(printf '%s\n' "$$fs" | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $(FUZZFLAGS) $$pkg; \
 	  done; \
 	done
 
