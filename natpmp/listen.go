@@ -140,6 +140,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if _, err := s.rescan(ctx, &wg, sem, true); err != nil {
 		return err
 	}
+	s.readyOnce.Do(func() { close(s.ready) })
 	trigger := make(chan struct{}, 1)
 	wg.Add(1)
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,15 @@ func TestRunLoopback(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Run(ctx) }()
 
+	// Ready means listening: the sockets are there without polling.
+	select {
+	case <-s.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ready not closed 5 s after Run")
+	}
+	if !slices.ContainsFunc(s.Addrs(), func(a netip.AddrPort) bool { return a.Addr() == netip.MustParseAddr("127.0.0.1") }) {
+		t.Fatalf("Ready closed but no socket on 127.0.0.1: %v", s.Addrs())
+	}
 	var server netip.AddrPort
 	waitFor(t, 5*time.Second, func() bool {
 		for _, a := range s.Addrs() {

@@ -111,8 +111,11 @@ type Server struct {
 	baseCtx atomic.Pointer[context.Context]
 
 	running atomic.Bool
-	mu      sync.Mutex
-	conns   map[netip.AddrPort]*lanConn // open sockets by wanted local address
+	// ready is closed once Run has opened its first sockets.
+	ready     chan struct{}
+	readyOnce sync.Once
+	mu        sync.Mutex
+	conns     map[netip.AddrPort]*lanConn // open sockets by wanted local address
 	// warnedBind: the SO_BINDTODEVICE warning was logged (under mu).
 	warnedBind bool
 	// debugLimit rate-limits per-packet debug logs.
@@ -173,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 		limit:      newLimiter(cfg.RatePerHost, cfg.Burst, maxBuckets),
 		conns:      make(map[netip.AddrPort]*lanConn),
 		debugLimit: newLimiter(1, 10, 1),
+		ready:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -187,6 +191,11 @@ func New(cfg Config) (*Server, error) {
 	s.lan.Store(scanLAN(cfg.Interfaces))
 	return s, nil
 }
+
+// Ready is closed once Run listens on the LAN addresses found at its
+// start (a daemon opens its control socket after that, so whoever sees
+// the daemon up can reach it). It stays open if Run fails first.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {

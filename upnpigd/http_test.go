@@ -123,16 +123,16 @@ func runLoopback(t *testing.T, edit func(*Config)) (*Server, *fakeCore) {
 			t.Error("Run did not return within 10 s")
 		}
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.SSDPAddrs()) == 0 && time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if len(s.SSDPAddrs()) == 0 {
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not start")
+	}
+	// Ready means listening for HTTP and SSDP.
+	if len(s.Addrs()) == 0 || len(s.SSDPAddrs()) == 0 {
+		t.Fatalf("Ready but not listening: http %v ssdp %v", s.Addrs(), s.SSDPAddrs())
 	}
 	return s, core
 }

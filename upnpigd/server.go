@@ -141,6 +141,7 @@ type Server struct {
 	ssdp     []netip.AddrPort // SSDP unicast sockets
 	lanNets  []lanNet
 	ran      bool
+	ready    chan struct{} // closed once Run listens
 	updateID atomic.Uint32 // SystemUpdateID (IGD:2)
 	extAddr  atomic.Value  // string: last ExternalIPAddress evented
 
@@ -201,7 +202,7 @@ func New(cfg Config) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Server{cfg: cfg, core: cfg.Core, log: log.With("component", "upnpigd"), now: now}
+	s := &Server{cfg: cfg, core: cfg.Core, log: log.With("component", "upnpigd"), now: now, ready: make(chan struct{})}
 	s.start = now()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.updateID.Store(1)
@@ -347,6 +348,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.watchCore(ctx)
 	}()
+	close(s.ready)
 	s.log.Info("serving", "http", s.Addrs(), "ssdp", s.SSDPAddrs(), "igdv1", s.cfg.IGDv1, "igdv2", s.cfg.IGDv2)
 
 	<-ctx.Done()
@@ -361,6 +363,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Ready is closed once Run listens for HTTP and SSDP (a daemon opens its
+// control socket after that). It stays open if Run fails first.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // lanAddrs lists the usable addresses of the LAN interfaces: IPv4 and
 // non-link-local IPv6.

@@ -220,6 +220,21 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			d.reload(ctx, log) // errors are logged
 		}
 	})
+	// The control socket opens once the front-ends listen: whoever sees
+	// it (init scripts, tests, `pcpgw status`) can reach them.
+	for _, ready := range d.readiness() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			wg.Wait()
+			select {
+			case err := <-errc:
+				return err
+			default:
+				return nil // stopped before it was up
+			}
+		}
+	}
 	ctl, err := control.Listen(cfg.Socket, d, log)
 	if err != nil {
 		return err
@@ -237,6 +252,18 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	default:
 		return nil
 	}
+}
+
+// readiness lists what the front-ends close once they listen.
+func (d *daemon) readiness() []<-chan struct{} {
+	var r []<-chan struct{}
+	if d.lan != nil {
+		r = append(r, d.lan.Ready())
+	}
+	if d.igd != nil {
+		r = append(r, d.igd.Ready())
+	}
+	return r
 }
 
 // policyOf is the part of cfg the core takes at start and on a reload.
