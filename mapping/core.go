@@ -141,6 +141,9 @@ type entry struct {
 	lastRenew time.Time
 	renewAt   time.Time // next upstream renewal (zero: none)
 	exact     bool      // the external port was asked for exactly
+	// kernelExp is when the kernel's element for e times out, as last
+	// sent (zero: no timeout, or not known after a failed batch).
+	kernelExp time.Time
 }
 
 // New makes a Core, loads the state file and reconciles the kernel and the

@@ -780,3 +780,77 @@ func TestMappingUpdate(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewalKernelWrites: a renewal writes the kernel only when its
+// element's timeout must change: not for a client asking again within
+// seconds, but 20 s later (refresh), for a shorter lease (refresh), and for
+// a lease that becomes permanent or gets an end again (delete and add: an
+// update in place keeps the old timeout). After a failed batch the next
+// renewal rewrites the element.
+func TestRenewalKernelWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+		ctx := context.Background()
+		batches := func() int { return len(fw.Batches()) }
+		renew := func(life time.Duration) {
+			t.Helper()
+			if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, life)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		timeout := func() time.Duration {
+			t.Helper()
+			f := fw.Forwards()
+			if len(f) != 1 {
+				t.Fatalf("forwards %v, want one", f)
+			}
+			return f[0].Timeout
+		}
+		lastChange := func() firewall.Change {
+			b := fw.Batches()
+			return b[len(b)-1].Change
+		}
+		renew(time.Hour)
+		n := batches()
+		for range 5 {
+			time.Sleep(time.Second)
+			renew(time.Hour)
+		}
+		if batches() != n {
+			t.Fatalf("renewals within 5 s wrote the kernel %d times", batches()-n)
+		}
+		time.Sleep(20 * time.Second)
+		renew(time.Hour)
+		if batches() != n+1 || timeout() != time.Hour+firewallGrace {
+			t.Fatalf("renewal 25 s later: batches +%d, timeout %v", batches()-n, timeout())
+		}
+		if ch := lastChange(); len(ch.DelForwards) != 0 {
+			t.Errorf("a refresh deleted the element: %+v", ch)
+		}
+		renew(10 * time.Minute)
+		if batches() != n+2 || timeout() != 10*time.Minute+firewallGrace {
+			t.Fatalf("shorter lease: batches +%d, timeout %v", batches()-n, timeout())
+		}
+		renew(0) // permanent (UPnP lease 0)
+		if ch := lastChange(); batches() != n+3 || len(ch.DelForwards) != 1 || timeout() != 0 {
+			t.Fatalf("lease to permanent: batches +%d, change %+v, timeout %v", batches()-n, ch, timeout())
+		}
+		renew(0)
+		if batches() != n+3 {
+			t.Fatal("a permanent mapping renewed as permanent wrote the kernel")
+		}
+		renew(time.Hour)
+		if ch := lastChange(); batches() != n+4 || len(ch.DelForwards) != 1 || timeout() != time.Hour+firewallGrace {
+			t.Fatalf("permanent to a lease: batches +%d, change %+v, timeout %v", batches()-n, ch, timeout())
+		}
+		time.Sleep(30 * time.Second)
+		fw.FailNext(errors.New("netlink: injected"))
+		if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, time.Hour)); err != nil {
+			t.Logf("renewal with a failing firewall: %v", err)
+		}
+		renew(time.Hour)
+		if ch := lastChange(); batches() != n+6 || len(ch.DelForwards) != 1 || len(ch.AddForwards) != 1 {
+			t.Fatalf("after a failed batch: batches +%d, change %+v", batches()-n, ch)
+		}
+	})
+}

@@ -19,6 +19,37 @@ const maxEntries = 65535
 // element timeout, so that the kernel expires it only if pcpgw is gone.
 const firewallGrace = 30 * time.Second
 
+// minFirewallGrace: a renewal leaves the kernel's element alone while the
+// element still outlives the new lease by at least this much (and by no
+// more than firewallGrace). Clients that ask again and again within
+// seconds (NAT-PMP and UPnP apps re-checking their port, bursts of PCP
+// renewals) then cost no netlink batch; a renewal 20 s or more after the
+// last write refreshes the element as before.
+const minFirewallGrace = 10 * time.Second
+
+// kernelUpdate says what a renewal of e (its lease already changed) must
+// send to the kernel: nothing, a refresh of the element's timeout, or a
+// replacement (delete and add: when the element gains or loses its
+// timeout, which not every kernel's update in place does, or when its
+// state is not known).
+func kernelUpdate(e *entry, now time.Time) (refresh, replace bool) {
+	var want time.Time // the kernel timeout appendFW would set now
+	if !e.Expires.IsZero() {
+		if left := e.Expires.Sub(now); left < firewall.MaxTimeout-firewallGrace {
+			want = e.Expires.Add(firewallGrace)
+		}
+	}
+	switch {
+	case want.IsZero() && e.kernelExp.IsZero():
+		return false, false // permanent in the kernel, and wanted so
+	case want.IsZero() || e.kernelExp.IsZero():
+		return true, true
+	case !e.kernelExp.Before(want.Add(minFirewallGrace-firewallGrace)) && !e.kernelExp.After(want):
+		return false, false
+	}
+	return true, false
+}
+
 // Map creates a mapping, or renews/updates the requester's existing one
 // (same client, protocol and internal endpoint). An IPv6 internal address
 // asks for a pinhole. Behind a provider NAT the answer waits at most
@@ -46,9 +77,8 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	}
 	if created {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
-	} else if !e.Expires.IsZero() {
-		// The lease grew: refresh the kernel's element timeout.
-		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
+	} else {
+		c.renewKernelLocked(e, now, &change)
 	}
 	m := e.Mapping
 	var upReq pcpclient.MapRequest
@@ -59,7 +89,11 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	}
 	c.mu.Unlock()
 
-	if err := c.apply(ctx, change); err != nil && created {
+	if err := c.apply(ctx, change); err != nil && !created {
+		c.mu.Lock()
+		e.kernelExp = time.Time{} // not known: the next renewal replaces it
+		c.mu.Unlock()
+	} else if err != nil {
 		c.mu.Lock()
 		var undo firewall.Change
 		c.removeLocked(e, &undo)
@@ -402,15 +436,31 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 	c.dirtyLocked()
 }
 
-// appendFW appends e's kernel entries (with timeouts as of now, when now is
-// not zero).
+// renewKernelLocked adds to change what the kernel needs after e's lease
+// changed (see kernelUpdate).
+func (c *Core) renewKernelLocked(e *entry, now time.Time, change *firewall.Change) {
+	refresh, replace := kernelUpdate(e, now)
+	if replace {
+		change.DelForwards, change.DelPinholes = appendFW(change.DelForwards, change.DelPinholes, e, time.Time{})
+	}
+	if refresh {
+		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
+	}
+}
+
+// appendFW appends e's kernel entries. With now not zero they are
+// additions: timeouts as of now, remembered in e.kernelExp.
 func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now time.Time) ([]firewall.Forward, []firewall.Pinhole) {
 	var timeout time.Duration
+	if !now.IsZero() {
+		e.kernelExp = time.Time{}
+	}
 	if !now.IsZero() && !e.Expires.IsZero() {
 		// Beyond what the kernel may hold the entry has no timeout (the
 		// core still ends it); the sum cannot overflow below that bound.
 		if left := e.Expires.Sub(now); left < firewall.MaxTimeout-firewallGrace {
 			timeout = max(left, 0) + firewallGrace
+			e.kernelExp = now.Add(timeout)
 		}
 	}
 	if e.IsPinhole() {
@@ -494,10 +544,13 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	}
 	e = c.renewLocked(e, Request{Lifetime: lifetime}, now)
 	var change firewall.Change
-	change.AddForwards, change.AddPinholes = appendFW(nil, nil, e, now)
+	c.renewKernelLocked(e, now, &change)
 	m := e.Mapping
 	c.mu.Unlock()
 	if err := c.apply(ctx, change); err != nil {
+		c.mu.Lock()
+		e.kernelExp = time.Time{}
+		c.mu.Unlock()
 		return m, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
 	}
 	return m, nil
