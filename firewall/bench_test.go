@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +70,24 @@ func BenchmarkApply(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		// Many requests at once (NAT-PMP bursts): concurrent Apply calls
+		// share netlink batches.
+		b.Run(fmt.Sprintf("add-parallel/live=%d", live), func(b *testing.B) {
+			fw := benchFW(b, live)
+			b.ReportAllocs()
+			var next atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer() // not the lab's setup
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					f := benchForward(20001 + int(next.Add(1))%40000)
+					if err := fw.Apply(ctx, firewall.Change{AddForwards: []firewall.Forward{f}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -65,7 +66,13 @@ type NFT struct {
 	mark uint32
 	log  *slog.Logger
 
+	// waiting holds the Apply calls not yet sent (group commit: whoever
+	// holds mu sends those waiting in one netlink batch).
+	qmu     sync.Mutex
+	waiting []*pending
+
 	mu             sync.Mutex // serialises batches on conn
+	batches        uint64     // batches sent by Apply (tests read it)
 	conn           *nftables.Conn
 	nsFD           int // a copy of Config.NetNS, -1 for the current namespace
 	table          *nftables.Table
@@ -379,6 +386,12 @@ func dial(nsFD int) (*nftables.Conn, error) {
 // Adding an entry that exists refreshes its timeout; adding one whose key
 // (protocol and WAN port, for a forward) is held with another target
 // replaces it; deleting a missing entry is not an error.
+//
+// Concurrent calls share batches (group commit): while one batch is with
+// the kernel, the changes that arrive wait and then go in the next one,
+// each still applied whole and in the order the calls were made. A
+// refused shared batch is sent again change by change, so that one
+// change's error is not another's.
 func (f *NFT) Apply(ctx context.Context, c Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -390,15 +403,85 @@ func (f *NFT) Apply(ctx context.Context, c Change) error {
 	if len(dels)+len(adds) == 0 {
 		return nil
 	}
+	p := &pending{dels: dels, adds: adds}
+	f.qmu.Lock()
+	f.waiting = append(f.waiting, p)
+	f.qmu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return ErrClosed
+	// p is sent by an earlier holder of mu, or by this loop.
+	for !p.done {
+		f.qmu.Lock()
+		n := min(len(f.waiting), maxGroup)
+		group := slices.Clone(f.waiting[:n])
+		f.waiting = slices.Delete(f.waiting, 0, n)
+		f.qmu.Unlock()
+		f.commit(group)
 	}
+	return p.err
+}
+
+// pending is one Apply call's change; done and err are set under NFT.mu.
+type pending struct {
+	dels, adds []elem
+	done       bool
+	err        error
+}
+
+// maxGroup bounds the changes in one shared batch (a batch must fit the
+// netlink socket's buffer; Apply's changes are a few elements each).
+const maxGroup = 256
+
+// commit sends the changes of group in one batch; if the kernel refuses
+// it, each change goes on its own. Called with mu held.
+func (f *NFT) commit(group []*pending) {
+	defer func() {
+		for _, p := range group {
+			p.done = true
+		}
+	}()
+	if f.closed {
+		for _, p := range group {
+			p.err = ErrClosed
+		}
+		return
+	}
+	if len(group) > 1 {
+		err := f.sendGroup(group)
+		if err == nil {
+			return
+		}
+		f.log.Debug("apply: shared batch refused, sending its changes one by one", "changes", len(group), "err", err)
+	}
+	for _, p := range group {
+		p.err = f.applyOne(p.dels, p.adds)
+	}
+}
+
+// sendGroup queues every change of group, in order, and flushes once.
+func (f *NFT) sendGroup(group []*pending) error {
+	f.batches++
+	for _, p := range group {
+		if err := f.queue(planChange(p.dels, p.adds, f.refreshInPlace)); err != nil {
+			// Nothing was sent: drop what was queued.
+			if rerr := f.redial(); rerr != nil {
+				f.log.Error("netlink: reconnecting", "err", rerr)
+			}
+			return err
+		}
+	}
+	return f.flush()
+}
+
+// applyOne sends one change; when the kernel disagrees with it (a key
+// held with another value, an element already gone) it reads the touched
+// sets and sends an exact batch. Called with mu held.
+func (f *NFT) applyOne(dels, adds []elem) error {
+	f.batches++
 	if err := f.queue(planChange(dels, adds, f.refreshInPlace)); err != nil {
 		return fmt.Errorf("firewall: apply: %w", err)
 	}
-	err = f.flush()
+	err := f.flush()
 	if err == nil {
 		return nil
 	}

@@ -128,3 +128,118 @@ func TestLargeChange(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// applyQueued starts Apply(c) and returns once the call waits in the
+// queue (mu is held by the test), so that calls queue in a known order.
+func applyQueued(t *testing.T, f *NFT, c Change, errs chan<- error) {
+	t.Helper()
+	f.qmu.Lock()
+	n := len(f.waiting)
+	f.qmu.Unlock()
+	go func() { errs <- f.Apply(context.Background(), c) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.qmu.Lock()
+		m := len(f.waiting)
+		f.qmu.Unlock()
+		if m > n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Apply did not queue within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestApplyGroupCommit: Apply calls that arrive while a batch is with the
+// kernel go together in the next batch, each applied whole and in call
+// order; when the kernel refuses the shared batch, each change is sent on
+// its own (and repaired from the kernel's state), so every call succeeds.
+func TestApplyGroupCommit(t *testing.T) {
+	f := newInNS(t)
+	fwd := func(port uint16, to string) Forward {
+		return Forward{Proto: 6, Port: port, To: netip.MustParseAddrPort(to), Timeout: time.Hour}
+	}
+	wait := func(errs chan error, n int) {
+		t.Helper()
+		for range n {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Errorf("Apply: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Apply did not return within 10 s")
+			}
+		}
+	}
+
+	// 50 calls queued behind a batch in progress: one batch.
+	errs := make(chan error, 100)
+	f.mu.Lock()
+	before := f.batches
+	for i := range 50 {
+		applyQueued(t, f, Change{AddForwards: []Forward{fwd(uint16(20000+i), "192.0.2.100:8080")}}, errs)
+	}
+	f.mu.Unlock()
+	wait(errs, 50)
+	f.mu.Lock()
+	sent := f.batches - before
+	f.mu.Unlock()
+	if sent != 1 {
+		t.Errorf("50 queued changes went in %d batches, want 1", sent)
+	}
+	if got := len(elems(t, f, setFwd4)); got != 50 {
+		t.Errorf("fwd4 holds %d elements, want 50", got)
+	}
+
+	// Order within a batch: add X->a, delete X, add X->b ends with X->b.
+	f.mu.Lock()
+	before = f.batches
+	applyQueued(t, f, Change{AddForwards: []Forward{fwd(18080, "192.0.2.100:1111")}}, errs)
+	applyQueued(t, f, Change{DelForwards: []Forward{fwd(18080, "192.0.2.100:1111")}}, errs)
+	applyQueued(t, f, Change{AddForwards: []Forward{fwd(18080, "192.0.2.100:2222")}}, errs)
+	f.mu.Unlock()
+	wait(errs, 3)
+	f.mu.Lock()
+	sent = f.batches - before
+	f.mu.Unlock()
+	if sent != 1 {
+		t.Errorf("add, delete, add of one key: %d batches, want 1", sent)
+	}
+
+	// A refused shared batch: the first change adds 20000 (held with
+	// another target: EEXIST on the fast path) next to a plain add.
+	f.mu.Lock()
+	before = f.batches
+	applyQueued(t, f, Change{AddForwards: []Forward{fwd(20000, "192.0.2.101:9090")}}, errs)
+	applyQueued(t, f, Change{AddForwards: []Forward{fwd(30000, "192.0.2.100:8080")}}, errs)
+	f.mu.Unlock()
+	wait(errs, 2)
+	f.mu.Lock()
+	sent = f.batches - before
+	f.mu.Unlock()
+	if sent != 3 {
+		t.Errorf("refused shared batch: %d batches, want 3 (the shared one, then one per change)", sent)
+	}
+	want := map[uint16]string{18080: "192.0.2.100:2222", 20000: "192.0.2.101:9090", 30000: "192.0.2.100:8080"}
+	for port, to := range want {
+		w, _ := forwardElems(fwd(port, to))
+		found := false
+		for _, e := range elems(t, f, setFwd4) {
+			if string(e.key) == string(w[0].key) {
+				found = true
+				if string(e.val) != string(w[0].val) {
+					t.Errorf("port %d: value %x, want %x (%s)", port, e.val, w[0].val, to)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("port %d missing", port)
+		}
+	}
+	if got := len(elems(t, f, setFwd4)); got != 52 {
+		t.Errorf("fwd4 holds %d elements, want 52", got)
+	}
+}
