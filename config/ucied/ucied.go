@@ -10,9 +10,13 @@
 //
 //	# kept                      <- outside every section
 //	config forward 'nas'        <- Start
-//		# inside: goes with the section when it is replaced or deleted
+//		# inside: kept when the section is replaced, goes when it is deleted
 //		option ext_port '8443'  <- End
 //	                            <- outside
+//
+// Replacing a section changes only the option lines whose value changes,
+// drops the lines of removed options and adds new options after the last
+// one; the rest of the section stays line for line.
 //
 // WriteFile replaces a file atomically (temporary file, fsync, rename).
 package ucied
@@ -248,17 +252,189 @@ func FormatSection(s *uci.Section) ([]string, error) {
 	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n"), nil
 }
 
-// Replace puts s in place of the section starting at line start.
+// Replace puts s in place of the section starting at line start, editing
+// it in place: comment and blank lines inside it stay, the options s keeps
+// with the same values keep their lines (and their order), a changed
+// option's line is rewritten where it stands (with its trailing comment),
+// a removed option's line goes, and an option the section lacked is added
+// after its last option. A section whose layout is beyond that (several
+// statements on a line, a statement that removes an option, options on
+// the config line, an option given twice with different values in the
+// merged outcome) is written whole as uci writes it.
 func (d *Doc) Replace(start int, s *uci.Section) error {
-	if _, err := d.span(start); err != nil {
+	sp, err := d.span(start)
+	if err != nil {
 		return err
 	}
 	lines, err := FormatSection(s)
 	if err != nil {
 		return err
 	}
+	if merged, ok := d.merge(sp, s, lines[0]); ok {
+		lines = merged
+	}
 	d.repl[start] = lines
 	return nil
+}
+
+// unit is a run of a section's lines that begins a statement and holds
+// nothing but its continuation: a comment or blank line, or one option or
+// list statement (that may go on over several lines).
+type unit struct {
+	lines   []string
+	comment bool
+	opt     *uci.Option // what the statement sets (not comment)
+}
+
+// merge edits the section at sp into s in place (see Replace); ok is false
+// when its layout does not allow that. config is s's config line as
+// FormatSection writes it.
+func (d *Doc) merge(sp Span, s *uci.Section, config string) ([]string, bool) {
+	// The config line must be a statement of its own on its own line.
+	if !d.clean[sp.Start] {
+		return nil, false
+	}
+	if f, err := uci.Parse("", strings.NewReader(d.lines[sp.Start-1]+"\n")); err != nil ||
+		len(f.Sections) != 1 || len(f.Sections[0].Options) != 0 {
+		return nil, false
+	}
+	var units []unit
+	for i := sp.Start; i < sp.End; i++ { // i: index in d.lines of the unit's first line
+		j := i + 1
+		for j < sp.End && !d.clean[j] {
+			j++
+		}
+		u := unit{lines: d.lines[i:j]}
+		if j == i+1 && blankOrComment(d.lines[i]) {
+			u.comment = true
+		} else {
+			w := strings.Fields(d.lines[i])
+			f, err := uci.Parse("", strings.NewReader("config x\n"+strings.Join(u.lines, "\n")+"\n"))
+			if err != nil || len(w) < 2 || len(f.Sections) != 1 || len(f.Sections[0].Options) != 1 {
+				return nil, false
+			}
+			o := f.Sections[0].Options[0]
+			kw := w[0]
+			if (kw != "option" && kw != "o" && kw != "list" && kw != "l") || strings.Trim(w[1], `'"`) != o.Name {
+				return nil, false
+			}
+			u.opt = o
+		}
+		units = append(units, u)
+		i = j - 1
+	}
+	// What the section holds now, option by option.
+	var body []string
+	for _, u := range units {
+		body = append(body, u.lines...)
+	}
+	head := d.lines[sp.Start-1]
+	if ht, hn, err := header(head); err != nil || ht != s.Type || hn != s.Name {
+		head = config
+	}
+	orig, err := uci.Parse("", strings.NewReader(d.lines[sp.Start-1]+"\n"+strings.Join(body, "\n")+"\n"))
+	if err != nil || len(orig.Sections) != 1 {
+		return nil, false
+	}
+	same := func(a, b *uci.Option) bool {
+		return a != nil && b != nil && a.List == b.List && slices.Equal(a.Values, b.Values)
+	}
+	indent := "\t"
+	for _, u := range units {
+		if u.opt != nil {
+			indent = u.lines[0][:len(u.lines[0])-len(strings.TrimLeft(u.lines[0], " \t"))]
+			break
+		}
+	}
+	format := func(o *uci.Option, indent, comment string) []string {
+		kw := "option"
+		if o.List {
+			kw = "list"
+		}
+		var out []string
+		for _, v := range o.Values {
+			out = append(out, indent+kw+" "+o.Name+" "+uci.Quote(v))
+		}
+		if comment != "" && len(out) == 1 {
+			out[0] += " " + comment
+		}
+		return out
+	}
+	out := []string{head}
+	lastOpt := 1 // len(out) after the last option written or dropped
+	done := map[string]bool{}
+	for _, u := range units {
+		if u.comment {
+			out = append(out, u.lines...)
+			continue
+		}
+		name := u.opt.Name
+		want, have := s.Option(name), orig.Sections[0].Option(name)
+		switch {
+		case same(want, have):
+			out = append(out, u.lines...) // unchanged: every line of it stays
+		case want == nil || done[name]:
+			// Removed, or already written at its first line: new
+			// options still come after where it stood.
+			lastOpt = len(out)
+			continue
+		default:
+			// A statement on one line ends on it (units end where
+			// the next statement begins): its comment may follow.
+			l := u.lines[0]
+			comment := ""
+			if len(u.lines) == 1 {
+				comment = trailingComment(l)
+			}
+			out = append(out, format(want, l[:len(l)-len(strings.TrimLeft(l, " \t"))], comment)...)
+		}
+		done[name] = true
+		lastOpt = len(out)
+	}
+	var added []string
+	for _, o := range s.Options {
+		if !done[o.Name] {
+			added = append(added, format(o, indent, "")...)
+		}
+	}
+	out = slices.Insert(out, lastOpt, added...)
+	// The outcome must mean s exactly.
+	got, err := uci.Parse("", strings.NewReader(strings.Join(out, "\n")+"\n"))
+	if err != nil || len(got.Sections) != 1 || got.Sections[0].Type != s.Type || got.Sections[0].Name != s.Name ||
+		len(got.Sections[0].Options) != len(s.Options) {
+		return nil, false
+	}
+	for _, o := range s.Options {
+		if !same(o, got.Sections[0].Option(o.Name)) {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// trailingComment returns the comment that ends line l ("# ..."), or "".
+func trailingComment(l string) string {
+	var q byte
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		switch {
+		case q == '\'':
+			if c == '\'' {
+				q = 0
+			}
+		case c == '\\':
+			i++
+		case q == '"':
+			if c == '"' {
+				q = 0
+			}
+		case c == '\'' || c == '"':
+			q = c
+		case c == '#':
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return ""
 }
 
 // Delete removes the section starting at line start.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,6 +125,162 @@ config perm_rule
 				t.Errorf("output does not parse: %v", err)
 			}
 		})
+	}
+}
+
+// Replace edits a section in place: comments before, inside and after it
+// stay, unchanged options keep their lines and order, a changed option is
+// rewritten where it stands, a removed one goes, a new one comes after the
+// section's last option. Layouts it cannot edit so are written whole.
+func TestReplaceInPlace(t *testing.T) {
+	const in = `# before everything
+config pcpgw 'main'
+	option wan 'eth1'
+
+# the NAS
+config forward 'nas'
+	# its name
+	option name 'nas'
+	option proto 'tcp'   # TCP only
+	# the port at the provider
+	o ext_port 8443
+	option int_addr '192.0.2.100'
+	list tag 'a'
+	list tag 'b'
+	# nothing below this
+# after the NAS
+
+config forward 'web'
+	option ext_port '80'
+# last words
+`
+	nas := func(kv ...string) *uci.Section { return sec("forward", "nas", kv...) }
+	tests := []struct {
+		name string
+		s    *uci.Section
+		want string // the nas section as it comes out (lines 6 to 15 of in)
+	}{
+		{"unchanged", func() *uci.Section {
+			s := nas("name", "nas", "proto", "tcp", "ext_port", "8443", "int_addr", "192.0.2.100")
+			s.Options = append(s.Options, &uci.Option{Name: "tag", List: true, Values: []string{"a", "b"}})
+			return s
+		}(), `config forward 'nas'
+	# its name
+	option name 'nas'
+	option proto 'tcp'   # TCP only
+	# the port at the provider
+	o ext_port 8443
+	option int_addr '192.0.2.100'
+	list tag 'a'
+	list tag 'b'
+	# nothing below this
+`},
+		{"change, remove, add", nas("ext_port", "9000", "proto", "udp", "int_addr", "192.0.2.100", "int_port", "80", "enabled", "1"),
+			`config forward 'nas'
+	# its name
+	option proto 'udp' # TCP only
+	# the port at the provider
+	option ext_port '9000'
+	option int_addr '192.0.2.100'
+	option int_port '80'
+	option enabled '1'
+	# nothing below this
+`},
+		{"list changed", func() *uci.Section {
+			s := nas("name", "nas", "proto", "tcp", "ext_port", "8443", "int_addr", "192.0.2.100")
+			s.Options = append(s.Options, &uci.Option{Name: "tag", List: true, Values: []string{"b", "c", "d"}})
+			return s
+		}(), `config forward 'nas'
+	# its name
+	option name 'nas'
+	option proto 'tcp'   # TCP only
+	# the port at the provider
+	o ext_port 8443
+	option int_addr '192.0.2.100'
+	list tag 'b'
+	list tag 'c'
+	list tag 'd'
+	# nothing below this
+`},
+		{"everything removed", nas("description", "it's new"), `config forward 'nas'
+	# its name
+	# the port at the provider
+	option description 'it'\''s new'
+	# nothing below this
+`},
+		{"renamed", sec("forward", "", "name", "nas", "proto", "tcp", "ext_port", "8443", "int_addr", "192.0.2.100"), `config forward
+	# its name
+	option name 'nas'
+	option proto 'tcp'   # TCP only
+	# the port at the provider
+	o ext_port 8443
+	option int_addr '192.0.2.100'
+	# nothing below this
+`},
+	}
+	lines := strings.SplitAfter(in, "\n")
+	before, after := strings.Join(lines[:5], ""), strings.Join(lines[15:], "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse("f", []byte(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Replace(6, tt.s); err != nil {
+				t.Fatal(err)
+			}
+			got := string(d.Bytes())
+			if diff := cmp.Diff(before+tt.want+after, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			f, err := uci.Parse("out", strings.NewReader(got))
+			if err != nil {
+				t.Fatalf("output does not parse: %v", err)
+			}
+			// It means what was asked (option order aside).
+			s := f.OfType("forward")[0]
+			if s.Name != tt.s.Name || len(s.Options) != len(tt.s.Options) {
+				t.Fatalf("section %+v, want %+v", s, tt.s)
+			}
+			for _, o := range tt.s.Options {
+				g := s.Option(o.Name)
+				if g == nil || g.List != o.List || !slices.Equal(g.Values, o.Values) {
+					t.Errorf("option %s: %+v, want %+v", o.Name, g, o)
+				}
+			}
+		})
+	}
+}
+
+// A section whose statements do not stand one to a line is written whole.
+func TestReplaceWhole(t *testing.T) {
+	for _, in := range []string{
+		"config a\n\t# c\n\toption x 1; option y 2\n",
+		"config a; option x 1\n\t# c\n\toption y 1\n",
+		"config a\n\t# c\n\toption x 1\n\toption x ''\n",
+		"config a\n\t# c\n\toption x 'multi\nline'\n\toption y ''\n",
+	} {
+		d, err := Parse("f", []byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if err := d.Replace(1, sec("a", "", "x", "2")); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff("config a\n\toption x '2'\n", string(d.Bytes())); diff != "" {
+			t.Errorf("%q (-want +got)\n%s", in, diff)
+		}
+	}
+	// A multi-line value on its own statement is kept or replaced whole.
+	d, err := Parse("f", []byte("config a\n\t# c\n\toption x 'multi\nline'\n\toption y 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Replace(1, sec("a", "", "x", "multi\nline", "y", "2")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff("config a\n\t# c\n\toption x 'multi\nline'\n\toption y '2'\n", string(d.Bytes())); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
 	}
 }
 
@@ -263,6 +420,7 @@ func FuzzEdit(f *testing.F) {
 	f.Add("config a\n\toption x '1'\n\nconfig b\n\toption y '2'\n")
 	f.Add("package p\nconfig a 'n'\n# c\n\tlist l 'v'\n\tlist l 'w'\n")
 	f.Add("config a; config b\n")
+	f.Add("config a\n\t# c\n\toption x '1' # d\n\tlist l 'v'\n\t# e\n\toption ext_port 2\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		d, err := Parse("f", []byte(in))
 		if err != nil {
