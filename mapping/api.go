@@ -111,6 +111,15 @@ type Mapping struct {
 	Expires time.Time
 	// Upstream is the state of the provider side of this mapping.
 	Upstream UpstreamState
+	// UpstreamErr says why the provider has not made the mapping while
+	// Upstream is pending or failing: its refusal ("CANNOT_PROVIDE_EXTERNAL:
+	// the provider refused external port 8080") or that it did not answer.
+	// "" otherwise, and before the provider's first answer.
+	UpstreamErr string
+	// RetryAt is when the provider is asked again while Upstream is
+	// pending or failing (the error's lifetime, RFC 6887 §7.4); zero while
+	// a request is in flight and otherwise.
+	RetryAt time.Time
 }
 
 // Lease returns the lease left at now (0 for a mapping with no end).

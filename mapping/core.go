@@ -134,6 +134,7 @@ type entry struct {
 	upAt      time.Time // when the provider last answered
 	attempt   int       // renewal attempt since upAt
 	upErr     error
+	upReason  string        // upErr as the page and `pcpgw list` show it
 	ready     chan struct{} // closed when the first upstream attempt ended
 	busy      bool          // an upstream operation is in flight
 	gen       uint64        // bumps on every change that invalidates timers
@@ -144,6 +145,18 @@ type entry struct {
 	// kernelExp is when the kernel's element for e times out, as last
 	// sent (zero: no timeout, or not known after a failed batch).
 	kernelExp time.Time
+}
+
+// view is e as the front-ends see it. Called with mu held.
+func (e *entry) view() Mapping {
+	m := e.Mapping
+	if m.Upstream == UpstreamPending || m.Upstream == UpstreamFailing {
+		m.UpstreamErr = e.upReason
+		if !e.busy {
+			m.RetryAt = e.renewAt
+		}
+	}
+	return m
 }
 
 // New makes a Core, loads the state file and reconciles the kernel and the
@@ -344,7 +357,7 @@ func (c *Core) Get(id uint32) (Mapping, bool) {
 	if !ok {
 		return Mapping{}, false
 	}
-	return e.Mapping, true
+	return e.view(), true
 }
 
 // Find returns the mappings s selects (without authorization), in creation
@@ -354,7 +367,7 @@ func (c *Core) Find(s Selector) []Mapping {
 	defer c.mu.Unlock()
 	var out []Mapping
 	for _, e := range c.selectLocked(s) {
-		out = append(out, e.Mapping)
+		out = append(out, e.view())
 	}
 	return out
 }

@@ -1,8 +1,12 @@
 package mapping
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -695,6 +699,107 @@ func TestStaticForwardRefusedIsRetried(t *testing.T) {
 	})
 }
 
+// A static forward the provider refuses shows the provider's reason and
+// when it is asked again: on the error's lifetime, for the same port with
+// PREFER_FAILURE, until the port is free; never moved to another port.
+func TestStaticForwardFailingReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.taken[18080] = true
+		up.refuseLife = 45 // not retryAfterTimeout: the error's own lifetime counts
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		start := time.Now()
+		r := Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80),
+			ExternalPort: 18080, ExactPort: true, Description: "web"}
+		_, err := c.Map(context.Background(), r)
+		wantCode(t, err, CodeCannotProvideExternal)
+		const reason = "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18080"
+		check := func(when string, state UpstreamState, reason string, retry time.Time) {
+			t.Helper()
+			got := c.Find(Selector{Origin: OriginStatic})
+			if len(got) != 1 {
+				t.Fatalf("%s: %d static mappings, want 1", when, len(got))
+			}
+			m := got[0]
+			if m.Upstream != state || m.UpstreamErr != reason || !m.RetryAt.Equal(retry) {
+				t.Errorf("%s: upstream %v, error %q, retry at +%v; want %v, %q, +%v", when,
+					m.Upstream, m.UpstreamErr, m.RetryAt.Sub(start), state, reason, retry.Sub(start))
+			}
+		}
+		check("refused", UpstreamFailing, reason, start.Add(45*time.Second))
+		if g, ok := c.Get(c.Find(Selector{Origin: OriginStatic})[0].ID); !ok || g.UpstreamErr != reason {
+			t.Errorf("Get: %+v", g)
+		}
+		time.Sleep(44 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != 1 {
+			t.Fatalf("asked again before the error lifetime: %d requests", n)
+		}
+		// Still taken at the retry: refused again, next retry one more lifetime on.
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != 2 {
+			t.Fatalf("%d requests after the error lifetime, want 2", n)
+		}
+		check("refused again", UpstreamFailing, reason, start.Add(90*time.Second))
+		up.mu.Lock()
+		delete(up.taken, 18080)
+		up.mu.Unlock()
+		time.Sleep(45 * time.Second)
+		synctest.Wait()
+		check("port free", UpstreamOK, "", time.Time{})
+		if m := c.Find(Selector{Origin: OriginStatic})[0]; m.External != netip.MustParseAddrPort("203.0.113.1:18080") {
+			t.Errorf("mapped at %v, want the asked port 18080", m.External)
+		}
+		for i, q := range up.maps {
+			if q.SuggestedExternal.Port() != 18080 || !q.PreferFailure {
+				t.Errorf("request %d: %+v, want port 18080 with PREFER_FAILURE (never moved)", i, q)
+			}
+		}
+	})
+}
+
+// The wait before asking again follows the error lifetime as the PCP
+// client holds it (capped there), else the core caps it.
+func TestRetryWait(t *testing.T) {
+	now := time.Now()
+	huge := &pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1}
+	held := &pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1, Until: now.Add(30 * time.Minute)}
+	tests := []struct {
+		err  error
+		want time.Duration
+	}{
+		{held, 30 * time.Minute},
+		{huge, maxRetryWait},
+		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, ByClient: true, Until: now}, retryAfterTimeout},
+		{&pcpclient.ResultError{Code: pcp.NoResources, Lifetime: 7}, 7 * time.Second},
+		{context.DeadlineExceeded, retryAfterTimeout},
+	}
+	for _, tt := range tests {
+		if got := retryWait(tt.err, upstreamError(tt.err), now); got != tt.want {
+			t.Errorf("retryWait(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// The reason of a provider that does not answer, or refuses otherwise.
+func TestUpstreamReason(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 30}, "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 8080"},
+		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, ByClient: true}, "CANNOT_PROVIDE_EXTERNAL: the provider offered another port than 8080"},
+		{fmt.Errorf("%w: %w", pcpclient.ErrBackoff, &pcpclient.ResultError{Code: pcp.NotAuthorized}), "NOT_AUTHORIZED: the provider refused the mapping"},
+		{context.DeadlineExceeded, "no answer from the provider's PCP server (context deadline exceeded)"},
+	}
+	for _, tt := range tests {
+		if got := upstreamReason(tt.err, 8080); got != tt.want {
+			t.Errorf("upstreamReason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
 func TestSetPolicy(t *testing.T) {
 	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, SecureMode: true, Quota: 1})
 	ctx := context.Background()
@@ -853,4 +958,37 @@ func TestRenewalKernelWrites(t *testing.T) {
 			t.Fatalf("after a failed batch: batches +%d, change %+v", batches()-n, ch)
 		}
 	})
+}
+
+// TestStateFileStreamed: the state file, written a mapping at a time, is
+// exactly what json.Marshal gives for the whole state (and loads back).
+func TestStateFileStreamed(t *testing.T) {
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+	ctx := context.Background()
+	for i := range 3 {
+		r := req(OriginUPnP, host, TCP, uint16(8080+i), uint16(18080+i), time.Hour)
+		r.Description = fmt.Sprintf("app \"%d\" <é>", i)
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []int{0, 1, 3} {
+		c.mu.Lock()
+		st := c.snapshotLocked()
+		c.mu.Unlock()
+		st.Mappings = st.Mappings[:n]
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := st.writeTo(w); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if got := buf.String(); got != string(want)+"\n" {
+			t.Errorf("%d mappings:\n got %s\nwant %s", n, got, want)
+		}
+	}
 }

@@ -20,8 +20,11 @@ type fakeUp struct {
 	block    chan struct{} // Map waits for it to be closed when set
 	lifetime uint32
 	taken    map[uint16]bool
-	events   chan pcpclient.Event
-	nonceSeq byte
+	// refuseLife is the error lifetime of CANNOT_PROVIDE_EXTERNAL for a
+	// taken port (PREFER_FAILURE); 0 means 30 s.
+	refuseLife uint32
+	events     chan pcpclient.Event
+	nonceSeq   byte
 }
 
 func newFakeUp() *fakeUp {
@@ -49,7 +52,11 @@ func (u *fakeUp) Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.Map
 	port := r.SuggestedExternal.Port()
 	if u.taken[port] {
 		if r.PreferFailure {
-			return pcpclient.MapResult{}, &pcpclient.ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Lifetime: 30}
+			life := u.refuseLife
+			if life == 0 {
+				life = 30
+			}
+			return pcpclient.MapResult{}, &pcpclient.ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Lifetime: life}
 		}
 		port += 1000
 	}

@@ -80,7 +80,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	} else {
 		c.renewKernelLocked(e, now, &change)
 	}
-	m := e.Mapping
+	m := e.view()
 	var upReq pcpclient.MapRequest
 	startUp := created && e.Upstream == UpstreamPending
 	if startUp {
@@ -143,9 +143,9 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "mapping was removed"}
 	}
 	if e.Upstream != UpstreamOK && e.upErr != nil {
-		return e.Mapping, upstreamError(e.upErr)
+		return e.view(), upstreamError(e.upErr)
 	}
-	return e.Mapping, nil
+	return e.view(), nil
 }
 
 // validate checks and normalizes a request.
@@ -545,7 +545,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	e = c.renewLocked(e, Request{Lifetime: lifetime}, now)
 	var change firewall.Change
 	c.renewKernelLocked(e, now, &change)
-	m := e.Mapping
+	m := e.view()
 	c.mu.Unlock()
 	if err := c.apply(ctx, change); err != nil {
 		c.mu.Lock()

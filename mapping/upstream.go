@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
 )
 
@@ -40,6 +41,39 @@ func upstreamError(err error) error {
 			Msg: "the provider's PCP server answered " + re.Code.String(), Err: err}
 	}
 	return &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server", Err: err}
+}
+
+// maxRetryWait bounds the wait for an error lifetime that did not come
+// through the PCP client (which caps it, RFC 6887 §15).
+const maxRetryWait = 24 * time.Hour
+
+// retryWait is how long after err the provider is asked again: the
+// error's lifetime (RFC 6887 §7.4) as the PCP client holds the request,
+// else retryAfterTimeout.
+func retryWait(err, uerr error, now time.Time) time.Duration {
+	var re *pcpclient.ResultError
+	if errors.As(err, &re) && re.Until.After(now) {
+		return re.Until.Sub(now)
+	}
+	if ce := asError(uerr); ce != nil && ce.Lifetime > 0 {
+		return min(ce.Lifetime, maxRetryWait)
+	}
+	return retryAfterTimeout
+}
+
+// upstreamReason says why the provider did not make a mapping, as the
+// page and `pcpgw list` show it; port is the external port asked for.
+func upstreamReason(err error, port uint16) string {
+	var re *pcpclient.ResultError
+	switch {
+	case !errors.As(err, &re):
+		return "no answer from the provider's PCP server (" + err.Error() + ")"
+	case re.Code == pcp.CannotProvideExternal && re.ByClient:
+		return re.Code.String() + ": the provider offered another port than " + itoa(int(port))
+	case re.Code == pcp.CannotProvideExternal:
+		return re.Code.String() + ": the provider refused external port " + itoa(int(port))
+	}
+	return re.Code.String() + ": the provider refused the mapping"
 }
 
 // answered reports whether err is the server's answer (an error result),
@@ -85,7 +119,7 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 		e.upLife = time.Duration(res.Lifetime) * time.Second
 		e.upAt = now
 		e.attempt = 0
-		e.upErr = nil
+		e.upErr, e.upReason = nil, ""
 		e.Upstream = UpstreamOK
 		if c.mode == ModeDSLite && !e.exact && res.External.Port() != e.key.port {
 			if x := c.byExt[e.key]; x == e {
@@ -108,18 +142,14 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			c.mu.Lock()
 		}
 	} else {
-		e.upErr = err
+		e.upErr, e.upReason = err, upstreamReason(err, req.SuggestedExternal.Port())
 		uerr := upstreamError(err)
 		code := CodeOf(uerr)
 		if creating && code != CodeNetworkFailure && e.Origin != OriginStatic {
 			c.log.Info("provider refused mapping", "proto", e.Proto, "internal", e.Internal, "err", err)
 			c.removeLocked(e, &change)
 		} else {
-			wait := retryAfterTimeout
-			if ce := asError(uerr); ce != nil && ce.Lifetime > 0 {
-				wait = ce.Lifetime
-			}
-			next := now.Add(wait)
+			next := now.Add(retryWait(err, uerr, now))
 			switch {
 			case creating && e.Origin == OriginStatic && code != CodeNetworkFailure:
 				// A configured forward is not moved or dropped: it shows
