@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -120,7 +121,10 @@ func (c *Core) snapshotLocked() stateFile {
 	return st
 }
 
-// writeState writes the state file (and the lease file) atomically.
+// writeState writes the state file (and the lease file) atomically. Both
+// are written a mapping at a time through a small buffer: with 10,000
+// mappings the files are megabytes, which a router's memory should not
+// hold at once.
 func (c *Core) writeState() error {
 	if c.cfg.StateDir == "" && c.cfg.LeaseFile == "" {
 		return nil
@@ -129,27 +133,49 @@ func (c *Core) writeState() error {
 	st := c.snapshotLocked()
 	c.mu.Unlock()
 	if c.cfg.StateDir != "" {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), append(b, '\n')); err != nil {
+		if err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), st.writeTo); err != nil {
 			return err
 		}
 	}
 	if c.cfg.LeaseFile != "" {
-		if err := writeAtomic(c.cfg.LeaseFile, leaseFile(st)); err != nil {
+		if err := writeAtomic(c.cfg.LeaseFile, st.writeLeases); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// leaseFile renders miniupnpd's lease-file format, one mapping a line:
+// writeTo writes st as JSON (what json.Marshal(st) gives, and a newline),
+// one mapping at a time.
+func (st *stateFile) writeTo(w *bufio.Writer) error {
+	head := *st
+	head.Mappings = nil
+	b, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	// b ends with "mappings":null}: open the array there instead.
+	b = bytes.TrimSuffix(b, []byte("null}"))
+	w.Write(b)
+	w.WriteByte('[')
+	for i := range st.Mappings {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		b, err := json.Marshal(&st.Mappings[i])
+		if err != nil {
+			return err
+		}
+		w.Write(b)
+	}
+	_, err = w.WriteString("]}\n")
+	return err
+}
+
+// writeLeases writes miniupnpd's lease-file format, one mapping a line:
 // PROTO:eport:iaddr:iport:timestamp:desc (timestamp: lease end in Unix
 // seconds, 0 for none). OpenWrt's UPnP status page reads it.
-func leaseFile(st stateFile) []byte {
-	var b bytes.Buffer
+func (st *stateFile) writeLeases(w *bufio.Writer) error {
 	for _, m := range st.Mappings {
 		ia, err := netip.ParseAddrPort(m.Internal)
 		if err != nil || !ia.Addr().Is4() {
@@ -164,14 +190,14 @@ func leaseFile(st stateFile) []byte {
 			ts = m.Expires.Unix()
 		}
 		desc := strings.ReplaceAll(m.Description, "\n", " ")
-		fmt.Fprintf(&b, "%s:%d:%s:%d:%d:%s\n", strings.ToUpper(m.Proto), eport, ia.Addr(), ia.Port(), ts, desc)
+		fmt.Fprintf(w, "%s:%d:%s:%d:%d:%s\n", strings.ToUpper(m.Proto), eport, ia.Addr(), ia.Port(), ts, desc)
 	}
-	return b.Bytes()
+	return nil
 }
 
-// writeAtomic writes data to name through a temporary file, fsync and
-// rename, so a crash leaves the old file or the new one.
-func writeAtomic(name string, data []byte) error {
+// writeAtomic writes name through a temporary file (filled by write, then
+// fsync and rename), so a crash leaves the old file or the new one.
+func writeAtomic(name string, write func(*bufio.Writer) error) error {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -181,7 +207,11 @@ func writeAtomic(name string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	bw := bufio.NewWriterSize(f, 32<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil {
 		err = f.Sync()
 	}
