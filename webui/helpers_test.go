@@ -72,8 +72,9 @@ config pcpgw 'main'
 %s
 # the NAS, keep it
 config forward 'nas'
+	# reached from outside too
 	option proto 'tcp'
-	option ext_port '8443'
+	option ext_port '8443'   # at the provider
 	option int_addr '192.0.2.100'
 	option description 'NAS web page'
 

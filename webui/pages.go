@@ -50,6 +50,9 @@ type fwView struct {
 	config.Forward
 	State    string // "active", "pending", "failing", "disabled", "not mapped"
 	External string
+	// Why is the provider's reason while pending or failing, with the
+	// time to the next request ("" when it has none).
+	Why string
 }
 
 type indexData struct {
@@ -89,20 +92,33 @@ func (u *UI) index(w httpd.ResponseWriter, r *httpd.Request, a auth, msg string,
 		d.HashErr = "pcpgw runs without a configuration file: forwards cannot be edited here"
 	}
 	for _, f := range cfg.Forwards {
-		d.Forwards = append(d.Forwards, forwardView(f, rows))
+		d.Forwards = append(d.Forwards, forwardView(f, rows, now))
 	}
 	u.render(w, code, renderIndex(d))
 }
 
+// whyText is a row's provider error and the time to its next retry.
+func whyText(r control.Row, now time.Time) string {
+	why := r.Error
+	if !r.RetryAt.IsZero() {
+		left := max(r.RetryAt.Sub(now), 0).Round(time.Second)
+		if why != "" {
+			why += "; "
+		}
+		why += "asked again in " + left.String()
+	}
+	return why
+}
+
 // forwardView finds the static mappings of f in the list.
-func forwardView(f config.Forward, rows []control.Row) fwView {
+func forwardView(f config.Forward, rows []control.Row, now time.Time) fwView {
 	v := fwView{Forward: f, State: "disabled"}
 	if !f.Enabled {
 		return v
 	}
 	internal := netip.AddrPortFrom(f.IntAddr, f.IntPort).String()
 	states := map[string]bool{}
-	var ext []string
+	var ext, why []string
 	for _, r := range rows {
 		if r.Origin != "static" || r.Internal != internal {
 			continue
@@ -112,11 +128,18 @@ func forwardView(f config.Forward, rows []control.Row) fwView {
 			continue
 		}
 		states[r.Upstream] = true
+		if w := whyText(r, now); w != "" && (r.Upstream == "failing" || r.Upstream == "pending") {
+			if f.Proto == config.ProtoBoth {
+				w = r.Proto + ": " + w
+			}
+			why = append(why, w)
+		}
 		if r.External != "" && !slices.Contains(ext, r.External) {
 			ext = append(ext, r.External)
 		}
 	}
 	v.External = strings.Join(ext, " ")
+	v.Why = strings.Join(why, " · ")
 	switch {
 	case len(states) == 0:
 		v.State = "not mapped"

@@ -24,6 +24,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}dt
 .ok,.active{color:#1b5e20}.failing,.bad{color:#b71c1c}.pending{color:#e65100}.disabled{color:#777}
 .msg{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:.5rem 0}
 .err{color:#b71c1c;font-size:.9rem;display:block}
+.why{display:block;font-size:.85rem;white-space:normal;max-width:24rem}
 form.inline{display:inline;margin:0}
 label{display:block;margin:.6rem 0 .1rem;font-weight:600}
 input[type=text],input[type=password],input[type=number],select{width:100%;max-width:24rem;font-size:1rem;padding:.35rem;box-sizing:border-box}
@@ -147,8 +148,12 @@ func renderIndex(d indexData) string {
 	p.WriteString("<h2>Mappings</h2>\n<div class=\"scroll\"><table class=\"cards\" id=\"mappings\">\n")
 	p.WriteString("<tr><th>Origin</th><th>Proto</th><th>External</th><th>Internal</th><th>Lease left</th><th>Provider</th><th>Description</th></tr>\n")
 	for _, r := range d.Rows {
+		up := esc(r.Upstream)
+		if r.Error != "" {
+			up += `<span class="why">` + esc(r.Error) + `</span>`
+		}
 		p.f("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td><td>%s</td></tr>\n",
-			esc(r.Origin), esc(r.Proto), esc(r.External), esc(r.Internal), leaseText(r.LeaseLeft), esc(r.Upstream), esc(r.Upstream), esc(r.Description))
+			esc(r.Origin), esc(r.Proto), esc(r.External), esc(r.Internal), leaseText(r.LeaseLeft), esc(r.Upstream), up, esc(r.Description))
 	}
 	if len(d.Rows) == 0 {
 		p.WriteString("<tr><td colspan=\"7\">No mapping.</td></tr>\n")
@@ -165,6 +170,9 @@ func renderIndex(d indexData) string {
 		state := esc(f.State)
 		if f.External != "" {
 			state += " (" + esc(f.External) + ")"
+		}
+		if f.Why != "" {
+			state += `<span class="why">` + esc(f.Why) + `</span>`
 		}
 		p.f("<tr><td>%s</td><td>%s</td><td>%d</td><td>%s:%d</td>\n<td class=\"%s\">%s</td><td>%s</td>",
 			esc(f.Name), f.Proto, f.ExtPort, esc(f.IntAddr.String()), f.IntPort, esc(f.State), state, esc(f.Description))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pcpgw/pcpgw/internal/control"
 )
 
 // Without password_hash the page is read-only status: no form, no login,
@@ -192,7 +193,10 @@ config forward
 		t.Errorf("the list does not show both forwards and their state:\n%s", body)
 	}
 
-	// Edit the NAS (line 8): its section keeps its name, the comment above stays.
+	// Edit the NAS (line 8) in place: its section keeps its name, the
+	// comments above and inside it stay, so do its unchanged options and
+	// their order; the changed port's line keeps its comment; new options
+	// follow the last one.
 	nas := e.d.Config().Forwards[0]
 	if code, body := e.get("/forward?id=8"); code != 200 || !strings.Contains(body, `value="192.0.2.100"`) {
 		t.Fatalf("edit form: %d %s", code, body)
@@ -203,18 +207,20 @@ config forward
 		t.Fatalf("edit: %d %s", code, body)
 	}
 	want = strings.Replace(want, `config forward 'nas'
+	# reached from outside too
 	option proto 'tcp'
-	option ext_port '8443'
+	option ext_port '8443'   # at the provider
 	option int_addr '192.0.2.100'
 	option description 'NAS web page'
 `, `config forward 'nas'
-	option name 'nas'
+	# reached from outside too
 	option proto 'tcp'
-	option ext_port '8444'
+	option ext_port '8444' # at the provider
 	option int_addr '192.0.2.100'
+	option description 'NAS web page'
+	option name 'nas'
 	option int_port '443'
 	option enabled '1'
-	option description 'NAS web page'
 `, 1)
 	if diff := cmp.Diff(want, e.fileText()); diff != "" {
 		t.Fatalf("after edit (-want +got):\n%s", diff)
@@ -241,6 +247,41 @@ config forward
 	// A stale id (the file changed meanwhile) is refused, not misapplied.
 	if code, _ := e.post("/forward/delete", url.Values{"csrf": {tok}, "id": {itoa(web.Line)}}); code != 409 {
 		t.Errorf("delete of a gone forward: %d, want 409", code)
+	}
+}
+
+// A forward the provider refuses is listed as failing with the provider's
+// reason and the time to the next request, in its own row of the forwards
+// (and next to the mapping in the mappings table).
+func TestForwardFailingReason(t *testing.T) {
+	e := newEnv(t, testHash)
+	e.login("secret")
+	const reason = "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 8443"
+	e.d.mu.Lock()
+	e.d.rows[0] = control.Row{ID: 1, Proto: "tcp", WANPort: 8443, Internal: "192.0.2.100:8443", LeaseLeft: -1, Origin: "static",
+		Upstream: "failing", Description: "NAS web page", Error: reason, RetryAt: e.clock().Add(25 * time.Second)}
+	e.d.mu.Unlock()
+	_, body := e.get("/")
+	i := strings.Index(body, `<table class="cards" id="forwards">`)
+	if i < 0 {
+		t.Fatalf("no forwards table:\n%s", body)
+	}
+	row := body[i:]
+	row = row[strings.Index(row, "<tr><td>nas</td>"):]
+	row = row[:strings.Index(row, "</tr>")]
+	if want := `<td class="failing">failing<span class="why">` + htmlEsc(reason) + `; asked again in 25s</span></td>`; !strings.Contains(row, want) {
+		t.Errorf("the NAS's row lacks the reason %s:\n%s", want, row)
+	}
+	if want := `<td class="failing">failing<span class="why">` + htmlEsc(reason) + `</span></td>`; !strings.Contains(body[:i], want) {
+		t.Errorf("the mappings table lacks the reason:\n%s", body[:i])
+	}
+	// Active again: no reason left.
+	e.d.mu.Lock()
+	e.d.rows[0] = control.Row{ID: 1, Proto: "tcp", External: "203.0.113.1:8443", WANPort: 8443, Internal: "192.0.2.100:8443", LeaseLeft: -1,
+		Origin: "static", Upstream: "ok", Description: "NAS web page"}
+	e.d.mu.Unlock()
+	if _, body := e.get("/"); strings.Contains(body, `class="why"`) || !strings.Contains(body, `class="active">active (203.0.113.1:8443)`) {
+		t.Errorf("active forward:\n%s", body)
 	}
 }
 

@@ -137,7 +137,7 @@ func cmdAsk(what string, args []string, stdout, stderr io.Writer) int {
 	case *control.Status:
 		printStatus(stdout, v)
 	case *[]control.Row:
-		printList(stdout, *v)
+		printList(stdout, *v, time.Now())
 	}
 	return 0
 }
@@ -171,10 +171,16 @@ func printStatus(w io.Writer, s *control.Status) {
 	tw.Flush()
 }
 
-func printList(w io.Writer, rows []control.Row) {
+// printList writes the mappings as a table; a mapping the provider has
+// not made ends its line with the provider's reason and the next retry.
+func printList(w io.Writer, rows []control.Row, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tWAN PORT\tINTERNAL\tLEASE\tORIGIN\tUPSTREAM\tDESCRIPTION")
+	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tWAN PORT\tINTERNAL\tLEASE\tORIGIN\tUPSTREAM\tDESCRIPTION\tPROVIDER ERROR")
 	for _, r := range rows {
+		why := r.Error
+		if !r.RetryAt.IsZero() {
+			why = strings.TrimSpace(why + fmt.Sprintf(" (retry in %v)", max(r.RetryAt.Sub(now), 0).Round(time.Second)))
+		}
 		lease := "permanent"
 		if r.LeaseLeft >= 0 {
 			lease = (time.Duration(r.LeaseLeft) * time.Second).String()
@@ -183,7 +189,7 @@ func printList(w io.Writer, rows []control.Row) {
 		if r.WANPort != 0 {
 			wp = fmt.Sprint(r.WANPort)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Proto, orNone(r.External), wp, r.Internal, lease, r.Origin, r.Upstream, r.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Proto, orNone(r.External), wp, r.Internal, lease, r.Origin, r.Upstream, r.Description, why)
 	}
 	tw.Flush()
 }

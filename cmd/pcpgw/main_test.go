@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/internal/control"
 )
 
 func pcpgw(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -58,5 +61,25 @@ func TestCommands(t *testing.T) {
 	code, _, errs = pcpgw(t, "run", "--lan", "eth0", "--wan", "eth0")
 	if code != 1 || !strings.Contains(errs, "eth0") {
 		t.Errorf("run with the LAN as WAN: %d %q", code, errs)
+	}
+}
+
+// pcpgw list ends the line of a mapping the provider has not made with
+// the provider's reason and the time to the next retry.
+func TestPrintList(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var b bytes.Buffer
+	printList(&b, []control.Row{
+		{Proto: "tcp", External: "203.0.113.1:18080", WANPort: 18080, Internal: "192.0.2.100:8080", LeaseLeft: -1, Origin: "static", Upstream: "ok", Description: "web"},
+		{Proto: "tcp", WANPort: 18443, Internal: "192.0.2.100:443", LeaseLeft: -1, Origin: "static", Upstream: "failing", Description: "nas",
+			Error: "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18443", RetryAt: now.Add(25 * time.Second)},
+	}, now)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("output:\n%s", b.String())
+	}
+	if !strings.HasSuffix(lines[0], "DESCRIPTION  PROVIDER ERROR") || !strings.HasSuffix(strings.TrimRight(lines[1], " "), "ok        web") ||
+		!strings.HasSuffix(lines[2], "failing   nas          CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18443 (retry in 25s)") {
+		t.Errorf("output:\n%s", b.String())
 	}
 }

@@ -541,7 +541,7 @@ func (d *daemon) List() []control.Row {
 		r := control.Row{
 			ID: m.ID, Proto: m.Proto.String(), WANPort: m.WANPort, Internal: m.Internal.String(),
 			Client: m.Client.String(), LeaseLeft: -1, Origin: m.Origin.String(), Upstream: m.Upstream.String(),
-			Description: m.Description,
+			Description: m.Description, Error: m.UpstreamErr, RetryAt: m.RetryAt,
 		}
 		if m.External.IsValid() {
 			r.External = m.External.String()

@@ -65,6 +65,12 @@ type Row struct {
 	Origin      string `json:"origin"`
 	Upstream    string `json:"upstream"`
 	Description string `json:"description,omitempty"`
+	// Error is why the provider has not made the mapping while Upstream
+	// is pending or failing: its refusal ("CANNOT_PROVIDE_EXTERNAL: the
+	// provider refused external port 8080") or that it did not answer.
+	Error string `json:"error,omitempty"`
+	// RetryAt is when the provider is asked again (pending, failing).
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // Source answers the requests; the daemon implements it.

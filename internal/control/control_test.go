@@ -2,9 +2,11 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,25 @@ func (fakeSource) Status() Status {
 	return Status{Mode: "nat444", External: "203.0.113.1", Mappings: 1}
 }
 func (fakeSource) List() []Row {
-	return []Row{{ID: 1, Proto: "tcp", External: "203.0.113.1:18080", WANPort: 18080, Internal: "192.0.2.100:8080", LeaseLeft: -1, Origin: "upnp"}}
+	return []Row{{ID: 1, Proto: "tcp", External: "203.0.113.1:18080", WANPort: 18080, Internal: "192.0.2.100:8080", LeaseLeft: -1, Origin: "upnp"},
+		{ID: 2, Proto: "tcp", WANPort: 18443, Internal: "192.0.2.100:443", LeaseLeft: -1, Origin: "static", Upstream: "failing",
+			Error: "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18443", RetryAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+}
+
+// A row the provider made carries no error nor retry time in JSON.
+func TestRowJSONOmitsNoError(t *testing.T) {
+	b, err := json.Marshal(fakeSource{}.List()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, `"error"`) || strings.Contains(s, `"retry_at"`) {
+		t.Errorf("row without error: %s", s)
+	}
+	b, _ = json.Marshal(fakeSource{}.List()[1])
+	if s := string(b); !strings.Contains(s, `"error":"CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18443"`) ||
+		!strings.Contains(s, `"retry_at":"2026-01-02T03:04:05Z"`) {
+		t.Errorf("failing row: %s", s)
+	}
 }
 
 func serve(t *testing.T, path string) *Server {
