@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/httpd"
+	"github.com/pcpgw/pcpgw/mapping"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,6 +161,12 @@ func (h *handler) control(w httpd.ResponseWriter, r *httpd.Request, sv *service,
 	if !ok {
 		s.st.soapFaults.Add(1)
 		h.fault(w, upnpInvalidAction, "Invalid Action")
+		return
+	}
+	if req.argErr != nil {
+		s.st.soapFaults.Add(1)
+		s.log.Debug("invalid SOAP arguments", "client", peer, "action", name, "err", req.argErr)
+		h.fault(w, mapping.UPnPInvalidArgs, "Invalid Args")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), coreTimeout)

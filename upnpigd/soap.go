@@ -15,11 +15,15 @@ const (
 	maxXMLDepth   = 8   // element nesting of a control request
 	maxArgs       = 32  // arguments of one action
 	maxArgLen     = 4096
+	maxXMLAttrs   = 16 // attributes of one element
 )
 
 var (
 	errBadSOAPAction = errors.New("upnpigd: malformed SOAPACTION")
 	errBadEnvelope   = errors.New("upnpigd: malformed SOAP envelope")
+	// errBadArgs: the envelope parses but its arguments cannot be taken
+	// as they are (one given twice, too long, too many): 402 Invalid Args.
+	errBadArgs = errors.New("upnpigd: invalid SOAP arguments")
 )
 
 // parseSOAPAction splits a SOAPACTION header value,
@@ -61,12 +65,20 @@ func isName(s string) bool {
 type soapRequest struct {
 	ns, action string
 	args       map[string]string
+	// argErr (wrapping errBadArgs) is set when an argument was given
+	// twice, was longer than maxArgLen, or was one too many: the action
+	// must not run on what is left (a duplicate would silently take the
+	// last value), and the answer is 402 rather than 401.
+	argErr error
 }
 
 // parseEnvelope parses a SOAP 1.1 control request: Envelope, Body, one
 // action element whose children are the arguments (text only). DTDs,
 // processing instructions other than the XML declaration, and deep or
-// wide documents are refused.
+// wide documents (elements nested deeper than maxXMLDepth, with more than
+// maxXMLAttrs attributes) are refused. Arguments given twice, longer than
+// maxArgLen, beyond maxArgs or with a name that is no UPnP name (isName)
+// are reported in r.argErr.
 func parseEnvelope(body []byte) (soapRequest, error) {
 	var r soapRequest
 	d := xml.NewDecoder(bytes.NewReader(body))
@@ -81,6 +93,11 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 	var argName string
 	var argText strings.Builder
 	inArg, inBody, done := false, false, false
+	badArg := func(format string, a ...any) {
+		if r.argErr == nil {
+			r.argErr = fmt.Errorf("%w: "+format, append([]any{errBadArgs}, a...)...)
+		}
+	}
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -94,6 +111,9 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 			depth++
 			if depth > maxXMLDepth {
 				return r, fmt.Errorf("%w: too deep", errBadEnvelope)
+			}
+			if len(t.Attr) > maxXMLAttrs {
+				return r, fmt.Errorf("%w: too many attributes", errBadEnvelope)
 			}
 			switch depth {
 			case 1:
@@ -119,11 +139,15 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 				if !inBody || r.action == "" {
 					continue
 				}
-				if len(r.args) >= maxArgs {
-					return r, fmt.Errorf("%w: too many arguments", errBadEnvelope)
-				}
 				argName, inArg = t.Name.Local, true
 				argText.Reset()
+				if !isName(argName) {
+					badArg("argument name %.64q", argName)
+				} else if _, dup := r.args[argName]; dup {
+					badArg("%s given twice", argName)
+				} else if len(r.args) >= maxArgs {
+					badArg("more than %d arguments", maxArgs)
+				}
 			default:
 				if inBody && r.action != "" && !done {
 					return r, fmt.Errorf("%w: nested argument", errBadEnvelope)
@@ -131,7 +155,9 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 			}
 		case xml.EndElement:
 			if depth == 4 && inArg {
-				r.args[argName] = argText.String()
+				if r.argErr == nil {
+					r.args[argName] = argText.String()
+				}
 				inArg = false
 			}
 			if depth == 3 && inBody && r.action != "" {
@@ -144,7 +170,8 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 		case xml.CharData:
 			if inArg {
 				if argText.Len()+len(t) > maxArgLen {
-					return r, fmt.Errorf("%w: argument too long", errBadEnvelope)
+					badArg("%s longer than %d bytes", argName, maxArgLen)
+					continue // the rest of the text is not kept
 				}
 				argText.Write(t)
 			}
