@@ -346,7 +346,7 @@ func (s *Server) searchReplies(src netip.AddrPort, local netip.Addr, httpPort ui
 	inLAN := srcA.Is6() && srcA.IsLinkLocalUnicast() && srcA.Zone() != ""
 	srcA = srcA.WithZone("")
 	for _, p := range prefixes {
-		if p.Contains(srcA) {
+		if p.Contains(srcA) && !hostless(p, srcA) {
 			inLAN = true
 		}
 	}
@@ -371,6 +371,26 @@ func (s *Server) searchReplies(src netip.AddrPort, local netip.Addr, httpPort ui
 	}
 	s.st.ssdpSearches.Add(1)
 	return out, m.MX
+}
+
+// hostless reports whether a, inside p, is an address no host has: the
+// network address (IPv6: the subnet-router anycast address) or the IPv4
+// broadcast address of p. A search "from" one of them is spoofed, and
+// answering it would reflect the answers at every host of the link.
+func hostless(p netip.Prefix, a netip.Addr) bool {
+	bits := a.BitLen() - p.Bits()
+	if bits < 1 || a.Is4() && bits < 2 {
+		return false // /32, /128, /31: every address is a host
+	}
+	if a == p.Masked().Addr() {
+		return true
+	}
+	if !a.Is4() {
+		return false
+	}
+	b := a.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	return v&(1<<bits-1) == 1<<bits-1
 }
 
 func (sd *ssdpServer) handle(ctx context.Context, si *ssdpIf, src netip.AddrPort, b []byte, multicast bool) {
