@@ -42,9 +42,9 @@
 // M-SEARCH is answered for ssdp:all, upnp:rootdevice, every device UUID and
 // every device and service type offered; a search for a version no root
 // offers is answered by a higher version, echoing the searched ST. Only
-// sources inside the receiving interface's prefixes (and, on IPv6, its
-// link-local sources) get answers, after a
-// random delay within MX (capped at 5 s; unicast searches at once).
+// sources inside the receiving interface's prefixes, other than their
+// network and broadcast addresses (and, on IPv6, its link-local sources)
+// get answers, after a random delay within MX (capped at 5 s; unicast searches at once).
 // Token buckets of answer bytes bound amplification: per source 96 KiB at
 // once and 16 KiB/s (an ssdp:all search gets 6.4 KB, tailscale's probe
 // 13.5 KB: several probes back to back pass), every source together 512
@@ -123,8 +123,10 @@
 //   - SOAPACTION with or without quotes, at most 256 bytes, must name the
 //     body's action and the service (or an earlier version of it).
 //     encoding/xml never expands external entities; DTDs, processing
-//     instructions, unknown entities, non-UTF-8 charsets, depth above 8,
-//     more than 32 arguments or arguments above 4 KiB are 401.
+//     instructions, unknown entities, non-UTF-8 charsets, depth above 8
+//     and elements with more than 16 attributes are 401; more than 32
+//     arguments, one given twice, above 4 KiB or with a name that is not a
+//     UPnP name are 402.
 //   - GENA: SUBSCRIBE (NT upnp:event, CALLBACK), renewal by SID,
 //     UNSUBSCRIBE; SIDs are random uuid:s; TIMEOUT clamped to 300-1800 s;
 //     at most MaxSubscriptions (503 beyond). The CALLBACK used is the
