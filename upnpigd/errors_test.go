@@ -174,7 +174,9 @@ func TestPinholeLifecycle(t *testing.T) {
 }
 
 // TestMalformedRequests: bodies and SOAPActions that do not parse give
-// 401 Invalid Action (or 413 when too big), never a crash.
+// 401 Invalid Action, never a crash. (Its cases for missing, unquoted and
+// over-long SOAPActions, DTDs, entities, deep nesting and bodies that are
+// too big moved to the named tests of attack_test.go.)
 func TestMalformedRequests(t *testing.T) {
 	ti := newTestIGD(t, nil)
 	good := soapBody(nsIP1, "GetExternalIPAddress")
@@ -182,18 +184,11 @@ func TestMalformedRequests(t *testing.T) {
 		name, soapAction, body string
 		status, code           int
 	}{
-		{"no SOAPAction", "", good, 500, 401},
-		{"unquoted SOAPAction", nsIP1 + "#GetExternalIPAddress", good, 200, 0},
 		{"SOAPAction without action", `"` + nsIP1 + `"`, good, 500, 401},
-		{"over-long SOAPAction", `"` + nsIP1 + strings.Repeat("x", 300) + "#GetExternalIPAddress\"", good, 500, 401},
 		{"SOAPAction names another action", `"` + nsIP1 + "#AddPortMapping\"", good, 500, 401},
 		{"not XML", `"` + nsIP1 + "#GetExternalIPAddress\"", "hello", 500, 401},
-		{"DTD", `"` + nsIP1 + "#GetExternalIPAddress\"", `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>` + good[len(`<?xml version="1.0" encoding="UTF-8"?>`)+1:], 500, 401},
-		{"entity", `"` + nsIP1 + "#GetSpecificPortMappingEntry\"", soapBody(nsIP1, "GetSpecificPortMappingEntry", "NewRemoteHost", "&xxe;", "NewExternalPort", "1", "NewProtocol", "TCP"), 500, 401},
-		{"deep", `"` + nsIP1 + "#GetExternalIPAddress\"", soapBody(nsIP1, "GetExternalIPAddress", "a", strings.Repeat("<b>", 20)+strings.Repeat("</b>", 20)), 500, 401},
 		{"two actions", `"` + nsIP1 + "#GetExternalIPAddress\"", strings.Replace(good, "</s:Body>", `<u:GetExternalIPAddress xmlns:u="`+nsIP1+`"/></s:Body>`, 1), 500, 401},
 		{"latin1", `"` + nsIP1 + "#GetExternalIPAddress\"", strings.Replace(good, "UTF-8", "ISO-8859-1", 1), 500, 401},
-		{"too big", `"` + nsIP1 + "#GetExternalIPAddress\"", good + strings.Repeat(" ", 70<<10), 413, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
