@@ -137,7 +137,8 @@ type entry struct {
 	upReason  string        // upErr as the page and `pcpgw list` show it
 	ready     chan struct{} // closed when the first upstream attempt ended
 	busy      bool          // an upstream operation is in flight
-	gen       uint64        // bumps on every change that invalidates timers
+	due       time.Time     // the deadline it is scheduled at (see schedHeap)
+	sidx      int           // its index in Core.sched; -1 when not scheduled
 	removed   bool
 	lastRenew time.Time
 	renewAt   time.Time // next upstream renewal (zero: none)

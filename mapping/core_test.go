@@ -992,3 +992,51 @@ func TestStateFileStreamed(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleOnePerMapping: however often leases are renewed, the
+// schedule holds each mapping once (it used to gain an item per renewal),
+// and the lease still ends at the last renewal's end.
+func TestScheduleOnePerMapping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+		ctx := context.Background()
+		for i := range 1000 {
+			for port := range uint16(3) {
+				if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500+port, 0, time.Duration(200+i%7)*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.mu.Lock()
+		n := len(c.sched)
+		for i, e := range c.sched {
+			if e.sidx != i {
+				t.Errorf("sched[%d] has sidx %d", i, e.sidx)
+			}
+		}
+		c.mu.Unlock()
+		if n != 3 {
+			t.Fatalf("schedule holds %d items for 3 mappings renewed 1,000 times", n)
+		}
+		if _, err := c.Delete(ctx, Selector{Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, 4500)}); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		n = len(c.sched)
+		c.mu.Unlock()
+		if n != 2 {
+			t.Fatalf("after a delete the schedule holds %d items, want 2", n)
+		}
+		time.Sleep(200 * time.Second) // the last lease was 200 + 999%7 = 206 s
+		synctest.Wait()
+		if c.Count() != 2 {
+			t.Fatalf("ended before the last renewal's lease: count %d", c.Count())
+		}
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if c.Count() != 0 || len(fw.Forwards()) != 0 {
+			t.Fatalf("not ended: count %d, forwards %v", c.Count(), fw.Forwards())
+		}
+	})
+}

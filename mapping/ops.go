@@ -234,7 +234,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	if len(c.entries) >= maxEntries {
 		return nil, nil, false, &Error{Code: CodeNoResources, Msg: "the table is full"}
 	}
-	e = &entry{Mapping: Mapping{
+	e = &entry{sidx: -1, Mapping: Mapping{
 		Origin:      r.Origin,
 		Client:      r.Client,
 		Proto:       r.Proto,
@@ -290,11 +290,9 @@ func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
 	if r.Description != "" {
 		x.Description = r.Description
 	}
-	x.gen++
 	c.pushLocked(x)
 	if x.Upstream == UpstreamFailing && !x.busy {
 		x.renewAt = now
-		x.gen++
 		c.pushLocked(x)
 	}
 	c.dirtyLocked()
@@ -396,7 +394,7 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 		return
 	}
 	e.removed = true
-	e.gen++
+	c.pushLocked(e) // out of the schedule
 	delete(c.entries, e.ID)
 	if e.IsPinhole() {
 		c.pinholes--

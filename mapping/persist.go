@@ -316,7 +316,7 @@ func (c *Core) load(ctx context.Context) error {
 func (e *entry) UpAtValid() bool { return !e.upAt.IsZero() }
 
 func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
-	e := &entry{}
+	e := &entry{sidx: -1}
 	e.ID = sm.ID
 	if e.ID == 0 || e.ID > maxEntries || c.entries[e.ID] != nil {
 		return nil, fmt.Errorf("bad or duplicate id %d", sm.ID)

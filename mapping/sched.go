@@ -8,26 +8,30 @@ import (
 	"github.com/pcpgw/pcpgw/firewall"
 )
 
-// schedItem is a deadline of one entry: its lease end or its next upstream
-// renewal, whichever comes first. Items whose gen no longer matches the
-// entry's are stale and skipped.
-type schedItem struct {
-	at  time.Time
-	id  uint32
-	gen uint64
-}
-
-type schedHeap []schedItem
+// schedHeap orders the entries that have a deadline (their lease end or
+// next upstream renewal, whichever comes first) by it. Each entry is in it
+// at most once, at index sidx, so a renewal moves it instead of adding an
+// item: 8 bytes per mapping however often leases are renewed.
+type schedHeap []*entry
 
 func (h schedHeap) Len() int           { return len(h) }
-func (h schedHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h schedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *schedHeap) Push(x any)        { *h = append(*h, x.(schedItem)) }
+func (h schedHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h schedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].sidx, h[j].sidx = i, j
+}
+func (h *schedHeap) Push(x any) {
+	e := x.(*entry)
+	e.sidx = len(*h)
+	*h = append(*h, e)
+}
 func (h *schedHeap) Pop() any {
 	old := *h
-	it := old[len(old)-1]
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return it
+	e.sidx = -1
+	return e
 }
 
 // deadline is when e next needs attention (zero: never).
@@ -39,26 +43,24 @@ func (e *entry) deadline() time.Time {
 	return d
 }
 
-// pushLocked schedules e's next deadline.
+// pushLocked (re)schedules e at its next deadline, or takes it out of the
+// schedule when it has none or is removed.
 func (c *Core) pushLocked(e *entry) {
 	d := e.deadline()
 	if d.IsZero() || e.removed {
+		if e.sidx >= 0 {
+			heap.Remove(&c.sched, e.sidx)
+		}
 		return
 	}
-	if len(c.sched) == 0 || d.Before(c.sched[0].at) {
+	if len(c.sched) == 0 || d.Before(c.sched[0].due) {
 		c.kickLocked()
 	}
-	heap.Push(&c.sched, schedItem{at: d, id: e.ID, gen: e.gen})
-	// Stale items pile up when leases are renewed often; compact now and then.
-	if len(c.sched) > 4*len(c.entries)+64 {
-		live := c.sched[:0]
-		for _, it := range c.sched {
-			if x := c.entries[it.id]; x != nil && x.gen == it.gen {
-				live = append(live, it)
-			}
-		}
-		c.sched = live
-		heap.Init(&c.sched)
+	e.due = d
+	if e.sidx >= 0 {
+		heap.Fix(&c.sched, e.sidx)
+	} else {
+		heap.Push(&c.sched, e)
 	}
 }
 
@@ -78,12 +80,8 @@ func (c *Core) schedLoop(ctx context.Context) {
 		var change firewall.Change
 		var gone []*entry
 		c.mu.Lock()
-		for len(c.sched) > 0 && !c.sched[0].at.After(now) {
-			it := heap.Pop(&c.sched).(schedItem)
-			e := c.entries[it.id]
-			if e == nil || e.gen != it.gen {
-				continue
-			}
+		for len(c.sched) > 0 && !c.sched[0].due.After(now) {
+			e := heap.Pop(&c.sched).(*entry)
 			if !e.Expires.IsZero() && !e.Expires.After(now) {
 				c.log.Debug("lease ended", "proto", e.Proto, "internal", e.Internal, "client", e.Client)
 				c.removeLocked(e, &change)
@@ -94,10 +92,11 @@ func (c *Core) schedLoop(ctx context.Context) {
 				e.renewAt = time.Time{}
 				c.startRenewLocked(e)
 			}
+			c.pushLocked(e) // its next deadline, if it has one
 		}
 		next := time.Hour
 		if len(c.sched) > 0 {
-			next = max(c.sched[0].at.Sub(now), time.Millisecond)
+			next = max(c.sched[0].due.Sub(now), time.Millisecond)
 		}
 		c.mu.Unlock()
 		c.apply(ctx, change)

@@ -169,7 +169,6 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			c.log.Info("provider did not map", "proto", e.Proto, "internal", e.Internal, "err", err, "retry", next.Sub(now))
 		}
 	}
-	e.gen++
 	c.pushLocked(e)
 	if e.ready != nil {
 		select {
@@ -270,7 +269,6 @@ func (c *Core) mappingUpdate(req pcpclient.MapRequest, res pcpclient.MapResult) 
 		e.upAt = time.Now()
 		e.attempt = 0
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
-		e.gen++
 		c.pushLocked(e)
 		c.dirtyLocked()
 	}
@@ -291,7 +289,6 @@ func (c *Core) recreateAll(spread bool) {
 			e.renewAt = now.Add(jitter(5 * time.Second))
 		}
 		e.attempt = 0
-		e.gen++
 		c.pushLocked(e)
 	}
 	c.kickLocked()
@@ -305,7 +302,6 @@ func (c *Core) retryFailing() {
 	for _, e := range c.entries {
 		if e.Upstream == UpstreamFailing || e.Upstream == UpstreamPending {
 			e.renewAt = now
-			e.gen++
 			c.pushLocked(e)
 		}
 	}
@@ -339,7 +335,6 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 				e.Upstream = UpstreamPending
 			}
 			e.renewAt = now
-			e.gen++
 			c.pushLocked(e)
 		}
 	}
