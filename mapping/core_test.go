@@ -759,6 +759,39 @@ func TestStaticForwardFailingReason(t *testing.T) {
 	})
 }
 
+// Two static forwards may lead to the same LAN port from two external
+// ports: each is its own mapping (one refused, one made), and asking for
+// them again renews each, not the first one found for that LAN port.
+func TestStaticForwardsSameInternal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.taken[18447] = true
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		static := func(ext uint16) Request {
+			return Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 8446),
+				ExternalPort: ext, ExactPort: true}
+		}
+		for range 2 {
+			if _, err := c.Map(context.Background(), static(18446)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Map(context.Background(), static(18447))
+			wantCode(t, err, CodeCannotProvideExternal)
+			synctest.Wait()
+		}
+		got := map[uint16]UpstreamState{}
+		for _, m := range c.Find(Selector{Origin: OriginStatic}) {
+			got[m.WANPort] = m.Upstream
+		}
+		if diff := cmp.Diff(map[uint16]UpstreamState{18446: UpstreamOK, 18447: UpstreamFailing}, got); diff != "" {
+			t.Errorf("static mappings by WAN port (-want +got):\n%s", diff)
+		}
+		if len(fw.Forwards()) != 2 {
+			t.Errorf("kernel forwards %v, want one per forward", fw.Forwards())
+		}
+	})
+}
+
 // The wait before asking again follows the error lifetime as the PCP
 // client holds it (capped there), else the core caps it.
 func TestRetryWait(t *testing.T) {

@@ -205,7 +205,9 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			}
 		}
 	}
-	if old == nil && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
+	// Static forwards are told apart by their external port (looked up
+	// above): two of them may lead to the same LAN port.
+	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
 		for _, x := range c.perClient[r.Client] {
 			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
 				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
