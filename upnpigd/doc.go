@@ -118,8 +118,9 @@
 //     flash). Headers at most 8 KiB (431), bodies 64 KiB (413), request
 //     with both Content-Length and Transfer-Encoding 400; whole request
 //     read within 10 s, answer written within 30 s, idle 30 s; at most
-//     MaxConns connections per listener, the ones beyond get 503 and are
-//     closed at once.
+//     MaxConns connections per listener and MaxConns/4 from one host (an
+//     IPv4 address or IPv6 /64: one host holding connections open cannot
+//     lock the others out), the ones beyond get 503 and are closed at once.
 //   - SOAPACTION with or without quotes, at most 256 bytes, must name the
 //     body's action and the service (or an earlier version of it).
 //     encoding/xml never expands external entities; DTDs, processing

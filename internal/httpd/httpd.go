@@ -15,7 +15,8 @@
 // bounded by Server.MaxHeaderBytes (431 beyond), a request that sends both
 // Content-Length and Transfer-Encoding is refused (request smuggling), and
 // every connection has read, write and idle deadlines and counts against
-// Server.MaxConns (503 beyond).
+// Server.MaxConns and, per client host, Server.MaxConnsPerHost (503
+// beyond either).
 package httpd
 
 import (
@@ -135,13 +136,20 @@ type Server struct {
 	WriteTimeout   time.Duration // whole response; 10 s
 	IdleTimeout    time.Duration // between keep-alive requests; 30 s
 	MaxConns       int           // open connections over every listener; 64
+	// MaxConnsPerHost caps the open connections of one client host (an
+	// IPv4 address, an IPv6 /64), so that one host holding connections
+	// open (slowloris) cannot take every one of MaxConns; 0 means
+	// MaxConns/4, at least 2 (a control point often keeps one connection
+	// alive while it opens another) and at most MaxConns.
+	MaxConnsPerHost int
 	// ConnRefused is called (if set) when a connection is refused for
-	// MaxConns.
+	// MaxConns or MaxConnsPerHost.
 	ConnRefused func()
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
+	perHost   map[netip.Addr]int // open connections by hostKey
 	closed    bool
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -153,6 +161,7 @@ func (s *Server) init() {
 	s.once.Do(func() {
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[net.Conn]struct{}{}
+		s.perHost = map[netip.Addr]int{}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 	})
 }
@@ -207,7 +216,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		if len(s.conns) >= orDefault(s.MaxConns, 64) {
+		host := hostKey(c.RemoteAddr())
+		if len(s.conns) >= orDefault(s.MaxConns, 64) || s.perHost[host] >= s.maxPerHost() {
 			s.mu.Unlock()
 			if s.ConnRefused != nil {
 				s.ConnRefused()
@@ -218,10 +228,31 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		s.conns[c] = struct{}{}
+		s.perHost[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(c, host)
 	}
+}
+
+func (s *Server) maxPerHost() int {
+	if s.MaxConnsPerHost > 0 {
+		return s.MaxConnsPerHost
+	}
+	n := orDefault(s.MaxConns, 64)
+	return min(n, max(2, n/4))
+}
+
+// hostKey is the client host a connection counts against: its IPv4
+// address, or the /64 of its IPv6 address (a host picks any address of
+// its prefix at will).
+func hostKey(a net.Addr) netip.Addr {
+	ip := addrPort(a).Addr()
+	if ip.Is6() {
+		p, _ := ip.WithZone("").Prefix(64)
+		return p.Addr()
+	}
+	return ip
 }
 
 // Close stops every listener and connection and waits for the handlers.
@@ -249,10 +280,13 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, host netip.Addr) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if s.perHost[host]--; s.perHost[host] <= 0 {
+			delete(s.perHost, host)
+		}
 		s.mu.Unlock()
 		c.Close()
 		s.wg.Done()
