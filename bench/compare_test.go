@@ -369,6 +369,7 @@ func profilePcpgw(t *testing.T, l *lab.Lab, cfg config) string {
 	}
 	build := exec.Command("go", "build", "-trimpath", "-overlay", overlay, "-o", bin, "./cmd/pcpgw")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as shipped
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("bench: building the pprof binary: %v\n%s", err, out)
 	}

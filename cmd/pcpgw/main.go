@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -86,6 +87,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pcpgw run: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	// A router's memory is small and pcpgw's heap is mostly its mappings:
+	// collect at 50 % heap growth instead of Go's 100 % (about 4 MB less
+	// resident at 10,000 mappings, for a little more GC CPU). GOGC in the
+	// environment overrides it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	cfg, warnings, err := config.Load(*file, flags)
 	if err != nil {

@@ -77,8 +77,10 @@ func buildPcpgw() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "pcpgw")
-	c := exec.Command("go", "build", "-o", bin, "./cmd/pcpgw")
+	// Built as `make build` does (static, stripped): what routers run.
+	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/pcpgw")
 	c.Dir = root
+	c.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := c.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build ./cmd/pcpgw in %s: %v\n%s", root, err, out)
