@@ -106,6 +106,7 @@ type Core struct {
 
 	wake     chan struct{} // scheduler: the earliest deadline changed
 	persist  chan struct{} // state writer: something changed
+	renewed  chan struct{} // state writer: a lease was renewed (written later)
 	renewing chan struct{} // semaphore of renewals in flight
 	quit     chan struct{}
 	wg       sync.WaitGroup
@@ -190,6 +191,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		nextID:     1,
 		wake:       make(chan struct{}, 1),
 		persist:    make(chan struct{}, 1),
+		renewed:    make(chan struct{}, 1),
 		renewing:   make(chan struct{}, maxRenewing),
 		quit:       make(chan struct{}),
 	}

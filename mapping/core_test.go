@@ -1073,3 +1073,68 @@ func TestScheduleOnePerMapping(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewalPersistedLater: a renewal alone reaches the state file within
+// renewPersistDelay (not at once: a busy LAN renews thousands of leases a
+// second); a new mapping is written at once, with the renewals before it.
+func TestRenewalPersistedLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, StateDir: dir})
+		ctx := context.Background()
+		expires := func(port uint16) time.Time {
+			t.Helper()
+			b, err := os.ReadFile(filepath.Join(dir, StateFile))
+			if err != nil {
+				return time.Time{}
+			}
+			var st stateFile
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range st.Mappings {
+				if strings.HasSuffix(m.Internal, fmt.Sprintf(":%d", port)) {
+					return m.Expires
+				}
+			}
+			return time.Time{}
+		}
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		first := expires(4500)
+		if first.IsZero() {
+			t.Fatal("a new mapping was not written within 1 s")
+		}
+		time.Sleep(time.Minute)
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := expires(4500); !got.Equal(first) {
+			t.Fatalf("renewal written at once: %v, want still %v", got, first)
+		}
+		time.Sleep(renewPersistDelay)
+		synctest.Wait()
+		renewed := expires(4500)
+		if !renewed.After(first) {
+			t.Fatalf("renewal not written within %v: %v", renewPersistDelay, renewed)
+		}
+		// A renewal then a new mapping: both written at once.
+		time.Sleep(time.Minute)
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4501, 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if expires(4501).IsZero() || !expires(4500).After(renewed) {
+			t.Fatalf("new mapping %v, renewal %v (before %v): want both written", expires(4501), expires(4500), renewed)
+		}
+	})
+}

@@ -297,7 +297,7 @@ func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
 		x.renewAt = now
 		c.pushLocked(x)
 	}
-	c.dirtyLocked()
+	c.renewedLocked()
 	return x
 }
 

@@ -29,6 +29,13 @@ const stateVersion = 1
 // grows with the time a write takes, see persistLoop).
 const persistCoalesce = 200 * time.Millisecond
 
+// renewPersistDelay is how long a renewal alone waits to be written. A
+// renewal only moves a lease end; after a crash the state file's older end
+// is still later than the client's next renewal (clients renew well before
+// the end), so writing the whole table for each of thousands of renewals
+// a second would buy nothing.
+const renewPersistDelay = 60 * time.Second
+
 type stateFile struct {
 	Version    int            `json:"version"`
 	EpochStart time.Time      `json:"epoch_start"`
@@ -63,6 +70,15 @@ func (c *Core) dirtyLocked() {
 	}
 }
 
+// renewedLocked notes a renewal: written with the next change, or within
+// renewPersistDelay.
+func (c *Core) renewedLocked() {
+	select {
+	case c.renewed <- struct{}{}:
+	default:
+	}
+}
+
 // persistLoop writes the state file after changes, at most every
 // persistCoalesce.
 func (c *Core) persistLoop(ctx context.Context) {
@@ -73,6 +89,20 @@ func (c *Core) persistLoop(ctx context.Context) {
 		case <-c.quit:
 			return
 		case <-c.persist:
+		case <-c.renewed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.quit:
+				return
+			case <-c.persist:
+			case <-time.After(renewPersistDelay):
+			}
+		}
+		// What this write covers: drop a renewal noted meanwhile.
+		select {
+		case <-c.renewed:
+		default:
 		}
 		start := time.Now()
 		if err := c.writeState(); err != nil {
