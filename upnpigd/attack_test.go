@@ -97,7 +97,6 @@ func TestAttackLongSOAPAction(t *testing.T) {
 	}{
 		{"over-long SOAPAction", `"` + nsIP1 + strings.Repeat("x", 300) + "#GetExternalIPAddress\"", good, 500, 401},
 		{"SOAPAction of 7 KiB", `"` + nsIP1 + "#" + long(7<<10) + `"`, good, 500, 401},
-		{"SOAPAction beyond the header limit", `"` + nsIP1 + "#" + long(64<<10) + `"`, good, 431, 0},
 		{"action name of 65 bytes", quoted(nsIP1, long(65)), soapBody(nsIP1, long(65)), 500, 401},
 		{"action name of 64 bytes (unknown)", quoted(nsIP1, long(64)), soapBody(nsIP1, long(64)), 500, 401},
 		{"action element name of 4 KiB", quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, long(4<<10)), 500, 401},
@@ -115,6 +114,13 @@ func TestAttackLongSOAPAction(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Beyond the header limit: raw, since the server answers (and closes)
+	// before the client has sent it all, which net/http reports as a
+	// write error.
+	got, closed := rawExchange(t, ti.hostPort(), rawPost(ti.hostPort(), ctlIP1, `"`+nsIP1+"#"+long(64<<10)+`"`, good, -1, ""), 5*time.Second)
+	if sts := statuses(got); !closed || len(sts) != 1 || sts[0] != 431 {
+		t.Errorf("SOAPAction beyond the header limit: %v (closed %v), want 431", sts, closed)
 	}
 	if st, body := ti.post(t, ctlIP1, quoted(nsIP1, "GetExternalIPAddress"), good); st != 200 {
 		t.Errorf("a good request after the attack: %d %s", st, body)
@@ -871,6 +877,7 @@ func TestAttackSSDPAmplification(t *testing.T) {
 	}
 
 	var received atomic.Int64
+	var last time.Time // of the last answer; read after done
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -881,6 +888,7 @@ func TestAttackSSDPAmplification(t *testing.T) {
 			if err != nil {
 				return
 			}
+			last = time.Now()
 			received.Add(int64(n))
 		}
 	}()
@@ -897,9 +905,12 @@ func TestAttackSSDPAmplification(t *testing.T) {
 	flood := time.Since(start)
 	<-done // 500 ms without an answer
 	replies := srv.Stats().SSDPReplies - repliesBefore
-	bound := ratePerSource.burst + ratePerSource.rate*flood.Seconds()
-	t.Logf("flood of %v: %d bytes of searches in, %d bytes of answers received, %d datagrams sent (>= %d bytes), bound %.0f",
-		flood, sentBytes, received.Load(), replies, int(replies)*minDatagram, bound)
+	// Searches still queued when the loop ends are handled (and given
+	// tokens) later: the window is up to the last answer.
+	window := max(flood, last.Sub(start))
+	bound := ratePerSource.burst + ratePerSource.rate*window.Seconds()
+	t.Logf("flood of %v (answers for %v): %d bytes of searches in, %d bytes of answers received, %d datagrams sent (>= %d bytes), bound %.0f",
+		flood, window, sentBytes, received.Load(), replies, int(replies)*minDatagram, bound)
 	if float64(received.Load()) > bound {
 		t.Errorf("received %d bytes, bound %.0f", received.Load(), bound)
 	}
