@@ -114,36 +114,34 @@ type Core struct {
 	closeMu  sync.Once
 }
 
-// extKey identifies an external port: the CPE's WAN port, or the provider's
-// port when the CPE does no NAT, or the pinhole's endpoint.
-type extKey struct {
-	proto Proto
-	addr  netip.Addr // zero for IPv4 port mappings; the LAN address for pinholes
-	port  uint16
-}
+// extKey identifies the external port of an IPv4 port mapping (protocol
+// and port): the CPE's WAN port, or the provider's port when the CPE does
+// no NAT.
+type extKey uint32
+
+func keyOf(proto Proto, port uint16) extKey { return extKey(proto)<<16 | extKey(port) }
 
 // entry is the core's record of one mapping.
 type entry struct {
 	Mapping
 	seq      uint64
 	lifetime time.Duration // requested (0: no end)
-	key      extKey
+	upLife   time.Duration // the provider's lifetime at upAt
+	nonce    Nonce         // PCP nonce toward the provider
+	// port is the external port of an IPv4 port mapping (its extKey with
+	// Proto), the internal port of a pinhole.
+	port    uint16
+	busy    bool  // an upstream operation is in flight
+	removed bool  // taken out of the table
+	exact   bool  // the external port was asked for exactly
+	attempt int32 // renewal attempt since upAt
+	sidx    int32 // its index in Core.sched; -1 when not scheduled
 
-	// upstream side
-	nonce     Nonce // PCP nonce toward the provider
-	upLife    time.Duration
-	upAt      time.Time // when the provider last answered
-	attempt   int       // renewal attempt since upAt
-	upErr     error
-	upReason  string        // upErr as the page and `pcpgw list` show it
-	ready     chan struct{} // closed when the first upstream attempt ended
-	busy      bool          // an upstream operation is in flight
-	due       time.Time     // the deadline it is scheduled at (see schedHeap)
-	sidx      int           // its index in Core.sched; -1 when not scheduled
-	removed   bool
-	lastRenew time.Time
-	renewAt   time.Time // next upstream renewal (zero: none)
-	exact     bool      // the external port was asked for exactly
+	upErr   error         // why the provider has not made it (nil: it has)
+	ready   chan struct{} // closed when the first upstream attempt ended
+	upAt    time.Time     // when the provider last answered
+	due     time.Time     // the deadline it is scheduled at (see schedHeap)
+	renewAt time.Time     // next upstream renewal (zero: none)
 	// kernelExp is when the kernel's element for e times out, as last
 	// sent (zero: no timeout, or not known after a failed batch).
 	kernelExp time.Time
@@ -153,7 +151,9 @@ type entry struct {
 func (e *entry) view() Mapping {
 	m := e.Mapping
 	if m.Upstream == UpstreamPending || m.Upstream == UpstreamFailing {
-		m.UpstreamErr = e.upReason
+		if e.upErr != nil {
+			m.UpstreamErr = upstreamReason(e.upErr, e.port)
+		}
 		if !e.busy {
 			m.RetryAt = e.renewAt
 		}
@@ -385,10 +385,8 @@ func (c *Core) selectLocked(s Selector) []*entry {
 	}
 	if s.External != 0 && s.Proto != 0 {
 		var out []*entry
-		for _, k := range []extKey{{proto: s.Proto, port: s.External}} {
-			if e, ok := c.byExt[k]; ok && selects(s, e) {
-				out = append(out, e)
-			}
+		if e, ok := c.byExt[keyOf(s.Proto, s.External)]; ok && selects(s, e) {
+			out = append(out, e)
 		}
 		return out
 	}
@@ -415,7 +413,7 @@ func selects(s Selector, e *entry) bool {
 		s.Proto != 0 && e.Proto != s.Proto,
 		s.Internal.Addr().IsValid() && e.Internal.Addr() != s.Internal.Addr(),
 		s.Internal.Port() != 0 && e.Internal.Port() != s.Internal.Port(),
-		s.External != 0 && e.key.port != s.External,
+		s.External != 0 && e.port != s.External,
 		s.RemoteHost.IsValid() && e.RemoteHost != s.RemoteHost,
 		s.ID != 0 && e.ID != s.ID:
 		return false

@@ -996,7 +996,7 @@ func TestRenewalKernelWrites(t *testing.T) {
 // TestStateFileStreamed: the state file, written a mapping at a time, is
 // exactly what json.Marshal gives for the whole state (and loads back).
 func TestStateFileStreamed(t *testing.T) {
-	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+	c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, Quota: 1000})
 	ctx := context.Background()
 	for i := range 3 {
 		r := req(OriginUPnP, host, TCP, uint16(8080+i), uint16(18080+i), time.Hour)
@@ -1016,13 +1016,35 @@ func TestStateFileStreamed(t *testing.T) {
 		}
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
-		if err := st.writeTo(w); err != nil {
+		if err := writeStateJSON(w, st, func(f func([]stateMapping) error) error { return f(st.Mappings) }); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()
 		if got := buf.String(); got != string(want)+"\n" {
 			t.Errorf("%d mappings:\n got %s\nwant %s", n, got, want)
 		}
+	}
+	// The writer's own path: the table copied a chunk at a time.
+	for i := range 600 {
+		if _, err := c.Map(ctx, req(OriginNATPMP, other, UDP, uint16(10000+i), 0, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	st := c.snapshotLocked()
+	c.mu.Unlock()
+	want, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := writeStateJSON(w, st, c.eachStateChunk); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if len(st.Mappings) != 603 || buf.String() != string(want)+"\n" {
+		t.Errorf("chunked write of %d mappings differs from json.Marshal", len(st.Mappings))
 	}
 }
 
@@ -1044,7 +1066,7 @@ func TestScheduleOnePerMapping(t *testing.T) {
 		c.mu.Lock()
 		n := len(c.sched)
 		for i, e := range c.sched {
-			if e.sidx != i {
+			if int(e.sidx) != i {
 				t.Errorf("sched[%d] has sidx %d", i, e.sidx)
 			}
 		}

@@ -192,7 +192,7 @@ func (c *Core) validate(r *Request) error {
 func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
 	pinhole := r.Internal.Addr().Is6()
 	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
-		if x := c.byExt[extKey{proto: r.Proto, port: r.ExternalPort}]; x != nil {
+		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {
 			case x.Origin == OriginStatic && r.Origin != OriginStatic:
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is a static forward"}
@@ -252,13 +252,13 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	}
 	if pinhole {
 		e.External = r.Internal
-		e.key = extKey{proto: r.Proto, addr: r.Internal.Addr(), port: r.Internal.Port()}
+		e.port = r.Internal.Port()
 	} else {
 		port, err := c.pickPortLocked(r, old)
 		if err != nil {
 			return nil, nil, false, err
 		}
-		e.key = extKey{proto: r.Proto, port: port}
+		e.port = port
 		switch c.mode {
 		case ModeLocal:
 			e.WANPort = port
@@ -309,7 +309,7 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 		if p == 0 || slices.Contains(c.cfg.ReservedPorts, p) {
 			return false
 		}
-		if x := c.byExt[extKey{proto: r.Proto, port: p}]; x != nil && x != replaced {
+		if x := c.byExt[keyOf(r.Proto, p)]; x != nil && x != replaced {
 			return false
 		}
 		return r.Origin == OriginStatic || permitted(rules, p, addr, ip)
@@ -380,7 +380,7 @@ func (c *Core) insertLocked(e *entry) {
 	if e.IsPinhole() {
 		c.pinholes++
 	} else {
-		c.byExt[e.key] = e
+		c.byExt[keyOf(e.Proto, e.port)] = e
 	}
 	c.perClient[e.Client] = append(c.perClient[e.Client], e)
 	c.order = append(c.order, e)
@@ -401,8 +401,8 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 	if e.IsPinhole() {
 		c.pinholes--
 	}
-	if c.byExt[e.key] == e {
-		delete(c.byExt, e.key)
+	if k := keyOf(e.Proto, e.port); !e.IsPinhole() && c.byExt[k] == e {
+		delete(c.byExt, k)
 	}
 	pc := c.perClient[e.Client]
 	if i := slices.Index(pc, e); i >= 0 {
@@ -599,9 +599,9 @@ func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
 	case e.External.IsValid():
 		r.SuggestedExternal = e.External
 	case c.external.IsValid():
-		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.key.port)
+		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.port)
 	default:
-		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.key.port)
+		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
 	}
 	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {

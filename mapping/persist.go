@@ -3,6 +3,7 @@ package mapping
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,92 +123,147 @@ func (c *Core) persistLoop(ctx context.Context) {
 	}
 }
 
-// snapshotLocked returns the state as it will be written.
+// snapshotLocked returns the state as it will be written (tests; the
+// writer takes it a chunk at a time).
 func (c *Core) snapshotLocked() stateFile {
-	st := stateFile{Version: stateVersion, EpochStart: c.epochStart, Mappings: make([]stateMapping, 0, len(c.order))}
-	if c.external.IsValid() {
-		st.External = c.external.String()
-	}
+	st := c.stateHeadLocked()
+	st.Mappings = make([]stateMapping, 0, len(c.order))
 	for _, e := range c.order {
-		sm := stateMapping{
-			ID: e.ID, Origin: e.Origin.String(), Client: e.Client.String(), Proto: e.Proto.String(),
-			Internal: e.Internal.String(), WANPort: e.WANPort, RemotePort: e.RemotePort,
-			Description: e.Description, Created: e.Created, Expires: e.Expires,
-			Lifetime: int64(e.lifetime / time.Second), Exact: e.exact, UpAt: e.upAt,
-		}
-		if e.External.IsValid() {
-			sm.External = e.External.String()
-		}
-		if e.RemoteHost.IsValid() {
-			sm.RemoteHost = e.RemoteHost.String()
-		}
-		if e.Nonce != (Nonce{}) {
-			sm.Nonce = hex.EncodeToString(e.Nonce[:])
-		}
-		if e.nonce != (Nonce{}) {
-			sm.UpNonce = hex.EncodeToString(e.nonce[:])
-		}
-		st.Mappings = append(st.Mappings, sm)
+		st.Mappings = append(st.Mappings, e.state())
 	}
 	return st
 }
 
+// stateHeadLocked is the state file without its mappings.
+func (c *Core) stateHeadLocked() stateFile {
+	st := stateFile{Version: stateVersion, EpochStart: c.epochStart}
+	if c.external.IsValid() {
+		st.External = c.external.String()
+	}
+	return st
+}
+
+// state is e as the state file holds it.
+func (e *entry) state() stateMapping {
+	sm := stateMapping{
+		ID: e.ID, Origin: e.Origin.String(), Client: e.Client.String(), Proto: e.Proto.String(),
+		Internal: e.Internal.String(), WANPort: e.WANPort, RemotePort: e.RemotePort,
+		Description: e.Description, Created: e.Created, Expires: e.Expires,
+		Lifetime: int64(e.lifetime / time.Second), Exact: e.exact, UpAt: e.upAt,
+	}
+	if e.External.IsValid() {
+		sm.External = e.External.String()
+	}
+	if e.RemoteHost.IsValid() {
+		sm.RemoteHost = e.RemoteHost.String()
+	}
+	if e.Nonce != (Nonce{}) {
+		sm.Nonce = hex.EncodeToString(e.Nonce[:])
+	}
+	if e.nonce != (Nonce{}) {
+		sm.UpNonce = hex.EncodeToString(e.nonce[:])
+	}
+	return sm
+}
+
+// snapshotChunk is how many mappings the state writer copies per holding
+// of the lock.
+const snapshotChunk = 256
+
+// eachStateChunk calls f with the mappings in creation order, copied
+// snapshotChunk at a time under the lock (not the whole table at once:
+// at 10,000 mappings that copy was 2 MB). A mapping made or removed
+// meanwhile may be missed or still written; the write it triggers puts
+// it right.
+func (c *Core) eachStateChunk(f func([]stateMapping) error) error {
+	buf := make([]stateMapping, 0, snapshotChunk)
+	var after uint64 // seq of the last mapping copied
+	for {
+		buf = buf[:0]
+		c.mu.Lock()
+		i, _ := slices.BinarySearchFunc(c.order, after+1, func(x *entry, s uint64) int { return cmp.Compare(x.seq, s) })
+		for ; i < len(c.order) && len(buf) < snapshotChunk; i++ {
+			buf = append(buf, c.order[i].state())
+			after = c.order[i].seq
+		}
+		c.mu.Unlock()
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := f(buf); err != nil {
+			return err
+		}
+	}
+}
+
 // writeState writes the state file (and the lease file) atomically. Both
-// are written a mapping at a time through a small buffer: with 10,000
-// mappings the files are megabytes, which a router's memory should not
-// hold at once.
+// are written a chunk of mappings at a time through a small buffer: with
+// 10,000 mappings the files are megabytes, which a router's memory should
+// not hold at once.
 func (c *Core) writeState() error {
 	if c.cfg.StateDir == "" && c.cfg.LeaseFile == "" {
 		return nil
 	}
 	c.mu.Lock()
-	st := c.snapshotLocked()
+	head := c.stateHeadLocked()
 	c.mu.Unlock()
 	if c.cfg.StateDir != "" {
-		if err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), st.writeTo); err != nil {
+		err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), func(w *bufio.Writer) error {
+			return writeStateJSON(w, head, c.eachStateChunk)
+		})
+		if err != nil {
 			return err
 		}
 	}
 	if c.cfg.LeaseFile != "" {
-		if err := writeAtomic(c.cfg.LeaseFile, st.writeLeases); err != nil {
+		err := writeAtomic(c.cfg.LeaseFile, func(w *bufio.Writer) error {
+			return c.eachStateChunk(func(ms []stateMapping) error { writeLeases(w, ms); return nil })
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeTo writes st as JSON (what json.Marshal(st) gives, and a newline),
-// one mapping at a time.
-func (st *stateFile) writeTo(w *bufio.Writer) error {
-	head := *st
+// writeStateJSON writes head with the mappings each gives as JSON (what
+// json.Marshal of the whole gives, and a newline), one mapping at a time.
+func writeStateJSON(w *bufio.Writer, head stateFile, each func(func([]stateMapping) error) error) error {
 	head.Mappings = nil
 	b, err := json.Marshal(head)
 	if err != nil {
 		return err
 	}
 	// b ends with "mappings":null}: open the array there instead.
-	b = bytes.TrimSuffix(b, []byte("null}"))
-	w.Write(b)
+	w.Write(bytes.TrimSuffix(b, []byte("null}")))
 	w.WriteByte('[')
-	for i := range st.Mappings {
-		if i > 0 {
-			w.WriteByte(',')
+	first := true
+	err = each(func(ms []stateMapping) error {
+		for i := range ms {
+			if !first {
+				w.WriteByte(',')
+			}
+			first = false
+			b, err := json.Marshal(&ms[i])
+			if err != nil {
+				return err
+			}
+			w.Write(b)
 		}
-		b, err := json.Marshal(&st.Mappings[i])
-		if err != nil {
-			return err
-		}
-		w.Write(b)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	_, err = w.WriteString("]}\n")
 	return err
 }
 
-// writeLeases writes miniupnpd's lease-file format, one mapping a line:
-// PROTO:eport:iaddr:iport:timestamp:desc (timestamp: lease end in Unix
-// seconds, 0 for none). OpenWrt's UPnP status page reads it.
-func (st *stateFile) writeLeases(w *bufio.Writer) error {
-	for _, m := range st.Mappings {
+// writeLeases writes ms in miniupnpd's lease-file format, one mapping a
+// line: PROTO:eport:iaddr:iport:timestamp:desc (timestamp: lease end in
+// Unix seconds, 0 for none). OpenWrt's UPnP status page reads it.
+func writeLeases(w *bufio.Writer, ms []stateMapping) {
+	for _, m := range ms {
 		ia, err := netip.ParseAddrPort(m.Internal)
 		if err != nil || !ia.Addr().Is4() {
 			continue
@@ -222,7 +279,6 @@ func (st *stateFile) writeLeases(w *bufio.Writer) error {
 		desc := strings.ReplaceAll(m.Description, "\n", " ")
 		fmt.Fprintf(w, "%s:%d:%s:%d:%d:%s\n", strings.ToUpper(m.Proto), eport, ia.Addr(), ia.Port(), ts, desc)
 	}
-	return nil
 }
 
 // writeAtomic writes name through a temporary file (filled by write, then
@@ -309,7 +365,7 @@ func (c *Core) load(ctx context.Context) error {
 			c.insertLocked(e)
 			continue
 		}
-		if c.byExt[e.key] != nil {
+		if !e.IsPinhole() && c.byExt[keyOf(e.Proto, e.port)] != nil {
 			dropped++
 			continue
 		}
@@ -400,7 +456,7 @@ func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
 	e.lifetime = time.Duration(sm.Lifetime) * time.Second
 	if e.IsPinhole() {
 		e.External = e.Internal
-		e.key = extKey{proto: e.Proto, addr: e.Internal.Addr(), port: e.Internal.Port()}
+		e.port = e.Internal.Port()
 	} else {
 		port := e.WANPort
 		if port == 0 {
@@ -409,7 +465,7 @@ func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
 		if port == 0 {
 			return nil, errors.New("no external port")
 		}
-		e.key = extKey{proto: e.Proto, port: port}
+		e.port = port
 	}
 	return e, nil
 }

@@ -18,11 +18,11 @@ func (h schedHeap) Len() int           { return len(h) }
 func (h schedHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
 func (h schedHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].sidx, h[j].sidx = i, j
+	h[i].sidx, h[j].sidx = int32(i), int32(j)
 }
 func (h *schedHeap) Push(x any) {
 	e := x.(*entry)
-	e.sidx = len(*h)
+	e.sidx = int32(len(*h))
 	*h = append(*h, e)
 }
 func (h *schedHeap) Pop() any {
@@ -49,7 +49,7 @@ func (c *Core) pushLocked(e *entry) {
 	d := e.deadline()
 	if d.IsZero() || e.removed {
 		if e.sidx >= 0 {
-			heap.Remove(&c.sched, e.sidx)
+			heap.Remove(&c.sched, int(e.sidx))
 		}
 		return
 	}
@@ -58,7 +58,7 @@ func (c *Core) pushLocked(e *entry) {
 	}
 	e.due = d
 	if e.sidx >= 0 {
-		heap.Fix(&c.sched, e.sidx)
+		heap.Fix(&c.sched, int(e.sidx))
 	} else {
 		heap.Push(&c.sched, e)
 	}

@@ -102,7 +102,6 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 
 	c.mu.Lock()
 	e.busy = false
-	e.lastRenew = now
 	if e.removed {
 		c.mu.Unlock()
 		if err == nil {
@@ -119,15 +118,15 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 		e.upLife = time.Duration(res.Lifetime) * time.Second
 		e.upAt = now
 		e.attempt = 0
-		e.upErr, e.upReason = nil, ""
+		e.upErr = nil
 		e.Upstream = UpstreamOK
-		if c.mode == ModeDSLite && !e.exact && res.External.Port() != e.key.port {
-			if x := c.byExt[e.key]; x == e {
-				delete(c.byExt, e.key)
+		if c.mode == ModeDSLite && !e.exact && res.External.Port() != e.port {
+			if x := c.byExt[keyOf(e.Proto, e.port)]; x == e {
+				delete(c.byExt, keyOf(e.Proto, e.port))
 			}
-			e.key.port = res.External.Port()
-			if c.byExt[e.key] == nil {
-				c.byExt[e.key] = e
+			e.port = res.External.Port()
+			if c.byExt[keyOf(e.Proto, e.port)] == nil {
+				c.byExt[keyOf(e.Proto, e.port)] = e
 			}
 		}
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
@@ -142,7 +141,7 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			c.mu.Lock()
 		}
 	} else {
-		e.upErr, e.upReason = err, upstreamReason(err, req.SuggestedExternal.Port())
+		e.upErr = err
 		uerr := upstreamError(err)
 		code := CodeOf(uerr)
 		if creating && code != CodeNetworkFailure && e.Origin != OriginStatic {
@@ -159,7 +158,7 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 				e.Upstream = UpstreamPending
 			case e.Upstream == UpstreamOK && !answered(err) && now.Before(e.upAt.Add(e.upLife)):
 				// No answer, and still mapped upstream: retry on the §11.2.1 schedule.
-				if n := pcpclient.NextRenewal(e.upAt, e.upLife, e.attempt, now, rand.Float64()); n.Before(e.upAt.Add(e.upLife)) {
+				if n := pcpclient.NextRenewal(e.upAt, e.upLife, int(e.attempt), now, rand.Float64()); n.Before(e.upAt.Add(e.upLife)) {
 					next = n
 				}
 			default:
