@@ -929,10 +929,13 @@ type countingSink struct {
 	n   atomic.Int64
 }
 
-func newCountingSink(t *testing.T) *countingSink {
+func newCountingSink(t *testing.T) *countingSink { return newCountingSinkOn(t, "127.0.0.1") }
+
+// newCountingSinkOn listens on ip (a loopback address: another "host").
+func newCountingSinkOn(t *testing.T, ip string) *countingSink {
 	t.Helper()
 	cs := &countingSink{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -948,38 +951,75 @@ func newCountingSink(t *testing.T) *countingSink {
 	return cs
 }
 
-// TestAttackGENASubscriptionFlood: one host sending 200 SUBSCRIBEs gets
-// DefaultMaxSubscriptions of them (the cap of gena.go), 503 for the rest;
-// renewing an existing subscription still works at the cap, only the
-// accepted ones get events, and expiry makes room again.
-func TestAttackGENASubscriptionFlood(t *testing.T) {
-	ti := newTestIGD(t, nil)
-	cs := newCountingSink(t)
-	var sids []string
-	refused := 0
-	for i := range 200 {
-		r := ti.gena(t, "SUBSCRIBE", evtIP1, map[string]string{"CALLBACK": fmt.Sprintf("<%s/%d>", cs.URL, i), "NT": "upnp:event"})
+// subscribeFrom sends n SUBSCRIBEs from the loopback address ip (its own
+// host) with callbacks on a sink there, and returns the SIDs accepted and
+// how many were refused with 503.
+func subscribeFrom(t *testing.T, ti *testIGD, ip string, n int) (sids []string, refused int, cs *countingSink) {
+	t.Helper()
+	cs = newCountingSinkOn(t, ip)
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for i := range n {
+		req, _ := http.NewRequest("SUBSCRIBE", ti.base+evtIP1, nil)
+		req.Header.Set("CALLBACK", fmt.Sprintf("<%s/%d>", cs.URL, i))
+		req.Header.Set("NT", "upnp:event")
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
 		switch r.StatusCode {
 		case 200:
 			sids = append(sids, r.Header.Get("SID"))
 		case http.StatusServiceUnavailable:
 			refused++
 		default:
-			t.Fatalf("SUBSCRIBE %d: %d", i, r.StatusCode)
+			t.Fatalf("SUBSCRIBE %d from %s: %d", i, ip, r.StatusCode)
 		}
 	}
-	if len(sids) != DefaultMaxSubscriptions || refused != 200-DefaultMaxSubscriptions {
-		t.Errorf("%d accepted, %d refused; cap %d", len(sids), refused, DefaultMaxSubscriptions)
+	return sids, refused, cs
+}
+
+// TestAttackGENASubscriptionFlood: one host sending 200 SUBSCRIBEs gets
+// its share (a quarter of DefaultMaxSubscriptions), 503 for the rest;
+// other hosts still subscribe, up to DefaultMaxSubscriptions in all;
+// renewing an existing subscription still works at the cap, only the
+// accepted ones get events, and expiry makes room again.
+func TestAttackGENASubscriptionFlood(t *testing.T) {
+	ti := newTestIGD(t, nil)
+	perHost := DefaultMaxSubscriptions / 4
+	sids, refused, cs := subscribeFrom(t, ti, "127.0.0.1", 200)
+	if len(sids) != perHost || refused != 200-perHost {
+		t.Errorf("one host: %d accepted, %d refused; per-host cap %d", len(sids), refused, perHost)
 	}
-	if st := ti.s.Stats(); st.Subscriptions != DefaultMaxSubscriptions || st.SubscribeRefused != uint64(refused) {
-		t.Errorf("stats %+v", st)
+	// Hosts 2-5 ask for 200 each: three more hosts fill the global cap,
+	// the fifth gets nothing.
+	total, others := len(sids), []*countingSink{cs}
+	for h := 2; h <= 5; h++ {
+		got, _, sink := subscribeFrom(t, ti, fmt.Sprintf("127.0.0.%d", h), 200)
+		want := min(perHost, DefaultMaxSubscriptions-total)
+		if len(got) != want {
+			t.Errorf("host 127.0.0.%d: %d accepted, want %d", h, len(got), want)
+		}
+		total += len(got)
+		others = append(others, sink)
+	}
+	st := ti.s.Stats()
+	if st.Subscriptions != DefaultMaxSubscriptions || total != DefaultMaxSubscriptions {
+		t.Errorf("subscriptions %d (counted %d), want the cap %d; stats %+v", st.Subscriptions, total, DefaultMaxSubscriptions, st)
 	}
 	if r := ti.gena(t, "SUBSCRIBE", evtIP1, map[string]string{"SID": sids[0]}); r.StatusCode != 200 {
 		t.Errorf("renewal at the cap: %d", r.StatusCode)
 	}
 	waitIdle(t, ti.s)
-	if n := cs.n.Load(); n != DefaultMaxSubscriptions {
-		t.Errorf("%d initial events, want %d", n, DefaultMaxSubscriptions)
+	var events int64
+	for _, sink := range others {
+		events += sink.n.Load()
+	}
+	if events != DefaultMaxSubscriptions {
+		t.Errorf("%d initial events, want %d", events, DefaultMaxSubscriptions)
 	}
 	ti.clock.Add(maxSubscription + time.Second)
 	if r := ti.gena(t, "SUBSCRIBE", evtIP1, map[string]string{"CALLBACK": "<" + cs.URL + "/late>", "NT": "upnp:event"}); r.StatusCode != 200 {

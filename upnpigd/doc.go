@@ -130,7 +130,8 @@
 //     UPnP name are 402.
 //   - GENA: SUBSCRIBE (NT upnp:event, CALLBACK), renewal by SID,
 //     UNSUBSCRIBE; SIDs are random uuid:s; TIMEOUT clamped to 300-1800 s;
-//     at most MaxSubscriptions (503 beyond). The CALLBACK used is the
+//     at most MaxSubscriptions, and MaxSubscriptionsPerHost for one host
+//     (IPv4 address or IPv6 /64; 503 beyond). The CALLBACK used is the
 //     first http URL whose host is the subscriber's own TCP peer address;
 //     none gives 412 and nothing is ever sent (CallStranger,
 //     CVE-2020-12695). The initial event (SEQ 0, every evented variable)

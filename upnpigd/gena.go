@@ -34,6 +34,7 @@ type gena struct {
 
 type subscription struct {
 	sid      string
+	host     netip.Addr // the subscriber: its IPv4 address or IPv6 /64
 	sv       *service
 	callback *url.URL
 	expires  time.Time
@@ -216,6 +217,16 @@ func parseTimeout(h string) time.Duration {
 // subscriber itself: http, an IP literal equal to the TCP peer. Anything
 // else could make pcpgw send requests to a third party (CallStranger,
 // CVE-2020-12695).
+// subscriberKey is the host a subscription counts against: its IPv4
+// address, or the /64 of its IPv6 address.
+func subscriberKey(a netip.Addr) netip.Addr {
+	if a = a.Unmap().WithZone(""); a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
 func callbackFor(h string, peer netip.Addr) (*url.URL, bool) {
 	if len(h) > maxCallbackLen {
 		return nil, false
@@ -305,13 +316,19 @@ func (g *gena) serve(w httpd.ResponseWriter, r *httpd.Request, sv *service, peer
 				delete(g.subs, k)
 			}
 		}
-		if len(g.subs) >= s.cfg.MaxSubscriptions {
+		host, mine := subscriberKey(peer), 0
+		for _, sub := range g.subs {
+			if sub.host == host {
+				mine++
+			}
+		}
+		if len(g.subs) >= s.cfg.MaxSubscriptions || mine >= s.cfg.MaxSubscriptionsPerHost {
 			g.mu.Unlock()
 			s.st.subscribeRefused.Add(1)
 			httpd.Error(w, "too many subscriptions", httpd.StatusServiceUnavailable)
 			return
 		}
-		sub := &subscription{sid: newSID(), sv: sv, callback: u, expires: now.Add(timeout), dirty: make(map[string]bool)}
+		sub := &subscription{sid: newSID(), host: host, sv: sv, callback: u, expires: now.Add(timeout), dirty: make(map[string]bool)}
 		for _, v := range eventedVars(sv) {
 			sub.dirty[v] = true
 		}

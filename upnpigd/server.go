@@ -77,9 +77,12 @@ type Config struct {
 	Friendly string
 	// MaxConns caps concurrent HTTP connections per listener (0:
 	// DefaultMaxConns); MaxSubscriptions caps GENA subscriptions (0:
-	// DefaultMaxSubscriptions).
-	MaxConns         int
-	MaxSubscriptions int
+	// DefaultMaxSubscriptions), MaxSubscriptionsPerHost those of one host
+	// (an IPv4 address or an IPv6 /64; 0: a quarter of MaxSubscriptions,
+	// at least 2), so that one host cannot take every other host's events.
+	MaxConns                int
+	MaxSubscriptions        int
+	MaxSubscriptionsPerHost int
 	// Logger gets the logs (nil: discarded).
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -181,6 +184,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSubscriptions <= 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if cfg.MaxSubscriptionsPerHost <= 0 {
+		cfg.MaxSubscriptionsPerHost = max(2, cfg.MaxSubscriptions/4)
+	}
+	cfg.MaxSubscriptionsPerHost = min(cfg.MaxSubscriptionsPerHost, cfg.MaxSubscriptions)
 	if cfg.Friendly == "" {
 		cfg.Friendly = "pcpgw"
 	}
