@@ -16,7 +16,9 @@
 // Content-Length and Transfer-Encoding is refused (request smuggling), and
 // every connection has read, write and idle deadlines and counts against
 // Server.MaxConns and, per client host, Server.MaxConnsPerHost (503
-// beyond either).
+// beyond either). When MaxConns is reached, the connection that has waited
+// longest for a request (at least 250 ms: idle, or a slowloris from a host
+// with many addresses) is closed to make room; one being answered never is.
 package httpd
 
 import (
@@ -32,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -148,7 +151,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]*connState
 	perHost   map[netip.Addr]int // open connections by hostKey
 	closed    bool
 	wg        sync.WaitGroup
@@ -160,7 +163,7 @@ type Server struct {
 func (s *Server) init() {
 	s.once.Do(func() {
 		s.listeners = map[net.Listener]struct{}{}
-		s.conns = map[net.Conn]struct{}{}
+		s.conns = map[net.Conn]*connState{}
 		s.perHost = map[netip.Addr]int{}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 	})
@@ -217,7 +220,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		host := hostKey(c.RemoteAddr())
-		if len(s.conns) >= orDefault(s.MaxConns, 64) || s.perHost[host] >= s.maxPerHost() {
+		full := len(s.conns) >= orDefault(s.MaxConns, 64)
+		if full && s.perHost[host] < s.maxPerHost() && s.evictLocked(time.Now()) {
+			full = false
+		}
+		if full || s.perHost[host] >= s.maxPerHost() {
 			s.mu.Unlock()
 			if s.ConnRefused != nil {
 				s.ConnRefused()
@@ -227,12 +234,49 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		s.conns[c] = struct{}{}
+		st := &connState{}
+		st.waiting.Store(time.Now().UnixNano())
+		s.conns[c] = st
 		s.perHost[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c, host)
+		go s.serveConn(c, st, host)
 	}
+}
+
+// connState is what eviction needs to know of a connection.
+type connState struct {
+	// waiting is when the connection started waiting for its next
+	// request (Unix ns; 0 while a request is being answered). A client
+	// sends a whole request in well under a millisecond: one still
+	// waiting after evictAfter is idle or a slowloris.
+	waiting atomic.Int64
+	evicted bool // closed by evictLocked (under Server.mu)
+}
+
+// evictAfter is how long a connection must have been waiting for a
+// request before a new connection may take its place on a full server.
+const evictAfter = 250 * time.Millisecond
+
+// evictLocked closes the connection that has waited longest for a request,
+// if it has waited at least evictAfter, so that a full server still takes
+// a new client: connections held open by hosts with many addresses, or
+// idle keep-alives, give way; connections being answered never do. It
+// reports whether it closed one.
+func (s *Server) evictLocked(now time.Time) bool {
+	var victim net.Conn
+	var oldest int64
+	for c, st := range s.conns {
+		if w := st.waiting.Load(); w != 0 && !st.evicted && (victim == nil || w < oldest) {
+			victim, oldest = c, w
+		}
+	}
+	if victim == nil || now.UnixNano()-oldest < int64(evictAfter) {
+		return false
+	}
+	s.conns[victim].evicted = true
+	victim.Close()
+	return true
 }
 
 func (s *Server) maxPerHost() int {
@@ -280,7 +324,7 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-func (s *Server) serveConn(c net.Conn, host netip.Addr) {
+func (s *Server) serveConn(c net.Conn, st *connState, host netip.Addr) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -300,6 +344,9 @@ func (s *Server) serveConn(c net.Conn, host netip.Addr) {
 		if first {
 			c.SetReadDeadline(time.Now().Add(orDefault(s.ReadTimeout, 10*time.Second)))
 		} else {
+			// Idle between requests: waiting (st.waiting was set at accept
+			// for the first one).
+			st.waiting.Store(time.Now().UnixNano())
 			c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
 			if _, err := br.Peek(1); err != nil {
 				return
@@ -308,6 +355,7 @@ func (s *Server) serveConn(c net.Conn, host netip.Addr) {
 		}
 		first = false
 		req, err := s.readRequest(br, bw, c)
+		st.waiting.Store(0)
 		if err != nil {
 			var se *statusError
 			if errors.As(err, &se) {
