@@ -67,6 +67,9 @@ type indexData struct {
 	CSRF       string
 	Msg        string
 	LoginToken string
+	// RetryRefresh reloads the page (seconds) when a failing mapping is
+	// next asked for, so its "asked again in" is not left stale; 0: none.
+	RetryRefresh int
 }
 
 func (u *UI) index(w httpd.ResponseWriter, r *httpd.Request, a auth, msg string, code int) {
@@ -94,7 +97,24 @@ func (u *UI) index(w httpd.ResponseWriter, r *httpd.Request, a auth, msg string,
 	for _, f := range cfg.Forwards {
 		d.Forwards = append(d.Forwards, forwardView(f, rows, now))
 	}
+	d.RetryRefresh = retryRefresh(rows, now)
 	u.render(w, code, renderIndex(d))
+}
+
+// retryRefresh is the seconds until just after the soonest retry of a
+// mapping the provider has not made (at least 3, at most 60), 0 when none
+// waits for one.
+func retryRefresh(rows []control.Row, now time.Time) int {
+	var soonest time.Time
+	for _, r := range rows {
+		if !r.RetryAt.IsZero() && (soonest.IsZero() || r.RetryAt.Before(soonest)) {
+			soonest = r.RetryAt
+		}
+	}
+	if soonest.IsZero() {
+		return 0
+	}
+	return int(min(max(soonest.Sub(now)+time.Second, 3*time.Second), time.Minute) / time.Second)
 }
 
 // whyText is a row's provider error and the time to its next retry.

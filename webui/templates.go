@@ -42,7 +42,8 @@ func (p *page) f(format string, args ...any) { fmt.Fprintf(&p.Builder, format, a
 func (p *page) head(title string) { p.headRefresh(title, 0) }
 
 // headRefresh is head with the page reloading itself (as a GET of /) every
-// refresh seconds when refresh > 0: while a mapping waits for the provider.
+// refresh seconds when refresh > 0: while a mapping waits for the provider
+// or for its next retry.
 func (p *page) headRefresh(title string, refresh int) {
 	meta := ""
 	if refresh > 0 {
@@ -93,7 +94,7 @@ func renderLogin(d indexData) string {
 func renderIndex(d indexData) string {
 	var p page
 	st := d.Status
-	refresh := 0
+	refresh := d.RetryRefresh
 	if st.Pending > 0 {
 		refresh = 3 // show the provider's answer without the user reloading
 	}

@@ -3,6 +3,7 @@ package webui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcpgw/pcpgw/internal/control"
 )
@@ -16,5 +17,29 @@ func TestRefreshWhilePending(t *testing.T) {
 	}
 	if got := renderIndex(indexData{Status: control.Status{}}); strings.Contains(got, "refresh") {
 		t.Errorf("refresh with nothing pending:\n%.400s", got)
+	}
+}
+
+// TestRefreshAtRetry: with a forward failing, the page reloads just after
+// its next retry (so "asked again in" never goes stale), within 3-60 s.
+func TestRefreshAtRetry(t *testing.T) {
+	now := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		rows []control.Row
+		want int
+	}{
+		{nil, 0},
+		{[]control.Row{{}}, 0},
+		{[]control.Row{{RetryAt: now.Add(25 * time.Second)}, {RetryAt: now.Add(40 * time.Second)}}, 26},
+		{[]control.Row{{RetryAt: now.Add(-time.Second)}}, 3},
+		{[]control.Row{{RetryAt: now.Add(time.Hour)}}, 60},
+	} {
+		if got := retryRefresh(tt.rows, now); got != tt.want {
+			t.Errorf("retryRefresh(%v) = %d, want %d", tt.rows, got, tt.want)
+		}
+	}
+	got := renderIndex(indexData{RetryRefresh: 26})
+	if !strings.Contains(got, `<meta http-equiv="refresh" content="26; url=/">`) {
+		t.Errorf("no refresh at the retry:\n%.400s", got)
 	}
 }
