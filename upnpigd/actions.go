@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -144,7 +145,7 @@ func (c *call) proto(name string) (mapping.Proto, error) {
 }
 
 // remoteHost parses a RemoteHost: empty (or the unspecified address) is
-// any; names are not resolved (402).
+// any; an IGD:2 service also takes a host name (hostAddr).
 func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
 	v, err := c.arg(name)
 	if err != nil {
@@ -153,11 +154,10 @@ func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
 	if v == "" || v == "*" {
 		return netip.Addr{}, nil
 	}
-	a, err := netip.ParseAddr(v)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, errArgs("%s: not an IP address", name)
+	a, err := c.hostAddr(name, v, v6)
+	if err != nil {
+		return netip.Addr{}, err
 	}
-	a = a.Unmap()
 	if a.IsUnspecified() {
 		return netip.Addr{}, nil
 	}
@@ -165,6 +165,64 @@ func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
 		return netip.Addr{}, errArgs("%s: wrong address family", name)
 	}
 	return a, nil
+}
+
+// hostAddr is the address v names: an IP address, or with IGD:2 a host
+// name (UPnP IGD:2 WANIPConnection RemoteHost and InternalClient,
+// REQUIREMENTS 33) looked up with Config.Resolve within
+// Config.ResolveTimeout; the first address of the family wanted (IPv6 when
+// v6) is taken. A name that does not exist or has no such address is 402;
+// a lookup that fails otherwise (timeout, no DNS server) is 501.
+func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(v); err == nil {
+		if a.Zone() != "" {
+			return netip.Addr{}, errArgs("%s: not an IP address", name)
+		}
+		return a.Unmap(), nil
+	}
+	if c.sv.igd < 2 || !isHostName(v) {
+		return netip.Addr{}, errArgs("%s: not an IP address", name)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ResolveTimeout)
+	defer cancel()
+	as, err := c.s.cfg.Resolve(ctx, v)
+	var dnsErr *net.DNSError
+	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+		c.s.log.Info("name lookup failed", "arg", name, "name", v, "err", err)
+		return netip.Addr{}, errCode(mapping.UPnPActionFailed)
+	}
+	for _, a := range as {
+		if a = a.Unmap(); a.Is6() == v6 && a.IsValid() && a.Zone() == "" {
+			return a, nil
+		}
+	}
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	return netip.Addr{}, errArgs("%s: %s has no %s address", name, v, family)
+}
+
+// isHostName reports whether v is a DNS host name (RFC 1123: labels of
+// letters, digits and inner hyphens, 1-63 bytes each, 253 in all; a
+// trailing dot allowed).
+func isHostName(v string) bool {
+	v = strings.TrimSuffix(v, ".")
+	if v == "" || len(v) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(v, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func protoName(p mapping.Proto) string {
@@ -356,11 +414,13 @@ func (c *call) add(anyPort bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ic, perr := netip.ParseAddr(icS)
-	if perr != nil || !ic.Unmap().Is4() {
+	ic, err := c.hostAddr("NewInternalClient", icS, false)
+	if err != nil {
+		return nil, err
+	}
+	if !ic.Is4() {
 		return nil, errArgs("NewInternalClient: not an IPv4 address")
 	}
-	ic = ic.Unmap()
 	enabled, err := c.boolean("NewEnabled")
 	if err != nil {
 		return nil, err
@@ -620,8 +680,12 @@ func (c *call) pinholeTuple() (rh netip.Addr, rport uint16, ic netip.Addr, iport
 		err = errPinhole(mapping.UPnPWildcardNotPermitted)
 		return
 	}
-	a, perr := netip.ParseAddr(icS)
-	if perr != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" || a.IsLinkLocalUnicast() || a.IsMulticast() {
+	a, herr := c.hostAddr("InternalClient", icS, true)
+	if herr != nil {
+		err = herr
+		return
+	}
+	if !a.Is6() || a.IsLinkLocalUnicast() || a.IsMulticast() {
 		err = errArgs("InternalClient: not a global IPv6 address")
 		return
 	}

@@ -92,7 +92,16 @@ type Config struct {
 	// SysDir is the sysfs root for WAN statistics ("" means /sys); tests
 	// point it at a fake tree.
 	SysDir string
+	// Resolve looks up a host name that an IGD:2 action gives as
+	// RemoteHost or InternalClient (nil: the system's resolver, on a
+	// router its own DNS forwarder, which knows the LAN's names); each
+	// lookup is bounded by ResolveTimeout (0: DefaultResolveTimeout).
+	Resolve        func(ctx context.Context, host string) ([]netip.Addr, error)
+	ResolveTimeout time.Duration
 }
+
+// DefaultResolveTimeout bounds a name lookup of an IGD:2 action.
+const DefaultResolveTimeout = 2 * time.Second
 
 // Stats are counters of the front-end.
 type Stats struct {
@@ -190,6 +199,14 @@ func New(cfg Config) (*Server, error) {
 	cfg.MaxSubscriptionsPerHost = min(cfg.MaxSubscriptionsPerHost, cfg.MaxSubscriptions)
 	if cfg.Friendly == "" {
 		cfg.Friendly = "pcpgw"
+	}
+	if cfg.Resolve == nil {
+		cfg.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	if cfg.ResolveTimeout <= 0 {
+		cfg.ResolveTimeout = DefaultResolveTimeout
 	}
 	if cfg.SysDir == "" {
 		cfg.SysDir = "/sys"
