@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,13 @@ type Config struct {
 	// lookup is bounded by ResolveTimeout (0: DefaultResolveTimeout).
 	Resolve        func(ctx context.Context, host string) ([]netip.Addr, error)
 	ResolveTimeout time.Duration
+	// Rescan is how often the LAN addresses are checked for changes (0:
+	// DefaultRescan).
+	Rescan time.Duration
 }
+
+// DefaultRescan is how often Run checks the LAN addresses.
+const DefaultRescan = 5 * time.Second
 
 // DefaultResolveTimeout bounds a name lookup of an IGD:2 action.
 const DefaultResolveTimeout = 2 * time.Second
@@ -208,6 +215,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ResolveTimeout <= 0 {
 		cfg.ResolveTimeout = DefaultResolveTimeout
 	}
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = DefaultRescan
+	}
 	if cfg.SysDir == "" {
 		cfg.SysDir = "/sys"
 	}
@@ -315,7 +325,11 @@ func (s *Server) goOwned(f func(ctx context.Context)) bool {
 }
 
 // Run serves SSDP, HTTP and GENA on the LAN interfaces until ctx ends, then
-// sends ssdp:byebye and returns after every goroutine has ended.
+// sends ssdp:byebye and returns after every goroutine has ended. The LAN
+// addresses are checked every Config.Rescan: when they change (a new IPv6
+// prefix from the provider, an address added or removed) the HTTP and
+// SSDP listeners are opened again on the new set (byebye, then alive with
+// the new LOCATIONs); GENA subscriptions stay.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.ran {
@@ -332,60 +346,124 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.lanNets = lans
-	s.mu.Unlock()
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchCore(ctx)
+	}()
+	for first := true; ; first = false {
+		next, err := s.serveLANs(ctx, lans, first)
+		if err != nil && first {
+			return err // the daemon does not start without its LAN side
+		}
+		if err != nil {
+			s.log.Error("LAN listeners", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// Wait for the next change of the addresses, and try again.
+			next = s.waitLANChange(ctx, lans)
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		s.log.Info("LAN addresses changed: listening again", "before", lanStrings(lans), "now", lanStrings(next))
+		lans = next
+	}
+}
 
+// serveLANs listens for HTTP and SSDP on lans and serves until ctx ends
+// (nil) or the LAN addresses change (the new ones), or a listener fails.
+func (s *Server) serveLANs(ctx context.Context, lans []lanNet, first bool) ([]lanNet, error) {
+	s.mu.Lock()
+	s.lanNets, s.addrs, s.ssdp = lans, nil, nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
 	servers, err := s.listenHTTP(lans)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	closeHTTP := func() {
+		for _, hs := range servers {
+			hs.srv.Close()
+		}
 	}
 	for _, hs := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := hs.srv.Serve(hs.ln); err != nil && !errors.Is(err, httpd.ErrServerClosed) {
-				errc <- err
+				select {
+				case errc <- err:
+				default:
+				}
 				cancel()
 			}
 		}()
 	}
 	sd, err := s.listenSSDP(lans)
 	if err != nil {
-		for _, hs := range servers {
-			hs.srv.Close()
-		}
+		closeHTTP()
 		wg.Wait()
-		return err
+		return nil, err
 	}
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		sd.run(ctx)
 	}()
-	go func() {
-		defer wg.Done()
-		s.watchCore(ctx)
-	}()
-	close(s.ready)
-	s.log.Info("serving", "http", s.Addrs(), "ssdp", s.SSDPAddrs(), "igdv1", s.cfg.IGDv1, "igdv2", s.cfg.IGDv2)
-
-	<-ctx.Done()
-	for _, hs := range servers {
-		hs.srv.Close()
+	if first {
+		close(s.ready)
 	}
+	s.log.Info("serving", "http", s.Addrs(), "ssdp", s.SSDPAddrs(), "igdv1", s.cfg.IGDv1, "igdv2", s.cfg.IGDv2)
+	next := s.waitLANChange(ctx, lans)
+	cancel()
+	closeHTTP()
 	wg.Wait()
 	select {
 	case err := <-errc:
-		return err
+		return nil, err
 	default:
 	}
-	return nil
+	return next, nil
+}
+
+// waitLANChange returns the LAN addresses once they differ from lans
+// (checked every Config.Rescan), or nil when ctx ends.
+func (s *Server) waitLANChange(ctx context.Context, lans []lanNet) []lanNet {
+	t := time.NewTicker(s.cfg.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now, err := lanAddrs(s.cfg.Interfaces)
+		if err != nil {
+			continue // the interface may come back
+		}
+		if !slices.Equal(now, lans) {
+			return now
+		}
+	}
+}
+
+func lanStrings(lans []lanNet) []string {
+	out := make([]string, 0, len(lans))
+	for _, n := range lans {
+		out = append(out, n.prefix.String()+"%"+n.ifname)
+	}
+	return out
 }
 
 // Ready is closed once Run listens for HTTP and SSDP (a daemon opens its
