@@ -54,7 +54,9 @@
 // (CACHE-CONTROL max-age=1800), ssdp:byebye at stop. Answers carry
 // LOCATION of the interface's own address, SERVER, BOOTID.UPNP.ORG
 // (Config.BootID) and CONFIGID.UPNP.ORG. Interface addresses are read
-// when Run starts.
+// when Run starts and every Config.Rescan (5 s); when they change, the
+// HTTP and SSDP listeners are opened again on the new set (byebye, then
+// alive with the new LOCATIONs).
 //
 // # Control (SOAP 1.1)
 //
