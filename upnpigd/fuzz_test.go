@@ -39,7 +39,7 @@ func FuzzSOAP(f *testing.F) {
 	clock := &fixedClock{t: time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)}
 	core := newFakeCore(clock.Now)
 	core.secure = false
-	s, err := New(Config{Core: core, IGDv1: true, IGDv2: true, Pinholes: true, UUID: "fuzz", Now: clock.Now})
+	s, err := New(Config{Core: core, IGDv1: true, IGDv2: true, Pinholes: true, UUID: "fuzz", Now: clock.Now, Resolve: noLookup})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package upnpigd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -84,7 +85,7 @@ func newTestIGD(t *testing.T, edit func(*Config)) *testIGD {
 	t.Helper()
 	clock := &fixedClock{t: time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC)}
 	core := newFakeCore(clock.Now)
-	cfg := Config{Core: core, IGDv1: true, IGDv2: true, Pinholes: true, UUID: "test", Now: clock.Now, BootID: 7}
+	cfg := Config{Core: core, IGDv1: true, IGDv2: true, Pinholes: true, UUID: "test", Now: clock.Now, BootID: 7, Resolve: noLookup}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -123,6 +124,12 @@ func (ti *testIGD) post(t *testing.T, path, soapAction, body string) (int, strin
 }
 
 // soapCall builds a request the way goupnp's soap.SOAPClient does.
+// noLookup is the tests' resolver: every name is unknown, and nothing
+// leaves the machine.
+func noLookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
 func soapBody(ns, action string, args ...string) string {
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`)

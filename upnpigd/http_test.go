@@ -101,7 +101,7 @@ func TestDescriptions(t *testing.T) {
 func runLoopback(t *testing.T, edit func(*Config)) (*Server, *fakeCore) {
 	t.Helper()
 	core := newFakeCore(time.Now)
-	cfg := Config{Core: core, Interfaces: []string{"lo"}, IGDv1: true, IGDv2: true, HTTPPort: EphemeralPort, SSDPPort: EphemeralPort, UUID: "lo"}
+	cfg := Config{Core: core, Interfaces: []string{"lo"}, IGDv1: true, IGDv2: true, HTTPPort: EphemeralPort, SSDPPort: EphemeralPort, UUID: "lo", Resolve: noLookup}
 	if edit != nil {
 		edit(&cfg)
 	}
