@@ -929,8 +929,6 @@ type countingSink struct {
 	n   atomic.Int64
 }
 
-func newCountingSink(t *testing.T) *countingSink { return newCountingSinkOn(t, "127.0.0.1") }
-
 // newCountingSinkOn listens on ip (a loopback address: another "host").
 func newCountingSinkOn(t *testing.T, ip string) *countingSink {
 	t.Helper()
