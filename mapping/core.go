@@ -105,6 +105,12 @@ type Core struct {
 	pol        atomic.Pointer[Policy]
 
 	wake     chan struct{} // scheduler: the earliest deadline changed
+	// needSync: a kernel batch failed; the scheduler makes the kernel hold
+	// exactly the table (firewall Sync), at syncAt, backing off by
+	// syncBackoff while that fails.
+	needSync    bool
+	syncAt      time.Time
+	syncBackoff time.Duration
 	persist  chan struct{} // state writer: something changed
 	renewed  chan struct{} // state writer: a lease was renewed (written later)
 	renewing chan struct{} // semaphore of renewals in flight
@@ -134,6 +140,9 @@ type entry struct {
 	busy    bool  // an upstream operation is in flight
 	removed bool  // taken out of the table
 	exact   bool  // the external port was asked for exactly
+	// kernelStale: a batch for e failed; its kernel element is not known
+	// (the next renewal replaces it, a resync rewrites it).
+	kernelStale bool
 	attempt int32 // renewal attempt since upAt
 	sidx    int32 // its index in Core.sched; -1 when not scheduled
 

@@ -1158,5 +1158,102 @@ func TestRenewalPersistedLater(t *testing.T) {
 		if expires(4501).IsZero() || !expires(4500).After(renewed) {
 			t.Fatalf("new mapping %v, renewal %v (before %v): want both written", expires(4501), expires(4500), renewed)
 		}
+		// A renewal that changes more than the lease end (here the
+		// description) is written at once.
+		r := req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)
+		r.Description = "renamed"
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if b, _ := os.ReadFile(filepath.Join(dir, StateFile)); !strings.Contains(string(b), `"renamed"`) {
+			t.Errorf("a new description was not written at once")
+		}
 	})
+}
+
+// TestKernelRepairAfterFailedBatch: a renewal whose batch failed is
+// rewritten by the next renewal even when nothing else changed (a lease
+// made permanent stayed timed out in the kernel); a removal whose batch
+// failed, or was asked with a cancelled context, does not leave the
+// element behind: the scheduler resyncs the kernel with the table,
+// retrying while that fails.
+func TestKernelRepairAfterFailedBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, fw := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub})
+		ctx := context.Background()
+		m := func(life time.Duration) {
+			t.Helper()
+			if _, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, life)); err != nil {
+				t.Logf("Map: %v", err)
+			}
+		}
+		m(time.Hour)
+		fw.FailNext(errors.New("netlink: injected"))
+		m(0)
+		m(0)
+		synctest.Wait()
+		if f := fw.Forwards(); len(f) != 1 || f[0].Timeout != 0 {
+			t.Fatalf("permanent after a failed batch: kernel %v", f)
+		}
+
+		// A delete with a cancelled context still reaches the kernel.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if n, _ := c.Delete(cctx, Selector{Client: host, Proto: TCP, External: 18080}); n != 1 {
+			t.Fatalf("Delete = %d", n)
+		}
+		if f := fw.Forwards(); len(f) != 0 {
+			t.Fatalf("deleted with a cancelled context, kernel keeps %v", f)
+		}
+
+		// A failed delete: the resync removes the element; a failing
+		// resync is retried.
+		m(time.Hour)
+		fw.FailNext(errors.New("netlink: injected"))
+		c.Delete(ctx, Selector{Client: host, Proto: TCP, External: 18080})
+		if len(fw.Forwards()) != 1 {
+			t.Fatalf("injected failure did not keep the element: %v", fw.Forwards())
+		}
+		fw.FailNext(errors.New("netlink: injected")) // the first resync fails
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		if len(fw.Forwards()) != 1 {
+			t.Fatalf("the first resync was to fail: %v", fw.Forwards())
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if f := fw.Forwards(); len(f) != 0 || c.Count() != 0 {
+			t.Fatalf("after the resync: kernel %v, table %d", f, c.Count())
+		}
+	})
+}
+
+// TestKernelUpdate: what a renewal sends to the kernel, by the element's
+// last known timeout and the new lease.
+func TestKernelUpdate(t *testing.T) {
+	now := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)
+	hour := now.Add(time.Hour)
+	for _, tt := range []struct {
+		name             string
+		expires, kernel  time.Time
+		stale            bool
+		refresh, replace bool
+	}{
+		{"asked again at once", hour, hour.Add(firewallGrace), false, false, false},
+		{"asked again 15 s later", hour, hour.Add(firewallGrace - 15*time.Second), false, false, false},
+		{"asked again 25 s later", hour, hour.Add(firewallGrace - 25*time.Second), false, true, false},
+		{"shorter lease", hour, hour.Add(time.Hour), false, true, false},
+		{"to permanent", time.Time{}, hour, false, true, true},
+		{"from permanent", hour, time.Time{}, false, true, true},
+		{"permanent both", time.Time{}, time.Time{}, false, false, false},
+		{"stale, permanent both", time.Time{}, time.Time{}, true, true, true},
+		{"stale, same lease", hour, hour.Add(firewallGrace), true, true, true},
+	} {
+		e := &entry{Mapping: Mapping{Expires: tt.expires}, kernelExp: tt.kernel, kernelStale: tt.stale}
+		if refresh, replace := kernelUpdate(e, now); refresh != tt.refresh || replace != tt.replace {
+			t.Errorf("%s: kernelUpdate = %v, %v; want %v, %v", tt.name, refresh, replace, tt.refresh, tt.replace)
+		}
+	}
 }

@@ -40,6 +40,8 @@ func kernelUpdate(e *entry, now time.Time) (refresh, replace bool) {
 		}
 	}
 	switch {
+	case e.kernelStale:
+		return true, true
 	case want.IsZero() && e.kernelExp.IsZero():
 		return false, false // permanent in the kernel, and wanted so
 	case want.IsZero() || e.kernelExp.IsZero():
@@ -91,7 +93,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 
 	if err := c.apply(ctx, change); err != nil && !created {
 		c.mu.Lock()
-		e.kernelExp = time.Time{} // not known: the next renewal replaces it
+		e.kernelStale = true // the next renewal replaces it
 		c.mu.Unlock()
 	} else if err != nil {
 		c.mu.Lock()
@@ -221,6 +223,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 						return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 					}
 					x.Nonce = r.Nonce
+					c.dirtyLocked() // a new nonce is written at once
 				}
 				return c.renewLocked(x, r, now), nil, false, nil
 			}
@@ -283,21 +286,30 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 
 // renewLocked updates x from r (lease, description) and returns it.
 func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
+	before := x.Expires
 	x.lifetime = r.Lifetime
 	if r.Lifetime > 0 {
 		x.Expires = now.Add(r.Lifetime)
 	} else {
 		x.Expires = time.Time{}
 	}
-	if r.Description != "" {
+	// Only a later lease end can wait for the state file (renewedLocked);
+	// anything else a crash must not undo.
+	later := !before.IsZero() && !x.Expires.IsZero() && !x.Expires.Before(before)
+	if r.Description != "" && r.Description != x.Description {
 		x.Description = r.Description
+		later = false
 	}
 	c.pushLocked(x)
 	if x.Upstream == UpstreamFailing && !x.busy {
 		x.renewAt = now
 		c.pushLocked(x)
 	}
-	c.renewedLocked()
+	if later {
+		c.renewedLocked()
+	} else {
+		c.dirtyLocked()
+	}
 	return x
 }
 
@@ -453,7 +465,7 @@ func (c *Core) renewKernelLocked(e *entry, now time.Time, change *firewall.Chang
 func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now time.Time) ([]firewall.Forward, []firewall.Pinhole) {
 	var timeout time.Duration
 	if !now.IsZero() {
-		e.kernelExp = time.Time{}
+		e.kernelExp, e.kernelStale = time.Time{}, false
 	}
 	if !now.IsZero() && !e.Expires.IsZero() {
 		// Beyond what the kernel may hold the entry has no timeout (the
@@ -473,13 +485,21 @@ func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now ti
 	}), pins
 }
 
+// apply sends a change the table already holds to the kernel. The caller's
+// cancellation does not stop it (the table changed: the kernel must
+// follow). When it fails, the scheduler resyncs the kernel with the whole
+// table (needSync), so that no element outlives its mapping.
 func (c *Core) apply(ctx context.Context, ch firewall.Change) error {
 	if ch.Empty() {
 		return nil
 	}
-	err := c.fw.Apply(ctx, ch)
+	err := c.fw.Apply(context.WithoutCancel(ctx), ch)
 	if err != nil {
 		c.log.Error("firewall", "err", err)
+		c.mu.Lock()
+		c.needSync = true
+		c.mu.Unlock()
+		c.kickLocked()
 	}
 	return err
 }
@@ -549,7 +569,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	c.mu.Unlock()
 	if err := c.apply(ctx, change); err != nil {
 		c.mu.Lock()
-		e.kernelExp = time.Time{}
+		e.kernelStale = true
 		c.mu.Unlock()
 		return m, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
 	}

@@ -64,6 +64,29 @@ func (c *Core) pushLocked(e *entry) {
 	}
 }
 
+// resyncLocked makes the kernel hold exactly the table, after a batch
+// failed. It holds mu meanwhile, so that no change of the table slips
+// between the copy and the kernel (changes already made and still on their
+// way to the kernel only repeat what the table holds).
+func (c *Core) resyncLocked(ctx context.Context, now time.Time) {
+	var fwds []firewall.Forward
+	var pins []firewall.Pinhole
+	for _, e := range c.order {
+		fwds, pins = appendFW(fwds, pins, e, now)
+	}
+	if err := c.fw.Sync(ctx, fwds, pins); err != nil {
+		c.syncBackoff = min(max(2*c.syncBackoff, time.Second), time.Minute)
+		c.syncAt = now.Add(c.syncBackoff)
+		for _, e := range c.order {
+			e.kernelStale = true
+		}
+		c.log.Error("firewall: resync failed", "err", err, "retry", c.syncBackoff)
+		return
+	}
+	c.needSync, c.syncBackoff = false, 0
+	c.log.Info("firewall: kernel resynced with the table", "forwards", len(fwds), "pinholes", len(pins))
+}
+
 func (c *Core) kickLocked() {
 	select {
 	case c.wake <- struct{}{}:
@@ -94,9 +117,15 @@ func (c *Core) schedLoop(ctx context.Context) {
 			}
 			c.pushLocked(e) // its next deadline, if it has one
 		}
+		if c.needSync && !now.Before(c.syncAt) {
+			c.resyncLocked(ctx, now)
+		}
 		next := time.Hour
 		if len(c.sched) > 0 {
 			next = max(c.sched[0].due.Sub(now), time.Millisecond)
+		}
+		if c.needSync {
+			next = min(next, max(c.syncAt.Sub(now), time.Millisecond))
 		}
 		c.mu.Unlock()
 		c.apply(ctx, change)
