@@ -247,12 +247,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // connState is what eviction needs to know of a connection.
 type connState struct {
 	// waiting is when the connection started waiting for its next
-	// request (Unix ns; 0 while a request is being answered). A client
-	// sends a whole request in well under a millisecond: one still
-	// waiting after evictAfter is idle or a slowloris.
+	// request (Unix ns; 0 while a request is being answered; evicted once
+	// evictLocked has claimed it). A client sends a whole request in well
+	// under a millisecond: one still waiting after evictAfter is idle or a
+	// slowloris.
 	waiting atomic.Int64
-	evicted bool // closed by evictLocked (under Server.mu)
 }
+
+// evicted marks a connection claimed by evictLocked: its request, if one
+// arrives meanwhile, is not served.
+const evicted = -1
 
 // evictAfter is how long a connection must have been waiting for a
 // request before a new connection may take its place on a full server.
@@ -267,14 +271,18 @@ func (s *Server) evictLocked(now time.Time) bool {
 	var victim net.Conn
 	var oldest int64
 	for c, st := range s.conns {
-		if w := st.waiting.Load(); w != 0 && !st.evicted && (victim == nil || w < oldest) {
+		if w := st.waiting.Load(); w > 0 && (victim == nil || w < oldest) {
 			victim, oldest = c, w
 		}
 	}
 	if victim == nil || now.UnixNano()-oldest < int64(evictAfter) {
 		return false
 	}
-	s.conns[victim].evicted = true
+	// Claimed only if it is still waiting since then: a connection that
+	// has just read its request (waiting 0) is being answered.
+	if !s.conns[victim].waiting.CompareAndSwap(oldest, evicted) {
+		return false
+	}
 	victim.Close()
 	return true
 }
@@ -355,7 +363,9 @@ func (s *Server) serveConn(c net.Conn, st *connState, host netip.Addr) {
 		}
 		first = false
 		req, err := s.readRequest(br, bw, c)
-		st.waiting.Store(0)
+		if st.waiting.Swap(0) == evicted {
+			return // closed for a new client while the request came in
+		}
 		if err != nil {
 			var se *statusError
 			if errors.As(err, &se) {
