@@ -1,6 +1,7 @@
 package upnpigd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -367,13 +368,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			// Wait for the next change of the addresses, and try again.
-			next = s.waitLANChange(ctx, lans)
+			// Try again after Rescan, on the addresses then: a port held
+			// for a moment, an interface that was going away.
+			next = s.waitLANRetry(ctx, lans)
 			if ctx.Err() != nil {
 				return nil
 			}
+			s.log.Info("LAN listeners: trying again", "lan", lanStrings(next))
+		} else {
+			s.log.Info("LAN addresses changed: listening again", "before", lanStrings(lans), "now", lanStrings(next))
 		}
-		s.log.Info("LAN addresses changed: listening again", "before", lanStrings(lans), "now", lanStrings(next))
 		lans = next
 	}
 }
@@ -458,6 +462,20 @@ func (s *Server) waitLANChange(ctx context.Context, lans []lanNet) []lanNet {
 	}
 }
 
+// waitLANRetry waits Rescan and returns the LAN addresses then (lans if
+// they cannot be read), or nil when ctx ends.
+func (s *Server) waitLANRetry(ctx context.Context, lans []lanNet) []lanNet {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(s.cfg.Rescan):
+	}
+	if now, err := lanAddrs(s.cfg.Interfaces); err == nil {
+		return now
+	}
+	return lans
+}
+
 func lanStrings(lans []lanNet) []string {
 	out := make([]string, 0, len(lans))
 	for _, n := range lans {
@@ -505,6 +523,14 @@ func lanAddrs(names []string) ([]lanNet, error) {
 			return nil, fmt.Errorf("upnpigd: LAN interface %q has no usable address", name)
 		}
 	}
+	// In a stable order, so that the same addresses compare equal however
+	// the kernel lists them.
+	slices.SortFunc(out, func(a, b lanNet) int {
+		if c := cmp.Compare(a.ifindex, b.ifindex); c != 0 {
+			return c
+		}
+		return a.prefix.Addr().Compare(b.prefix.Addr())
+	})
 	return out, nil
 }
 
