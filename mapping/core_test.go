@@ -1257,3 +1257,35 @@ func TestKernelUpdate(t *testing.T) {
 		}
 	}
 }
+
+// TestDSLiteProviderPortTakesSlot: in dslite the provider's external port
+// decides which mapping a lookup by that port finds; a mapping holding it
+// only by its own unconfirmed local pick gives way (it was left out of the
+// index, so DeletePortMapping of the provider's port found nothing).
+func TestDSLiteProviderPortTakesSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeDSLite, Upstream: up})
+		ctx := context.Background()
+		// B asks for 19000; the provider does not answer: pending on its
+		// local pick.
+		up.mu.Lock()
+		up.err = &pcpclient.ResultError{Op: pcp.OpMap, Code: pcp.NetworkFailure, Lifetime: 30}
+		up.mu.Unlock()
+		b := req(OriginNATPMP, other, TCP, 9000, 19000, time.Hour)
+		c.Map(ctx, b)
+		up.mu.Lock()
+		up.err = nil
+		up.taken[18000] = true
+		up.mu.Unlock()
+		// A asks for 18000, the provider gives 19000.
+		ma, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 8000, 18000, time.Hour))
+		if err != nil || ma.External.Port() != 19000 {
+			t.Fatalf("A: %+v, %v; want external port 19000", ma, err)
+		}
+		got := c.Find(Selector{Proto: TCP, External: 19000})
+		if len(got) != 1 || got[0].ID != ma.ID {
+			t.Fatalf("lookup by 19000 finds %+v, want A (id %d)", got, ma.ID)
+		}
+	})
+}

@@ -125,7 +125,10 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 				delete(c.byExt, keyOf(e.Proto, e.port))
 			}
 			e.port = res.External.Port()
-			if c.byExt[keyOf(e.Proto, e.port)] == nil {
+			// The provider's word decides: a mapping holding that port
+			// only by its own local pick (not yet confirmed) gives way,
+			// and its own answer later moves it to its port.
+			if x := c.byExt[keyOf(e.Proto, e.port)]; x == nil || x.Upstream != UpstreamOK {
 				c.byExt[keyOf(e.Proto, e.port)] = e
 			}
 		}
