@@ -184,6 +184,7 @@ type run struct {
 	curve         []point
 	rssIdle       int64
 	pmp           natpmpResult
+	pmpNew        natpmpResult // every request a new mapping (a kernel write each)
 	recovery      time.Duration // nat444 only: until all are back
 	recoveryFirst time.Duration // until the first is back
 	recoveryNote  string
@@ -220,8 +221,16 @@ func measureDaemon(t *testing.T, name string, l *lab.Lab, cfg config, start func
 	}
 	sort.Slice(runs, func(i, j int) bool { return runs[i].rate() < runs[j].rate() })
 	r.pmp = runs[len(runs)/2]
-
+	// The same load with every request for a new port: no renewals, each
+	// request a new mapping and so a kernel write.
 	d := start()
+	waitQuiet(t, d)
+	r.pmpNew = natpmpLoad(t, l, d, pmpWorkers, pmpPerAddr, pmpPerAddr, pmpBudget)
+	t.Logf("bench: %s: NAT-PMP new mappings: %d ok in %v: %.0f/s, p50 %v p99 %v",
+		name, r.pmpNew.ok, r.pmpNew.elapsed.Round(time.Millisecond), r.pmpNew.rate(), pct(r.pmpNew.lat, 50), pct(r.pmpNew.lat, 99))
+	d.Stop(t)
+
+	d = start()
 	c := newIGDClient(t, l)
 	r.curve = runCurve(t, name, c, d, cfg, nil)
 	d.Stop(t)

@@ -13,7 +13,10 @@
 //     within a time budget; then pcpgw --mode nat444 through miniupnpd as
 //     the provider's CGN;
 //   - NAT-PMP map requests per second and p99 from many LAN source
-//     addresses at once;
+//     addresses at once (each asks for 4 ports: new mappings, then
+//     renewals, which need no kernel write when asked again within 20 s),
+//     and the same load with every request for a new port (a new mapping
+//     and a kernel write each);
 //   - resident memory idle and at the largest size, CPU time per 1,000
 //     requests, binary sizes (from `make cross`);
 //   - the time pcpgw takes to re-create 1,000 mappings at the CGN after

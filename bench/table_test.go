@@ -210,6 +210,11 @@ func table(t *testing.T, cfg config, mini, pg, nat run) *tableT {
 	tb.add("NAT-PMP p50", ms(pct(pr.lat, 50)), ms(pct(mr.lat, 50)), ratio(float64(pct(mr.lat, 50)), float64(pct(pr.lat, 50))))
 	tb.add("NAT-PMP p99; target < 2 ms: "+verdict(len(pr.lat) > 0 && pct(pr.lat, 99) < 2*time.Millisecond),
 		ms(pct(pr.lat, 99)), ms(pct(mr.lat, 99)), ratio(float64(pct(mr.lat, 99)), float64(pct(pr.lat, 99))))
+	pn, mn := pg.pmpNew, mini.pmpNew
+	tb.add("NAT-PMP new mappings per second (the same load, every request for a new port: a kernel write each); p99",
+		fmt.Sprintf("%.0f/s, p99 %s (%d ok, %d lost, %d failed)", pn.rate(), ms(pct(pn.lat, 99)), pn.ok, pn.lost, pn.failed),
+		fmt.Sprintf("%.0f/s, p99 %s (%d ok, %d lost, %d failed)", mn.rate(), ms(pct(mn.lat, 99)), mn.ok, mn.lost, mn.failed),
+		ratio(pn.rate(), mn.rate()))
 	pc := float64(pr.cpu) / float64(time.Millisecond) / float64(max(1, pr.ok)) * 1000
 	mc := float64(mr.cpu) / float64(time.Millisecond) / float64(max(1, mr.ok)) * 1000
 	tb.add("CPU time per 1,000 NAT-PMP requests", fmt.Sprintf("%.0f ms", pc), fmt.Sprintf("%.0f ms", mc), ratio(mc, pc))
