@@ -184,7 +184,7 @@ type run struct {
 	curve         []point
 	rssIdle       int64
 	pmp           natpmpResult
-	pmpNew        natpmpResult // every request a new mapping (a kernel write each)
+	pmpNew        natpmpResult  // every request a new mapping (a kernel write each)
 	recovery      time.Duration // nat444 only: until all are back
 	recoveryFirst time.Duration // until the first is back
 	recoveryNote  string

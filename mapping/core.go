@@ -104,13 +104,15 @@ type Core struct {
 	pinholes   int // live pinholes among entries
 	pol        atomic.Pointer[Policy]
 
-	wake     chan struct{} // scheduler: the earliest deadline changed
+	wake chan struct{} // scheduler: the earliest deadline changed
+
 	// needSync: a kernel batch failed; the scheduler makes the kernel hold
 	// exactly the table (firewall Sync), at syncAt, backing off by
 	// syncBackoff while that fails.
 	needSync    bool
 	syncAt      time.Time
 	syncBackoff time.Duration
+
 	persist  chan struct{} // state writer: something changed
 	renewed  chan struct{} // state writer: a lease was renewed (written later)
 	renewing chan struct{} // semaphore of renewals in flight
@@ -137,14 +139,14 @@ type entry struct {
 	// port is the external port of an IPv4 port mapping (its extKey with
 	// Proto), the internal port of a pinhole.
 	port    uint16
-	busy    bool  // an upstream operation is in flight
-	removed bool  // taken out of the table
-	exact   bool  // the external port was asked for exactly
+	busy    bool // an upstream operation is in flight
+	removed bool // taken out of the table
+	exact   bool // the external port was asked for exactly
 	// kernelStale: a batch for e failed; its kernel element is not known
 	// (the next renewal replaces it, a resync rewrites it).
 	kernelStale bool
-	attempt int32 // renewal attempt since upAt
-	sidx    int32 // its index in Core.sched; -1 when not scheduled
+	attempt     int32 // renewal attempt since upAt
+	sidx        int32 // its index in Core.sched; -1 when not scheduled
 
 	upErr   error         // why the provider has not made it (nil: it has)
 	ready   chan struct{} // closed when the first upstream attempt ended
