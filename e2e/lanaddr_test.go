@@ -50,6 +50,31 @@ func TestLANAddressChange(t *testing.T) {
 		t.Errorf("upnpc -l through the first address:\n%s", out)
 	}
 
+	// An address added whose HTTP port another program holds is skipped:
+	// the IGD goes on serving the others.
+	// The other program binds first (ip_nonlocal_bind: before the
+	// address exists), so that pcpgw's rescan cannot take the port.
+	const v4b = "192.0.2.3"
+	l.CPE.Run(t, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind")
+	l.CPE.Start(t, "nc", "-l", "-k", "-s", v4b, "-p", "5000")
+	lab.Eventually(t, 5*time.Second, func() bool {
+		out, _ := l.CPE.Output("ss", "-Hltn", "src", v4b+":5000")
+		return strings.Contains(out, v4b+":5000")
+	}, "nc does not listen on %s:5000", v4b)
+	l.CPE.Run(t, "ip", "addr", "add", v4b+"/24", "dev", l.CPELANIf)
+	// pcpgw has seen it once its log says so (the rescan is every 5 s).
+	lab.Eventually(t, 15*time.Second, func() bool {
+		return strings.Contains(p.Output(), v4b+"/24")
+	}, "pcpgw did not notice %s", v4b)
+	lab.Eventually(t, 15*time.Second, func() bool {
+		ls = listeners()
+		return slices.Contains(ls, "tcp "+lab.CPELAN4+":5000") && slices.Contains(ls, "tcp "+v4+":5000") && !slices.Contains(ls, "tcp "+v4b+":5000")
+	}, "with %s:5000 held by another program, want the IGD on the other addresses: %v", v4b, &ls)
+	if out, _ := l.LAN.Output("upnpc", "-i", "-u", "http://"+lab.CPELAN4+":5000/igd1.xml", "-l"); !strings.Contains(out, "18080") {
+		t.Errorf("upnpc -l through the first address with %s's port held:\n%s", v4b, out)
+	}
+	l.CPE.Run(t, "ip", "addr", "del", v4b+"/24", "dev", l.CPELANIf)
+
 	l.CPE.Run(t, "ip", "addr", "del", v4+"/24", "dev", l.CPELANIf)
 	lab.Eventually(t, 15*time.Second, func() bool {
 		ls = listeners()

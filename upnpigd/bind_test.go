@@ -51,7 +51,7 @@ func TestListenersBoundToDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	servers, err := s.listenHTTP(lans)
+	servers, err := s.listenHTTP(lans, true)
 	if err != nil {
 		t.Fatal(err)
 	}

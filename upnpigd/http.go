@@ -200,8 +200,12 @@ type httpServer struct {
 	srv *httpd.Server
 }
 
-// listenHTTP opens one listener per LAN address.
-func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
+// listenHTTP opens one listener per LAN address. An IPv4 address that
+// cannot be served fails it when strict (at start: a configuration error
+// to see), else it is skipped with a warning (an address added later
+// whose port another program holds must not take the IGD down on the
+// others).
+func (s *Server) listenHTTP(lans []lanNet, strict bool) ([]httpServer, error) {
 	var out []httpServer
 	closeAll := func() {
 		for _, hs := range out {
@@ -223,10 +227,10 @@ func (s *Server) listenHTTP(lans []lanNet) ([]httpServer, error) {
 			ln, err = lc.Listen(context.Background(), "tcp", addr)
 			return err
 		})
-		if err != nil && a.Is6() {
+		if err != nil && (a.Is6() || !strict) {
 			// IPv4 is what every control point uses; an IPv6 address
 			// that cannot be served is not worth stopping for.
-			s.log.Warn("HTTP listener on an IPv6 LAN address", "addr", addr, "err", err)
+			s.log.Warn("HTTP listener on a LAN address: skipped", "addr", addr, "err", err)
 			continue
 		}
 		if err != nil {

@@ -392,8 +392,11 @@ func (s *Server) serveLANs(ctx context.Context, lans []lanNet, first bool) ([]la
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
-	servers, err := s.listenHTTP(lans)
+	servers, err := s.listenHTTP(lans, first)
 	if err != nil {
+		s.mu.Lock()
+		s.addrs = nil // closed again
+		s.mu.Unlock()
 		return nil, err
 	}
 	closeHTTP := func() {
@@ -418,6 +421,9 @@ func (s *Server) serveLANs(ctx context.Context, lans []lanNet, first bool) ([]la
 	if err != nil {
 		closeHTTP()
 		wg.Wait()
+		s.mu.Lock()
+		s.addrs, s.ssdp = nil, nil
+		s.mu.Unlock()
 		return nil, err
 	}
 	wg.Add(1)
