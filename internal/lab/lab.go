@@ -383,8 +383,17 @@ func (l *Lab) cleanup(t testing.TB) {
 		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
 			t.Errorf("lab: ip netns del %s: %v: %s", n.Name, err, out)
 		}
+		removeNetnsEtc(n.Name)
 	}
 	os.Remove(filepath.Join(registryDir, l.Prefix))
+}
+
+// removeNetnsEtc removes /etc/netns/<ns>, the per-namespace files (a
+// resolv.conf) that `ip netns exec` mounts, which a test may have made.
+func removeNetnsEtc(ns string) {
+	if ns != "" && !strings.ContainsAny(ns, "/.") {
+		os.RemoveAll(filepath.Join("/etc/netns", ns))
+	}
 }
 
 // registryDir records which process owns each lab prefix, so that a later
@@ -442,6 +451,7 @@ func sweepStale() {
 		}
 		for _, ns := range left {
 			exec.Command("ip", "netns", "del", ns).Run()
+			removeNetnsEtc(ns)
 		}
 		if filepath.IsAbs(dir) && filepath.Dir(dir) != "/" {
 			os.RemoveAll(dir)
