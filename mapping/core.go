@@ -290,7 +290,16 @@ func (c *Core) policy() *Policy { return c.pol.Load() }
 // Run drives lease expiry, upstream renewals and upstream events until ctx
 // ends or Close is called.
 func (c *Core) Run(ctx context.Context) {
+	// Close waits for what Run starts: Run adds to the group only before
+	// Close marks the core closed, else it does nothing (a WaitGroup's Add
+	// must not race with its Wait).
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.wg.Add(2)
+	c.mu.Unlock()
 	go func() { defer c.wg.Done(); c.schedLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.persistLoop(ctx) }()
 	var events <-chan pcpclient.Event

@@ -1289,3 +1289,23 @@ func TestDSLiteProviderPortTakesSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestRunRacingClose: Run started in a goroutine and Close called at once
+// (a daemon stopping during start) neither race (WaitGroup Add against
+// Wait, seen under -race) nor hang; Run after Close returns at once.
+func TestRunRacingClose(t *testing.T) {
+	for range 50 {
+		c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: firewalltest.New()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(context.Background()) }()
+		c.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after Close")
+		}
+	}
+}
