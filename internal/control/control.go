@@ -39,8 +39,31 @@ type Status struct {
 	Counters   map[string]uint64 `json:"counters,omitempty"`
 }
 
-// Upstream is the provider side of the status.
+// Upstream is the provider side of the status: what pcpgw asks to open
+// ports beyond the CPE, and how it is doing.
 type Upstream struct {
+	// Kind is the upstream in force: "pcp" (the provider's PCP server),
+	// "natpmp" (a NAT-PMP gateway), "upnp" (an ISP box's UPnP IGD),
+	// "none" (nothing upstream forwards ports: mappings are made on the
+	// CPE only), "local" (a public WAN address: nothing needed upstream)
+	// or "detecting".
+	Kind string `json:"kind"`
+	// KindConfig is the configured choice (option upstream): auto, pcp,
+	// natpmp, upnp or none.
+	KindConfig string `json:"kind_config,omitempty"`
+	// Address is the upstream's address: the PCP server or NAT-PMP
+	// gateway (ADDR:PORT), the IGD's control URL host (ADDR:PORT).
+	Address string `json:"address,omitempty"`
+	// Device describes an upstream UPnP IGD.
+	Device *Device `json:"device,omitempty"`
+	// External is the external address the upstream reports.
+	External string `json:"external_addr,omitempty"`
+	// Advice says, for kind none, why the internet cannot reach the
+	// mappings and what the user can do.
+	Advice string `json:"advice,omitempty"`
+	// Detected is when the kind was last chosen.
+	Detected time.Time `json:"detected,omitzero"`
+
 	Servers    []string  `json:"servers"`
 	Server     string    `json:"server,omitempty"`
 	Protocol   string    `json:"protocol,omitempty"`
@@ -51,6 +74,18 @@ type Upstream struct {
 	Sent       uint64    `json:"sent"`
 	Received   uint64    `json:"received"`
 	Dropped    uint64    `json:"dropped"`
+}
+
+// Device is an upstream UPnP IGD as its description names it.
+type Device struct {
+	FriendlyName string `json:"friendly_name,omitempty"`
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	// Service is the WAN connection service type driven, e.g.
+	// urn:schemas-upnp-org:service:WANIPConnection:2.
+	Service string `json:"service,omitempty"`
+	// Location is the URL of its root description.
+	Location string `json:"location,omitempty"`
 }
 
 // Row is one mapping in the answer to "list".

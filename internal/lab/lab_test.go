@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -645,5 +646,88 @@ func TestExtraLANHosts(t *testing.T) {
 				t.Error(err)
 			}
 		}
+	}
+}
+
+// TestBoxUPnP: miniupnpd as an ISP box speaking UPnP IGD only (LAB.md
+// "More upstreams"): upnpc in cpe discovers it on the WAN link and maps a
+// port toward the CPE's WAN address, and NAT-PMP gets no answer.
+func TestBoxUPnP(t *testing.T) {
+	t.Parallel()
+	for _, v1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("igdv1=%v", v1), func(t *testing.T) {
+			t.Parallel()
+			l := New(t, Options{})
+			m := l.StartMiniupnpd(t, MiniupnpdOptions{Box: Box{UPnP: true, NoPMP: true, IGDv1: v1}})
+			out := l.CPE.Run(t, "upnpc", "-i", "-m", l.CPEWANIf, "-a", CPEWAN4, "28081", "28081", "TCP", "600")
+			if !strings.Contains(out, "external "+CGNPublic4+":28081 TCP is redirected to internal "+CPEWAN4+":28081") {
+				t.Fatalf("upnpc -a:\n%s", out)
+			}
+			want := "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+			if v1 {
+				want = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+			}
+			if desc := l.CPE.Run(t, "sh", "-c", "upnpc -i -m "+l.CPEWANIf+" -l 2>&1"); !strings.Contains(desc, "desc: http://"+CGN4+":") {
+				t.Fatalf("upnpc -l:\n%s", desc)
+			}
+			var body string
+			l.CPE.Do(t, func() {
+				c, err := net.DialTimeout("tcp4", net.JoinHostPort(CGN4, fmt.Sprint(BoxHTTPPort)), time.Second)
+				if err != nil {
+					body = err.Error()
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				fmt.Fprintf(c, "GET /rootDesc.xml HTTP/1.0\r\n\r\n")
+				b, _ := io.ReadAll(c)
+				body = string(b)
+			})
+			if !strings.Contains(body, want) || !strings.Contains(body, "ISP box") {
+				t.Fatalf("rootDesc.xml has no %s or friendly name:\n%s", want, body)
+			}
+			if !strings.Contains(m.Ruleset(t), "dnat ip to "+CPEWAN4+":28081") {
+				t.Fatalf("no dnat to %s:28081 in cgn:\n%s", CPEWAN4, m.Ruleset(t))
+			}
+			if out, err := l.CPE.Output("natpmpc", "-g", CGN4); err == nil && strings.Contains(out, "Public IP address") {
+				t.Fatalf("NAT-PMP answered with NoPMP:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestBoxDropPCP: with DropPCP the box answers NAT-PMP but not PCP.
+func TestBoxDropPCP(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	m := l.StartMiniupnpd(t, MiniupnpdOptions{Box: Box{DropPCP: true}})
+	if err := m.probe(); err != nil {
+		t.Fatalf("NAT-PMP: %v", err)
+	}
+	// A PCP ANNOUNCE request (RFC 6887 §7.1: version 2, opcode 0, lifetime
+	// 0, the client's address as IPv4-mapped IPv6) gets no answer.
+	var got error
+	if err := l.CPE.do(func() {
+		c, err := net.Dial("udp4", net.JoinHostPort(CGN4, "5351"))
+		if err != nil {
+			got = err
+			return
+		}
+		defer c.Close()
+		req := make([]byte, 24)
+		req[0] = 2
+		req[18], req[19] = 0xff, 0xff
+		copy(req[20:], net.ParseIP(CPEWAN4).To4())
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write(req)
+		b := make([]byte, 1100)
+		if n, err := c.Read(b); err == nil {
+			got = fmt.Errorf("PCP answered: % x", b[:n])
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != nil {
+		t.Fatal(got)
 	}
 }

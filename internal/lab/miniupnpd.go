@@ -26,6 +26,10 @@ type MiniupnpdOptions struct {
 	// Extra lines appended to miniupnpd.conf (after LAB.md's, before the
 	// permission rules).
 	Extra []string
+	// Box makes miniupnpd an ISP box in front of the CPE (double NAT)
+	// instead of the CGN of LAB.md: which protocols it serves. The zero
+	// value is the CGN: NAT-PMP and PCP, no UPnP.
+	Box Box
 	// Debug runs miniupnpd with -d: in the foreground with debug logging
 	// captured (logged when the test fails; see Miniupnpd.Output). It is
 	// slow once miniupnpd holds hundreds of rules. Without Debug,
@@ -33,6 +37,31 @@ type MiniupnpdOptions struct {
 	// through its pid file.
 	Debug bool
 }
+
+// Box says which port-control protocols miniupnpd serves toward the CPE
+// (LAB.md "More upstreams"). miniupnpd 2.3.9 has one switch for NAT-PMP
+// and PCP together (enable_natpmp and enable_pcp_pmp are the same flag),
+// so a box that speaks NAT-PMP but not PCP is made with DropPCP.
+type Box struct {
+	// UPnP serves UPnP IGD (enable_upnp=yes) on BoxHTTPPort of the isp
+	// interface toward the CPE, with ext_ip=203.0.113.1 (its
+	// GetExternalIPAddress is empty otherwise) and IGD:2 descriptions.
+	UPnP bool
+	// IGDv1 describes the device as IGD:1 only (force_igd_desc_v1=yes).
+	IGDv1 bool
+	// NoPMP turns NAT-PMP and PCP off (enable_natpmp=no).
+	NoPMP bool
+	// DropPCP drops PCP requests (version 2) before they reach miniupnpd,
+	// with an nftables rule in isp: a box that speaks NAT-PMP only and
+	// ignores PCP.
+	DropPCP bool
+	// ExtIP, when valid, is written as ext_ip (with UPnP it defaults to
+	// CGNPublic4).
+	ExtIP string
+}
+
+// BoxHTTPPort is miniupnpd's HTTP port as an ISP box with UPnP.
+const BoxHTTPPort = 5000
 
 // Miniupnpd is miniupnpd 2.3.9 running in the lab's isp namespace as the
 // provider's CGN and PCP server, on table inet cgn.
@@ -144,6 +173,13 @@ func (l *Lab) StartMiniupnpd(t testing.TB, o MiniupnpdOptions) *Miniupnpd {
 		t.Fatal(err)
 	}
 	l.ISP.Run(t, "nft", "-f", nftFile)
+	if o.Box.DropPCP {
+		f := filepath.Join(dir, "droppcp.nft")
+		if err := os.WriteFile(f, []byte(dropPCPTable), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.ISP.Run(t, "nft", "-f", f)
+	}
 	if err := os.WriteFile(m.Conf, []byte(m.conf()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -159,15 +195,26 @@ func (l *Lab) StartMiniupnpd(t testing.TB, o MiniupnpdOptions) *Miniupnpd {
 	return m
 }
 
+// dropPCPTable drops PCP (version 2) requests to UDP 5351 in isp
+// (DropPCP): the first octet of the UDP payload is the version.
+const dropPCPTable = `table inet droppcp {
+	chain input {
+		type filter hook input priority -10; policy accept;
+		udp dport 5351 @th,64,8 2 drop
+	}
+}
+`
+
 func (m *Miniupnpd) conf() string {
 	yn := map[bool]string{true: "yes", false: "no"}
+	b := m.opt.Box
 	lines := []string{
 		"ext_ifname=" + m.lab.ISPPubIf,
 		"listening_ip=" + m.lab.ISPIf,
 		"ext_allow_private_ipv4=yes",
-		"enable_natpmp=yes",
-		"enable_pcp_pmp=yes",
-		"enable_upnp=no",
+		"enable_natpmp=" + yn[!b.NoPMP],
+		"enable_pcp_pmp=" + yn[!b.NoPMP],
+		"enable_upnp=" + yn[b.UPnP],
 		"secure_mode=no",
 		"pcp_allow_thirdparty=" + yn[m.opt.ThirdParty],
 		"min_lifetime=" + strconv.Itoa(m.opt.MinLifetime),
@@ -179,6 +226,19 @@ func (m *Miniupnpd) conf() string {
 		"upnp_forward_chain=forward_pcp",
 		"upnp_nat_chain=prerouting_pcp",
 		"upnp_nat_postrouting_chain=postrouting_pcp",
+	}
+	ext := b.ExtIP
+	if ext == "" && b.UPnP {
+		ext = CGNPublic4
+	}
+	if ext != "" {
+		lines = append(lines, "ext_ip="+ext)
+	}
+	if b.UPnP {
+		lines = append(lines, "port="+strconv.Itoa(BoxHTTPPort), "friendly_name=ISP box", "model_name=LabBox")
+	}
+	if b.IGDv1 {
+		lines = append(lines, "force_igd_desc_v1=yes")
 	}
 	lines = append(lines, m.opt.Extra...)
 	lines = append(lines,
@@ -237,9 +297,13 @@ func (m *Miniupnpd) start(t testing.TB) {
 	}
 }
 
-// probe sends a NAT-PMP external address request (version 0, opcode 0,
-// RFC 6886 §3.2) from cpe to the CGN and checks the answer's opcode.
+// probe checks from cpe that miniupnpd serves: a NAT-PMP external
+// address request (version 0, opcode 0, RFC 6886 §3.2) answered with the
+// right opcode, or with NAT-PMP off, its UPnP HTTP port accepting.
 func (m *Miniupnpd) probe() error {
+	if m.opt.Box.NoPMP {
+		return m.probeHTTP()
+	}
 	var perr error
 	err := m.lab.CPE.do(func() {
 		c, err := net.Dial("udp4", net.JoinHostPort(CGN4, "5351"))
@@ -262,6 +326,20 @@ func (m *Miniupnpd) probe() error {
 		if n < 4 || b[0] != 0 || b[1] != 128 {
 			perr = fmt.Errorf("unexpected NAT-PMP answer % x", b[:n])
 		}
+	})
+	return errors.Join(err, perr)
+}
+
+// probeHTTP connects from cpe to the box's UPnP HTTP port.
+func (m *Miniupnpd) probeHTTP() error {
+	var perr error
+	err := m.lab.CPE.do(func() {
+		c, err := net.DialTimeout("tcp4", net.JoinHostPort(CGN4, strconv.Itoa(BoxHTTPPort)), 200*time.Millisecond)
+		if err != nil {
+			perr = err
+			return
+		}
+		c.Close()
 	})
 	return errors.Join(err, perr)
 }
