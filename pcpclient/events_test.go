@@ -108,11 +108,16 @@ func freeUDPPort(t *testing.T) netip.AddrPort {
 	return ap
 }
 
-// TestAnnounce covers REQUIREMENT 10 (§14.1): an unsolicited ANNOUNCE from
-// the server's address is reported as state loss at once (the owner
-// jitters 0-5 s); its repeats are not; one from elsewhere is dropped.
+// TestAnnounce covers REQUIREMENT 10 (§14.1) with issue 18's rule: an
+// unsolicited ANNOUNCE from the server's address is a reason to ask, not
+// an answer. The client sends its own ANNOUNCE request; only when that
+// answer's epoch shows state loss (§8.5) is EventStateLost raised.
+// Repeats ask once; one from elsewhere is dropped.
 func TestAnnounce(t *testing.T) {
 	srv := newFake(t)
+	var epoch atomic.Uint32
+	epoch.Store(1000)
+	srv.SetEpoch(epoch.Load)
 	ann := freeUDPPort(t)
 	c := newClient(t, srv, func(cfg *Config) {
 		cfg.ListenAnnounce = true
@@ -122,17 +127,32 @@ func TestAnnounce(t *testing.T) {
 	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
 		t.Fatal(err)
 	}
+	announceRequests := func() int {
+		n := 0
+		for _, r := range srv.Requests() {
+			if r.PCP != nil && r.PCP.Opcode == pcp.OpAnnounce {
+				n++
+			}
+		}
+		return n
+	}
+	// The server still has its state (epoch as expected): the client
+	// asks, and nothing is lost.
 	if err := srv.SendAnnounce(ann); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitEvent(t, c, EventStateLost, time.Second)
-	if ev.Server != srv.Addr() {
-		t.Errorf("server %v", ev.Server)
+	eventually(t, time.Second, func() bool { return announceRequests() == 1 }, "no ANNOUNCE request after the announcement")
+	noEvent(t, c, EventStateLost, 150*time.Millisecond)
+	if st := c.Status(); st.Announcements != 1 {
+		t.Errorf("Announcements = %d, want 1", st.Announcements)
 	}
-	// Repeats of the same announcement (§14.1.3 allows up to ten).
+	// Repeats within announceHold: no new request.
 	srv.SendAnnounce(ann)
 	srv.SendAnnounce(ann)
 	noEvent(t, c, EventStateLost, 150*time.Millisecond)
+	if n := announceRequests(); n != 1 {
+		t.Errorf("%d ANNOUNCE requests after repeats, want 1", n)
+	}
 	// From someone else: dropped.
 	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -144,12 +164,33 @@ func TestAnnounce(t *testing.T) {
 	other.WriteToUDPAddrPort(b, ann)
 	eventually(t, time.Second, func() bool { return c.Status().Dropped > before }, "foreign ANNOUNCE not dropped")
 	noEvent(t, c, EventStateLost, 100*time.Millisecond)
-	// After an ordinary answer, a new announcement counts again.
-	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:81"), Lifetime: 600}); err != nil {
+}
+
+// TestAnnounceStateLost: the server restarted (its epoch back to 0) and
+// announces it; the answer to the client's own ANNOUNCE request shows the
+// loss: EventStateLost from the server.
+func TestAnnounceStateLost(t *testing.T) {
+	srv := newFake(t)
+	var epoch atomic.Uint32
+	epoch.Store(1000)
+	srv.SetEpoch(epoch.Load)
+	ann := freeUDPPort(t)
+	c := newClient(t, srv, func(cfg *Config) {
+		cfg.ListenAnnounce = true
+		cfg.AnnounceAddr4 = ann.String()
+		cfg.AnnounceAddr6 = "-"
+	})
+	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
 		t.Fatal(err)
 	}
-	srv.SendAnnounce(ann)
-	waitEvent(t, c, EventStateLost, time.Second)
+	epoch.Store(0)
+	if err := srv.SendAnnounce(ann); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, c, EventStateLost, time.Second)
+	if ev.Server != srv.Addr() {
+		t.Errorf("server %v", ev.Server)
+	}
 }
 
 // TestMappingUpdate covers REQUIREMENT 10 (§14.2): an unsolicited MAP

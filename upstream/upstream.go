@@ -193,14 +193,6 @@ type Backend interface {
 	Close() error
 }
 
-// UsableExternal reports whether a an upstream may report as its external
-// address: not zero, unspecified, loopback, multicast, link-local,
-// broadcast or in 0.0.0.0/8 or 240.0.0.0/4, from whatever source.
-func UsableExternal(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return false
-	}
-	b := a.As4()
-	return b[0] != 0 && b[0] < 240
-}
+// UsableExternal reports whether a may be an external IPv4 address an
+// upstream reports: see pcp.UsableExternal.
+func UsableExternal(a netip.Addr) bool { return a.Unmap().Is4() && pcp.UsableExternal(a) }
