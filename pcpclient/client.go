@@ -149,9 +149,9 @@ const (
 	probeHold          = 30 * time.Second // least time a refused probe is not repeated
 	// announceHold: unsolicited announcements (PCP ANNOUNCE, NAT-PMP
 	// address announcements) make the client ask again at most this
-	// often; a burst of them, or a flood of spoofed ones, costs one round
-	// of its own requests.
-	announceHold = 5 * time.Second
+	// often; a burst of them, or a flood of spoofed ones, costs one
+	// request a hold.
+	announceHold = time.Second
 	// probeWindow is how long a request of the client's own that no
 	// caller waits for is retransmitted.
 	probeWindow = 30 * time.Second
@@ -194,8 +194,10 @@ type Client struct {
 	preferred  netip.AddrPort
 	natpmp     bool // the server speaks only NAT-PMP (RFC 6887 §9)
 	// lastAnnounce is when an unsolicited announcement last made the
-	// client ask again (announceHold).
+	// client ask again; askArmed: another one came within announceHold
+	// and will be asked about when it ends.
 	lastAnnounce time.Time
+	askArmed     bool
 	txns         map[dispatchKey]*txn
 	joins        map[joinKey]*txn
 	known        map[mapKey]known

@@ -13,6 +13,40 @@ import (
 )
 
 // TestEpochCheck is the §8.5 procedure on its own (REQUIREMENT 8).
+// TestEpochCheckAnnounced: after the server announced a restart, the
+// answer to the client's own request is checked against the client's
+// clock to the second: a server restarted a second or two after it
+// started (epoch 1, then 0 two seconds later) is seen; one that did not
+// restart is not (its epoch kept up, give or take the rounding).
+func TestEpochCheckAnnounced(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		prev, curr uint32
+		after      time.Duration
+		valid      bool
+	}{
+		{1, 0, 2 * time.Second, false},
+		{1, 1, 2 * time.Second, false},
+		{1, 2, 2 * time.Second, true},
+		{1, 3, 2 * time.Second, true},
+		{1, 2, 2500 * time.Millisecond, true},
+		{0, 0, 300 * time.Millisecond, true}, // within a second: no telling
+		{500, 501, time.Second, true},
+		{500, 499, 3 * time.Second, false},
+	} {
+		var e epochState
+		e.check(tc.prev, t0)
+		if got := e.checkStrict(tc.curr, t0.Add(tc.after), true); got != tc.valid {
+			t.Errorf("%d then %d after %v: valid %v, want %v", tc.prev, tc.curr, tc.after, got, tc.valid)
+		}
+		var plain epochState
+		plain.check(tc.prev, t0)
+		if tc.prev == 1 && tc.curr == 1 && !plain.check(tc.curr, t0.Add(tc.after)) {
+			t.Error("§8.5 alone should not see it (that is why the strict check exists)")
+		}
+	}
+}
+
 func TestEpochCheck(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	type step struct {

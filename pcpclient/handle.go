@@ -97,7 +97,13 @@ func (c *Client) acceptLocked(s *server, now time.Time) {
 // epochLocked runs the §8.5 check on an accepted answer and reports state
 // loss.
 func (c *Client) epochLocked(s *server, epoch uint32, now time.Time) bool {
-	valid := s.epoch.check(epoch, now)
+	return c.epochStrictLocked(s, epoch, now, false)
+}
+
+// epochStrictLocked is epochLocked; announced: the answer to a request
+// sent because the server announced a restart (epochState.checkStrict).
+func (c *Client) epochStrictLocked(s *server, epoch uint32, now time.Time, announced bool) bool {
+	valid := s.epoch.checkStrict(epoch, now, announced)
 	c.st.Epoch = epoch
 	if !valid {
 		c.log.Info("PCP server lost state", "server", s.addr, "epoch", epoch)
@@ -151,7 +157,7 @@ func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool)
 			// The answer to the client's own ANNOUNCE request.
 			s.announced = false
 			c.acceptLocked(s, now)
-			c.epochLocked(s, resp.Epoch, now)
+			c.epochStrictLocked(s, resp.Epoch, now, t.announced)
 			c.finishLocked(t, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
 			return
 		}
@@ -389,20 +395,34 @@ func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
 
 // askAgainLocked answers an unsolicited announcement from s: the client
 // sends its own request (kind: NAT-PMP external address, or PCP
-// ANNOUNCE) and believes only its answer. At most one per announceHold.
+// ANNOUNCE) and believes only its answer. It asks at most once per
+// announceHold: an announcement within the hold is not lost, it is asked
+// about when the hold ends (a server restarted twice in a row is seen; a
+// flood of spoofed announcements costs one request a hold).
 func (c *Client) askAgainLocked(s *server, now time.Time, kind txnKind) {
-	if !c.lastAnnounce.IsZero() && now.Sub(c.lastAnnounce) < announceHold && now.After(c.lastAnnounce) {
-		c.st.Dropped++
+	c.st.Announcements++
+	if c.askArmed {
+		return
+	}
+	if wait := c.lastAnnounce.Add(announceHold).Sub(now); !c.lastAnnounce.IsZero() && wait > 0 && wait <= announceHold {
+		c.askArmed = true
+		time.AfterFunc(wait, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.askArmed = false
+			if !c.closed {
+				c.askAgainLocked(s, c.now(), kind)
+			}
+		})
 		return
 	}
 	c.lastAnnounce = now
-	c.st.Announcements++
 	if c.natpmp {
 		kind = kindAddr
 	}
 	c.log.Debug("announcement: asking the server", "server", s.addr)
 	if !c.closed {
-		c.startProbeLocked(kind)
+		c.startProbeLocked(kind).announced = true
 	}
 }
 
@@ -456,7 +476,7 @@ func (c *Client) unsuppVersionLocked(s *server, now time.Time) {
 // natpmpAnswerLocked completes t with a NAT-PMP answer from s.
 func (c *Client) natpmpAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, now time.Time) {
 	c.acceptLocked(s, now)
-	c.epochLocked(s, resp.Epoch, now)
+	c.epochStrictLocked(s, resp.Epoch, now, t.announced)
 	if t.confirm && !c.natpmp && resp.Result == pcp.NATPMPSuccess {
 		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
 		c.natpmp = true

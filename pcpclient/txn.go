@@ -84,6 +84,9 @@ type txn struct {
 	// confirm: a NAT-PMP request sent in PCP mode (ProtocolAuto) to
 	// check that the server speaks NAT-PMP before the client falls back.
 	confirm bool
+	// announced: sent because the server announced it may have lost
+	// state (its answer's epoch is checked strictly).
+	announced bool
 
 	res      MapResult
 	err      error
