@@ -502,11 +502,10 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
 	defer cancel()
 	type result struct {
-		ok      bool
-		natpmp  bool // PCP answered NAT-PMP's UNSUPP_VERSION
-		b       Backend
-		err     error
-		explain string
+		ok     bool
+		natpmp bool // PCP answered NAT-PMP's UNSUPP_VERSION
+		b      Backend
+		err    error
 	}
 	pcpc, natc, igdc := make(chan result, 1), make(chan result, 1), make(chan result, 1)
 	explicit := len(a.cfg.PCP.Servers) > 0 || a.cfg.PCP.AFTRName != "" || fileHasServers(a.cfg.PCP.ServersFile)
