@@ -485,3 +485,19 @@ func (m *Miniupnpd) stop() error {
 	m.pid = 0
 	return fmt.Errorf("miniupnpd (pid %d) did not exit within 5s of SIGTERM; killed (stat %q)", pid, stat)
 }
+
+// StartPlainNAT makes isp a provider NAT without port control: table
+// inet cgn (LAB.md's, masquerading toward the internet) and no
+// miniupnpd, so nothing answers PCP, NAT-PMP or UPnP. The chain
+// prerouting_pcp is where a test adds the DNAT of an ISP box's "DMZ".
+func (l *Lab) StartPlainNAT(t testing.TB) {
+	t.Helper()
+	if l.ISP == nil {
+		t.Fatal("lab: StartPlainNAT: no isp namespace in the Local topology")
+	}
+	f := filepath.Join(l.Dir, "cgn.nft")
+	if err := os.WriteFile(f, []byte(l.cgnTable()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ISP.Run(t, "nft", "-f", f)
+}
