@@ -65,6 +65,10 @@ func (n *NS) Do(t testing.TB, f func()) {
 	}
 }
 
+// DoErr is Do for goroutines other than the test's (which must not call
+// t.Fatal): it returns the error entering or leaving the namespace.
+func (n *NS) DoErr(f func()) error { return n.do(f) }
+
 // do is Do without a testing.TB: it returns errors entering or leaving
 // the namespace.
 func (n *NS) do(f func()) (err error) {
