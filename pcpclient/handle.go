@@ -209,6 +209,15 @@ func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool)
 		c.st.Dropped++
 		return
 	}
+	// A renewal and a delete of the same mapping share the key: a
+	// successful answer whose lifetime is of the other kind (a delete is
+	// answered with lifetime 0, §15; a mapping with more) answers the
+	// other request, sent before this one and superseded by it. Taken, it
+	// would end a delete the server has not done (the mapping left there).
+	if t.kind == kindMap && resp.Result == pcp.Success && (t.req.Lifetime == 0) != (resp.Lifetime == 0) {
+		c.st.Dropped++
+		return
+	}
 	// THIRD_PARTY: the internal address must match too (§11.4). A server
 	// that does not echo the option is accepted (the nonce matched).
 	if t.req.ThirdParty && tp.IsValid() && tp != t.req.Internal.Addr() {
@@ -475,6 +484,13 @@ func (c *Client) unsuppVersionLocked(s *server, now time.Time) {
 
 // natpmpAnswerLocked completes t with a NAT-PMP answer from s.
 func (c *Client) natpmpAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, now time.Time) {
+	if t.kind == kindMap && resp.Result == pcp.NATPMPSuccess && (t.req.Lifetime == 0) != (resp.Lifetime == 0) {
+		// The answer to a renewal or a delete of the same mapping sent
+		// before this request (RFC 6886 §3.4: a delete is answered with
+		// lifetime 0): not this one's (see handlePCP).
+		c.st.Dropped++
+		return
+	}
 	c.acceptLocked(s, now)
 	c.epochStrictLocked(s, resp.Epoch, now, t.announced)
 	if t.confirm && !c.natpmp && resp.Result == pcp.NATPMPSuccess {

@@ -103,3 +103,69 @@ func TestPreferFailureWhileProbeRefused(t *testing.T) {
 		t.Fatalf("map %v %v", res, err)
 	}
 }
+
+// TestDeleteNotEndedByRenewalAnswer (issue 18): a renewal and a delete of
+// the same mapping share opcode, protocol, internal port and nonce. The
+// delete supersedes the renewal in flight; the renewal's answer (SUCCESS,
+// lifetime 600) arriving then is not the delete's: the delete goes on
+// until the server answers it (lifetime 0), and the server's mapping is
+// gone. Taking it ended the delete while the server kept the mapping (an
+// orphan: seen in the lab when pcpgw deleted mappings it was renewing).
+func TestDeleteNotEndedByRenewalAnswer(t *testing.T) {
+	srv := newFake(t)
+	srv.SetEpoch(func() uint32 { return 1000 })
+	c := newClient(t, srv, nil)
+	ctx := ctxT(t, 10*time.Second)
+	internal := netip.MustParseAddrPort("127.0.0.1:80")
+	res, err := c.Map(ctx, MapRequest{Protocol: 6, Internal: internal, Lifetime: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := srv.Requests()[0].From
+	srv.DropNext(1 << 20)
+	renew := MapRequest{Protocol: 6, Internal: internal, Lifetime: 600, Nonce: res.Nonce, SuggestedExternal: res.External}
+	go c.Map(ctx, renew)
+	sent := func(life uint32) func() bool {
+		return func() bool {
+			for _, r := range srv.Requests()[1:] {
+				if r.PCP != nil && r.PCP.Lifetime == life {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	eventually(t, 2*time.Second, sent(600), "the renewal was not sent")
+	deleted := make(chan error, 1)
+	go func() { deleted <- c.Delete(ctx, MapRequest{Protocol: 6, Internal: internal, Nonce: res.Nonce}) }()
+	eventually(t, 2*time.Second, sent(0), "the delete was not sent")
+
+	// The renewal's answer comes (the server got it before the delete).
+	before := c.Status().Dropped
+	answer := pcp.Response{Version: pcp.Version, Opcode: pcp.OpMap, Result: pcp.Success, Lifetime: 600, Epoch: 1000,
+		Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: internal.Port(), ExternalPort: res.External.Port(), ExternalAddr: res.External.Addr()}}
+	if err := srv.SendRaw(to, answer.AppendMarshal(nil)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, func() bool {
+		select {
+		case err := <-deleted:
+			deleted <- err
+			return true
+		default:
+		}
+		return c.Status().Dropped > before
+	}, "the renewal's answer was neither taken nor dropped")
+	select {
+	case err := <-deleted:
+		t.Fatalf("the delete ended with the renewal's answer (%v); the server still holds %d mappings", err, srv.Mappings())
+	default:
+	}
+	srv.DropNext(0)
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if n := srv.Mappings(); n != 0 {
+		t.Fatalf("the server holds %d mappings after the delete", n)
+	}
+}
