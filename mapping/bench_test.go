@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,3 +78,83 @@ func (nopFirewall) Sync(context.Context, []firewall.Forward, []firewall.Pinhole)
 }
 func (nopFirewall) Packets(context.Context, firewall.Pinhole) (uint64, error) { return 0, nil }
 func (nopFirewall) SetWANAddr(context.Context, netip.Addr) error              { return nil }
+
+// BenchmarkCoreDurable is BenchmarkCore's add-delete and renew with a
+// state directory: every answer waits for the journal (a write(2) per
+// group). renew-new-second moves the lease end by a second each time (a
+// journal record per renewal); renew moves it within the same second (no
+// record). parallel: 8 requesters at once, as the NAT-PMP server's
+// concurrent requests (their changes share journal writes).
+func BenchmarkCoreDurable(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		c, err := New(context.Background(), Config{Mode: ModeLocal, WANAddr: wanPub, Firewall: nopFirewall{},
+			Quota: 1 << 20, StateDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for i := range n {
+			h := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+			if _, err := c.Map(ctx, Request{Origin: OriginUPnP, Client: h, Proto: TCP,
+				Internal: netip.AddrPortFrom(h, 2000), ExternalPort: uint16(2000 + i), ExactPort: true, Lifetime: time.Hour}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		probe := Request{Origin: OriginUPnP, Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, 40000),
+			ExternalPort: 40000, ExactPort: true, Lifetime: time.Hour}
+		b.Run(fmt.Sprintf("add-delete/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Map(ctx, probe); err != nil {
+					b.Fatal(err)
+				}
+				if k, err := c.Delete(ctx, Selector{Client: host, Proto: UDP, External: 40000}); k != 1 || err != nil {
+					b.Fatal(k, err)
+				}
+			}
+		})
+		h := netip.AddrFrom4([4]byte{10, 0, 0, 1})
+		r := Request{Origin: OriginUPnP, Client: h, Proto: TCP, Internal: netip.AddrPortFrom(h, 2000),
+			ExternalPort: 2001, ExactPort: true, Lifetime: time.Hour}
+		b.Run(fmt.Sprintf("renew/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Map(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("renew-new-second/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			life := time.Hour
+			for b.Loop() {
+				life += time.Second
+				r := r
+				r.Lifetime = life
+				if _, err := c.Map(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("add-delete-parallel/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(4) // 8 requesters on 2 cores
+			var next atomic.Uint32
+			b.RunParallel(func(pb *testing.PB) {
+				i := next.Add(1)
+				p := Request{Origin: OriginNATPMP, Client: host, Proto: UDP, Internal: netip.AddrPortFrom(host, uint16(41000+i)),
+					Lifetime: time.Hour}
+				for pb.Next() {
+					m, err := c.Map(ctx, p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if k, err := c.Delete(ctx, Selector{Client: host, Proto: UDP, External: m.WANPort}); k != 1 || err != nil {
+						b.Fatal(k, err)
+					}
+				}
+			})
+		})
+		c.Close()
+	}
+}

@@ -130,6 +130,16 @@ type Core struct {
 	syncAt      time.Time
 	syncBackoff time.Duration
 
+	// jr is the journal (nil without Config.StateDir): see journal.go.
+	jr *journal
+	// undo are mappings whose request was never answered before a crash,
+	// to be deleted at the upstream (undoLoop); undoKeys counts the
+	// external ports they hold meanwhile (not given to new mappings);
+	// undoKind is the upstream their nonces belong to.
+	undo     []*entry
+	undoKeys map[extKey]int
+	undoKind upstream.Kind
+
 	persist  chan struct{} // state writer: something changed
 	renewed  chan struct{} // state writer: a lease was renewed (written later)
 	renewing chan struct{} // semaphore of renewals in flight
@@ -173,6 +183,12 @@ type entry struct {
 	// kernelExp is when the kernel's element for e times out, as last
 	// sent (zero: no timeout, or not known after a failed batch).
 	kernelExp time.Time
+
+	// tentative: made by a request not answered yet (a crash undoes it).
+	tentative bool
+	jmark     mark      // what of e awaits the journal
+	jwant     uint64    // the journal group holding e's last change
+	jexp      time.Time // e's lease end as last marked, rounded up to the second
 }
 
 // view is e as the front-ends see it, behind an upstream of kind k.
@@ -217,6 +233,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		byExt:      make(map[extKey]*entry),
 		perClient:  make(map[netip.Addr][]*entry),
 		subs:       make(map[chan Event]struct{}),
+		undoKeys:   make(map[extKey]int),
 		nextID:     1,
 		wake:       make(chan struct{}, 1),
 		persist:    make(chan struct{}, 1),
@@ -312,9 +329,16 @@ func (c *Core) Run(ctx context.Context) {
 		return
 	}
 	c.wg.Add(2)
+	undo := len(c.undo) > 0 && c.up != nil
+	if undo {
+		c.wg.Add(1)
+	}
 	c.mu.Unlock()
 	go func() { defer c.wg.Done(); c.schedLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.persistLoop(ctx) }()
+	if undo {
+		go func() { defer c.wg.Done(); c.undoLoop(ctx) }()
+	}
 	var events <-chan upstream.Event
 	if c.up != nil {
 		events = c.up.Events()
@@ -335,9 +359,10 @@ func (c *Core) Run(ctx context.Context) {
 	}
 }
 
-// Close stops the core's goroutines, waits for them and writes the state
-// file a last time. It leaves the kernel's entries in place (the caller
-// removes the firewall's table on a clean exit). Close is idempotent.
+// Close stops the core's goroutines, waits for them and compacts the
+// journal into the state file a last time. It leaves the kernel's entries
+// in place (the caller removes the firewall's table on a clean exit).
+// Close is idempotent.
 func (c *Core) Close() error {
 	c.closeMu.Do(func() {
 		c.mu.Lock()
@@ -346,8 +371,15 @@ func (c *Core) Close() error {
 		close(c.quit)
 		c.wg.Wait()
 		c.bg.Wait()
-		if err := c.writeState(); err != nil {
-			c.log.Warn("writing state", "err", err)
+		if c.jr != nil {
+			if err := c.compact(); err != nil {
+				c.log.Warn("writing state", "err", err)
+				c.flushJournal()
+			}
+			c.closeJournal()
+		}
+		if err := c.writeLeaseFile(); err != nil {
+			c.log.Warn("writing the lease file", "err", err)
 		}
 	})
 	return nil
@@ -527,8 +559,10 @@ func (c *Core) setExternal(a netip.Addr) {
 	for _, e := range c.entries {
 		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() {
 			e.External = netip.AddrPortFrom(a, e.External.Port())
+			c.markLocked(e, markPut)
 		}
 	}
+	c.markHeadLocked()
 	c.log.Info("external address", "external", a, "was", old)
 	c.emitLocked(Event{Kind: EventExternalAddr, External: a})
 	c.dirtyLocked()

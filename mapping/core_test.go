@@ -1108,54 +1108,72 @@ func TestScheduleOnePerMapping(t *testing.T) {
 	})
 }
 
-// TestRenewalPersistedLater: a renewal alone reaches the state file within
-// renewPersistDelay (not at once: a busy LAN renews thousands of leases a
-// second); a new mapping is written at once, with the renewals before it.
+// TestRenewalPersistedLater: a renewal is in the journal before its
+// answer (a crash right after it keeps the new lease end), one record per
+// second of lease end at most; the lease file follows a renewal alone
+// within renewPersistDelay (not at once: a busy LAN renews thousands of
+// leases a second), a new mapping or a new description at once.
 func TestRenewalPersistedLater(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, StateDir: dir})
+		leases := filepath.Join(dir, "leases")
+		c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanPub, StateDir: dir, LeaseFile: leases})
 		ctx := context.Background()
-		expires := func(port uint16) time.Time {
+		leaseEnd := func(port uint16) string {
 			t.Helper()
-			b, err := os.ReadFile(filepath.Join(dir, StateFile))
-			if err != nil {
-				return time.Time{}
-			}
-			var st stateFile
-			if err := json.Unmarshal(b, &st); err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range st.Mappings {
-				if strings.HasSuffix(m.Internal, fmt.Sprintf(":%d", port)) {
-					return m.Expires
+			b, _ := os.ReadFile(leases)
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Split(line, ":"); len(f) == 6 && f[1] == fmt.Sprint(port) {
+					return f[4]
 				}
 			}
-			return time.Time{}
+			return ""
 		}
-		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)); err != nil {
+		m, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour))
+		if err != nil {
 			t.Fatal(err)
+		}
+		if got := crashLoad(t, dir, Config{Mode: ModeLocal, WANAddr: wanPub}); len(got) != 1 || got[0].Expires.Before(m.Expires) {
+			t.Fatalf("after a crash right after the answer: %+v, want the mapping to %v", got, m.Expires)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		first := expires(4500)
-		if first.IsZero() {
-			t.Fatal("a new mapping was not written within 1 s")
+		first := leaseEnd(4500)
+		if first == "" {
+			t.Fatal("a new mapping was not in the lease file within 1 s")
 		}
 		time.Sleep(time.Minute)
+		writes := c.jr.writes.Load()
+		m, err = c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := crashLoad(t, dir, Config{Mode: ModeLocal, WANAddr: wanPub}); len(got) != 1 || got[0].Expires.Before(m.Expires) ||
+			got[0].Expires.After(m.Expires.Add(time.Second)) {
+			t.Fatalf("renewal not durable before its answer: after a crash %+v, want the lease to end at %v (to the second above)", got, m.Expires)
+		}
+		if n := c.jr.writes.Load() - writes; n != 1 {
+			t.Errorf("a renewal took %d journal writes, want 1", n)
+		}
+		// Within the same second: the lease end recorded (rounded up)
+		// holds, no write.
+		writes = c.jr.writes.Load()
 		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 4500, 0, time.Hour)); err != nil {
 			t.Fatal(err)
 		}
+		if n := c.jr.writes.Load() - writes; n != 0 {
+			t.Errorf("a renewal within the same second took %d journal writes, want 0", n)
+		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if got := expires(4500); !got.Equal(first) {
-			t.Fatalf("renewal written at once: %v, want still %v", got, first)
+		if got := leaseEnd(4500); got != first {
+			t.Fatalf("renewal in the lease file at once: %v, want still %v", got, first)
 		}
 		time.Sleep(renewPersistDelay)
 		synctest.Wait()
-		renewed := expires(4500)
-		if !renewed.After(first) {
-			t.Fatalf("renewal not written within %v: %v", renewPersistDelay, renewed)
+		renewed := leaseEnd(4500)
+		if renewed == first {
+			t.Fatalf("renewal not in the lease file within %v", renewPersistDelay)
 		}
 		// A renewal then a new mapping: both written at once.
 		time.Sleep(time.Minute)
@@ -1167,8 +1185,8 @@ func TestRenewalPersistedLater(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if expires(4501).IsZero() || !expires(4500).After(renewed) {
-			t.Fatalf("new mapping %v, renewal %v (before %v): want both written", expires(4501), expires(4500), renewed)
+		if leaseEnd(4501) == "" || leaseEnd(4500) == renewed {
+			t.Fatalf("new mapping %q, renewal %q (before %q): want both written", leaseEnd(4501), leaseEnd(4500), renewed)
 		}
 		// A renewal that changes more than the lease end (here the
 		// description) is written at once.
@@ -1179,7 +1197,7 @@ func TestRenewalPersistedLater(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if b, _ := os.ReadFile(filepath.Join(dir, StateFile)); !strings.Contains(string(b), `"renamed"`) {
+		if b, _ := os.ReadFile(leases); !strings.Contains(string(b), ":renamed") {
 			t.Errorf("a new description was not written at once")
 		}
 	})

@@ -35,11 +35,83 @@
 // 6970 §5.1) while the upstream request goes on, and a mapping the provider
 // has not answered for is retried, at once when it is heard from again.
 //
-// Persistence: the table is written to StateDir/state.json atomically
-// (temporary file, fsync, rename), coalesced to at most one write every
-// 200 ms, and optionally to miniupnpd's lease-file format for OpenWrt's
-// status page. At start, mappings whose lease ended are dropped, the kernel
-// is reconciled to hold exactly the rest (Firewall.Sync), and the upstream
-// ones are renewed with their stored nonces (not duplicated at the
-// provider). A corrupt state file is kept aside and the core starts clean.
+// Persistence (issue 18): a request's success is sent only once its change
+// would survive a crash of the process at any instant (kill -9, a panic,
+// the OOM killer), with the nonces needed to renew or delete it upstream.
+// The design is a database's: an append-only journal with group commit,
+// compacted into a snapshot (journal.go).
+//
+//   - The snapshot is StateDir/state.json, written atomically (temporary
+//     file, fsync, rename); its "journal" field names the first journal
+//     generation to replay on it. A state file from before the journal has
+//     none and loads as before.
+//   - The journal is StateDir/journal.<generation>: one line per record,
+//     "crc32 JSON", a mapping's whole state (put), a lease end that moved
+//     (exp, rounded up to the second: a renewal within the same second
+//     costs nothing), a removal (del), an undone request (undone), the
+//     external address and upstream kind (head).
+//   - Group commit: a change is marked under the core's lock (a pointer in
+//     a list); Map, Delete and Renew return only after the journal holds
+//     their change. Whoever needs that first collects everything marked so
+//     far into one group and appends it with one write(2); requests that
+//     arrive during the write wait and go in the next group. A request that
+//     changed nothing waits only for its mapping's earlier changes. When the
+//     journal cannot be written, requests are answered with
+//     CodeNoResources (no unsaved success) until the next compaction
+//     writes the whole table again.
+//   - Upstream intents: before a mapping's first request leaves for the
+//     upstream (and the first after a change of upstream), the core picks
+//     its nonce (96 random bits) and the journal holds the mapping with that
+//     nonce, marked tentative. It stays tentative until its requester is
+//     answered (with success, or with a failure while it stays pending and
+//     retried). A mapping made on the CPE only is never tentative: nothing
+//     of it can be orphaned.
+//   - Start: the state file is read and the journals replayed in order (a
+//     torn or corrupt record, the tail a kill or a power loss cut, ends its
+//     file's replay); ended leases are dropped; tentative mappings are
+//     undone: not put back in the kernel and, when they have a nonce (their
+//     request may have reached the upstream) and their lease runs, deleted
+//     at the upstream with that nonce (PCP; by protocol and port for
+//     NAT-PMP and IGD upstreams) once it is known, retried every 30 s until
+//     it answers, their ports given to no new mapping meanwhile; the state
+//     file keeps them (its "undo" list) until then. They are deleted rather
+//     than left to expire because a lease without end asks the upstream for
+//     as long as it gives (a day at miniupnpd, for ever at an IGD box). Then
+//     the kernel is made to hold exactly the table (Firewall.Sync), the
+//     upstream mappings are renewed with their stored nonces (not
+//     duplicated), and a fresh state file and journal generation are
+//     written.
+//   - Compaction: once the journal holds at least max(256 KiB, the last
+//     state file's size), the state writer starts a new journal generation,
+//     writes the state file (a chunk of mappings at a time, while requests
+//     go on: records are whole states, so those also in the new journal
+//     replay to the same result) and then removes the older journals: at
+//     most one byte of state file per byte of journal. Also at start and at
+//     a clean exit. The lease file (miniupnpd's format, OpenWrt's status
+//     page) follows changes within 200 ms, renewals within 60 s.
+//
+// Why a journal and not the kernel's own elements as the record (nftables
+// set elements carry user data): an element holds at most 256 octets of
+// it, not enough for a description (up to 256 alone), two nonces, the
+// provider's answer and the lease; user data cannot be changed in place
+// (a delete and an add per change: a netlink batch for every renewal,
+// where today a renewal within 20 s costs none); the intent must be on
+// record before the upstream request, and the table's head (epoch,
+// external address, upstream kind, mappings to undo) belongs to no
+// element; the kernel loses everything on a reboot, so a file would still
+// be needed, and two records would have to be merged at start; and the
+// core reaches the kernel only through its Firewall interface (faked in
+// tests, other firewalls later), which the journal leaves as it is.
+//
+// What a power loss can lose: the journal is written, not fsync'd. Against
+// a crash of the process that is all it takes (what write(2) returned for
+// is in the kernel's page cache). On OpenWrt, /var (the default state_dir
+// /var/lib/pcpgw) is tmpfs: a power loss or reboot loses the whole state
+// directory with the kernel's tables; the provider's mappings then end
+// with their lifetimes (the LAN lease asked upstream, or the provider's
+// maximum for a lease without end). With state_dir on flash, the state
+// file survives whole (old or new), but the records of the journal not yet
+// written back by the file system (its write-back interval: seconds, 30 s
+// by default) can be lost, their tail detected by the checksums; an fsync
+// per group would cost milliseconds and flash wear per request.
 package mapping

@@ -27,6 +27,12 @@ type fakeUp struct {
 	nonceSeq   byte
 	kind       upstream.Kind
 	detecting  chan struct{}
+	// onMap, when set, is called with each request as it arrives (before
+	// block): what the disk holds at that instant is what a crash then
+	// would leave.
+	onMap func(upstream.MapRequest)
+	// deleteErr is returned by Delete when set (the request still counts).
+	deleteErr error
 }
 
 func newFakeUp() *fakeUp {
@@ -37,8 +43,11 @@ func newFakeUp() *fakeUp {
 func (u *fakeUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapResult, error) {
 	u.mu.Lock()
 	u.maps = append(u.maps, r)
-	block, err := u.block, u.err
+	block, err, onMap := u.block, u.err, u.onMap
 	u.mu.Unlock()
+	if onMap != nil {
+		onMap(r)
+	}
 	if block != nil {
 		select {
 		case <-block:
@@ -74,7 +83,7 @@ func (u *fakeUp) Delete(_ context.Context, r upstream.MapRequest) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.deletes = append(u.deletes, r)
-	return nil
+	return u.deleteErr
 }
 
 func (u *fakeUp) ExternalAddr(context.Context) (netip.Addr, error) {

@@ -88,6 +88,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	startUp := created && e.Upstream == UpstreamPending
 	gen := c.kindGen
 	if startUp {
+		e.tentative = true // undone after a crash until answered (settle)
 		e.busy = true
 		upReq = c.upstreamRequestLocked(e)
 	}
@@ -103,6 +104,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		c.removeLocked(e, &undo)
 		c.mu.Unlock()
 		c.apply(context.WithoutCancel(ctx), undo)
+		c.durableWait(e) // refused: not back after a crash
 		return Mapping{}, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
 	}
 	if old != nil {
@@ -116,9 +118,16 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		}()
 	}
 	if e.ready == nil {
+		if err := c.settle(e, old); err != nil {
+			return Mapping{}, err
+		}
 		return m, nil
 	}
-	return c.await(ctx, e)
+	m, err = c.await(ctx, e)
+	if serr := c.settle(e, old); serr != nil && err == nil {
+		return Mapping{}, serr
+	}
+	return m, err
 }
 
 // awaitKind waits, for a request that may go upstream, until the upstream
@@ -245,6 +254,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 						return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 					}
 					x.Nonce = r.Nonce
+					c.markLocked(x, markPut)
 					c.dirtyLocked() // a new nonce is written at once
 				}
 				return c.renewLocked(x, r, now), nil, false, nil
@@ -330,8 +340,10 @@ func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
 		c.pushLocked(x)
 	}
 	if later {
+		c.markLocked(x, markExp)
 		c.renewedLocked()
 	} else {
+		c.markLocked(x, markPut)
 		c.dirtyLocked()
 	}
 	return x
@@ -345,7 +357,7 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 		if p == 0 || slices.Contains(c.cfg.ReservedPorts, p) {
 			return false
 		}
-		if x := c.byExt[keyOf(r.Proto, p)]; x != nil && x != replaced {
+		if x := c.byExt[keyOf(r.Proto, p)]; x != nil && x != replaced || c.undoKeys[keyOf(r.Proto, p)] > 0 {
 			return false
 		}
 		return r.Origin == OriginStatic || permitted(rules, p, addr, ip)
@@ -422,6 +434,7 @@ func (c *Core) insertLocked(e *entry) {
 	c.order = append(c.order, e)
 	c.pushLocked(e)
 	c.emitLocked(Event{Kind: EventMappings, Count: c.countLocked()})
+	c.markLocked(e, markPut)
 	c.dirtyLocked()
 }
 
@@ -461,6 +474,7 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 		c.order = slices.Delete(c.order, i, i+1)
 	}
 	change.DelForwards, change.DelPinholes = appendFW(change.DelForwards, change.DelPinholes, e, time.Time{})
+	c.markRemovedLocked(e)
 	if e.ready != nil {
 		select {
 		case <-e.ready:
@@ -562,6 +576,9 @@ func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 	if err != nil {
 		return len(es), &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
 	}
+	if err := c.durableWait(es...); err != nil {
+		return len(es), &Error{Code: CodeNoResources, Msg: "the state could not be saved", Err: err}
+	}
 	return len(es), nil
 }
 
@@ -596,6 +613,9 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 		e.kernelStale = true
 		c.mu.Unlock()
 		return m, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
+	}
+	if err := c.durableWait(e); err != nil {
+		return m, &Error{Code: CodeNoResources, Msg: "the state could not be saved", Err: err}
 	}
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,16 +28,16 @@ const StateFile = "state.json"
 
 const stateVersion = 1
 
-// persistCoalesce is the least time between two writes of the state file:
-// changes that come faster are written together (and under load the wait
-// grows with the time a write takes, see persistLoop).
+// persistCoalesce is the least time between two runs of the state writer
+// (the journal's changes no request waits for, the lease file, a
+// compaction): changes that come faster are handled together (and under
+// load the wait grows with the time a run takes, see persistLoop).
 const persistCoalesce = 200 * time.Millisecond
 
-// renewPersistDelay is how long a renewal alone waits to be written. A
-// renewal only moves a lease end; after a crash the state file's older end
-// is still later than the client's next renewal (clients renew well before
-// the end), so writing the whole table for each of thousands of renewals
-// a second would buy nothing.
+// renewPersistDelay is how long a renewal alone waits to reach the lease
+// file (OpenWrt's status page: writing it for each of thousands of
+// renewals a second would buy nothing). The journal has the renewal
+// before its answer goes out.
 const renewPersistDelay = 60 * time.Second
 
 type stateFile struct {
@@ -45,7 +46,15 @@ type stateFile struct {
 	External   string    `json:"external,omitempty"`
 	// Upstream is the kind of upstream the mappings were made at (their
 	// nonces are its): "pcp", "natpmp", "upnp", "none"; "" before any.
-	Upstream string         `json:"upstream,omitempty"`
+	Upstream string `json:"upstream,omitempty"`
+	// Journal is the first journal generation to replay on this file (0,
+	// absent: every journal found; a state file older than the journal
+	// has none).
+	Journal uint64 `json:"journal,omitempty"`
+	// Undo are mappings whose creation was never answered before a
+	// crash, to be deleted at the upstream with their nonce (up_nonce).
+	Undo []stateMapping `json:"undo,omitempty"`
+	// Mappings stays last (writeStateJSON streams it).
 	Mappings []stateMapping `json:"mappings"`
 }
 
@@ -67,6 +76,9 @@ type stateMapping struct {
 	Lifetime    int64     `json:"lifetime_s"`
 	Exact       bool      `json:"exact,omitempty"`
 	UpAt        time.Time `json:"up_at,omitzero"`
+	// Tentative: its request had not been answered (the mapping is undone
+	// at start).
+	Tentative bool `json:"tentative,omitempty"`
 }
 
 func (c *Core) dirtyLocked() {
@@ -85,9 +97,13 @@ func (c *Core) renewedLocked() {
 	}
 }
 
-// persistLoop writes the state file after changes, at most every
-// persistCoalesce.
+// persistLoop runs the state writer after changes, at most every
+// persistCoalesce: it makes the journal hold the changes no request waited
+// for, writes the lease file, and compacts the journal into the state file
+// when it has grown (or heals it after a failed write, retried every
+// compactRetry).
 func (c *Core) persistLoop(ctx context.Context) {
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -95,6 +111,7 @@ func (c *Core) persistLoop(ctx context.Context) {
 		case <-c.quit:
 			return
 		case <-c.persist:
+		case <-retry:
 		case <-c.renewed:
 			select {
 			case <-ctx.Done():
@@ -105,18 +122,28 @@ func (c *Core) persistLoop(ctx context.Context) {
 			case <-time.After(renewPersistDelay):
 			}
 		}
-		// What this write covers: drop a renewal noted meanwhile.
+		// What this run covers: drop a renewal noted meanwhile.
 		select {
 		case <-c.renewed:
 		default:
 		}
 		start := time.Now()
-		if err := c.writeState(); err != nil {
-			c.log.Warn("writing state", "err", err)
+		if err := c.flushJournal(); err != nil {
+			c.log.Debug("journal", "err", err)
 		}
-		// Under load, writing the whole table takes its share of the CPU:
-		// keep that share under a tenth by waiting ten times as long as
-		// the write took (at least persistCoalesce) before the next one.
+		if err := c.writeLeaseFile(); err != nil {
+			c.log.Warn("writing the lease file", "err", err)
+		}
+		retry = nil
+		if c.needCompact() {
+			if err := c.compact(); err != nil {
+				c.log.Warn("writing state", "err", err)
+				retry = time.After(compactRetry)
+			}
+		}
+		// Under load, this work takes its share of the CPU: keep that
+		// share under a tenth by waiting ten times as long as it took
+		// (at least persistCoalesce) before the next run.
 		select {
 		case <-ctx.Done():
 			return
@@ -170,6 +197,7 @@ func (e *entry) state() stateMapping {
 	if e.nonce != (Nonce{}) {
 		sm.UpNonce = hex.EncodeToString(e.nonce[:])
 	}
+	sm.Tentative = e.tentative
 	return sm
 }
 
@@ -203,34 +231,28 @@ func (c *Core) eachStateChunk(f func([]stateMapping) error) error {
 	}
 }
 
-// writeState writes the state file (and the lease file) atomically. Both
-// are written a chunk of mappings at a time through a small buffer: with
-// 10,000 mappings the files are megabytes, which a router's memory should
-// not hold at once.
-func (c *Core) writeState() error {
-	if c.cfg.StateDir == "" && c.cfg.LeaseFile == "" {
+// writeSnapshot writes the state file atomically with head and the
+// table, a chunk of mappings at a time through a small buffer (with
+// 10,000 mappings the file is megabytes, which a router's memory should
+// not hold at once), and returns its size.
+func (c *Core) writeSnapshot(head stateFile) (int64, error) {
+	return writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), func(w *bufio.Writer) error {
+		return writeStateJSON(w, head, c.eachStateChunk)
+	})
+}
+
+// writeLeaseFile writes the lease file, if one is configured, atomically.
+func (c *Core) writeLeaseFile() error {
+	if c.cfg.LeaseFile == "" {
 		return nil
 	}
-	c.mu.Lock()
-	head := c.stateHeadLocked()
-	c.mu.Unlock()
-	if c.cfg.StateDir != "" {
-		err := writeAtomic(filepath.Join(c.cfg.StateDir, StateFile), func(w *bufio.Writer) error {
-			return writeStateJSON(w, head, c.eachStateChunk)
+	_, err := writeAtomic(c.cfg.LeaseFile, func(w *bufio.Writer) error {
+		return c.eachStateChunk(func(ms []stateMapping) error {
+			writeLeases(w, slices.DeleteFunc(ms, func(m stateMapping) bool { return m.Tentative }))
+			return nil
 		})
-		if err != nil {
-			return err
-		}
-	}
-	if c.cfg.LeaseFile != "" {
-		err := writeAtomic(c.cfg.LeaseFile, func(w *bufio.Writer) error {
-			return c.eachStateChunk(func(ms []stateMapping) error { writeLeases(w, ms); return nil })
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
+	return err
 }
 
 // writeStateJSON writes head with the mappings each gives as JSON (what
@@ -289,15 +311,16 @@ func writeLeases(w *bufio.Writer, ms []stateMapping) {
 }
 
 // writeAtomic writes name through a temporary file (filled by write, then
-// fsync and rename), so a crash leaves the old file or the new one.
-func writeAtomic(name string, write func(*bufio.Writer) error) error {
+// fsync and rename), so a crash leaves the old file or the new one, and
+// returns its size.
+func writeAtomic(name string, write func(*bufio.Writer) error) (int64, error) {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tmp := f.Name()
 	bw := bufio.NewWriterSize(f, 32<<10)
@@ -307,6 +330,13 @@ func writeAtomic(name string, write func(*bufio.Writer) error) error {
 	}
 	if err == nil {
 		err = f.Sync()
+	}
+	var size int64
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			size = fi.Size()
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -319,34 +349,105 @@ func writeAtomic(name string, write func(*bufio.Writer) error) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return 0, err
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
+	return size, nil
 }
 
-// load reads the state file, keeps the mappings whose lease still runs,
-// and makes the kernel hold exactly them. A corrupt file is kept aside and
-// the core starts clean.
+// readStateDir reads dir's state file and replays on it the journals it
+// names (generation Journal and later), logging what replay ignored. A
+// state file that cannot be read or parsed gives an error (and an empty
+// state, its journals replayed on it: what they hold is real, in the
+// kernel and at the upstream). It returns the generations found.
+func readStateDir(dir string, log *slog.Logger) (stateFile, []uint64, error) {
+	var st stateFile
+	var ferr error
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		ferr = err
+	default:
+		if err := json.Unmarshal(b, &st); err != nil {
+			ferr = fmt.Errorf("%w: %w", errCorrupt, err)
+			st = stateFile{}
+		} else if st.Version != stateVersion {
+			ferr = fmt.Errorf("%w: version %d", errCorrupt, st.Version)
+			st = stateFile{}
+		}
+	}
+	gens := journalGens(dir)
+	r := newReplayer(&st)
+	for _, g := range gens {
+		if g < st.Journal {
+			continue // compacted into the state file
+		}
+		jn := journalName(dir, g)
+		b, err := os.ReadFile(jn)
+		if err != nil {
+			log.Error("journal unreadable", "file", jn, "err", err)
+			continue
+		}
+		n, left, err := replayJournal(b, r)
+		if left > 0 {
+			// A crash cuts at most the last record (a write interrupted
+			// by SIGKILL, or a power loss): what follows is ignored.
+			log.Warn("journal: replay stopped at a torn or corrupt record", "file", jn, "records", n, "ignored_bytes", left, "err", err)
+		}
+	}
+	r.finish()
+	return st, gens, ferr
+}
+
+var errCorrupt = errors.New("corrupt")
+
+// ReadState returns the mappings a start on dir would restore, in
+// creation order: the state file with its journals replayed, without the
+// mappings whose request was never answered; lease ends are not checked.
+// The state file alone lags the journal: tools and tests read the state
+// this way.
+func ReadState(dir string) ([]Mapping, error) {
+	st, _, err := readStateDir(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	var ms []Mapping
+	for _, sm := range st.Mappings {
+		if sm.Tentative {
+			continue
+		}
+		e, err := parseEntry(sm)
+		if err != nil {
+			continue // a start skips it too
+		}
+		ms = append(ms, e.Mapping)
+	}
+	return ms, nil
+}
+
+// load reads the state file and its journal, keeps the mappings whose
+// lease still runs, and makes the kernel hold exactly them. Mappings
+// whose request was never answered are undone: the kernel does not get
+// them back, and those that went upstream are deleted there (undoLoop).
+// Then it writes a fresh state file and opens a new journal.
 func (c *Core) load(ctx context.Context) error {
 	var st stateFile
+	var gens []uint64
 	if c.cfg.StateDir != "" {
+		var err error
+		st, gens, err = readStateDir(c.cfg.StateDir, c.log)
 		name := filepath.Join(c.cfg.StateDir, StateFile)
-		b, err := os.ReadFile(name)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, errCorrupt):
+			aside := name + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+			os.Rename(name, aside)
+			c.log.Error("state file corrupt: kept aside, starting with its journal only", "file", name, "aside", aside, "err", err)
 		case err != nil:
-			c.log.Error("state file unreadable: starting clean", "file", name, "err", err)
-		default:
-			if err := json.Unmarshal(b, &st); err != nil || st.Version != stateVersion {
-				aside := name + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
-				os.Rename(name, aside)
-				c.log.Error("state file corrupt: kept aside, starting clean", "file", name, "aside", aside, "err", err)
-				st = stateFile{}
-			}
+			c.log.Error("state file unreadable: starting with its journal only", "file", name, "err", err)
 		}
 	}
 	now := time.Now()
@@ -355,12 +456,24 @@ func (c *Core) load(ctx context.Context) error {
 	}
 	if k, ok := upstream.ParseKind(st.Upstream); ok && c.up != nil {
 		c.upKind = k
+		c.undoKind = k
 	}
 	if a, err := netip.ParseAddr(st.External); err == nil && c.mode != ModeLocal {
 		c.external = a
 	}
-	dropped := 0
+	dropped, undo := 0, 0
+	for _, sm := range st.Undo {
+		if c.undoFromState(sm, now) {
+			undo++
+		}
+	}
 	for _, sm := range st.Mappings {
+		if sm.Tentative {
+			if c.undoFromState(sm, now) {
+				undo++
+			}
+			continue
+		}
 		e, err := c.entryFromState(sm)
 		if err != nil {
 			c.log.Warn("state file: mapping skipped", "id", sm.ID, "err", err)
@@ -399,24 +512,63 @@ func (c *Core) load(ctx context.Context) error {
 	for _, e := range c.order {
 		fwds, pins = appendFW(fwds, pins, e, now)
 	}
-	if len(st.Mappings) > 0 {
-		c.log.Info("state loaded", "mappings", len(c.entries), "dropped", dropped)
+	if len(st.Mappings) > 0 || undo > 0 {
+		c.log.Info("state loaded", "mappings", len(c.entries), "dropped", dropped, "undo", undo)
 	}
 	if err := c.fw.Sync(ctx, fwds, pins); err != nil {
 		return fmt.Errorf("mapping: reconciling the firewall: %w", err)
 	}
+	if c.cfg.StateDir != "" {
+		gen := st.Journal
+		if len(gens) > 0 {
+			gen = max(gen, gens[len(gens)-1])
+		}
+		c.jr = &journal{dir: c.cfg.StateDir, gen: gen}
+		if err := c.compact(); err != nil {
+			// Requests fail until it can be written (persistLoop retries).
+			c.log.Error("writing state: answers fail until it can be written", "err", err)
+			c.dirtyLocked()
+		}
+	}
 	return nil
+}
+
+// undoFromState keeps sm, a mapping whose request was never answered, to
+// be deleted at the upstream if its request may have gone there (it has
+// a nonce: chosen and saved before the request left) and may still live
+// there (its lease has not ended). It reports whether it did.
+func (c *Core) undoFromState(sm stateMapping, now time.Time) bool {
+	e, err := parseEntry(sm)
+	switch {
+	case err != nil, e.nonce == Nonce{}, e.IsPinhole(), c.up == nil, c.mode == ModeLocal,
+		!e.Expires.IsZero() && !e.Expires.After(now):
+		return false
+	}
+	for _, x := range c.undo {
+		if x.nonce == e.nonce {
+			return false
+		}
+	}
+	e.tentative = true
+	c.undo = append(c.undo, e)
+	c.undoKeys[keyOf(e.Proto, e.port)]++
+	return true
 }
 
 // UpAtValid reports whether the provider had made e before the restart.
 func (e *entry) UpAtValid() bool { return !e.upAt.IsZero() }
 
 func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
-	e := &entry{sidx: -1}
-	e.ID = sm.ID
-	if e.ID == 0 || e.ID > maxEntries || c.entries[e.ID] != nil {
+	if sm.ID == 0 || sm.ID > maxEntries || c.entries[sm.ID] != nil {
 		return nil, fmt.Errorf("bad or duplicate id %d", sm.ID)
 	}
+	return parseEntry(sm)
+}
+
+// parseEntry makes an entry of sm, checking each field.
+func parseEntry(sm stateMapping) (*entry, error) {
+	e := &entry{sidx: -1}
+	e.ID = sm.ID
 	switch sm.Origin {
 	case "upnp":
 		e.Origin = OriginUPnP
@@ -476,6 +628,22 @@ func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
 			return nil, errors.New("no external port")
 		}
 		e.port = port
+	}
+	// What the kernel is to hold of it must be installable (a corrupt
+	// record must not fail the start's reconciliation).
+	if ia := e.Internal.Addr(); ia.IsUnspecified() || ia.IsMulticast() || ia.IsLoopback() || e.Internal.Port() == 0 {
+		return nil, fmt.Errorf("internal %v", e.Internal)
+	}
+	fwds, pins := appendFW(nil, nil, e, time.Time{})
+	for _, f := range fwds {
+		if err := f.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range pins {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }

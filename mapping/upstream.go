@@ -119,7 +119,12 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		case <-ctx.Done():
 		}
 	}()
-	res, err := c.up.Map(ctx, req)
+	var res upstream.MapResult
+	n, err := c.upstreamIntent(e)
+	if err == nil {
+		req.Nonce = n
+		res, err = c.up.Map(ctx, req)
+	}
 	cancel()
 	now := time.Now()
 
@@ -220,6 +225,7 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 			close(e.ready)
 		}
 	}
+	c.markLocked(e, markPut)
 	c.dirtyLocked()
 	c.mu.Unlock()
 	c.apply(context.Background(), change)
@@ -369,6 +375,7 @@ func (c *Core) setKindLocked(k upstream.Kind) {
 	if c.external.IsValid() && c.external != old {
 		c.emitLocked(Event{Kind: EventExternalAddr, External: c.external})
 	}
+	c.markAllLocked()
 	c.dirtyLocked()
 	c.kickLocked()
 	if !onCPE && was != upstream.KindDetecting {
@@ -406,6 +413,7 @@ func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 		e.attempt = 0
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
 		c.pushLocked(e)
+		c.markLocked(e, markPut)
 		c.dirtyLocked()
 	}
 }
@@ -479,6 +487,7 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 		c.external = a
 		c.emitLocked(Event{Kind: EventExternalAddr, External: a})
 	}
+	c.markAllLocked()
 	c.dirtyLocked()
 	c.kickLocked()
 	c.mu.Unlock()
