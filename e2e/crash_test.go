@@ -59,7 +59,7 @@ func TestKillMidBurst(t *testing.T) {
 	start := time.Now()
 	l := lab.New(t, lab.Options{})
 	m := l.StartMiniupnpd(t, lab.MiniupnpdOptions{ThirdParty: true})
-	args := []string{"--pcp-server", lab.CGN4}
+	args := []string{"--pcp-server", lab.CGN4, "--log-level", "debug"}
 	p := l.StartPcpgw(t, args...)
 	lab.Eventually(t, 10*time.Second, func() bool { return status(t, p).External == cgnPublic.String() },
 		"pcpgw never learned the provider's external address")

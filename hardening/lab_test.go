@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -499,17 +500,15 @@ func TestLabDescriptionInjection(t *testing.T) {
 		t.Errorf("pcpgw list holds raw control characters:\n%q", text)
 	}
 
-	var state struct {
-		Mappings []struct{ Internal, Description string }
+	// Answered, so on disk (the state file and its journal).
+	state, err := mapping.ReadState(p.StateDir)
+	if err != nil || len(state) != 3 {
+		t.Fatalf("the state directory holds %d mappings (%v), want 3", len(state), err)
 	}
-	lab.Eventually(t, 5*time.Second, func() bool {
-		raw, err := os.ReadFile(filepath.Join(p.StateDir, mapping.StateFile))
-		return err == nil && json.Unmarshal(raw, &state) == nil && len(state.Mappings) == 3
-	}, "the state file never held the 3 mappings")
-	for _, m := range state.Mappings {
-		_, port, _ := strings.Cut(m.Internal, ":")
+	for _, m := range state {
+		port := strconv.Itoa(int(m.Internal.Port()))
 		if want := wantDesc[port]; m.Description != want {
-			t.Errorf("state file: %s description %q, want %q", m.Internal, m.Description, want)
+			t.Errorf("state: %s description %q, want %q", m.Internal, m.Description, want)
 		}
 	}
 	var lines []string
