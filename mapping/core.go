@@ -74,7 +74,9 @@ type Config struct {
 	MinLifetime, MaxLifetime time.Duration
 	// Pinholes enables IPv6 pinholes.
 	Pinholes bool
-	// StateDir holds the state file; "" disables persistence.
+	// StateDir holds the state file and its journal (see doc.go,
+	// "Persistence"); "" disables persistence (answers then wait for no
+	// disk).
 	StateDir string
 	// LeaseFile, when set, is also written in miniupnpd's lease format
 	// (PROTO:eport:iaddr:iport:timestamp:desc) for OpenWrt's status page.
