@@ -380,7 +380,9 @@ func TestTornJournal(t *testing.T) {
 // grows; a crash at any step of a compaction (new journal open, state file
 // renamed) loses nothing answered and brings back nothing deleted.
 func TestCompactionCrash(t *testing.T) {
-	defer func(n int64) { compactMin = n }(compactMin)
+	// Restored after the core's own cleanup (registered later, run first).
+	n0 := compactMin
+	t.Cleanup(func() { compactMin, compactHook = n0, nil })
 	compactMin = 2 << 10
 	dir := t.TempDir()
 	cfg := Config{Mode: ModeLocal, WANAddr: wanPub, Quota: 1000}
@@ -390,10 +392,14 @@ func TestCompactionCrash(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var images []image
+	var done bool
 	have, gone := map[uint16]bool{}, map[uint16]bool{}
 	compactHook = func(string) {
 		mu.Lock()
 		defer mu.Unlock()
+		if done {
+			return // the checks' own starts
+		}
 		img := image{dir: crashCopy(t, dir)}
 		for p := range have {
 			img.mustHave = append(img.mustHave, p)
@@ -403,7 +409,6 @@ func TestCompactionCrash(t *testing.T) {
 		}
 		images = append(images, img)
 	}
-	defer func() { compactHook = nil }()
 	c, _ := crashStart(t, dir, cfg)
 	ctx := context.Background()
 	for i := range 300 {
@@ -437,6 +442,7 @@ func TestCompactionCrash(t *testing.T) {
 	}
 	mu.Lock()
 	imgs := slices.Clone(images)
+	done = true
 	mu.Unlock()
 	if len(imgs) < 6 {
 		t.Fatalf("%d compaction steps seen, want at least 6", len(imgs))
