@@ -174,8 +174,15 @@ type entry struct {
 	// kernelStale: a batch for e failed; its kernel element is not known
 	// (the next renewal replaces it, a resync rewrites it).
 	kernelStale bool
-	attempt     int32 // renewal attempt since upAt
-	sidx        int32 // its index in Core.sched; -1 when not scheduled
+	// tentative: made by a request not answered yet (a crash undoes it).
+	tentative bool
+	jmark     mark  // what of e awaits the journal
+	attempt   int32 // renewal attempt since upAt
+	sidx      int32 // its index in Core.sched; -1 when not scheduled
+	// jwant is the journal group holding e's last change, modulo 2^32
+	// (see wantLocked; the fields above and this one fill the struct's
+	// padding: an entry stays 448 bytes).
+	jwant uint32
 
 	upErr   error         // why the provider has not made it (nil: it has)
 	ready   chan struct{} // closed when the first upstream attempt ended
@@ -185,12 +192,6 @@ type entry struct {
 	// kernelExp is when the kernel's element for e times out, as last
 	// sent (zero: no timeout, or not known after a failed batch).
 	kernelExp time.Time
-
-	// tentative: made by a request not answered yet (a crash undoes it).
-	tentative bool
-	jmark     mark      // what of e awaits the journal
-	jwant     uint64    // the journal group holding e's last change
-	jexp      time.Time // e's lease end as last marked, rounded up to the second
 }
 
 // view is e as the front-ends see it, behind an upstream of kind k.

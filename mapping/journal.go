@@ -121,10 +121,10 @@ type journalHead struct {
 	Upstream string `json:"upstream,omitempty"`
 }
 
-// ceilSecond rounds t up to a whole second (zero stays zero): the lease
-// ends the journal records, so that a renewal within the same second
-// needs no record, and a restored lease never ends before the one the
-// client was given.
+// ceilSecond rounds t up to a whole second (zero stays zero): lease ends
+// as the journal and the state file record them, so that a renewal
+// within the same second needs no record, and a restored lease never ends
+// before the one the client was given.
 func ceilSecond(t time.Time) time.Time {
 	if t.IsZero() {
 		return t
@@ -137,23 +137,39 @@ func ceilSecond(t time.Time) time.Time {
 }
 
 // markLocked notes that e changed (m: how); the change goes in the next
-// group. A lease end that moved within the second already recorded is
-// not worth a record.
+// group.
 func (c *Core) markLocked(e *entry, m mark) {
 	j := c.jr
 	if j == nil {
-		return
-	}
-	exp := ceilSecond(e.Expires)
-	if m == markExp && e.jmark == markNone && exp.Equal(e.jexp) {
 		return
 	}
 	if e.jmark == markNone {
 		j.dirty = append(j.dirty, e)
 	}
 	e.jmark = max(e.jmark, m)
-	e.jexp = exp
-	e.jwant = j.collected + 1
+	e.jwant = uint32(j.collected + 1)
+}
+
+// markLeaseLocked notes that only e's lease end moved, from before. Lease
+// ends are recorded rounded up to the second: one that stays within the
+// same second needs no record (what is on record already holds).
+func (c *Core) markLeaseLocked(e *entry, before time.Time) {
+	if e.jmark == markNone && ceilSecond(e.Expires).Equal(ceilSecond(before)) {
+		return
+	}
+	c.markLocked(e, markExp)
+}
+
+// wantLocked is the group holding e's last change: e.jwant, which keeps
+// its low 32 bits, taken back to the group at most 2^32 before the next
+// one (an entry untouched for longer is long durable: a wait for it finds
+// nothing to write).
+func (c *Core) wantLocked(e *entry) uint64 {
+	if c.jr == nil {
+		return 0
+	}
+	next := c.jr.collected + 1
+	return next - uint64(uint32(next)-e.jwant)
 }
 
 // markAllLocked marks every mapping changed (a change of the upstream, of
@@ -180,7 +196,7 @@ func (c *Core) markRemovedLocked(e *entry) {
 		return
 	}
 	j.dels = append(j.dels, e.ID)
-	e.jwant = j.collected + 1
+	e.jwant = uint32(j.collected + 1)
 }
 
 // collectLocked takes everything marked into one group: its records and
@@ -201,11 +217,10 @@ func (c *Core) collectLocked() ([]journalRec, uint64) {
 	for _, e := range j.dirty {
 		switch {
 		case e.removed:
-		case e.jmark == markExp:
-			recs = append(recs, journalRec{Op: "exp", ID: e.ID, Exp: e.jexp.Unix()})
+		case e.jmark == markExp && !e.Expires.IsZero():
+			recs = append(recs, journalRec{Op: "exp", ID: e.ID, Exp: ceilSecond(e.Expires).Unix()})
 		default:
 			sm := e.state()
-			sm.Expires = e.jexp
 			recs = append(recs, journalRec{Op: "put", M: &sm})
 		}
 		e.jmark = markNone
@@ -277,7 +292,7 @@ func (c *Core) durableWait(es ...*entry) error {
 	c.mu.Lock()
 	for _, e := range es {
 		if e != nil {
-			want = max(want, e.jwant)
+			want = max(want, c.wantLocked(e))
 		}
 	}
 	c.mu.Unlock()
@@ -296,9 +311,9 @@ func (c *Core) settle(e, old *entry) error {
 		e.tentative = false
 		c.markLocked(e, markPut)
 	}
-	want := e.jwant
+	want := c.wantLocked(e)
 	if old != nil {
-		want = max(want, old.jwant)
+		want = max(want, c.wantLocked(old))
 	}
 	c.mu.Unlock()
 	if err := c.syncJournal(want); err != nil {
@@ -326,7 +341,7 @@ func (c *Core) upstreamIntent(e *entry) (pcp.Nonce, error) {
 		e.nonce = newNonce()
 		c.markLocked(e, markPut)
 	}
-	n, want := e.nonce, e.jwant
+	n, want := e.nonce, c.wantLocked(e)
 	c.mu.Unlock()
 	if !fresh {
 		return pcp.Nonce(n), nil

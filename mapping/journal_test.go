@@ -640,3 +640,18 @@ func FuzzJournal(f *testing.F) {
 		}
 	})
 }
+
+// TestWantWraps: an entry keeps the low 32 bits of its journal group;
+// the group is found again across the wrap of the low bits.
+func TestWantWraps(t *testing.T) {
+	c := &Core{jr: &journal{}}
+	for _, tc := range []struct{ collected, want uint64 }{
+		{5, 6}, {5, 3}, {1<<32 + 5, 1<<32 + 6}, {1<<32 + 5, 1<<32 + 1}, {1<<32 + 5, 1<<32 - 1}, {1<<32 - 1, 1 << 32}, {7<<32 + 2, 6<<32 + 9},
+	} {
+		c.jr.collected = tc.collected
+		e := &entry{jwant: uint32(tc.want)}
+		if got := c.wantLocked(e); got != tc.want {
+			t.Errorf("collected %#x, group %#x: want %#x", tc.collected, tc.want, got)
+		}
+	}
+}

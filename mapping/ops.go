@@ -340,7 +340,7 @@ func (c *Core) renewLocked(x *entry, r Request, now time.Time) *entry {
 		c.pushLocked(x)
 	}
 	if later {
-		c.markLocked(x, markExp)
+		c.markLeaseLocked(x, before)
 		c.renewedLocked()
 	} else {
 		c.markLocked(x, markPut)

@@ -182,7 +182,7 @@ func (e *entry) state() stateMapping {
 	sm := stateMapping{
 		ID: e.ID, Origin: e.Origin.String(), Client: e.Client.String(), Proto: e.Proto.String(),
 		Internal: e.Internal.String(), WANPort: e.WANPort, RemotePort: e.RemotePort,
-		Description: e.Description, Created: e.Created, Expires: e.Expires,
+		Description: e.Description, Created: e.Created, Expires: ceilSecond(e.Expires),
 		Lifetime: int64(e.lifetime / time.Second), Exact: e.exact, UpAt: e.upAt,
 	}
 	if e.External.IsValid() {
