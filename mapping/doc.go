@@ -81,6 +81,11 @@
 //     upstream mappings are renewed with their stored nonces (not
 //     duplicated), and a fresh state file and journal generation are
 //     written.
+//   - Deletes: the removal is in the journal before the answer; the
+//     upstream delete (with the mapping's nonce) is sent once as the
+//     answer goes out, as before. A crash during its round trip, or an
+//     upstream that does not answer it, leaves the upstream's mapping to
+//     its lifetime.
 //   - Compaction: once the journal holds at least max(256 KiB, the last
 //     state file's size), the state writer starts a new journal generation,
 //     writes the state file (a chunk of mappings at a time, while requests
