@@ -76,10 +76,21 @@
 //
 // Translation (RFC 6970 §4-5), the requester always being the TCP peer:
 //
+//   - Arguments are read as miniupnpd reads them (issue 17: most control
+//     points were only tested against it): numbers as C's strtol
+//     ("+8080", " 8080", "8080abc" are 8080; no digits is 0), but a port
+//     outside 0-65535 is 402 (miniupnpd takes it modulo 65536: another
+//     port than named); protocols TCP and UDP in any case, anything else
+//     402 when adding (miniupnpd opens TCP) and TCP when deleting or
+//     looking up; a missing NewRemoteHost is any, a missing or empty
+//     NewInternalClient the requester, a missing description empty, a
+//     missing or unreadable lease 0, one beyond the ui4 range 604800 s.
 //   - AddPortMapping: Core.Map with ExactPort (PREFER_FAILURE); a port the
 //     provider cannot give is 718. External port 0 (wildcard) is 716;
-//     internal port 0 is 402 on IGD:1, 732 on IGD:2; NewEnabled must be 1
-//     (§4.1). Internal and external ports may differ, so 724
+//     internal port 0 is 402 on IGD:1, 732 on IGD:2; NewEnabled 0, false
+//     or no is 402 (§4.1), any other value or none is 1. The requester's
+//     mapping of the port with another remote host is 718 (as miniupnpd).
+//     Internal and external ports may differ, so 724
 //     SamePortValuesRequired never occurs.
 //   - AddAnyPortMapping: Core.Map without ExactPort; NewReservedPort is
 //     Mapping.External's port, the port on the address
@@ -91,15 +102,21 @@
 //     string, as §4.1 says for ExternalIPAddress, and GetStatusInfo says
 //     Disconnected.
 //   - GetGeneric/GetSpecific/GetListOfPortMappings are answered from the
-//     core's table (§5.7), pinholes excluded, in creation order;
-//     an index beyond the end is 713, a missing entry 714, an empty range
-//     730, start above end 733. The listing follows WANIPConnection-v2.xsd
-//     and travels as CDATA, as miniupnpd sends it (libminiupnpc does not
-//     decode entities).
+//     core's table (§5.7), pinholes excluded, in creation order; a
+//     mapping is looked up by port and protocol (a remote host does not
+//     tell mappings apart); an index out of range is 713, a missing entry
+//     714, start above end 733, an empty range an empty listing (as
+//     miniupnpd; WANIPConnection:2 says 730). The listing follows
+//     WANIPConnection-v2.xsd and travels as CDATA, as miniupnpd sends it
+//     (libminiupnpc does not decode entities).
 //   - DeletePortMapping(Range) delete by the mapping's ID with the
-//     requester as Client, so secure mode applies in the core; nothing
-//     matching is 714 (range: 730). NewManage 0 limits a range to the
-//     requester's own mappings.
+//     requester as Client, so secure mode applies in the core; deleting
+//     what is not there succeeds (as miniupnpd 2.3.9), an empty range is
+//     730. NewManage 0 limits a range to the requester's own mappings;
+//     missing, it is 1 (miniupnpd ignores it).
+//   - SetConnectionType is 731 ReadOnly, RequestConnection and
+//     ForceTermination 606, RequestTermination 501: the connection is the
+//     provider's.
 //   - RemoteHost: empty or the unspecified address is any; an address is
 //     passed to the core (FILTER). IGD:2 services also take host names in
 //     RemoteHost and InternalClient (REQUIREMENTS 33): looked up with
@@ -120,7 +137,8 @@
 //     detection at boot can be bound; an IPv6 listener that still fails
 //     is skipped with a warning, an IPv4 one fails Run.
 //   - The Host header must be an IP literal of pcpgw's LAN side with the
-//     port the connection arrived on, else 403 (DNS rebinding).
+//     port the connection arrived on, or without a port, else 403 (DNS
+//     rebinding).
 //   - HTTP is internal/httpd (no net/http: it would not fit a router's
 //     flash). Headers at most 8 KiB (431), bodies 64 KiB (413), request
 //     with both Content-Length and Transfer-Encoding 400; whole request
@@ -128,13 +146,19 @@
 //     MaxConns connections per listener and MaxConns/4 from one host (an
 //     IPv4 address or IPv6 /64: one host holding connections open cannot
 //     lock the others out), the ones beyond get 503 and are closed at once.
-//   - SOAPACTION with or without quotes, at most 256 bytes, must name the
-//     body's action and the service (or an earlier version of it).
-//     encoding/xml never expands external entities; DTDs, processing
-//     instructions, unknown entities, non-UTF-8 charsets, depth above 8
-//     and elements with more than 16 attributes are 401; more than 32
-//     arguments, one given twice, above 4 KiB or with a name that is not a
-//     UPnP name are 402.
+//   - SOAPACTION, with or without quotes, at most 256 bytes, names the
+//     action; as in miniupnpd, its service type and the body's action
+//     element (name, namespace, or no Envelope around it) need not agree.
+//     The action is served by the service of the control URL, else by
+//     another service of the same root device (WANCommonInterfaceConfig
+//     actions on the WANIPConnection URL and the other way round); the
+//     IGD:1 WANIPConnection also serves the actions IGD:2 added, without
+//     describing them. encoding/xml never expands external entities;
+//     DTDs, processing instructions, unknown entities, charsets other than
+//     UTF-8, US-ASCII and ISO-8859-1, depth above 8 and elements with
+//     more than 16 attributes are 401; an argument above 4 KiB is 402; an
+//     argument given twice takes its last value, arguments beyond 32 and
+//     those whose name is no UPnP name are ignored.
 //   - GENA: SUBSCRIBE (NT upnp:event, CALLBACK), renewal by SID,
 //     UNSUBSCRIBE; SIDs are random uuid:s; TIMEOUT clamped to 300-1800 s;
 //     at most MaxSubscriptions, and MaxSubscriptionsPerHost for one host

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// TestHostHeader: only a LAN address of pcpgw with the port of the
-// connection is accepted (DNS rebinding protection).
+// TestHostHeader: only a LAN address of pcpgw, with the port of the
+// connection or without a port, is accepted (DNS rebinding protection:
+// no names).
 func TestHostHeader(t *testing.T) {
 	ti := newTestIGD(t, nil)
 	port := ti.base[strings.LastIndexByte(ti.base, ':')+1:]
@@ -25,7 +26,9 @@ func TestHostHeader(t *testing.T) {
 		{"127.0.0.1:" + port, 200},
 		{"attacker.example:" + port, 403},
 		{"attacker.example", 403},
-		{"127.0.0.1", 403},
+		{"127.0.0.1", 200},
+		{"[::1]", 403},
+		{"::1", 403},
 		{"127.0.0.1:1", 403},
 		{"192.0.2.1:" + port, 403},
 		{"[::1]:" + port, 403},
@@ -41,7 +44,7 @@ func TestHostHeader(t *testing.T) {
 			t.Errorf("Host %q: %d, want %d", tt.host, resp.StatusCode, tt.want)
 		}
 	}
-	if st := ti.s.Stats(); st.HTTPBadHost != 6 {
+	if st := ti.s.Stats(); st.HTTPBadHost != 7 {
 		t.Errorf("HTTPBadHost %d", st.HTTPBadHost)
 	}
 }
