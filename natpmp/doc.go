@@ -49,7 +49,8 @@
 // again returns the existing mapping, renewed by the core. Lifetime 0
 // deletes, and internal port 0 with lifetime 0 deletes all of that client's
 // mappings of that protocol (the suggested port is ignored, §3.4); deleting
-// nothing succeeds. Lifetimes are clamped to [MinLifetime, MaxLifetime] and
+// nothing succeeds. As in miniupnpd, a delete removes NAT-PMP mappings
+// only: the host's UPnP and PCP mappings of the same port stay. Lifetimes are clamped to [MinLifetime, MaxLifetime] and
 // the answer carries the lease the core reports. Errors translate with
 // mapping.NATPMPResult. Unsupported opcodes get the 8-octet header with
 // result 5. NAT-PMP mapping requests over IPv6 get result 2 (NAT-PMP maps
@@ -78,7 +79,14 @@
 //     the core deletes upstream too and checks the nonce (§11.3,
 //     NOT_AUTHORIZED with the existing mapping's lifetime); deleting
 //     nothing succeeds (§15.1), with the request's suggested external
-//     address and port copied back.
+//     address and port copied back. Internal port 0 (the all-ports
+//     mapping of §15.1, which pcpgw never makes) deletes, as in
+//     miniupnpd, the requester's PCP mappings of that protocol made with
+//     the nonce; when only mappings of other nonces are there it is
+//     NOT_AUTHORIZED.
+//   - PREFER_FAILURE with a suggested external address other than the
+//     external address is CANNOT_PROVIDE_EXTERNAL (§13.2); without it the
+//     suggestion is only a hint.
 //   - All-protocol and all-port MAP requests (and protocols other than TCP
 //     and UDP) get UNSUPP_PROTOCOL.
 //   - FILTER: the core keeps one remote host and port per mapping. A FILTER
