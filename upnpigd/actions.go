@@ -235,11 +235,11 @@ func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
 	return a, nil
 }
 
-// hostAddr is the address v names: an IP address, or with IGD:2 a host
-// name (UPnP IGD:2 WANIPConnection RemoteHost and InternalClient,
-// REQUIREMENTS 33) looked up with Config.Resolve within
-// Config.ResolveTimeout; the first address of the family wanted (IPv6 when
-// v6) is taken. A name that does not exist or has no such address is 402;
+// hostAddr is the address v names: an IP address, or a host name (UPnP
+// IGD:2 WANIPConnection RemoteHost and InternalClient, REQUIREMENTS 33;
+// on IGD:1 too, as miniupnpd takes names there) looked up with
+// Config.Resolve within Config.ResolveTimeout; the first address of the
+// family wanted (IPv6 when v6) is taken. A name that does not exist or has no such address is 402;
 // a lookup that fails otherwise (timeout, no DNS server) is 501.
 func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(v); err == nil {
@@ -248,7 +248,7 @@ func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
 		}
 		return a.Unmap(), nil
 	}
-	if c.sv.igd < 2 || !isHostName(v) {
+	if !isHostName(v) {
 		return netip.Addr{}, errArgs("%s: not an IP address", name)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ResolveTimeout)

@@ -118,12 +118,12 @@
 //     ForceTermination 606, RequestTermination 501: the connection is the
 //     provider's.
 //   - RemoteHost: empty or the unspecified address is any; an address is
-//     passed to the core (FILTER). IGD:2 services also take host names in
-//     RemoteHost and InternalClient (REQUIREMENTS 33): looked up with
-//     Config.Resolve (the system's resolver) within Config.ResolveTimeout
-//     (2 s), the first address of the family wanted is used; a name that
-//     does not exist or has none is 402, a failed lookup 501. IGD:1 takes
-//     addresses only (402).
+//     passed to the core (FILTER). Host names are taken in RemoteHost and
+//     InternalClient (REQUIREMENTS 33 for IGD:2; on IGD:1 too, as in
+//     miniupnpd): looked up with Config.Resolve (the system's resolver)
+//     within Config.ResolveTimeout (2 s), the first address of the family
+//     wanted is used; a name that does not exist or has none is 402, a
+//     failed lookup 501.
 //   - Core errors become UPnP codes through mapping.UPnPError (IGD version
 //     of the service) and mapping.UPnPPinholeError; the front-end's own
 //     argument checks give 402 and the codes above. Faults are HTTP 500
