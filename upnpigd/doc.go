@@ -175,4 +175,310 @@
 //     InboundPinholeAllowed.
 //
 // Everything a LAN host can trigger logs at Debug only; Stats counts it.
+//
+// # Differences from miniupnpd
+//
+// Most control points were only ever tested against miniupnpd, so pcpgw
+// reads requests as miniupnpd 2.3.9 does (see Control). The differential
+// test tolerance.TestDifferential (run in CI) sends about a thousand raw
+// requests to miniupnpd 2.3.9 and to pcpgw in the namespace lab: every
+// action with valid arguments, then each argument missing, empty,
+// self-closing, padded, renamed, prefixed, given twice, with edge and
+// malformed values, with extra arguments, in other namespaces and request
+// shapes, and deletes in unusual forms; miniupnpd with secure_mode=yes and
+// its default permission rules (pcpgw's defaults), and the cases about
+// another host again with secure mode off on both. It compares the
+// outcomes: the answer ("ok" with the values that matter, E and the UPnP
+// error code, H and an HTTP status) and the change to the mapping table
+// read back through GetGenericPortMappingEntry ("+" added, "-" removed,
+// "~" changed: PROTO/external>client:internal, "rh=" the remote host, the
+// description, "L" the lease rounded to 10 s; "*" an external port the
+// case does not name; "self" the requester, "other" another LAN host,
+// "gw" the daemon, "ext" its external address). Every outcome that still
+// differs is a row of the table below, which the test keeps true (a row
+// that no longer differs fails it too). The last column says why the
+// difference is kept:
+//
+//   - security: port range: a port outside 0-65535. miniupnpd takes it
+//     modulo 65536 (-1 is 65535, 4294996376 is 29080; 65536 starts a
+//     range at 0) and maps, deletes or lists another port than the one
+//     named.
+//   - security: disabled mapping: NewEnabled 0, false or no asks for a
+//     mapping that is off; miniupnpd ignores the argument and opens the
+//     port.
+//   - security: unknown protocol: miniupnpd opens TCP for any NewProtocol
+//     but UDP ("", "6", "ANY"): a TCP port the control point did not ask
+//     for.
+//   - security: remote host: a NewRemoteHost that names no IPv4 host
+//     ("::1", a name that does not resolve) cannot restrict the mapping as
+//     asked; miniupnpd opens it to every host.
+//   - security: own ports: pcpgw's HTTP port and 5350/5351 are never
+//     mapped (the IGD and NAT-PMP/PCP would face the internet); miniupnpd
+//     maps its own ports.
+//   - security: secure mode: with secure mode on, DeletePortMappingRange
+//     deletes the requester's mappings only; miniupnpd deletes every
+//     host's.
+//   - security: descriptions: descriptions are sanitized (control
+//     characters become spaces, trimmed, at most 256 bytes:
+//     mapping.SanitizeDescription) before the state and lease files, logs
+//     and LuCI see them.
+//   - both refuse: only the error code differs (IGD:1 has no 606, so 718,
+//     RFC 6970 §4.3; an internal client that can be no host is 402 before
+//     secure mode is checked; internal port 0 is 732 on IGD:2; no
+//     SOAPACTION is 401 rather than HTTP 400; a Host that is a name is 403
+//     rather than 404).
+//   - lenient: pcpgw takes what miniupnpd 2.3.9 refuses or fails on: an
+//     empty or missing NewInternalClient (miniupnpd's code means the
+//     requester, but 2.3.9 answers 501), padded addresses and numbers
+//     (miniupnpd's range and AddAnyPortMapping ports must be bare digits),
+//     an IPv4-mapped internal client, a chunked body, a padded SOAPACTION,
+//     a description of 300 bytes (miniupnpd: 501) or one with a "<" (which
+//     breaks miniupnpd's own listing).
+//   - listing: remote host: both restrict the mapping to the remote host
+//     (miniupnpd in its forward chain), but miniupnpd's listings do not
+//     show it.
+//   - miniupnpd bug: its AddPortMapping of an existing mapping keeps the
+//     old description.
+//   - free choice: both succeed; the port AddAnyPortMapping takes when the
+//     one asked is no port, and which mapping a listing cut short by
+//     NewNumberOfPorts shows, are each daemon's own choice (pcpgw: the
+//     internal port first; creation order).
+//   - spec: NewManage 0 limits listings and range deletes to the
+//     requester's own mappings (WANIPConnection:2); miniupnpd ignores
+//     NewManage.
+//   - IGD:1 permanent: an IGD:1 lease of 0 is permanent (WANIPConnection:1);
+//     miniupnpd built with IGD:2 support (as distributions build it) gives
+//     604800 s.
+//   - core: lease range: the mapping core clamps every lease to
+//     min_lifetime-max_lifetime (120-86400 s by default), UPnP's too;
+//     miniupnpd keeps UPnP leases of 1-604800 s. Only a change of the core
+//     removes it.
+//   - core: ownership: with secure mode off the core still lets only the
+//     host that made a mapping change it (718); miniupnpd lets any host
+//     renew any mapping.
+//
+// The rows, by reason:
+//
+//	case | miniupnpd | pcpgw | why
+//	igd1 AddPortMapping NewExternalPort="-1" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
+//	igd1 AddPortMapping NewExternalPort="4294996376" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
+//	igd1 AddPortMapping NewInternalPort="-1" | ok +TCP/28080>self:65535 "tol" L3600 | E402 | security: port range
+//	igd1 AddPortMapping NewInternalPort="4294996376" | ok +TCP/28080>self:29080 "tol" L3600 | E402 | security: port range
+//	igd1 DeletePortMapping NewExternalPort="-1" | ok | E402 | security: port range
+//	igd1 DeletePortMapping NewExternalPort="4294996376" | ok | E402 | security: port range
+//	igd2 AddAnyPortMapping NewInternalPort="-1" | ok[28080] +TCP/28080>self:65535 "tol" L3600 | E402 | security: port range
+//	igd2 AddAnyPortMapping NewInternalPort="4294996376" | ok[28080] +TCP/28080>self:29080 "tol" L3600 | E402 | security: port range
+//	igd2 AddPortMapping NewExternalPort="-1" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
+//	igd2 AddPortMapping NewExternalPort="4294996376" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
+//	igd2 AddPortMapping NewInternalPort="-1" | ok +TCP/28080>self:65535 "tol" L3600 | E402 | security: port range
+//	igd2 AddPortMapping NewInternalPort="4294996376" | ok +TCP/28080>self:29080 "tol" L3600 | E402 | security: port range
+//	igd2 DeletePortMapping NewExternalPort="-1" | ok | E402 | security: port range
+//	igd2 DeletePortMapping NewExternalPort="4294996376" | ok | E402 | security: port range
+//	igd2 DeletePortMappingRange NewEndPort="4294996376" | ok -TCP/28080>self:8080 "tol" L3600 | E402 | security: port range
+//	igd2 DeletePortMappingRange NewStartPort="65536" | ok -TCP/28080>self:8080 "tol" L3600 | E402 | security: port range
+//	igd2 GetListOfPortMappings NewEndPort="4294996376" | ok[28080>self:8080] | E402 | security: port range
+//	igd2 GetListOfPortMappings NewStartPort="65536" | ok[28080>self:8080] | E402 | security: port range
+//	igd1 AddPortMapping NewEnabled="0" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd1 AddPortMapping NewEnabled="false" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd1 AddPortMapping NewEnabled="no" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddAnyPortMapping NewEnabled="0" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddAnyPortMapping NewEnabled="false" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddAnyPortMapping NewEnabled="no" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddPortMapping NewEnabled="0" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddPortMapping NewEnabled="false" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd2 AddPortMapping NewEnabled="no" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: disabled mapping
+//	igd1 AddPortMapping NewProtocol empty | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd1 AddPortMapping NewProtocol="6" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd1 AddPortMapping NewProtocol="ANY" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd1 AddPortMapping NewProtocol="xyz" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddAnyPortMapping NewProtocol empty | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddAnyPortMapping NewProtocol="6" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddAnyPortMapping NewProtocol="ANY" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddAnyPortMapping NewProtocol="xyz" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddPortMapping NewProtocol empty | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddPortMapping NewProtocol="6" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddPortMapping NewProtocol="ANY" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd2 AddPortMapping NewProtocol="xyz" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	igd1 AddPortMapping NewRemoteHost="::1" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: remote host
+//	igd1 AddPortMapping NewRemoteHost="abc" | ok +TCP/28080>self:8080 "tol" L3600 | E501 | security: remote host
+//	igd2 AddAnyPortMapping NewRemoteHost="::1" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: remote host
+//	igd2 AddAnyPortMapping NewRemoteHost="abc" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E501 | security: remote host
+//	igd2 AddPortMapping NewRemoteHost="::1" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: remote host
+//	igd2 AddPortMapping NewRemoteHost="abc" | ok +TCP/28080>self:8080 "tol" L3600 | E501 | security: remote host
+//	igd1 AddPortMapping port 5000 (the daemon's HTTP port) | ok +TCP/5000>self:8080 "tol" L3600 | E718 | security: own ports
+//	igd1 AddPortMapping port 5351 UDP (the daemon's NAT-PMP port) | ok +UDP/5351>self:8080 "tol" L3600 | E718 | security: own ports
+//	igd2 AddPortMapping port 5000 (the daemon's HTTP port) | ok +TCP/5000>self:8080 "tol" L3600 | E606 | security: own ports
+//	igd2 AddPortMapping port 5351 UDP (the daemon's NAT-PMP port) | ok +UDP/5351>self:8080 "tol" L3600 | E606 | security: own ports
+//	igd2 DeletePortMappingRange only the other host's mapping | ok -TCP/28090>other:8090 "theirs" L3600 | E606 | security: secure mode
+//	igd2 DeletePortMappingRange with the other host's mapping | ok -TCP/28080>self:8080 "tol" L3600 -TCP/28090>other:8090 "theirs" L3600 | ok -TCP/28080>self:8080 "tol" L3600 | security: secure mode
+//	igd1 AddPortMapping NewPortMappingDescription spaces | ok +TCP/28080>self:8080 "  tol  " L3600 | ok +TCP/28080>self:8080 "tol" L3600 | security: descriptions
+//	igd1 AddPortMapping NewPortMappingDescription="a\tb" | ok +TCP/28080>self:8080 "a\tb" L3600 | ok +TCP/28080>self:8080 "a b" L3600 | security: descriptions
+//	igd2 AddAnyPortMapping NewPortMappingDescription spaces | ok[28080] +TCP/28080>self:8080 "  tol  " L3600 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | security: descriptions
+//	igd2 AddAnyPortMapping NewPortMappingDescription="a\tb" | ok[28080] +TCP/28080>self:8080 "a\tb" L3600 | ok[28080] +TCP/28080>self:8080 "a b" L3600 | security: descriptions
+//	igd2 AddPortMapping NewPortMappingDescription pretty | ok +TCP/28080>self:8080 "\n\t\ttol\n\t" L3600 | ok +TCP/28080>self:8080 "tol" L3600 | security: descriptions
+//	igd2 AddPortMapping NewPortMappingDescription spaces | ok +TCP/28080>self:8080 "  tol  " L3600 | ok +TCP/28080>self:8080 "tol" L3600 | security: descriptions
+//	igd2 AddPortMapping NewPortMappingDescription="a\tb" | ok +TCP/28080>self:8080 "a\tb" L3600 | ok +TCP/28080>self:8080 "a b" L3600 | security: descriptions
+//	igd1 AddPortMapping Host name | H404 | H403 | both refuse
+//	igd1 AddPortMapping NewExternalPort="1" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewExternalPort="1023" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewExternalPort="65536" | E716 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalClient="0.0.0.0" | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalClient="127.0.0.1" | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalClient="255.255.255.255" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewInternalClient="{gw}" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewInternalClient="{other}" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewInternalPort empty | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalPort="0" | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalPort="0x6db0" | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalPort="1" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewInternalPort="1023" | E606 | E718 | both refuse
+//	igd1 AddPortMapping NewInternalPort="65536" | E606 | E402 | both refuse
+//	igd1 AddPortMapping NewInternalPort="abc" | E606 | E402 | both refuse
+//	igd1 AddPortMapping SOAPAction missing | H400 | E401 | both refuse
+//	igd1 AddPortMapping the other host's mapping for it | E606 | E718 | both refuse
+//	igd1 DeletePortMapping the other host's mapping | E606 | E718 | both refuse
+//	igd1 GetSpecificPortMappingEntry NewExternalPort="-1" | E714 | E402 | both refuse
+//	igd1 GetSpecificPortMappingEntry NewExternalPort="4294996376" | E714 | E402 | both refuse
+//	igd1 RequestTermination valid | E401 | E501 | both refuse
+//	igd2 AddAnyPortMapping NewInternalClient="0.0.0.0" | E606 | E402 | both refuse
+//	igd2 AddAnyPortMapping NewInternalClient="127.0.0.1" | E606 | E402 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort empty | E402 | E732 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort="0" | E402 | E732 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort="0x6db0" | E402 | E732 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort="1" | E728 | E606 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort="1023" | E728 | E606 | both refuse
+//	igd2 AddAnyPortMapping NewInternalPort="abc" | E402 | E732 | both refuse
+//	igd2 AddPortMapping Host name | H404 | H403 | both refuse
+//	igd2 AddPortMapping NewExternalPort selfclosing | E402 | E716 | both refuse
+//	igd2 AddPortMapping NewExternalPort="65536" | E716 | E402 | both refuse
+//	igd2 AddPortMapping NewInternalClient="0.0.0.0" | E606 | E402 | both refuse
+//	igd2 AddPortMapping NewInternalClient="127.0.0.1" | E606 | E402 | both refuse
+//	igd2 AddPortMapping NewInternalPort empty | E606 | E732 | both refuse
+//	igd2 AddPortMapping NewInternalPort selfclosing | E402 | E732 | both refuse
+//	igd2 AddPortMapping NewInternalPort="0" | E606 | E732 | both refuse
+//	igd2 AddPortMapping NewInternalPort="0x6db0" | E606 | E732 | both refuse
+//	igd2 AddPortMapping NewInternalPort="65536" | E606 | E402 | both refuse
+//	igd2 AddPortMapping NewInternalPort="abc" | E606 | E732 | both refuse
+//	igd2 AddPortMapping SOAPAction missing | H400 | E401 | both refuse
+//	igd2 DeletePortMappingRange NewEndPort="0x6db0" | E402 | E733 | both refuse
+//	igd2 DeletePortMappingRange NewEndPort="65536" | E733 | E402 | both refuse
+//	igd2 DeletePortMappingRange NewEndPort="abc" | E402 | E733 | both refuse
+//	igd2 DeletePortMappingRange NewStartPort="4294996376" | E733 | E402 | both refuse
+//	igd2 GetExternalIPAddress Host name | H404 | H403 | both refuse
+//	igd2 GetExternalIPAddress SOAPAction missing | H400 | E401 | both refuse
+//	igd2 GetListOfPortMappings NewEndPort="0x6db0" | E402 | E733 | both refuse
+//	igd2 GetListOfPortMappings NewEndPort="65536" | E733 | E402 | both refuse
+//	igd2 GetListOfPortMappings NewEndPort="abc" | E402 | E733 | both refuse
+//	igd2 GetListOfPortMappings NewStartPort="4294996376" | E733 | E402 | both refuse
+//	igd2 GetSpecificPortMappingEntry NewExternalPort="-1" | E714 | E402 | both refuse
+//	igd2 GetSpecificPortMappingEntry NewExternalPort="4294996376" | E714 | E402 | both refuse
+//	igd2 RequestTermination valid | E401 | E501 | both refuse
+//	igd1 AddPortMapping NewInternalClient empty | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd1 AddPortMapping NewInternalClient missing | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd1 AddPortMapping NewInternalClient spaces | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd1 AddPortMapping NewInternalClient="::ffff:{self}" | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd1 AddPortMapping NewPortMappingDescription="<![CDATA[x<y]]>" | ok +TCP/28080>self:8080 L | ok +TCP/28080>self:8080 "x<y" L3600 | lenient
+//	igd1 AddPortMapping NewPortMappingDescription="dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" | E501 | ok +TCP/28080>self:8080 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" L3600 | lenient
+//	igd1 AddPortMapping SOAPAction with spaces | E401 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd1 AddPortMapping chunked | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort spaces | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="+28080" | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="-1" | E402 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="0x6db0" | E402 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="28080.0" | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="28080abc" | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewExternalPort="abc" | E402 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewInternalClient empty | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewInternalClient missing | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewInternalClient spaces | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewInternalClient="::ffff:{self}" | E402 | ok[28080] +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddAnyPortMapping NewPortMappingDescription="<![CDATA[x<y]]>" | ok[28080] +TCP/28080>self:8080 L | ok[28080] +TCP/28080>self:8080 "x<y" L3600 | lenient
+//	igd2 AddAnyPortMapping NewPortMappingDescription="dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" | E501 | ok[28080] +TCP/28080>self:8080 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient empty | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient lowername | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient missing | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient pretty | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient selfclosing | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient spaces | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewInternalClient="::ffff:{self}" | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping NewPortMappingDescription="<![CDATA[x<y]]>" | ok +TCP/28080>self:8080 L | ok +TCP/28080>self:8080 "x<y" L3600 | lenient
+//	igd2 AddPortMapping NewPortMappingDescription="dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" | E501 | ok +TCP/28080>self:8080 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd" L3600 | lenient
+//	igd2 AddPortMapping SOAPAction with spaces | E401 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 AddPortMapping chunked | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewEndPort spaces | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewEndPort="+28080" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewEndPort="28080.0" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewEndPort="28080abc" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort spaces | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort="+28080" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort="0x6db0" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort="28080.0" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort="28080abc" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 DeletePortMappingRange NewStartPort="abc" | E402 | ok -TCP/28080>self:8080 "tol" L3600 | lenient
+//	igd2 GetExternalIPAddress SOAPAction with spaces | E401 | ok[ext] | lenient
+//	igd2 GetListOfPortMappings NewEndPort spaces | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewEndPort="+28080" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewEndPort="28080.0" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewEndPort="28080abc" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewNumberOfPorts spaces | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewNumberOfPorts="-1" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewNumberOfPorts="abc" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort spaces | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort="+28080" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort="0x6db0" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort="28080.0" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort="28080abc" | E402 | ok[28080>self:8080] | lenient
+//	igd2 GetListOfPortMappings NewStartPort="abc" | E402 | ok[28080>self:8080] | lenient
+//	igd1 AddPortMapping NewRemoteHost="203.0.113.50" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=203.0.113.50 "tol" L3600 | listing: remote host
+//	igd1 AddPortMapping NewRemoteHost="self.lan" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd1 AddPortMapping NewRemoteHost="{self}" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd2 AddAnyPortMapping NewRemoteHost="203.0.113.50" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | ok[28080] +TCP/28080>self:8080 rh=203.0.113.50 "tol" L3600 | listing: remote host
+//	igd2 AddAnyPortMapping NewRemoteHost="self.lan" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | ok[28080] +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd2 AddAnyPortMapping NewRemoteHost="{self}" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | ok[28080] +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd2 AddPortMapping NewRemoteHost="203.0.113.50" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=203.0.113.50 "tol" L3600 | listing: remote host
+//	igd2 AddPortMapping NewRemoteHost="self.lan" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd2 AddPortMapping NewRemoteHost="{self}" | ok +TCP/28080>self:8080 "tol" L3600 | ok +TCP/28080>self:8080 rh=self "tol" L3600 | listing: remote host
+//	igd1 AddPortMapping same port, new description and lease | ok ~TCP/28080>self:8080 "tol" L7200 | ok ~TCP/28080>self:8080 "new" L7200 | miniupnpd bug
+//	igd2 AddPortMapping same port, new description and lease | ok ~TCP/28080>self:8080 "tol" L7200 | ok ~TCP/28080>self:8080 "new" L7200 | miniupnpd bug
+//	igd2 AddAnyPortMapping NewExternalPort empty | ok[*] +TCP/*>self:8080 "tol" L3600 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | free choice
+//	igd2 AddAnyPortMapping NewExternalPort="0" | ok[*] +TCP/*>self:8080 "tol" L3600 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | free choice
+//	igd2 AddAnyPortMapping NewExternalPort="4294996376" | ok[*] +TCP/*>self:8080 "tol" L3600 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | free choice
+//	igd2 AddAnyPortMapping NewExternalPort="65536" | ok[*] +TCP/*>self:8080 "tol" L3600 | ok[8080] +TCP/8080>self:8080 "tol" L3600 | free choice
+//	igd2 GetListOfPortMappings NewNumberOfPorts=1 of two | ok[28081>self:8081] | ok[28080>self:8080] | free choice
+//	igd2 DeletePortMappingRange NewManage=0 with the other host's mapping | ok -TCP/28080>self:8080 "tol" L3600 -TCP/28090>other:8090 "theirs" L3600 | ok -TCP/28080>self:8080 "tol" L3600 | spec: NewManage
+//	igd2 DeletePortMappingRange NewManage=0 with the other host's mapping (secure_mode=no) | ok -TCP/28080>self:8080 "tol" L3600 -TCP/28090>other:8090 "theirs" L3600 | ok -TCP/28080>self:8080 "tol" L3600 | spec: NewManage
+//	igd2 GetListOfPortMappings NewManage=0 with the other host's mapping | ok[28080>self:8080 28090>other:8090] | ok[28080>self:8080] | spec: NewManage
+//	igd2 GetListOfPortMappings NewManage=0 with the other host's mapping (secure_mode=no) | ok[28080>self:8080 28090>other:8090] | ok[28080>self:8080] | spec: NewManage
+//	igd1 AddPortMapping NewLeaseDuration empty | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
+//	igd1 AddPortMapping NewLeaseDuration missing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
+//	igd1 AddPortMapping NewLeaseDuration="0" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
+//	igd1 AddPortMapping NewLeaseDuration="abc" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
+//	igd1 AddPortMapping NewLeaseDuration="-1" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd1 AddPortMapping NewLeaseDuration="4294967295" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd1 AddPortMapping NewLeaseDuration="4294967296" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd1 AddPortMapping NewLeaseDuration="5" | ok +TCP/28080>self:8080 "tol" L10 | ok +TCP/28080>self:8080 "tol" L120 | core: lease range
+//	igd1 AddPortMapping NewLeaseDuration="604800" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd1 AddPortMapping NewLeaseDuration="604801" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration empty | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration missing | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="0" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="4294967296" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="5" | ok[28080] +TCP/28080>self:8080 "tol" L10 | ok[28080] +TCP/28080>self:8080 "tol" L120 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="604800" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="604801" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddAnyPortMapping NewLeaseDuration="abc" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration empty | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration lowername | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration missing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration selfclosing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="-1" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="0" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="4294967295" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="4294967296" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="5" | ok +TCP/28080>self:8080 "tol" L10 | ok +TCP/28080>self:8080 "tol" L120 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="604800" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="604801" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd2 AddPortMapping NewLeaseDuration="abc" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
+//	igd1 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
+//	igd2 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
 package upnpigd
