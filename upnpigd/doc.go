@@ -63,8 +63,8 @@
 // WANIPConnection:1: GetExternalIPAddress, AddPortMapping,
 // DeletePortMapping, GetGenericPortMappingEntry,
 // GetSpecificPortMappingEntry, GetStatusInfo, GetConnectionTypeInfo,
-// GetNATRSIPStatus, SetConnectionType (IP_Routed only), RequestConnection,
-// RequestTermination, ForceTermination (501: the connection is the
+// GetNATRSIPStatus, SetConnectionType, RequestConnection,
+// RequestTermination, ForceTermination (errors: the connection is the
 // provider's). WANIPConnection:2 adds AddAnyPortMapping,
 // DeletePortMappingRange, GetListOfPortMappings.
 // WANCommonInterfaceConfig:1: GetCommonLinkProperties (link state and
@@ -95,8 +95,10 @@
 //   - AddAnyPortMapping: Core.Map without ExactPort; NewReservedPort is
 //     Mapping.External's port, the port on the address
 //     GetExternalIPAddress reports (the provider's in NAT444).
-//   - Leases: IGD:1 0 is permanent (Lifetime 0); IGD:2 0 and anything
-//     above 604800 s become 604800 s; pinholes 1-86400 s.
+//   - Leases: IGD:1 0 is permanent (Lifetime 0); IGD:2 (and
+//     AddAnyPortMapping on IGD:1) 0 and anything above 604800 s become
+//     604800 s; the core then clamps to min_lifetime-max_lifetime;
+//     pinholes 1-86400 s.
 //   - GetExternalIPAddress: Core.ExternalAddr; while the provider's
 //     address is unknown (CodeNetworkFailure) the answer is the empty
 //     string, as §4.1 says for ExternalIPAddress, and GetStatusInfo says
