@@ -124,24 +124,36 @@ func runPhase(t *testing.T, secureMode bool, cases []tcase, docs map[string]docu
 	// Each side runs the corpus on its own goroutine inside the
 	// namespace of its clients.
 	results := make([][2]string, len(cases))
-	took := make([]time.Duration, len(sides))
-	var wg sync.WaitGroup
-	for i, s := range sides {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			s.ns.Do(t, func() {
-				for j, c := range cases {
-					results[j][i] = s.runCase(c)
-				}
-			})
-			took[i] = time.Since(t0)
-		}()
+	all := make([]int, len(cases))
+	for j := range all {
+		all[j] = j
 	}
-	wg.Wait()
+	took := runCases(t, sides, cases, all, results)
 	t.Logf("%d cases; lab and daemons ready in %v; miniupnpd's side ran in %v, pcpgw's in %v",
 		len(cases), setupDone.Sub(start).Round(time.Millisecond), took[0].Round(time.Millisecond), took[1].Round(time.Millisecond))
+	// A case whose outcomes are not the documented ones runs again on
+	// both sides (a case starts from an empty table, so it can), waiting
+	// longer for NAT-PMP and PCP answers: on a busy machine an answer
+	// can come after the first wait. The second outcomes count.
+	var again []int
+	for j, c := range cases {
+		d, listed := docs[c.id]
+		m, g := results[j][0], results[j][1]
+		if listed && (d.miniupnpd != m || d.pcpgw != g) || !listed && m != g {
+			again = append(again, j)
+		}
+	}
+	if len(again) > 0 {
+		for _, s := range sides {
+			s.slow = true
+		}
+		runCases(t, sides, cases, again, results)
+		var ids []string
+		for _, j := range again[:min(len(again), 10)] {
+			ids = append(ids, cases[j].id)
+		}
+		t.Logf("%d cases with unexpected outcomes ran again: %s", len(again), strings.Join(ids, "; "))
+	}
 
 	var harness, undocumented, changed, gone []string
 	differ := 0
@@ -184,6 +196,29 @@ func runPhase(t *testing.T, secureMode bool, cases []tcase, docs map[string]docu
 	if t.Failed() {
 		t.Logf("pcpgw's log (tail):\n%s", tail(p.Output(), 30))
 	}
+}
+
+// runCases runs cases[which] on every side, each side on its own
+// goroutine inside the namespace of its clients, into results, and
+// returns how long each side took.
+func runCases(t *testing.T, sides []*side, cases []tcase, which []int, results [][2]string) []time.Duration {
+	took := make([]time.Duration, len(sides))
+	var wg sync.WaitGroup
+	for i, s := range sides {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			s.ns.Do(t, func() {
+				for _, j := range which {
+					results[j][i] = s.runCase(cases[j])
+				}
+			})
+			took[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	return took
 }
 
 // runCase runs c on s and returns its outcome, or "harness: ..." when the

@@ -45,6 +45,8 @@ type side struct {
 	pace *pacer
 	// last is the table after the previous case.
 	last []row
+	// slow waits longer for NAT-PMP and PCP answers (cases run again).
+	slow bool
 }
 
 // Namespaces of the services, by service key.
@@ -102,14 +104,19 @@ func (k ports) labelString(v string) string {
 	return k.label(uint16(n))
 }
 
-// leaseLabel rounds a lease in seconds to 10 s (0: no end).
+// leaseLabel rounds a lease in seconds to 10 s (0: no end), so that the
+// second that passes between a request and the listing does not show; a
+// lease under 10 s is 10 (miniupnpd lists a lease of 5 s as 5 or 4).
 func leaseLabel(v string) string {
 	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	if err != nil {
 		return v
 	}
-	if n == 0 {
+	switch {
+	case n == 0:
 		return "0"
+	case n < 10:
+		return "10"
 	}
 	return strconv.FormatUint((n+5)/10*10, 10)
 }

@@ -78,15 +78,19 @@ type udpStep struct {
 	from  who
 	pkt   func(s *side, from netip.Addr) []byte
 	ports []uint16
-	// wait is how long to wait for an answer (default 300 ms: the
-	// daemons answer in a few ms; silence is an outcome).
+	// wait is how long to wait for an answer (default 750 ms: the
+	// daemons answer in a few ms, but CI machines are busy; silence is
+	// an outcome).
 	wait time.Duration
 }
 
 func (st udpStep) run(s *side, k ports) (string, error) {
 	w := st.wait
 	if w == 0 {
-		w = 300 * time.Millisecond
+		w = 750 * time.Millisecond
+	}
+	if s.slow {
+		w = max(w, 3*time.Second)
 	}
 	b, err := s.udp(st.from, st.pkt(s, s.hosts[st.from]), w)
 	if err != nil {
