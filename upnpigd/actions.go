@@ -768,20 +768,46 @@ func (c *call) getFirewallStatus() ([]string, error) {
 }
 
 // pinholeTuple parses RemoteHost, RemotePort, InternalClient, InternalPort
-// and Protocol of a pinhole.
+// and Protocol of a pinhole, as miniupnpd reads them (upnpsoap.c
+// AddPinhole): numbers as strtol (missing or without digits is 0; a port
+// outside 0-65535, or a protocol missing or outside 0-65535, is 402), in
+// miniupnpd's order of checks: protocol range (402), internal port 0
+// (706), no internal client or "*" (708), the remote host, the protocol
+// (707, 705).
 func (c *call) pinholeTuple() (rh netip.Addr, rport uint16, ic netip.Addr, iport uint16, p mapping.Proto, any bool, err error) {
+	protoS, ok := c.args["Protocol"]
+	proto, _ := atoi(protoS)
+	if !ok || proto < 0 || proto > 65535 {
+		err = errArgs("Protocol: %.32q is no protocol", c.args["Protocol"])
+		return
+	}
+	if rport, err = c.port("RemotePort"); err != nil {
+		return
+	}
+	if iport, err = c.port("InternalPort"); err != nil {
+		return
+	}
+	if iport == 0 {
+		err = errPinhole(mapping.UPnPInternalPortWildcard)
+		return
+	}
+	icS := strings.TrimSpace(c.args["InternalClient"])
+	if icS == "" || icS == "*" {
+		err = errPinhole(mapping.UPnPWildcardNotPermitted)
+		return
+	}
 	if rh, err = c.remoteHost("RemoteHost", true); err != nil {
 		return
 	}
-	if rport, err = c.ui2("RemotePort"); err != nil {
-		return
-	}
-	var icS string
-	if icS, err = c.arg("InternalClient"); err != nil {
-		return
-	}
-	if icS == "" {
-		err = errPinhole(mapping.UPnPWildcardNotPermitted)
+	switch proto {
+	case 6:
+		p = mapping.TCP
+	case 17:
+		p = mapping.UDP
+	case 65535:
+		any = true
+	default:
+		err = errPinhole(mapping.UPnPProtocolNotSupported)
 		return
 	}
 	a, herr := c.hostAddr("InternalClient", icS, true)
@@ -794,23 +820,6 @@ func (c *call) pinholeTuple() (rh netip.Addr, rport uint16, ic netip.Addr, iport
 		return
 	}
 	ic = a
-	if iport, err = c.ui2("InternalPort"); err != nil {
-		return
-	}
-	var proto uint16
-	if proto, err = c.ui2("Protocol"); err != nil {
-		return
-	}
-	switch proto {
-	case 6:
-		p = mapping.TCP
-	case 17:
-		p = mapping.UDP
-	case 65535:
-		any = true
-	default:
-		err = errPinhole(mapping.UPnPProtocolNotSupported)
-	}
 	return
 }
 
@@ -859,23 +868,27 @@ func (c *call) pinholeLease(name string) (time.Duration, error) {
 	return time.Duration(l) * time.Second, nil
 }
 
+// addPinhole opens a pinhole. As miniupnpd (and as WANIPv6FirewallControl
+// recommends for control points that are not authenticated), pinholes
+// lead to ports 1024 and up only: 606 otherwise. (A host opens pinholes
+// to itself only with secure mode, which the core checks.)
 func (c *call) addPinhole() ([]string, error) {
-	rh, rport, ic, iport, p, any, err := c.pinholeTuple()
-	if err != nil {
-		return nil, err
+	if !c.s.pinholesAllowed() {
+		return nil, errPinhole(mapping.UPnPInboundPinholeNotAllowed)
 	}
-	lease, err := c.pinholeLease("LeaseTime")
+	rh, rport, ic, iport, p, any, err := c.pinholeTuple()
 	if err != nil {
 		return nil, err
 	}
 	if any {
 		return nil, errPinhole(mapping.UPnPProtocolWildcard)
 	}
-	if iport == 0 {
-		return nil, errPinhole(mapping.UPnPInternalPortWildcard)
+	lease, err := c.pinholeLease("LeaseTime")
+	if err != nil {
+		return nil, err
 	}
-	if !c.s.pinholesAllowed() {
-		return nil, errPinhole(mapping.UPnPInboundPinholeNotAllowed)
+	if iport < 1024 {
+		return nil, errPinhole(mapping.UPnPNotAuthorized)
 	}
 	m, err := c.s.core.Map(c.ctx, mapping.Request{
 		Origin:     mapping.OriginUPnP,
@@ -896,7 +909,9 @@ func (c *call) addPinhole() ([]string, error) {
 	return []string{itoa(uint64(m.ID))}, nil
 }
 
-// pinhole returns the pinhole of the UniqueID argument.
+// pinhole returns the pinhole of the UniqueID argument. Only the host
+// that opened it may change, delete or read it (606), whatever secure
+// mode says (miniupnpd: only the host it leads to).
 func (c *call) pinhole() (mapping.Mapping, error) {
 	id, err := c.ui2("UniqueID")
 	if err != nil {
@@ -905,6 +920,9 @@ func (c *call) pinhole() (mapping.Mapping, error) {
 	m, ok := c.s.core.Get(uint32(id))
 	if !ok || !m.IsPinhole() {
 		return m, errPinhole(mapping.UPnPPinholeNoSuchEntry)
+	}
+	if m.Client != c.peer {
+		return m, errPinhole(mapping.UPnPNotAuthorized)
 	}
 	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcpgw/pcpgw/mapping"
 )
@@ -60,6 +61,10 @@ func TestErrorCodes(t *testing.T) {
 		// A mapping of another host on TCP 18080.
 		ti.core.Map(t.Context(), mapping.Request{Client: mustAddr("127.0.0.9"), Proto: mapping.TCP, Internal: mustAddrPort("127.0.0.9:80"), ExternalPort: 18080, ExactPort: true})
 	}
+	otherPinhole := func(ti *testIGD) {
+		// A pinhole of another host (opened with secure mode off).
+		ti.core.Map(t.Context(), mapping.Request{Client: mustAddr("2001:db8:1::9"), Proto: mapping.TCP, Internal: mustAddrPort("[2001:db8:1::9]:8080"), Lifetime: time.Hour})
+	}
 	tests := []tc{
 		{"missing argument", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewProtocol", "<omit>"), 402},
 		{"bad port", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewExternalPort", "70000"), 402},
@@ -102,6 +107,18 @@ func TestErrorCodes(t *testing.T) {
 		{"set connection type IP_Routed", nil, ctlIP2, nsIP2, "SetConnectionType", []string{"NewConnectionType", "IP_Routed"}, 731},
 		{"external unknown error", func(ti *testIGD) { ti.core.extErr = &mapping.Error{Code: mapping.CodeNotAuthorized} }, ctlIP2, nsIP2, "GetExternalIPAddress", nil, 606},
 		{"pinhole protocol wildcard", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "65535"), 707},
+		// As miniupnpd reads pinhole arguments (strtol; its order of checks).
+		{"pinhole protocol name", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "tcp"), 705},
+		{"pinhole protocol out of range", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "65536"), 402},
+		{"pinhole without internal port", nil, ctlFW, nsFW, "AddPinhole", []string{"RemoteHost", "", "RemotePort", "0", "InternalClient", "2001:db8:1::100", "Protocol", "6", "LeaseTime", "3600"}, 706},
+		{"pinhole without internal client", nil, ctlFW, nsFW, "AddPinhole", []string{"RemoteHost", "", "RemotePort", "0", "InternalPort", "8080", "Protocol", "6", "LeaseTime", "3600"}, 708},
+		{"pinhole wildcard internal client", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalClient", "*"), 708},
+		{"pinhole privileged port", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalPort", "1023"), 606},
+		{"pinhole remote port out of range", nil, ctlFW, nsFW, "AddPinhole", pinArgs("RemotePort", "65536"), 402},
+		{"pinhole packets of another host's", otherPinhole, ctlFW, nsFW, "GetPinholePackets", []string{"UniqueID", "1"}, 606},
+		{"pinhole check of another host's", otherPinhole, ctlFW, nsFW, "CheckPinholeWorking", []string{"UniqueID", "1"}, 606},
+		{"pinhole update of another host's", otherPinhole, ctlFW, nsFW, "UpdatePinhole", []string{"UniqueID", "1", "NewLeaseTime", "60"}, 606},
+		{"pinhole delete of another host's", otherPinhole, ctlFW, nsFW, "DeletePinhole", []string{"UniqueID", "1"}, 606},
 		{"pinhole protocol", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "132"), 705},
 		{"pinhole internal port 0", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalPort", "0"), 706},
 		{"pinhole no client", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalClient", ""), 708},
