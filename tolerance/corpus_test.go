@@ -391,6 +391,75 @@ func upnpCases() []tcase {
 	return out
 }
 
+// Arguments of AddPinhole (WANIPv6FirewallControl:1), valid.
+func pinArgs() []kv {
+	return []kv{{"RemoteHost", ""}, {"RemotePort", "0"}, {"InternalClient", "{self6}"},
+		{"InternalPort", iport}, {"Protocol", "6"}, {"LeaseTime", "3600"}}
+}
+
+// pinholeCases is the IGD:2 pinhole corpus (upnpsoap.c's AddPinhole and
+// PinholeVerification), over IPv6: the pinhole a case makes, and whether
+// it is still there afterwards, are the outcome ("pinN:there|gone").
+func pinholeCases() []tcase {
+	var out []tcase
+	add := func(c ...tcase) { out = append(out, c...) }
+	minePin := soapStep{from: self, svc: "fw", action: "AddPinhole", args: pinArgs()}
+	theirsPin := soapStep{from: other, svc: "fw", action: "AddPinhole", args: with(pinArgs(), "InternalClient", "{other6}")}
+	pinVariants := map[string][]string{
+		"RemoteHost":     {"*", "::", "2001:db8:2::7", "203.0.113.50", "abc"},
+		"RemotePort":     {"443", "65536", "-1", "abc"},
+		"InternalClient": {"{other6}", "{gw6}", "::1", "{self}", "fe80::1", "*"},
+		"InternalPort":   {"0", "80", "1023", "1024", "65535", "65536", "abc"},
+		"Protocol":       {"17", "65535", "132", "0", "tcp", "abc", "-1"},
+		"LeaseTime":      {"0", "1", "86400", "86401", "-1", "abc"},
+	}
+	mk := func(id string, setup []step, action string, args []kv) tcase {
+		return tcase{id: "fw " + action + " " + id, setup: setup, req: soapStep{from: self, svc: "fw", action: action, args: args}}
+	}
+	args := pinArgs()
+	add(mk("valid", nil, "AddPinhole", args))
+	for i, a := range args {
+		for _, sh := range shapes[:4] { // missing, empty, selfclosing, spaces
+			rep := slices.Clone(args[:i])
+			rep = append(rep, sh.f(a)...)
+			rep = append(rep, args[i+1:]...)
+			add(mk(a.name+" "+sh.name, nil, "AddPinhole", rep))
+		}
+		for _, v := range pinVariants[a.name] {
+			add(mk(fmt.Sprintf("%s=%q", a.name, v), nil, "AddPinhole", with(args, a.name, v)))
+		}
+	}
+	add(mk("extra argument", nil, "AddPinhole", append(slices.Clone(args), kv{"NewFoo", "1"})),
+		mk("same again", []step{minePin}, "AddPinhole", args),
+		mk("same again, other lease", []step{minePin}, "AddPinhole", with(args, "LeaseTime", "7200")))
+	for _, action := range []string{"UpdatePinhole", "DeletePinhole", "GetPinholePackets", "CheckPinholeWorking"} {
+		a := []kv{{"UniqueID", "{pin}"}}
+		if action == "UpdatePinhole" {
+			a = append(a, kv{"NewLeaseTime", "7200"})
+		}
+		add(mk("valid", []step{minePin}, action, a))
+		for _, v := range []string{"", "0", "-1", "65536", "abc", "{pin}0"} {
+			add(mk(fmt.Sprintf("UniqueID=%q", v), []step{minePin}, action, with(a, "UniqueID", v)))
+		}
+		add(mk("UniqueID missing", []step{minePin}, action, a[1:]),
+			mk("the other host's pinhole", []step{theirsPin}, action, a))
+		if action == "UpdatePinhole" {
+			for _, v := range []string{"0", "1", "86400", "86401", "abc", ""} {
+				add(mk(fmt.Sprintf("NewLeaseTime=%q", v), []step{minePin}, action, with(a, "NewLeaseTime", v)))
+			}
+		}
+	}
+	add(mk("valid", nil, "GetFirewallStatus", nil),
+		mk("valid", nil, "GetOutboundPinholeTimeout", args[:5]),
+		mk("Protocol=\"65535\"", nil, "GetOutboundPinholeTimeout", with(args[:5], "Protocol", "65535")),
+		mk("InternalClient missing", nil, "GetOutboundPinholeTimeout", without(args[:5], "InternalClient")))
+	return out
+}
+
+func without(args []kv, name string) []kv {
+	return slices.DeleteFunc(slices.Clone(args), func(a kv) bool { return a.name == name })
+}
+
 // natpmpCases is the NAT-PMP corpus (RFC 6886, natpmp.c).
 func natpmpCases() []tcase {
 	var out []tcase
@@ -568,7 +637,7 @@ func withCleanup(c tcase, st ...step) tcase {
 // corpus is every case: all with secure mode on, and those about the
 // other host again with secure mode off (id suffix "(secure_mode=no)").
 func corpus() []tcase {
-	all := slices.Concat(upnpCases(), natpmpCases(), pcpCases())
+	all := slices.Concat(upnpCases(), pinholeCases(), natpmpCases(), pcpCases())
 	for _, c := range all {
 		if strings.Contains(c.id, "{other}") || strings.Contains(c.id, "other host") {
 			c.id += " (secure_mode=no)"

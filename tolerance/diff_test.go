@@ -24,8 +24,10 @@ var defaultRules = []string{
 // Addresses of the second host of each side: an extra address on the
 // link of the first.
 const (
-	miniupnpdOther = "100.64.0.3"
-	pcpgwOther     = "192.0.2.101"
+	miniupnpdOther  = "100.64.0.3"
+	miniupnpdOther6 = "2001:db8:ff::3"
+	pcpgwOther      = "192.0.2.101"
+	pcpgwOther6     = "2001:db8:1::101"
 )
 
 // TestDifferential sends the corpus to miniupnpd 2.3.9 and to pcpgw and
@@ -85,7 +87,9 @@ func runPhase(t *testing.T, secureMode bool, cases []tcase, docs map[string]docu
 		}
 	}
 	l.CPE.Run(t, "ip", "addr", "add", miniupnpdOther+"/24", "dev", l.CPEWANIf)
+	l.CPE.Run(t, "ip", "addr", "add", miniupnpdOther6+"/64", "dev", l.CPEWANIf, "nodad")
 	l.LAN.Run(t, "ip", "addr", "add", pcpgwOther+"/24", "dev", l.LANIf)
+	l.LAN.Run(t, "ip", "addr", "add", pcpgwOther6+"/64", "dev", l.LANIf, "nodad")
 	l.StartMiniupnpd(t, lab.MiniupnpdOptions{Box: lab.Box{UPnP: true}, SecureMode: secureMode, Rules: defaultRules})
 	args := []string{"--mode", "local", "--http-port", "5000"}
 	if !secureMode {
@@ -94,21 +98,24 @@ func runPhase(t *testing.T, secureMode bool, cases []tcase, docs map[string]docu
 	p := l.StartPcpgw(t, args...)
 	mu := &side{
 		name: "miniupnpd", ns: l.CPE,
-		hosts: [2]netip.Addr{netip.MustParseAddr(lab.CPEWAN4), netip.MustParseAddr(miniupnpdOther)},
-		gw:    netip.MustParseAddr(lab.CGN4), ext: []netip.Addr{netip.MustParseAddr(lab.CGNPublic4)},
+		hosts:  [2]netip.Addr{netip.MustParseAddr(lab.CPEWAN4), netip.MustParseAddr(miniupnpdOther)},
+		hosts6: [2]netip.Addr{netip.MustParseAddr(lab.CPEWAN6), netip.MustParseAddr(miniupnpdOther6)},
+		gw:     netip.MustParseAddr(lab.CGN4), gw6: netip.MustParseAddr(lab.CGN6),
+		ext:  []netip.Addr{netip.MustParseAddr(lab.CGNPublic4)},
 		port: lab.BoxHTTPPort,
 		// miniupnpd serves every action on any control URL; these are
 		// the ones of its description.
-		paths: map[string]string{"igd1": "/ctl/IPConn", "igd2": "/ctl/IPConn", "ifc1": "/ctl/CmnIfCfg", "ifc2": "/ctl/CmnIfCfg"},
+		paths: map[string]string{"igd1": "/ctl/IPConn", "igd2": "/ctl/IPConn", "ifc1": "/ctl/CmnIfCfg", "ifc2": "/ctl/CmnIfCfg", "fw": "/ctl/IP6FCtl"},
 	}
 	pg := &side{
 		name: "pcpgw", ns: l.LAN,
-		hosts: [2]netip.Addr{netip.MustParseAddr(lab.LANHost4), netip.MustParseAddr(pcpgwOther)},
-		gw:    netip.MustParseAddr(lab.CPELAN4),
-		ext:   []netip.Addr{netip.MustParseAddr(lab.CPEWAN4), netip.MustParseAddr(miniupnpdOther)},
-		port:  5000,
+		hosts:  [2]netip.Addr{netip.MustParseAddr(lab.LANHost4), netip.MustParseAddr(pcpgwOther)},
+		hosts6: [2]netip.Addr{netip.MustParseAddr(lab.LANHost6), netip.MustParseAddr(pcpgwOther6)},
+		gw:     netip.MustParseAddr(lab.CPELAN4), gw6: netip.MustParseAddr(lab.CPELAN6),
+		ext:  []netip.Addr{netip.MustParseAddr(lab.CPEWAN4), netip.MustParseAddr(miniupnpdOther)},
+		port: 5000,
 		paths: map[string]string{"igd1": "/igd1/WANIPConn1/ctl", "igd2": "/igd2/WANIPConn1/ctl",
-			"ifc1": "/igd1/WANCommonIFC1/ctl", "ifc2": "/igd2/WANCommonIFC1/ctl"},
+			"ifc1": "/igd1/WANCommonIFC1/ctl", "ifc2": "/igd2/WANCommonIFC1/ctl", "fw": "/igd2/WANIPv6Firewall1/ctl"},
 		// pcpgw's NAT-PMP/PCP rate limit is 50/s, burst 100 per host.
 		pace: newPacer(40, 90),
 	}
@@ -262,6 +269,13 @@ func (s *side) runCase(c tcase) string {
 		if s.last, err = s.table(); err != nil {
 			return "harness: table after cleanup: " + err.Error()
 		}
+	}
+	if len(s.pins) > 0 && !c.replyOnly {
+		ps, err := s.pinState()
+		if err != nil {
+			return "harness: pinholes: " + err.Error()
+		}
+		rep += " " + ps
 	}
 	if e := effect(before, after, k); e != "" && !c.replyOnly {
 		return rep + " " + e

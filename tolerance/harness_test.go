@@ -30,12 +30,14 @@ func (w who) String() string { return [...]string{"self", "other"}[w] }
 // side is one daemon under test and the clients that talk to it; every
 // method runs on a goroutine inside ns (side.run).
 type side struct {
-	name  string
-	ns    *lab.NS
-	hosts [2]netip.Addr // source addresses of self and other
-	gw    netip.Addr    // the daemon's address toward the clients
-	ext   []netip.Addr  // external addresses it may report
-	port  uint16        // its HTTP port
+	name   string
+	ns     *lab.NS
+	hosts  [2]netip.Addr // source addresses of self and other
+	hosts6 [2]netip.Addr // their IPv6 addresses (pinholes)
+	gw     netip.Addr    // the daemon's address toward the clients
+	gw6    netip.Addr    // its IPv6 address
+	ext    []netip.Addr  // external addresses it may report
+	port   uint16        // its HTTP port
 	// paths are the control URLs by service key: igd1 and igd2 are
 	// WANIPConnection:1 and :2, ifc1 and ifc2 WANCommonInterfaceConfig:1
 	// of the IGD:1 and IGD:2 devices.
@@ -47,23 +49,40 @@ type side struct {
 	last []row
 	// slow waits longer for NAT-PMP and PCP answers (cases run again).
 	slow bool
+	// pins are the pinholes the current case made, in order (UniqueID,
+	// owner); the placeholder {pin} is the first one's UniqueID.
+	pins []pin
+}
+
+// pin is a pinhole a case made.
+type pin struct {
+	id    string
+	owner who
 }
 
 // Namespaces of the services, by service key.
 var serviceNS = map[string]string{
 	"igd1": "urn:schemas-upnp-org:service:WANIPConnection:1",
 	"igd2": "urn:schemas-upnp-org:service:WANIPConnection:2",
+	"fw":   "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1",
 	"ifc1": "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1",
 	"ifc2": "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1",
 }
 
-// expand replaces the placeholders {self}, {other} and {gw} by s's addresses.
+// expand replaces the placeholders {self}, {other}, {gw}, their IPv6
+// forms {self6}, {other6}, {gw6}, and {pin} by s's addresses and the
+// case's first pinhole.
 func (s *side) expand(v string) string {
 	if !strings.Contains(v, "{") {
 		return v
 	}
+	p := "0"
+	if len(s.pins) > 0 {
+		p = s.pins[0].id
+	}
 	return strings.NewReplacer("{self}", s.hosts[self].String(), "{other}", s.hosts[other].String(),
-		"{gw}", s.gw.String()).Replace(v)
+		"{gw}", s.gw.String(), "{self6}", s.hosts6[self].String(), "{other6}", s.hosts6[other].String(),
+		"{gw6}", s.gw6.String(), "{pin}", p).Replace(v)
 }
 
 // label normalises an address a side reports.
@@ -73,11 +92,11 @@ func (s *side) label(v string) string {
 		return v
 	}
 	switch {
-	case a == s.hosts[self]:
+	case a == s.hosts[self] || a == s.hosts6[self]:
 		return "self"
-	case a == s.hosts[other]:
+	case a == s.hosts[other] || a == s.hosts6[other]:
 		return "other"
-	case a == s.gw:
+	case a == s.gw || a == s.gw6:
 		return "gw"
 	case slices.Contains(s.ext, a):
 		return "ext"
@@ -227,11 +246,15 @@ type httpResp struct {
 	body   string
 }
 
-// do sends h from host and reads the answer (the daemons close the
-// connection after it).
-func (s *side) do(from who, h *httpReq) (httpResp, error) {
-	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: s.hosts[from].AsSlice()}}
-	c, err := d.Dial("tcp4", netip.AddrPortFrom(s.gw, s.port).String())
+// do sends h from host (over IPv6 with v6) and reads the answer (the
+// daemons close the connection after it).
+func (s *side) do(from who, h *httpReq, v6 ...bool) (httpResp, error) {
+	src, dst := s.hosts[from], s.gw
+	if len(v6) > 0 && v6[0] {
+		src, dst = s.hosts6[from], s.gw6
+	}
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+	c, err := d.Dial("tcp", netip.AddrPortFrom(dst, s.port).String())
 	if err != nil {
 		return httpResp{}, err
 	}
@@ -372,6 +395,13 @@ func (s *side) soapReply(action string, r httpResp, k ports) string {
 		add("NewLeaseDuration", leaseLabel)
 	case "GetExternalIPAddress":
 		add("NewExternalIPAddress", s.label)
+	case "GetPinholePackets":
+		add("PinholePackets", id)
+	case "CheckPinholeWorking":
+		add("IsWorking", id)
+	case "GetFirewallStatus":
+		add("FirewallEnabled", id)
+		add("InboundPinholeAllowed", id)
 	case "GetListOfPortMappings":
 		// In port order (the daemons list in different orders), without
 		// the protocol: the request names it, and miniupnpd writes the
@@ -416,8 +446,17 @@ func (s *side) table() ([]row, error) {
 	return nil, fmt.Errorf("more than 64 mappings")
 }
 
-// reset empties the table: every row is deleted by its owner.
+// reset empties the table: every pinhole and every row is deleted by
+// its owner.
 func (s *side) reset() error {
+	for _, p := range s.pins {
+		h := s.soapRequest("fw", "DeletePinhole", "", []kv{{"UniqueID", p.id}})
+		h.setHeader("Host", netip.AddrPortFrom(s.gw6, s.port).String())
+		if _, err := s.do(p.owner, h, true); err != nil {
+			return err
+		}
+	}
+	s.pins = nil
 	if len(s.last) == 0 {
 		return nil
 	}

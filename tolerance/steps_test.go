@@ -2,7 +2,9 @@ package tolerance
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,15 +50,50 @@ type soapStep struct {
 
 func (st soapStep) run(s *side, k ports) (string, error) {
 	h := s.soapRequest(st.svc, st.action, "", st.args)
+	v6 := st.svc == "fw" // WANIPv6FirewallControl: over IPv6
+	if v6 {
+		h.setHeader("Host", netip.AddrPortFrom(s.gw6, s.port).String())
+	}
 	if st.mod != nil {
 		st.mod(s, h)
 		h.body = s.expand(h.body)
 	}
-	r, err := s.do(st.from, h)
+	r, err := s.do(st.from, h, v6)
 	if err != nil {
 		return "", err
 	}
+	if st.action == "AddPinhole" && r.status == 200 {
+		id := strings.TrimSpace(leaves(r.body)["UniqueID"])
+		if !slices.ContainsFunc(s.pins, func(p pin) bool { return p.id == id }) {
+			s.pins = append(s.pins, pin{id: id, owner: st.from})
+		}
+	}
 	return s.soapReply(st.action, r, k), nil
+}
+
+// pinState tells, for each pinhole the case made, whether it is still
+// there: CheckPinholeWorking by its owner is 709 (no traffic yet) for a
+// pinhole there and 704 for one that is gone (miniupnpd: 402, as for
+// every UniqueID it does not hold); other answers are shown.
+func (s *side) pinState() (string, error) {
+	var out []string
+	for i, p := range s.pins {
+		h := s.soapRequest("fw", "CheckPinholeWorking", "", []kv{{"UniqueID", p.id}})
+		h.setHeader("Host", netip.AddrPortFrom(s.gw6, s.port).String())
+		r, err := s.do(p.owner, h, true)
+		if err != nil {
+			return "", err
+		}
+		st := s.soapReply("CheckPinholeWorking", r, nil)
+		switch st {
+		case "E709":
+			st = "there"
+		case "E704", "E402":
+			st = "gone"
+		}
+		out = append(out, fmt.Sprintf("pin%d:%s", i+1, st))
+	}
+	return strings.Join(out, " "), nil
 }
 
 func (st soapStep) addPorts(k ports) {

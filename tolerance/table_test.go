@@ -14,7 +14,7 @@ import (
 //	case | miniupnpd outcome | pcpgw outcome | why the difference is kept
 //
 // (a row "case | miniupnpd | pcpgw | why" is the heading). UPnP IGD cases
-// (ids starting with igd or ifc) belong to upnpigd/doc.go, NAT-PMP and PCP
+// (ids starting with igd, ifc or fw) belong to upnpigd/doc.go, NAT-PMP and PCP
 // cases to natpmp/doc.go.
 var docFiles = []string{"../upnpigd/doc.go", "../natpmp/doc.go"}
 
@@ -28,7 +28,7 @@ type documented struct {
 
 // docFileFor is the file whose table lists case id.
 func docFileFor(id string) string {
-	if strings.HasPrefix(id, "igd") || strings.HasPrefix(id, "ifc") {
+	if strings.HasPrefix(id, "igd") || strings.HasPrefix(id, "ifc") || strings.HasPrefix(id, "fw") {
 		return docFiles[0]
 	}
 	return docFiles[1]

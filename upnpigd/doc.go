@@ -116,6 +116,12 @@
 //     what is not there succeeds (as miniupnpd 2.3.9), an empty range is
 //     730. NewManage 0 limits a range to the requester's own mappings;
 //     missing, it is 1 (miniupnpd ignores it).
+//   - Pinholes (WANIPv6FirewallControl:1): arguments read as miniupnpd
+//     reads them (strtol; its order of checks, so its error codes); as
+//     miniupnpd does and the service recommends for control points that
+//     are not authenticated, a pinhole leads to a port of 1024 or more
+//     (606 otherwise), and only the host that opened a pinhole may update,
+//     delete or read it (606), whatever secure mode says.
 //   - SetConnectionType is 731 ReadOnly, RequestConnection and
 //     ForceTermination 606, RequestTermination 501: the connection is the
 //     provider's.
@@ -187,16 +193,18 @@
 // action with valid arguments, then each argument missing, empty,
 // self-closing, padded, renamed, prefixed, given twice, with edge and
 // malformed values, with extra arguments, in other namespaces and request
-// shapes, and deletes in unusual forms; miniupnpd with secure_mode=yes and
-// its default permission rules (pcpgw's defaults), and the cases about
-// another host again with secure mode off on both. It compares the
-// outcomes: the answer ("ok" with the values that matter, E and the UPnP
-// error code, H and an HTTP status) and the change to the mapping table
-// read back through GetGenericPortMappingEntry ("+" added, "-" removed,
-// "~" changed: PROTO/external>client:internal, "rh=" the remote host, the
-// description, "L" the lease rounded to 10 s; "*" an external port the
-// case does not name; "self" the requester, "other" another LAN host,
-// "gw" the daemon, "ext" its external address). Every outcome that still
+// shapes, and deletes in unusual forms; the pinhole actions over IPv6.
+// miniupnpd runs with secure_mode=yes and its default permission rules
+// (pcpgw's defaults); the cases about another host run again with secure
+// mode off on both. The test compares the outcomes: the answer ("ok" with
+// the values that matter, E and the UPnP error code, H and an HTTP
+// status) and the change to the mapping table read back through
+// GetGenericPortMappingEntry ("+" added, "-" removed, "~" changed:
+// PROTO/external>client:internal, "rh=" the remote host, the description,
+// "L" the lease rounded to 10 s; "*" an external port the case does not
+// name; "self" the requester, "other" another LAN host, "gw" the daemon,
+// "ext" its external address; "pinN:there" or "pinN:gone" whether a
+// pinhole the case opened is still there). Every outcome that still
 // differs is a row of the table below, which the test keeps true (a row
 // that no longer differs fails it too). The last column says why the
 // difference is kept:
@@ -211,9 +219,10 @@
 //   - security: unknown protocol: miniupnpd opens TCP for any NewProtocol
 //     but UDP ("", "6", "ANY"): a TCP port the control point did not ask
 //     for.
-//   - security: remote host: a NewRemoteHost that names no IPv4 host
-//     ("::1", a name that does not resolve) cannot restrict the mapping as
-//     asked; miniupnpd opens it to every host.
+//   - security: remote host: a remote host that names no host of the
+//     mapping's family ("::1" for a port mapping, an IPv4 address for a
+//     pinhole, a name that does not resolve) cannot restrict it as asked;
+//     miniupnpd opens it to every host.
 //   - security: own ports: pcpgw's HTTP port and 5350/5351 are never
 //     mapped (the IGD and NAT-PMP/PCP would face the internet); miniupnpd
 //     maps its own ports.
@@ -228,14 +237,16 @@
 //     RFC 6970 §4.3; an internal client that can be no host is 402 before
 //     secure mode is checked; internal port 0 is 732 on IGD:2; no
 //     SOAPACTION is 401 rather than HTTP 400; a Host that is a name is 403
-//     rather than 404).
+//     rather than 404; a pinhole UniqueID the daemon does not hold is 704,
+//     NoSuchEntry, where miniupnpd says 402).
 //   - lenient: pcpgw takes what miniupnpd 2.3.9 refuses or fails on: an
 //     empty or missing NewInternalClient (miniupnpd's code means the
 //     requester, but 2.3.9 answers 501), padded addresses and numbers
 //     (miniupnpd's range and AddAnyPortMapping ports must be bare digits),
 //     an IPv4-mapped internal client, a chunked body, a padded SOAPACTION,
 //     a description of 300 bytes (miniupnpd: 501) or one with a "<" (which
-//     breaks miniupnpd's own listing).
+//     breaks miniupnpd's own listing), GetOutboundPinholeTimeout (which
+//     miniupnpd 2.3.9 does not implement: 501).
 //   - listing: remote host: both restrict the mapping to the remote host
 //     (miniupnpd in its forward chain), but miniupnpd's listings do not
 //     show it.
@@ -262,6 +273,8 @@
 // The rows, by reason:
 //
 //	case | miniupnpd | pcpgw | why
+//	fw AddPinhole RemotePort="-1" | ok pin1:there | E402 | security: port range
+//	fw AddPinhole RemotePort="65536" | ok pin1:there | E402 | security: port range
 //	igd1 AddPortMapping NewExternalPort="-1" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
 //	igd1 AddPortMapping NewExternalPort="4294996376" | ok +TCP/*>self:8080 "tol" L3600 | E402 | security: port range
 //	igd1 AddPortMapping NewInternalPort="-1" | ok +TCP/28080>self:65535 "tol" L3600 | E402 | security: port range
@@ -301,6 +314,8 @@
 //	igd2 AddPortMapping NewProtocol="6" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
 //	igd2 AddPortMapping NewProtocol="ANY" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
 //	igd2 AddPortMapping NewProtocol="xyz" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: unknown protocol
+//	fw AddPinhole RemoteHost="203.0.113.50" | ok pin1:there | E402 | security: remote host
+//	fw AddPinhole RemoteHost="abc" | ok pin1:there | E501 | security: remote host
 //	igd1 AddPortMapping NewRemoteHost="::1" | ok +TCP/28080>self:8080 "tol" L3600 | E402 | security: remote host
 //	igd1 AddPortMapping NewRemoteHost="abc" | ok +TCP/28080>self:8080 "tol" L3600 | E501 | security: remote host
 //	igd2 AddAnyPortMapping NewRemoteHost="::1" | ok[28080] +TCP/28080>self:8080 "tol" L3600 | E402 | security: remote host
@@ -320,6 +335,19 @@
 //	igd2 AddPortMapping NewPortMappingDescription pretty | ok +TCP/28080>self:8080 "\n\t\ttol\n\t" L3600 | ok +TCP/28080>self:8080 "tol" L3600 | security: descriptions
 //	igd2 AddPortMapping NewPortMappingDescription spaces | ok +TCP/28080>self:8080 "  tol  " L3600 | ok +TCP/28080>self:8080 "tol" L3600 | security: descriptions
 //	igd2 AddPortMapping NewPortMappingDescription="a\tb" | ok +TCP/28080>self:8080 "a\tb" L3600 | ok +TCP/28080>self:8080 "a b" L3600 | security: descriptions
+//	fw AddPinhole InternalClient="::1" | E606 | E402 | both refuse
+//	fw AddPinhole InternalClient="fe80::1" | E606 | E402 | both refuse
+//	fw AddPinhole InternalPort="65536" | E706 | E402 | both refuse
+//	fw AddPinhole Protocol selfclosing | E402 | E705 | both refuse
+//	fw CheckPinholeWorking UniqueID="0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw CheckPinholeWorking UniqueID="{pin}0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw DeletePinhole UniqueID="0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw DeletePinhole UniqueID="{pin}0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw GetOutboundPinholeTimeout InternalClient missing | E501 | E708 | both refuse
+//	fw GetPinholePackets UniqueID="0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw GetPinholePackets UniqueID="{pin}0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw UpdatePinhole UniqueID="0" | E402 pin1:there | E704 pin1:there | both refuse
+//	fw UpdatePinhole UniqueID="{pin}0" | E402 pin1:there | E704 pin1:there | both refuse
 //	igd1 AddPortMapping Host name | H404 | H403 | both refuse
 //	igd1 AddPortMapping NewExternalPort="1" | E606 | E718 | both refuse
 //	igd1 AddPortMapping NewExternalPort="1023" | E606 | E718 | both refuse
@@ -375,6 +403,9 @@
 //	igd2 GetSpecificPortMappingEntry NewExternalPort="-1" | E714 | E402 | both refuse
 //	igd2 GetSpecificPortMappingEntry NewExternalPort="4294996376" | E714 | E402 | both refuse
 //	igd2 RequestTermination valid | E401 | E501 | both refuse
+//	fw AddPinhole InternalClient spaces | E402 | ok pin1:there | lenient
+//	fw GetOutboundPinholeTimeout Protocol="65535" | E501 | ok | lenient
+//	fw GetOutboundPinholeTimeout valid | E501 | ok | lenient
 //	igd1 AddPortMapping NewInternalClient empty | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
 //	igd1 AddPortMapping NewInternalClient missing | E501 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
 //	igd1 AddPortMapping NewInternalClient spaces | E402 | ok +TCP/28080>self:8080 "tol" L3600 | lenient
