@@ -67,6 +67,8 @@ install -D -m 0644 "$FILES/pcpgw.config" "$D/usr/lib/pcpgw/pcpgw.config"
 install -D -m 0644 "$FILES/pcpgw.udhcpc" "$D/etc/udhcpc.user.d/pcpgw"
 install -D -m 0644 "$FILES/pcpgw.odhcp6c" "$D/etc/odhcp6c.user.d/pcpgw"
 install -D -m 0644 "$TOP/firewall/fw4-include.nft" "$D/usr/share/nftables.d/chain-pre/forward/30-pcpgw.nft"
+install -D -m 0755 "$FILES/pcpgw.rpcd" "$D/usr/libexec/rpcd/pcpgw"
+install -D -m 0644 "$FILES/pcpgw.acl.json" "$D/usr/share/rpcd/acl.d/pcpgw.json"
 find "$D" -type d -exec chmod 0755 {} +
 
 size=$(find "$D" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { print s }')
@@ -90,6 +92,7 @@ CONTROL
 echo "/etc/config/pcpgw" >"$C/conffiles"
 install -m 0755 "$FILES/pcpgw.postinst" "$C/postinst"
 install -m 0755 "$FILES/pcpgw.prerm" "$C/prerm"
+install -m 0755 "$FILES/pcpgw.postrm" "$C/postrm"
 printf '2.0\n' >"$W/debian-binary"
 
 tarball() { # DIR OUT
