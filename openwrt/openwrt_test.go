@@ -56,7 +56,8 @@ type ipkFile struct {
 
 // TestIPK builds the x86_64 package with build-ipk.sh and unpacks it with
 // ar and tar: ar member order and names, control fields, conffiles, maintainer scripts,
-// the names and modes of the data files, and a static stripped binary.
+// the names and modes of the data files, and a static stripped binary;
+// then luci-app-pcpgw's package, which the same run builds.
 func TestIPK(t *testing.T) {
 	needTools(t, "sh", "ar", "tar", "gzip", "go")
 	out := t.TempDir()
@@ -192,6 +193,7 @@ func TestIPK(t *testing.T) {
 	if err != nil || !strings.Contains(string(v), "v9.8.7-test") {
 		t.Errorf("pcpgw version: %v %q, want v9.8.7-test", err, v)
 	}
+	checkLuCIIPK(t, out)
 }
 
 type tarball struct {

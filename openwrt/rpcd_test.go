@@ -189,6 +189,11 @@ func TestRPCD(t *testing.T) {
 		}
 	})
 
+	// The fields the LuCI pages read are in a running daemon's answers.
+	t.Run("contract", func(t *testing.T) {
+		checkLiveContract(t, []byte(p.CLI(t, "status", "--json")), []byte(p.CLI(t, "list", "--json")))
+	})
+
 	t.Run("list", func(t *testing.T) {
 		code, v := pl.call(t, "list", "{}")
 		if code != 0 || len(v) != 1 {
