@@ -52,6 +52,16 @@ function hostOf(endpoint) {
 	return m ? m[1] : endpoint;
 }
 
+function providerState(row) {
+	switch (row.upstream) {
+	case 'ok': return _('made');
+	case 'pending': return _('pending');
+	case 'failing': return _('failing');
+	case 'none': return _('not needed');
+	}
+	return row.upstream;
+}
+
 function portOf(endpoint) {
 	const m = /:(\d+)$/.exec(endpoint);
 	return m ? m[1] : '';
@@ -92,7 +102,7 @@ return baseclass.extend({
 				E('span', [ T(row.external || (row.wan_port ? _('this router, port %d').format(row.wan_port) : '-')) ]),
 				E('span', [ T(port) ]),
 				E('span', [ T((row.lease_left_s < 0) ? _('permanent') : '%t'.format(row.lease_left_s)) ]),
-				E('span', { 'title': row.error || '' }, [ T(row.upstream + (row.error ? ': ' + row.error : '')) ]),
+				E('span', { 'title': row.error || '' }, [ T(providerState(row) + (row.error ? ': ' + row.error : '')) ]),
 				E('span', [ T(row.description || row.origin) ])
 			];
 		});
