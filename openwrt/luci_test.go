@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -617,5 +619,66 @@ func checkLuCIIPK(t *testing.T, dir string) {
 		if !strings.Contains(post, want) {
 			t.Errorf("luci-app-pcpgw postinst lacks %q:\n%s", want, post)
 		}
+	}
+}
+
+// TestLuCIRender runs the view and the overview include in headless
+// Chromium with test/luci's stand-in for LuCI's runtime and sample
+// answers (test/luci/data.js), one mapping's description replaced by
+// markup: both render (their load and render run to the end), the
+// mappings table has a row per mapping with the DHCP names, the static
+// forward's delete button is disabled, and the description shows as text,
+// never as HTML.
+func TestLuCIRender(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not found: the pages are not rendered")
+	}
+	const evil = `<b id="evil">bold</b>`
+	files := http.FileServer(http.Dir("."))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/test/luci/data.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Write(readFile(t, "test/luci/data.js"))
+			fmt.Fprintf(w, "\nwindow.SAMPLE.ubus['pcpgw.list'].mappings[1].description = %q;\n", evil)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", srv.URL+"/test/luci/index.html")
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	page := string(out)
+	if !strings.Contains(page, "<title>rendered</title>") {
+		t.Fatalf("the pages did not render:\n%s", page)
+	}
+	for _, want := range []string{
+		`id="pcpgw_mappings"`, "Behind the provider's NAT (NAT444) (chosen automatically)",
+		"The provider's PCP server: 100.64.0.1:5351", "100.64.0.1:5351 PCP, reachable, epoch 1811",
+		"xbox<br><small>192.168.1.42:3074</small>", "failing: CANNOT_PROVIDE_EXTERNAL: the provider refused external port 8080 (retry in ",
+		"Port mappings (pcpgw)", "Reachable from the internet at 203.0.113.1; 4 mappings, 0 pending, 1 failing.",
+		"&lt;b id=\"evil\"&gt;bold&lt;/b&gt;",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the rendered pages lack %q", want)
+		}
+	}
+	if strings.Contains(page, `<b id="evil">`) {
+		t.Error("a mapping's description was rendered as HTML")
+	}
+	table := page[strings.Index(page, `id="pcpgw_mappings"`):]
+	table = table[:strings.Index(table, "</table>")]
+	if n := strings.Count(table, `<tr class="tr">`); n != 4 {
+		t.Errorf("the mappings table has %d rows, want 4", n)
+	}
+	if !regexp.MustCompile(`<button class="btn cbi-button-remove" disabled="true" title="A static forward is removed or disabled below">`).MatchString(table) {
+		t.Error("the static forward's delete button is not disabled")
 	}
 }
