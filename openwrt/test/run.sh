@@ -16,6 +16,11 @@ T="$(cd "$(dirname "$0")" && pwd)"
 FILES="$T/../pcpgw/files"
 STUBS="$T/stubs"
 BIN="${1:-${PCPGW_BIN:-}}"
+# The rpcd cases link it into scratch roots: an absolute path.
+case "$BIN" in
+"" | /*) ;;
+*) BIN="$PWD/$BIN" ;;
+esac
 fails=0
 cases=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pcpgw-owrt.XXXXXX") || exit 1
@@ -468,7 +473,9 @@ rpcd_call() {
 # answer WANT_RC WANT_JSON: the last rpcd_call printed exactly WANT_JSON.
 answer() {
 	[ "$rc" = "$1" ] || fail "exit status $rc, want $1 (stderr: $(cat "$ROOT/rpcd.err"))"
-	printf '%s\n' "$2" | same "answer" "$ROOT/rpcd.out"
+	# (same, not in a pipeline: its failures must count)
+	printf '%s\n' "$2" >"$ROOT/rpcd.want"
+	same "answer" "$ROOT/rpcd.out" <"$ROOT/rpcd.want"
 }
 
 if [ -z "$BIN" ]; then
