@@ -40,6 +40,7 @@
 //	| `pcp_server` (list) | `--pcp-server` (repeatable) | none: discovery | The provider's PCP server, ADDR[:PORT] (port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router. |
 //	| `pcp_servers_file` |  | /var/run/pcpgw/pcp-servers | File where the DHCP hooks write the PCP servers learned from DHCPv4 option 158 and DHCPv6 option 86, one per line; re-read when it changes. |
 //	| `mode` | `--mode` | auto | auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4). |
+//	| `upstream` | `--upstream` | auto | What opens ports beyond the CPE: auto (at start and on WAN changes try the provider's PCP server, then a NAT-PMP gateway, then an ISP box's UPnP IGD on the WAN link; none if nothing answers), pcp, natpmp, upnp, or none (mappings on the CPE only; the status says what to do). |
 //	| `aftr_name` |  | none | DS-Lite AFTR name (DHCPv6 option 64); the hook may set it. |
 //	| `state_dir` | `--state-dir` | /var/lib/pcpgw | Directory of the persisted mapping table. |
 //	| `socket` | `--socket` | /var/run/pcpgw.sock | Control socket (mode 0600) used by pcpgw status and pcpgw list. |

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/pcp"
-	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // maxEntries bounds the table: IDs (and so pinhole UniqueIDs) fit in 16 bits.
@@ -62,6 +62,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	if err := c.validate(&r); err != nil {
 		return Mapping{}, err
 	}
+	c.awaitKind(ctx, r)
 	now := time.Now()
 	c.mu.Lock()
 	if c.closed {
@@ -82,9 +83,10 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	} else {
 		c.renewKernelLocked(e, now, &change)
 	}
-	m := e.view()
-	var upReq pcpclient.MapRequest
+	m := e.view(c.upKind)
+	var upReq upstream.MapRequest
 	startUp := created && e.Upstream == UpstreamPending
+	gen := c.kindGen
 	if startUp {
 		e.busy = true
 		upReq = c.upstreamRequestLocked(e)
@@ -110,13 +112,33 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
-			c.runUpstream(e, upReq, true)
+			c.runUpstream(e, upReq, true, gen)
 		}()
 	}
 	if e.ready == nil {
 		return m, nil
 	}
 	return c.await(ctx, e)
+}
+
+// awaitKind waits, for a request that may go upstream, until the upstream
+// is known (bounded by detectWait and ctx), and applies it: a request
+// that arrives while detection runs is answered as the upstream found
+// says, not failed.
+func (c *Core) awaitKind(ctx context.Context, r Request) {
+	c.mu.Lock()
+	ask := c.up != nil && c.mode != ModeLocal && !r.Internal.Addr().Is6()
+	c.mu.Unlock()
+	if !ask {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, detectWait)
+	defer cancel()
+	if k := c.up.Kind(ctx); k != upstream.KindDetecting {
+		c.mu.Lock()
+		c.setKindLocked(k)
+		c.mu.Unlock()
+	}
 }
 
 // await waits for the first upstream answer of e, bounded by ctx and
@@ -131,7 +153,7 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		select {
 		case <-ready:
 		case <-t.C:
-			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server did not answer in time"}
+			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the upstream NAT did not answer in time"}
 		case <-ctx.Done():
 			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "request cancelled", Err: ctx.Err()}
 		}
@@ -145,9 +167,9 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "mapping was removed"}
 	}
 	if e.Upstream != UpstreamOK && e.upErr != nil {
-		return e.view(), upstreamError(e.upErr)
+		return e.view(c.upKind), upstreamError(e.upErr)
 	}
-	return e.view(), nil
+	return e.view(c.upKind), nil
 }
 
 // validate checks and normalizes a request.
@@ -257,25 +279,27 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 		e.External = r.Internal
 		e.port = r.Internal.Port()
 	} else {
+		if c.mode == ModeDSLite && !c.upstreamLocked() {
+			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "DS-Lite without port control at the AFTR: no port can be opened"}
+		}
 		port, err := c.pickPortLocked(r, old)
 		if err != nil {
 			return nil, nil, false, err
 		}
 		e.port = port
-		switch c.mode {
-		case ModeLocal:
+		switch {
+		case c.mode == ModeDSLite:
+			e.Upstream = UpstreamPending
+		case !c.upstreamLocked():
+			// Local mode, or nothing upstream forwards ports (kind none):
+			// the CPE's own DNAT, its WAN address the external one.
 			e.WANPort = port
 			e.External = netip.AddrPortFrom(c.wan, port)
-		case ModeNAT444:
+		default: // nat444
 			e.WANPort = port
-			e.Upstream = UpstreamPending
-		case ModeDSLite:
 			e.Upstream = UpstreamPending
 		}
 		if e.Upstream == UpstreamPending {
-			if c.up == nil {
-				return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "no PCP server"}
-			}
 			e.ready = make(chan struct{})
 		}
 	}
@@ -565,7 +589,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	e = c.renewLocked(e, Request{Lifetime: lifetime}, now)
 	var change firewall.Change
 	c.renewKernelLocked(e, now, &change)
-	m := e.view()
+	m := e.view(c.upKind)
 	c.mu.Unlock()
 	if err := c.apply(ctx, change); err != nil {
 		c.mu.Lock()
@@ -600,9 +624,10 @@ func (c *Core) Packets(ctx context.Context, id uint32) (uint64, error) {
 	return n, nil
 }
 
-// upstreamRequestLocked builds the PCP request for e (RFC 6970 §5.4, §5.5).
-func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
-	r := pcpclient.MapRequest{
+// upstreamRequestLocked builds the upstream request for e (RFC 6970 §5.4,
+// §5.5).
+func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
+	r := upstream.MapRequest{
 		Protocol:    uint8(e.Proto),
 		Description: e.Description,
 		Nonce:       pcp.Nonce(e.nonce),

@@ -117,4 +117,7 @@ type Status struct {
 	Received   uint64 // valid responses
 	Dropped    uint64 // responses dropped by validation
 	SendErrors uint64 // transmissions the local stack refused (also in Sent)
+	// Announcements counts unsolicited announcements that made the client
+	// ask the server again.
+	Announcements uint64
 }

@@ -166,22 +166,52 @@ func printStatus(w io.Writer, s *control.Status) {
 	fmt.Fprintf(tw, "WAN\t%s %s\n", s.WAN, orNone(s.WANAddr))
 	fmt.Fprintf(tw, "external address\t%s\n", orNone(s.External))
 	if s.Mode != "local" {
-		up := s.Upstream
-		state := "unreachable"
-		if up.Reachable {
-			state = "reachable"
-		}
-		fmt.Fprintf(tw, "PCP servers\t%s\n", orNone(strings.Join(up.Servers, " ")))
-		fmt.Fprintf(tw, "PCP server\t%s %s %s, epoch %d\n", orNone(up.Server), up.Protocol, state, up.Epoch)
-		if up.LastError != "" {
-			fmt.Fprintf(tw, "last PCP error\t%s\n", up.LastError)
-		}
+		printUpstream(tw, s.Upstream)
 	}
 	fmt.Fprintf(tw, "listeners\t%s\n", orNone(strings.Join(s.Listeners, " ")))
 	fmt.Fprintf(tw, "mappings\t%d (pending %d, failing %d)\n", s.Mappings, s.Pending, s.Failing)
 	fmt.Fprintf(tw, "pinholes\t%d\n", s.Pinholes)
 	fmt.Fprintf(tw, "epoch\t%d s\n", s.Epoch)
 	tw.Flush()
+}
+
+// printUpstream writes the status's upstream lines.
+func printUpstream(tw io.Writer, up control.Upstream) {
+	kind := up.Kind
+	if up.KindConfig == "auto" || up.KindConfig == "" {
+		kind += " (auto)"
+	}
+	state := "unreachable"
+	if up.Reachable {
+		state = "reachable"
+	}
+	switch up.Kind {
+	case "pcp", "natpmp":
+		fmt.Fprintf(tw, "upstream\t%s\n", kind)
+		fmt.Fprintf(tw, "PCP servers\t%s\n", orNone(strings.Join(up.Servers, " ")))
+		fmt.Fprintf(tw, "PCP server\t%s %s %s, epoch %d\n", orNone(up.Server), up.Protocol, state, up.Epoch)
+	case "upnp":
+		dev := "IGD"
+		if d := up.Device; d != nil {
+			dev = strings.TrimSpace(d.FriendlyName + " (" + strings.TrimSpace(d.Manufacturer+" "+d.Model) + ")")
+			dev = strings.TrimSuffix(dev, " ()")
+		}
+		fmt.Fprintf(tw, "upstream\t%s: %s at %s, %s\n", kind, dev, orNone(up.Address), state)
+		if up.Device != nil {
+			fmt.Fprintf(tw, "IGD service\t%s %s\n", up.Device.Service, up.Device.Location)
+		}
+	default:
+		fmt.Fprintf(tw, "upstream\t%s\n", kind)
+	}
+	if up.External != "" {
+		fmt.Fprintf(tw, "upstream's address\t%s\n", up.External)
+	}
+	if up.Advice != "" {
+		fmt.Fprintf(tw, "advice\t%s\n", up.Advice)
+	}
+	if up.LastError != "" {
+		fmt.Fprintf(tw, "last upstream error\t%s\n", up.LastError)
+	}
 }
 
 // printList writes the mappings as a table; a mapping the provider has
