@@ -395,6 +395,15 @@ return view.extend({
 		o.value('dslite', _('DS-Lite (no NAT on this router)'));
 		o.default = 'auto';
 
+		o = s.taboption('upstream', form.ListValue, 'upstream', _('Upstream'),
+			_('What opens the ports beyond this router. Automatic: the provider\'s PCP server, else a NAT-PMP gateway, else an ISP box\'s UPnP IGD on the WAN link, else none.'));
+		o.value('auto', _('Automatic'));
+		o.value('pcp', _('The provider\'s PCP server'));
+		o.value('natpmp', _('A NAT-PMP gateway'));
+		o.value('upnp', _('The ISP box\'s UPnP IGD'));
+		o.value('none', _('None: ports are opened on this router only'));
+		o.default = 'auto';
+
 		o = s.taboption('upstream', form.DynamicList, 'pcp_server', _('PCP servers'),
 			_('The provider\'s PCP server, ADDR or ADDR:PORT ([ADDR]:PORT for IPv6). None: learned from DHCP (options 158 and 86), then the DS-Lite AFTR, then the default router.'));
 		o.placeholder = '100.64.0.1';
