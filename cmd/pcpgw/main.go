@@ -6,6 +6,7 @@
 //	pcpgw run [-c FILE] [flags]     the daemon, in the foreground
 //	pcpgw status [--json]           ask the running daemon
 //	pcpgw list [--json]             the mappings of the running daemon
+//	pcpgw delete tcp|udp PORT       delete a mapping of the running daemon (or: id ID)
 //	pcpgw check-config -c FILE      validate and print the configuration
 //	pcpgw version
 package main
@@ -39,6 +40,7 @@ commands:
   run            run the daemon in the foreground (pcpgw run -h for its flags)
   status         show the running daemon's state (--json, --socket PATH)
   list           list the running daemon's mappings (--json, --socket PATH)
+  delete         delete a mapping of the running daemon: delete tcp|udp PORT, or delete id ID (--json, --socket PATH)
   check-config   validate a configuration file and print the effective configuration (-c FILE)
   passwd         set the password of the web page (-c FILE; read twice from the terminal or stdin)
   version        print the version
@@ -61,6 +63,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdAsk("status", args, stdout, stderr)
 	case "list":
 		return cmdAsk("list", args, stdout, stderr)
+	case "delete":
+		return cmdDelete(args, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
 	case "passwd":
