@@ -530,24 +530,35 @@ func (c *Core) apply(ctx context.Context, ch firewall.Change) error {
 
 // Delete removes what s selects and returns how many mappings it removed
 // (0 and nil when nothing matched). With secure mode a host may delete only
-// its own mappings; static forwards are not deleted from the LAN.
+// its own mappings; static forwards are not deleted from the LAN. A
+// selector for one mapping fails when that may not be deleted; a wildcard
+// (internal port 0, no ID or external port) deletes what it may.
 func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 	s.Client = s.Client.Unmap()
 	s.Internal = netip.AddrPortFrom(s.Internal.Addr().Unmap(), s.Internal.Port())
+	// A wildcard (no ID, no external port, internal port 0: NAT-PMP's
+	// "delete all", RFC 6886 §3.4) deletes what it may and leaves the
+	// rest; a delete of one mapping that may not be deleted fails.
+	wildcard := s.ID == 0 && s.External == 0 && s.Internal.Port() == 0
 	c.mu.Lock()
-	es := c.selectLocked(s)
-	for _, e := range es {
-		if e.Origin == OriginStatic && s.Origin != OriginStatic {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+	all := c.selectLocked(s)
+	es := all[:0:0]
+	for _, e := range all {
+		var err error
+		switch {
+		case e.Origin == OriginStatic && s.Origin != OriginStatic:
+			err = &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+		case c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client:
+			err = &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
+		case s.Nonce != nil && e.Nonce != *s.Nonce:
+			err = &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 		}
-		if c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client {
+		switch {
+		case err == nil:
+			es = append(es, e)
+		case !wildcard:
 			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
-		}
-		if s.Nonce != nil && e.Nonce != *s.Nonce {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+			return 0, err
 		}
 	}
 	var change firewall.Change
@@ -648,7 +659,12 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 	default:
 		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
 	}
-	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
+	// PREFER_FAILURE for what was asked for exactly (IGD AddPortMapping,
+	// a LAN PCP client's PREFER_FAILURE, RFC 6887 §13.2, a static
+	// forward), when it is made and when it is renewed or re-created
+	// after the upstream lost its state (RFC 6970 §5.10): it keeps its
+	// port or fails, and is never moved behind its client's back.
+	r.PreferFailure = e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {
 		bits := 32
 		if e.RemoteHost.Is6() {
