@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/upstream"
 )
 
@@ -95,4 +96,57 @@ func TestDeleteAllSkipsStatic(t *testing.T) {
 	// One mapping named: still refused.
 	_, err = c.Delete(ctx, Selector{Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80)})
 	wantCode(t, err, CodeNotAuthorized)
+}
+
+// TestWithdrawnMappingForgotten (17.5): the provider ends a mapping by
+// itself (RFC 6887 §14.2); the core forgets it, kernel included, so no
+// LAN client is told it exists. A static forward stays, failing, and is
+// asked for again after the error's lifetime.
+func TestWithdrawnMappingForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		m, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 8080, 18080, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		static := Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80), ExternalPort: 18000, ExactPort: true}
+		s, err := c.Map(ctx, static)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonceOf := func(id uint32) Nonce {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.entries[id].nonce
+		}
+		withdraw := func(id uint32) {
+			res := upstream.MapResult{Nonce: pcp.Nonce(nonceOf(id))}
+			rq := upstream.MapRequest{Protocol: 6}
+			up.events <- upstream.Event{Kind: upstream.EventWithdrawn, Mapping: &res, Request: &rq,
+				Err: &upstream.Error{Kind: upstream.KindPCP, Code: pcp.NotAuthorized, Lifetime: 600, Until: time.Now().Add(600 * time.Second)}}
+			synctest.Wait()
+		}
+		n0, _ := up.counts()
+		withdraw(m.ID)
+		if _, ok := c.Get(m.ID); ok || len(fw.Forwards()) != 1 {
+			t.Errorf("still there: kernel %v", fw.Forwards())
+		}
+		withdraw(s.ID)
+		got, ok := c.Get(s.ID)
+		if !ok || got.Upstream != UpstreamFailing || got.UpstreamErr == "" {
+			t.Fatalf("static forward after the withdrawal: %+v %v", got, ok)
+		}
+		time.Sleep(599 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != n0 {
+			t.Errorf("asked again within the error lifetime: %d requests", n-n0)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != n0+1 {
+			t.Errorf("not asked again after the error lifetime: %d requests", n-n0)
+		}
+	})
 }
