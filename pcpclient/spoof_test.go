@@ -2,8 +2,8 @@ package pcpclient
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
