@@ -82,6 +82,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
 	} else {
 		c.renewKernelLocked(e, now, &change)
+		c.refreshUpstreamLocked(e, r.Lifetime, now)
 	}
 	m := e.view(c.upKind)
 	var upReq upstream.MapRequest
@@ -119,6 +120,32 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		return m, nil
 	}
 	return c.await(ctx, e)
+}
+
+// refreshUpstreamLocked applies RFC 7648 §3 to a renewal asking for
+// lifetime: when less than 3/4 of it is left at the upstream, the
+// upstream is asked now and the answer waits for it (await, bounded by
+// Config.UpstreamTimeout), so that the lifetime the LAN client is told
+// is backed by the upstream's own.
+func (c *Core) refreshUpstreamLocked(e *entry, lifetime time.Duration, now time.Time) {
+	if lifetime <= 0 || e.Upstream != UpstreamOK || !c.upstreamLocked() || e.IsPinhole() {
+		return
+	}
+	if left := e.upAt.Add(e.upLife).Sub(now); left >= lifetime/4*3 {
+		return
+	}
+	if e.ready == nil {
+		e.ready = make(chan struct{})
+	}
+	select {
+	case <-e.ready:
+		e.ready = make(chan struct{}) // the answer to wait for
+	default: // a request in flight: its answer
+	}
+	if !e.busy {
+		e.renewAt = now
+		c.startRenewLocked(e)
+	}
 }
 
 // awaitKind waits, for a request that may go upstream, until the upstream

@@ -150,3 +150,45 @@ func TestWithdrawnMappingForgotten(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewalThreeQuarters (17.4, RFC 7648 §3): a renewal is answered from
+// the table only while at least 3/4 of the asked lifetime is left at the
+// provider; otherwise the provider is asked first and the answer waits.
+func TestRenewalThreeQuarters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.lifetime = 600
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		r := req(OriginPCP, host, UDP, 5000, 15000, 600*time.Second)
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		n0, _ := up.counts()
+		// 600 s left of 600 asked: from the table.
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := up.counts(); n != n0 {
+			t.Errorf("renewal with the lifetime left went upstream")
+		}
+		// 600 s left of 3600 asked (< 2700): upstream first, answered after.
+		up.block = make(chan struct{})
+		r.Lifetime = 3600 * time.Second
+		done := make(chan error, 1)
+		go func() { _, err := c.Map(ctx, r); done <- err }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("answered before the provider: %v", err)
+		default:
+		}
+		if n, _ := up.counts(); n != n0+1 {
+			t.Fatalf("%d upstream requests, want 1", n-n0)
+		}
+		close(up.block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
