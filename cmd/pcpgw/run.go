@@ -170,6 +170,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
 	goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+	if cfg.DHCPLeases != "" {
+		goRun("leases", func(ctx context.Context) error { d.watchLeases(ctx, cfg.DHCPLeases, log); return nil })
+	}
 
 	if cfg.NATPMP || cfg.PCP {
 		d.lan, err = natpmp.New(natpmp.Config{
@@ -361,6 +364,7 @@ func restartNeeded(a, b *config.Config) string {
 	check("aftr_name", a.AFTRName == b.AFTRName)
 	check("nft_table", a.Table == b.Table)
 	check("lease_file", a.LeaseFile == b.LeaseFile)
+	check("dhcp_leases", a.DHCPLeases == b.DHCPLeases)
 	return strings.Join(diff, ", ")
 }
 
