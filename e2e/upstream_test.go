@@ -193,6 +193,11 @@ func TestUpstreamDetection(t *testing.T) {
 			if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18095), 10*time.Second) {
 				t.Fatalf("not reachable through %s", tt.want)
 			}
+			// Hairpin (issue 17.8, RFC 7648 §3.1): the LAN host reaches the
+			// service at the provider's address too, through the CPE.
+			if !reachable(t, l.LAN, "tcp", netip.AddrPortFrom(cgnPublic, 18095), 5*time.Second) {
+				t.Errorf("the LAN host does not reach %v:18095 (hairpin)", cgnPublic)
+			}
 		})
 	}
 }

@@ -300,7 +300,12 @@ func (c *Core) handleUpstreamEvent(ev upstream.Event) {
 	case upstream.EventKindChanged:
 		c.mu.Lock()
 		c.setKindLocked(ev.Upstream)
+		onCPE := !c.upstreamLocked()
 		c.mu.Unlock()
+		if onCPE {
+			// No upstream address to hairpin any more (the WAN's is).
+			c.fw.SetExternalAddr(context.Background(), netip.Addr{})
+		}
 	case upstream.EventWithdrawn:
 		if ev.Mapping != nil && ev.Request != nil {
 			c.withdrawn(*ev.Request, *ev.Mapping, ev.Err)
