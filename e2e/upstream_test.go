@@ -61,6 +61,9 @@ func TestUpstreamNATPMPBox(t *testing.T) {
 	if st.Upstream.Address != lab.CGN4+":5351" || st.Upstream.KindConfig != "auto" {
 		t.Errorf("upstream %+v", st.Upstream)
 	}
+	if out := p.CLI(t, "list"); !strings.HasPrefix(out, "upstream: natpmp at "+lab.CGN4+":5351") {
+		t.Errorf("pcpgw list:\n%s", out)
+	}
 	serveLAN(t, l, 8091)
 	serveLAN(t, l, 8092)
 	out := natpmpcOut(t, l, "Mapped public port 18091", "-a", "18091", "8091", "tcp", "3600")
@@ -146,6 +149,9 @@ func TestUpstreamNone(t *testing.T) {
 	rows := list(t, p)
 	if len(rows) != 2 || rows[0].Upstream != "none" || rows[0].External != lab.CPEWAN4+":18093" {
 		t.Errorf("list %+v", rows)
+	}
+	if out := p.CLI(t, "list"); !strings.HasPrefix(out, "upstream: none: nothing upstream forwards ports") {
+		t.Errorf("pcpgw list:\n%s", out)
 	}
 	ext := netip.AddrPortFrom(cgnPublic, 18093)
 	if reachable(t, l.Net, "tcp", ext, 300*time.Millisecond) {

@@ -150,9 +150,35 @@ func cmdAsk(what string, args []string, stdout, stderr io.Writer) int {
 	case *control.Status:
 		printStatus(stdout, v)
 	case *[]control.Row:
+		// The upstream the mappings are made at heads the table.
+		var st control.Status
+		if control.Ask(ctx, *socket, "status", &st) == nil && st.Mode != "local" {
+			fmt.Fprintln(stdout, upstreamLine(st.Upstream))
+		}
 		printList(stdout, *v, time.Now())
 	}
 	return 0
+}
+
+// upstreamLine names the upstream in one line: "upstream: upnp, ISP box
+// (LabBox) at 100.64.0.1:5000, which reports 203.0.113.1".
+func upstreamLine(up control.Upstream) string {
+	s := "upstream: " + up.Kind
+	if d := up.Device; d != nil {
+		if name := strings.TrimSpace(d.FriendlyName + " " + strings.TrimSpace(d.Manufacturer+" "+d.Model)); name != "" {
+			s += ", " + name
+		}
+	}
+	if up.Address != "" {
+		s += " at " + up.Address
+	}
+	if up.External != "" {
+		s += ", which reports " + up.External
+	}
+	if up.Kind == "none" {
+		s += ": nothing upstream forwards ports (see pcpgw status)"
+	}
+	return s
 }
 
 func printStatus(w io.Writer, s *control.Status) {
