@@ -210,7 +210,14 @@ func TestLabSlowHTTPConnections(t *testing.T) {
 	if rss-rssBefore > 8<<10 {
 		t.Errorf("pcpgw VmRSS grew by %d KiB under attack, bound 8 MB", rss-rssBefore)
 	}
-	if n > 16 {
-		t.Errorf("%d slow connections of one host still open, cap 8", n)
-	}
+	// With TCP_DEFER_ACCEPT the kernel holds connections that sent
+	// nothing, and each one pcpgw accepts from the host at its cap
+	// closes the host's oldest idle one: the host's connections go down
+	// to its cap as the writer meets the closed ones.
+	lab.Eventually(t, 15*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n = alive
+		return n <= 16
+	}, "more than 16 slow connections of one host still open, cap 8")
 }
