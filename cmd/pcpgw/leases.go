@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/dhcpleases"
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
 )
 
@@ -20,8 +21,8 @@ const leasePoll = 5 * time.Second
 // lease expired. Static forwards stay. Hosts that never had a lease
 // (fixed addresses) are left alone.
 func (d *daemon) watchLeases(ctx context.Context, name string, log *slog.Logger) {
-	read := func() (map[netip.Addr]dhcpleases.Lease, stamp) {
-		st := fileStamp(name)
+	read := func() (map[netip.Addr]dhcpleases.Lease, filestamp.Stamp) {
+		st := filestamp.Of(name)
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, st
@@ -40,8 +41,8 @@ func (d *daemon) watchLeases(ctx context.Context, name string, log *slog.Logger)
 		}
 		now := time.Now()
 		var cur map[netip.Addr]dhcpleases.Lease
-		if st := fileStamp(name); st != seen {
-			if st == (stamp{}) {
+		if st := filestamp.Of(name); st != seen {
+			if st.Missing() {
 				continue // gone for a moment (rewritten): not "every lease ended"
 			}
 			cur, seen = read()

@@ -26,6 +26,7 @@ import (
 	"github.com/pcpgw/pcpgw/config"
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
@@ -40,22 +41,6 @@ const wanPoll = 2 * time.Second
 // configPoll is how often the configuration file is checked for changes.
 const configPoll = 2 * time.Second
 
-// stamp identifies a version of a file (zero when it cannot be read).
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-func fileStamp(name string) stamp {
-	if name == "" {
-		return stamp{}
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
 
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
@@ -214,20 +199,20 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		// the page of another pcpgw version): checked every few seconds.
 		tick := time.NewTicker(configPoll)
 		defer tick.Stop()
-		seen := fileStamp(cfg.File)
+		seen := filestamp.Of(cfg.File)
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if st := fileStamp(cfg.File); st != seen {
+				if st := filestamp.Of(cfg.File); st != seen {
 					seen = st
 				} else {
 					continue
 				}
 			}
-			seen = fileStamp(cfg.File)
+			seen = filestamp.Of(cfg.File)
 			d.reload(ctx, log) // errors are logged
 		}
 	})
