@@ -41,7 +41,6 @@ const wanPoll = 2 * time.Second
 // configPoll is how often the configuration file is checked for changes.
 const configPoll = 2 * time.Second
 
-
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
