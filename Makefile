@@ -99,7 +99,7 @@ clean: ## remove build output
 ARCH ?=
 .PHONY: ipk openwrt-test
 
-ipk: ## OpenWrt package out/pcpgw_VERSION_ARCH.ipk for ARCH=x86_64|aarch64_generic|arm_cortex-a7_neon-vfpv4|mipsel_24kc|mips_24kc
+ipk: ## OpenWrt packages out/pcpgw_VERSION_ARCH.ipk and out/luci-app-pcpgw_VERSION_all.ipk, for ARCH=x86_64|aarch64_generic|arm_cortex-a7_neon-vfpv4|mipsel_24kc|mips_24kc
 	@test -n "$(ARCH)" || { echo "make ipk ARCH=x86_64|aarch64_generic|arm_cortex-a7_neon-vfpv4|mipsel_24kc|mips_24kc"; exit 2; }
 	GO=$(GO) ./openwrt/build-ipk.sh "$(ARCH)" "$(VERSION)" "$(OUT)"
 

@@ -40,6 +40,10 @@ type Config struct {
 	// Mode is auto, local, nat444 or dslite (option mode, --mode).
 	// Default auto.
 	Mode string
+	// Upstream is what pcpgw asks to open ports beyond the CPE: auto,
+	// pcp, natpmp, upnp or none (option upstream, --upstream). Default
+	// auto.
+	Upstream string
 	// StateDir holds the persisted mapping table (option state_dir,
 	// --state-dir). Default /var/lib/pcpgw.
 	StateDir string
@@ -81,6 +85,10 @@ type Config struct {
 	// (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI (option
 	// lease_file). Default "": not written.
 	LeaseFile string
+	// DHCPLeases is dnsmasq's lease file, watched so that the mappings of
+	// a host whose lease ended are deleted (option dhcp_leases). Default
+	// /tmp/dhcp.leases; "": not watched.
+	DHCPLeases string
 	// AFTRName is the DS-Lite AFTR's name (option aftr_name; the DHCPv6
 	// hook may set it). Default "".
 	AFTRName string
@@ -104,12 +112,17 @@ type Config struct {
 // Modes lists the valid values of Config.Mode.
 var Modes = []string{"auto", "local", "nat444", "dslite"}
 
+// Upstreams lists the valid values of Config.Upstream.
+var Upstreams = []string{"auto", "pcp", "natpmp", "upnp", "none"}
+
 // Default returns the configuration with every default set: what an empty
 // file and no flags give, before validation (LAN and WAN are empty).
 func Default() Config {
 	return Config{
 		PCPServersFile: "/var/run/pcpgw/pcp-servers",
 		Mode:           "auto",
+		Upstream:       "auto",
+		DHCPLeases:     "/tmp/dhcp.leases",
 		StateDir:       "/var/lib/pcpgw",
 		Socket:         "/var/run/pcpgw.sock",
 		HTTPPort:       5000,
@@ -370,6 +383,9 @@ func (c *Config) validate(o origins) error {
 	}
 	if !slices.Contains(Modes, c.Mode) {
 		return o.errorf(c, "mode", "%q is not one of %s", c.Mode, strings.Join(Modes, ", "))
+	}
+	if !slices.Contains(Upstreams, c.Upstream) {
+		return o.errorf(c, "upstream", "%q is not one of %s", c.Upstream, strings.Join(Upstreams, ", "))
 	}
 	for _, nv := range []struct{ name, v string }{{"pcp_servers_file", c.PCPServersFile}, {"state_dir", c.StateDir}, {"socket", c.Socket}} {
 		if err := checkPath(nv.v); err != nil {

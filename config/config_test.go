@@ -55,7 +55,7 @@ func flags(t *testing.T, args ...string) *Flags {
 func TestDefault(t *testing.T) {
 	c := Default()
 	want := Config{
-		PCPServersFile: "/var/run/pcpgw/pcp-servers", Mode: "auto", StateDir: "/var/lib/pcpgw",
+		PCPServersFile: "/var/run/pcpgw/pcp-servers", Mode: "auto", Upstream: "auto", DHCPLeases: "/tmp/dhcp.leases", StateDir: "/var/lib/pcpgw",
 		Socket: "/var/run/pcpgw.sock", HTTPPort: 5000, UPnP: true, NATPMP: true, PCP: true,
 		IGDv1: true, IGDv2: true, IPv6Pinholes: true, IPv6Firewall: false, SecureMode: true,
 		LogLevel: slog.LevelInfo, Quota: 128, MinLifetime: 120 * time.Second, MaxLifetime: 86400 * time.Second,
@@ -89,7 +89,7 @@ func TestLoadFull(t *testing.T) {
 		PCPServers: []netip.AddrPort{
 			netip.MustParseAddrPort("192.0.2.1:5351"), netip.MustParseAddrPort("[2001:db8::1]:5352"),
 			netip.MustParseAddrPort("[2001:db8::2]:5351")},
-		PCPServersFile: "/tmp/pcpgw/servers", Mode: "nat444", AFTRName: "aftr.example.net",
+		PCPServersFile: "/tmp/pcpgw/servers", Mode: "nat444", Upstream: "auto", DHCPLeases: "/tmp/dhcp.leases", AFTRName: "aftr.example.net",
 		StateDir: "/srv/pcpgw", Socket: "/run/pcpgw/ctl.sock", HTTPPort: 5555,
 		UPnP: false, IGDv1: false, IGDv2: true, NATPMP: false, PCP: true, IPv6Pinholes: false,
 		IPv6Firewall: true, SecureMode: false, Quota: 16, MinLifetime: time.Minute, MaxLifetime: time.Hour,
@@ -248,6 +248,7 @@ func TestLoadErrors(t *testing.T) {
 		{"table fw4", head + "\toption nft_table 'fw4'\n", `4: option nft_table: "fw4" belongs to another firewall; pcpgw needs a table of its own`},
 		{"table chars", head + "\toption nft_table '1x'\n", `4: option nft_table: "1x" is not a table name (a letter or _, then letters, digits, _)`},
 		{"aftr", head + "\toption aftr_name 'a..b'\n", `4: option aftr_name: "a..b" is not a DNS name`},
+		{"upstream", head + "\toption upstream 'stun'\n", `4: option upstream: "stun" is not one of auto, pcp, natpmp, upnp, none`},
 		{"igd both off", head + "\toption igdv1 0\n\toption igdv2 0\n", `5: option igdv2: upnp is on but igdv1 and igdv2 are both off`},
 		{"socket long", head + "\toption socket '/" + strings.Repeat("s", 120) + "'\n", `4: option socket: "/` + strings.Repeat("s", 120) + `" is longer than a unix socket path may be (107 bytes)`},
 		{"perm action", head + "config perm_rule\n\toption action 'maybe'\n", `5: perm_rule: option action: "maybe" is neither allow nor deny`},

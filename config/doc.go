@@ -40,6 +40,7 @@
 //	| `pcp_server` (list) | `--pcp-server` (repeatable) | none: discovery | The provider's PCP server, ADDR[:PORT] (port 5351 if left out; IPv6 as [ADDR]:PORT or a bare ADDR). None: the servers file, then the default router. |
 //	| `pcp_servers_file` |  | /var/run/pcpgw/pcp-servers | File where the DHCP hooks write the PCP servers learned from DHCPv4 option 158 and DHCPv6 option 86, one per line; re-read when it changes. |
 //	| `mode` | `--mode` | auto | auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4). |
+//	| `upstream` | `--upstream` | auto | What opens ports beyond the CPE: auto (at start and on WAN changes try the provider's PCP server, then a NAT-PMP gateway, then an ISP box's UPnP IGD on the WAN link; none if nothing answers), pcp, natpmp, upnp, or none (mappings on the CPE only; the status says what to do). |
 //	| `aftr_name` |  | none | DS-Lite AFTR name (DHCPv6 option 64); the hook may set it. |
 //	| `state_dir` | `--state-dir` | /var/lib/pcpgw | Directory of the persisted mapping table. |
 //	| `socket` | `--socket` | /var/run/pcpgw.sock | Control socket (mode 0600) used by pcpgw status and pcpgw list. |
@@ -56,6 +57,7 @@
 //	| `min_lifetime` |  | 120 | Shortest lease granted to a LAN host, in seconds. |
 //	| `max_lifetime` |  | 86400 | Longest lease granted to a LAN host, in seconds. |
 //	| `lease_file` |  | none | Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page. |
+//	| `dhcp_leases` |  | /tmp/dhcp.leases | dnsmasq's lease file: when a LAN host's DHCP lease ends or is released, its mappings and pinholes are deleted (RFC 6970 §5.10); static forwards stay. '' turns it off (hosts with fixed addresses are never in the file and are left alone). |
 //	| `nft_table` |  | pcpgw | pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's. |
 //	| `log_level` | `--log-level` | info | debug, info, warn or error. |
 //	| `password_hash` |  | none: the page is read-only status | Hash of the password of the subscriber's page (argon2id, PHC string format), written by pcpgw passwd. Never printed by check-config. |

@@ -46,7 +46,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 
 // flagArgs names the argument of each valued flag in -h.
 var flagArgs = map[string]string{
-	"lan": "IFNAME", "wan": "IFNAME", "wan6": "IFNAME", "pcp-server": "ADDR[:PORT]", "mode": "MODE",
+	"lan": "IFNAME", "wan": "IFNAME", "wan6": "IFNAME", "pcp-server": "ADDR[:PORT]", "mode": "MODE", "upstream": "KIND",
 	"state-dir": "DIR", "socket": "PATH", "http-port": "PORT", "log-level": "LEVEL",
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,6 +124,9 @@ var settings = []setting{
 	strSetting("mode", "mode", "auto",
 		"auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4).",
 		func(c *Config) *string { return &c.Mode }, checkMode),
+	strSetting("upstream", "upstream", "auto",
+		"What opens ports beyond the CPE: auto (at start and on WAN changes try the provider's PCP server, then a NAT-PMP gateway, then an ISP box's UPnP IGD on the WAN link; none if nothing answers), pcp, natpmp, upnp, or none (mappings on the CPE only; the status says what to do).",
+		func(c *Config) *string { return &c.Upstream }, checkUpstream),
 	strSetting("aftr_name", "", "none", "DS-Lite AFTR name (DHCPv6 option 64); the hook may set it.", func(c *Config) *string { return &c.AFTRName },
 		func(v string) error { return checkDNSName(v) }),
 	strSetting("state_dir", "state-dir", "/var/lib/pcpgw", "Directory of the persisted mapping table.", func(c *Config) *string { return &c.StateDir }, checkPath),
@@ -168,6 +172,14 @@ var settings = []setting{
 	secondsSetting("max_lifetime", "86400", "Longest lease granted to a LAN host, in seconds.", func(c *Config) *time.Duration { return &c.MaxLifetime }),
 	strSetting("lease_file", "", "none", "Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page.",
 		func(c *Config) *string { return &c.LeaseFile }, checkPath),
+	strSetting("dhcp_leases", "", "/tmp/dhcp.leases",
+		"dnsmasq's lease file: when a LAN host's DHCP lease ends or is released, its mappings and pinholes are deleted (RFC 6970 §5.10); static forwards stay. '' turns it off (hosts with fixed addresses are never in the file and are left alone).",
+		func(c *Config) *string { return &c.DHCPLeases }, func(v string) error {
+			if v == "" {
+				return nil
+			}
+			return checkPath(v)
+		}),
 	strSetting("nft_table", "", "pcpgw", "pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's.",
 		func(c *Config) *string { return &c.Table }, checkTable),
 	{name: "log_level", flag: "log-level", def: "info", help: "debug, info, warn or error.",
@@ -217,6 +229,13 @@ func parseLevel(v string) (slog.Level, error) {
 		return slog.LevelWarn, nil
 	}
 	return 0, fmt.Errorf("%q is not one of debug, info, warn, error", v)
+}
+
+func checkUpstream(v string) error {
+	if slices.Contains(Upstreams, v) {
+		return nil
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(Upstreams, ", "))
 }
 
 func checkMode(v string) error {

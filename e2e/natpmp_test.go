@@ -164,6 +164,12 @@ func listenAnnouncements(t *testing.T, l *lab.Lab) *announcements {
 // provider's address, and checks that nothing else arrived.
 func (a *announcements) wait(t *testing.T, timeout time.Duration) {
 	t.Helper()
+	a.waitFor(t, timeout, npCGNPublic)
+}
+
+// waitFor is wait for the external address ext.
+func (a *announcements) waitFor(t *testing.T, timeout time.Duration, ext netip.Addr) {
+	t.Helper()
 	lab.Eventually(t, timeout, func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -172,10 +178,10 @@ func (a *announcements) wait(t *testing.T, timeout time.Duration) {
 			gotPCP = gotPCP || (r.Opcode == pcp.OpAnnounce && r.Result == pcp.Success)
 		}
 		for _, r := range a.natpmp {
-			gotNATPMP = gotNATPMP || (r.Opcode == pcp.NATPMPOpExternalAddr && r.Result == pcp.NATPMPSuccess && r.ExternalAddr == npCGNPublic)
+			gotNATPMP = gotNATPMP || (r.Opcode == pcp.NATPMPOpExternalAddr && r.Result == pcp.NATPMPSuccess && r.ExternalAddr == ext)
 		}
 		return gotPCP && gotNATPMP
-	}, "announcements on 224.0.0.1:5350: want a PCP ANNOUNCE and the NAT-PMP address %s", npCGNPublic)
+	}, "announcements on 224.0.0.1:5350: want a PCP ANNOUNCE and the NAT-PMP address %s", ext)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.bad) > 0 {

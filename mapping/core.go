@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/firewall"
-	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // Firewall is what the core needs of the CPE's firewall: one batch per
@@ -24,16 +24,30 @@ type Firewall interface {
 	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
 	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
 	SetWANAddr(ctx context.Context, a netip.Addr) error
+	// SetExternalAddr is the upstream's external address, hairpinned too
+	// (RFC 7648 §3.1).
+	SetExternalAddr(ctx context.Context, a netip.Addr) error
 }
 
-// Upstream is what the core needs of the provider's PCP server.
-// pcpclient.Client implements it.
+// Upstream is what the core needs of the NAT beyond the CPE: the
+// provider's PCP server, a NAT-PMP gateway, an ISP box's UPnP IGD, or
+// nothing (KindNone: the core then makes mappings on the CPE only).
+// upstream.Auto implements it. Refusals come as *upstream.Error (PCP
+// result codes whatever the upstream speaks); other errors mean no
+// answer.
 type Upstream interface {
-	Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.MapResult, error)
-	Delete(ctx context.Context, r pcpclient.MapRequest) error
+	Map(ctx context.Context, r upstream.MapRequest) (upstream.MapResult, error)
+	Delete(ctx context.Context, r upstream.MapRequest) error
 	ExternalAddr(ctx context.Context) (netip.Addr, error)
-	Events() <-chan pcpclient.Event
+	Events() <-chan upstream.Event
+	// Kind returns the upstream in force, waiting while it is being
+	// detected until ctx ends (then KindDetecting).
+	Kind(ctx context.Context) upstream.Kind
 }
+
+// detectWait bounds how long a LAN request waits for the upstream to be
+// detected before it is treated as pending.
+const detectWait = 5 * time.Second
 
 // Config configures a Core. Zero values are documented per field.
 type Config struct {
@@ -43,7 +57,7 @@ type Config struct {
 	// WANAddr is the CPE's WAN IPv4 address; invalid when it has none
 	// (DS-Lite). It can change later with SetWANAddr.
 	WANAddr netip.Addr
-	// Upstream is the provider's PCP server; nil means none (local only).
+	// Upstream is the NAT beyond the CPE; nil means none (local only).
 	Upstream Upstream
 	// Firewall is the CPE's firewall; required.
 	Firewall Firewall
@@ -87,8 +101,14 @@ type Core struct {
 	fw  Firewall
 	up  Upstream
 
-	mu         sync.Mutex
-	mode       Mode // resolved (never ModeAuto)
+	mu   sync.Mutex
+	mode Mode // resolved (never ModeAuto)
+	// upKind is the upstream the mappings are made at: KindNone or
+	// KindLocal make them on the CPE only; KindDetecting until the first
+	// detection (or what the state file says).
+	upKind upstream.Kind
+	// kindGen counts the changes of upKind (see runUpstream).
+	kindGen    uint32
 	wan        netip.Addr
 	external   netip.Addr // provider's external address, last known
 	epochStart time.Time
@@ -158,12 +178,13 @@ type entry struct {
 	kernelExp time.Time
 }
 
-// view is e as the front-ends see it. Called with mu held.
-func (e *entry) view() Mapping {
+// view is e as the front-ends see it, behind an upstream of kind k.
+// Called with mu held.
+func (e *entry) view(k upstream.Kind) Mapping {
 	m := e.Mapping
 	if m.Upstream == UpstreamPending || m.Upstream == UpstreamFailing {
 		if e.upErr != nil {
-			m.UpstreamErr = upstreamReason(e.upErr, e.port)
+			m.UpstreamErr = upstreamReason(e.upErr, e.port, k)
 		}
 		if !e.busy {
 			m.RetryAt = e.renewAt
@@ -214,6 +235,11 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	if err := c.load(ctx); err != nil {
 		return nil, err
 	}
+	if c.upstreamLocked() && c.external.IsValid() {
+		if err := c.fw.SetExternalAddr(ctx, c.external); err != nil {
+			c.log.Warn("firewall: hairpin of the external address", "err", err)
+		}
+	}
 	return c, nil
 }
 
@@ -235,12 +261,7 @@ func ResolveMode(m Mode, wan netip.Addr, haveUpstream bool) Mode {
 	return ModeLocal
 }
 
-var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-func isPrivate4(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsPrivate() || sharedSpace.Contains(a) || a.IsLoopback() || a.IsLinkLocalUnicast()
-}
+func isPrivate4(a netip.Addr) bool { return a.IsValid() && !upstream.IsPublic4(a) }
 
 // Policy is the part of the configuration that may change while pcpgw
 // runs (a reload). Zero values are documented per field.
@@ -302,7 +323,7 @@ func (c *Core) Run(ctx context.Context) {
 	c.mu.Unlock()
 	go func() { defer c.wg.Done(); c.schedLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.persistLoop(ctx) }()
-	var events <-chan pcpclient.Event
+	var events <-chan upstream.Event
 	if c.up != nil {
 		events = c.up.Events()
 	}
@@ -380,7 +401,7 @@ func (c *Core) Get(id uint32) (Mapping, bool) {
 	if !ok {
 		return Mapping{}, false
 	}
-	return e.view(), true
+	return e.view(c.upKind), true
 }
 
 // Find returns the mappings s selects (without authorization), in creation
@@ -390,7 +411,7 @@ func (c *Core) Find(s Selector) []Mapping {
 	defer c.mu.Unlock()
 	var out []Mapping
 	for _, e := range c.selectLocked(s) {
-		out = append(out, e.view())
+		out = append(out, e.view(c.upKind))
 	}
 	return out
 }
@@ -472,9 +493,13 @@ func (c *Core) emitLocked(ev Event) {
 // WAN address) or the WAN's (local).
 func (c *Core) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	c.mu.Lock()
-	mode, ext, up := c.mode, c.external, c.up
+	mode, ext, up, wan := c.mode, c.external, c.up, c.wan
+	onCPE := !c.upstreamLocked()
 	c.mu.Unlock()
-	if mode == ModeLocal {
+	if mode == ModeLocal || onCPE && mode != ModeDSLite {
+		// No upstream forwards ports: the CPE's WAN address is all the
+		// internet can be pointed at (kind none says so in the status).
+		ext = wan
 		if !ext.IsValid() {
 			return netip.Addr{}, &Error{Code: CodeNetworkFailure, Msg: "no WAN address"}
 		}
@@ -484,7 +509,7 @@ func (c *Core) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 		return ext, nil
 	}
 	if up == nil {
-		return netip.Addr{}, &Error{Code: CodeNetworkFailure, Msg: "no PCP server"}
+		return netip.Addr{}, &Error{Code: CodeNetworkFailure, Msg: "no upstream NAT to ask"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.UpstreamTimeout)
 	defer cancel()
@@ -497,14 +522,24 @@ func (c *Core) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 }
 
 func (c *Core) setExternal(a netip.Addr) {
-	if !a.IsValid() {
+	if !upstream.UsableExternal(a) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.external == a {
+	if c.external == a || !c.upstreamLocked() {
+		c.mu.Unlock()
 		return
 	}
+	c.setExternalLocked(a)
+	c.mu.Unlock()
+	// A LAN host reaching a mapped service at the address the internet
+	// uses is hairpinned by the CPE (RFC 7648 §3.1).
+	if err := c.fw.SetExternalAddr(context.Background(), a); err != nil {
+		c.log.Warn("firewall: hairpin of the external address", "err", err)
+	}
+}
+
+func (c *Core) setExternalLocked(a netip.Addr) {
 	old := c.external
 	c.external = a
 	for _, e := range c.entries {
@@ -519,7 +554,9 @@ func (c *Core) setExternal(a netip.Addr) {
 
 // Status is what `pcpgw status` shows of the core.
 type Status struct {
-	Mode       Mode
+	Mode Mode
+	// Upstream is the upstream the mappings are made at.
+	Upstream   upstream.Kind
 	WANAddr    netip.Addr
 	External   netip.Addr
 	EpochStart time.Time
@@ -533,7 +570,10 @@ type Status struct {
 func (c *Core) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Status{Mode: c.mode, WANAddr: c.wan, External: c.external, EpochStart: c.epochStart}
+	s := Status{Mode: c.mode, Upstream: c.upKind, WANAddr: c.wan, External: c.external, EpochStart: c.epochStart}
+	if !c.upstreamLocked() && c.mode != ModeDSLite {
+		s.External = c.wan
+	}
 	for _, e := range c.entries {
 		if e.IsPinhole() {
 			s.Pinholes++

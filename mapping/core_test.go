@@ -21,6 +21,7 @@ import (
 	"github.com/pcpgw/pcpgw/firewall/firewalltest"
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 var (
@@ -375,7 +376,7 @@ func TestUpstreamUnreachableRetried(t *testing.T) {
 		up.mu.Lock()
 		up.err = nil
 		up.mu.Unlock()
-		up.events <- pcpclient.Event{Kind: pcpclient.EventReachable}
+		up.events <- upstream.Event{Kind: upstream.EventReachable}
 		synctest.Wait()
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
@@ -396,7 +397,7 @@ func TestStateLostRecreates(t *testing.T) {
 		}
 		synctest.Wait()
 		before, _ := up.counts()
-		up.events <- pcpclient.Event{Kind: pcpclient.EventStateLost}
+		up.events <- upstream.Event{Kind: upstream.EventStateLost}
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		after, _ := up.counts()
@@ -416,7 +417,7 @@ func TestExternalChangeEvent(t *testing.T) {
 		ch, stop := c.Subscribe()
 		defer stop()
 		newExt := netip.MustParseAddr("203.0.113.9")
-		up.events <- pcpclient.Event{Kind: pcpclient.EventExternalChanged, External: newExt}
+		up.events <- upstream.Event{Kind: upstream.EventExternalChanged, External: newExt}
 		synctest.Wait()
 		select {
 		case ev := <-ch:
@@ -796,16 +797,16 @@ func TestStaticForwardsSameInternal(t *testing.T) {
 // client holds it (capped there), else the core caps it.
 func TestRetryWait(t *testing.T) {
 	now := time.Now()
-	huge := &pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1}
-	held := &pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1, Until: now.Add(30 * time.Minute)}
+	huge := &upstream.Error{Kind: upstream.KindPCP, Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1}
+	held := &upstream.Error{Kind: upstream.KindPCP, Code: pcp.CannotProvideExternal, Lifetime: 1<<32 - 1, Until: now.Add(30 * time.Minute)}
 	tests := []struct {
 		err  error
 		want time.Duration
 	}{
 		{held, 30 * time.Minute},
 		{huge, maxRetryWait},
-		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, ByClient: true, Until: now}, retryAfterTimeout},
-		{&pcpclient.ResultError{Code: pcp.NoResources, Lifetime: 7}, 7 * time.Second},
+		{&upstream.Error{Kind: upstream.KindPCP, Code: pcp.CannotProvideExternal, ByClient: true, Until: now}, retryAfterTimeout},
+		{&upstream.Error{Kind: upstream.KindPCP, Code: pcp.NoResources, Lifetime: 7}, 7 * time.Second},
 		{context.DeadlineExceeded, retryAfterTimeout},
 	}
 	for _, tt := range tests {
@@ -821,13 +822,21 @@ func TestUpstreamReason(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, Lifetime: 30}, "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 8080"},
-		{&pcpclient.ResultError{Code: pcp.CannotProvideExternal, ByClient: true}, "CANNOT_PROVIDE_EXTERNAL: the provider offered another port than 8080"},
-		{fmt.Errorf("%w: %w", pcpclient.ErrBackoff, &pcpclient.ResultError{Code: pcp.NotAuthorized}), "NOT_AUTHORIZED: the provider refused the mapping"},
+		{&upstream.Error{Kind: upstream.KindPCP, Code: pcp.CannotProvideExternal, Lifetime: 30}, "CANNOT_PROVIDE_EXTERNAL: the provider refused external port 8080"},
+		{&upstream.Error{Kind: upstream.KindPCP, Code: pcp.CannotProvideExternal, ByClient: true}, "CANNOT_PROVIDE_EXTERNAL: the provider offered another port than 8080"},
+		{fmt.Errorf("%w: %w", pcpclient.ErrBackoff, &upstream.Error{Kind: upstream.KindPCP, Code: pcp.NotAuthorized}), "NOT_AUTHORIZED: the provider refused the mapping"},
 		{context.DeadlineExceeded, "no answer from the provider's PCP server (context deadline exceeded)"},
+		{&upstream.Error{Kind: upstream.KindUPnP, Code: pcp.CannotProvideExternal, Detail: "UPnP error 718 ConflictInMappingEntry"},
+			"CANNOT_PROVIDE_EXTERNAL: the ISP box's UPnP IGD refused external port 8080 (UPnP error 718 ConflictInMappingEntry)"},
+		{&upstream.Error{Kind: upstream.KindNATPMP, Code: pcp.NotAuthorized, Detail: "NAT-PMP gateway answered NOT_AUTHORIZED"},
+			"NOT_AUTHORIZED: the NAT-PMP gateway refused the mapping"},
 	}
 	for _, tt := range tests {
-		if got := upstreamReason(tt.err, 8080); got != tt.want {
+		k := upstream.KindPCP
+		if ue, ok := tt.err.(*upstream.Error); ok {
+			k = ue.Kind
+		}
+		if got := upstreamReason(tt.err, 8080, k); got != tt.want {
 			t.Errorf("upstreamReason(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
@@ -906,11 +915,11 @@ func TestMappingUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 		first := up.lastMap()
-		res := pcpclient.MapResult{External: netip.MustParseAddrPort("203.0.113.1:40000"), Lifetime: 3600, Nonce: pcp.Nonce{1}}
+		res := upstream.MapResult{External: netip.MustParseAddrPort("203.0.113.1:40000"), Lifetime: 3600, Nonce: pcp.Nonce{1}}
 		if first.Nonce != (pcp.Nonce{}) {
 			res.Nonce = first.Nonce
 		}
-		up.events <- pcpclient.Event{Kind: pcpclient.EventExternalChanged, Request: &first, Mapping: &res}
+		up.events <- upstream.Event{Kind: upstream.EventExternalChanged, Request: &first, Mapping: &res}
 		synctest.Wait()
 		got, ok := c.Get(m.ID)
 		if !ok || got.External != res.External {
@@ -1270,7 +1279,7 @@ func TestDSLiteProviderPortTakesSlot(t *testing.T) {
 		// B asks for 19000; the provider does not answer: pending on its
 		// local pick.
 		up.mu.Lock()
-		up.err = &pcpclient.ResultError{Op: pcp.OpMap, Code: pcp.NetworkFailure, Lifetime: 30}
+		up.err = &upstream.Error{Kind: upstream.KindPCP, Op: "map", Code: pcp.NetworkFailure, Lifetime: 30}
 		up.mu.Unlock()
 		b := req(OriginNATPMP, other, TCP, 9000, 19000, time.Hour)
 		c.Map(ctx, b)

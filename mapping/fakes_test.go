@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/pcpgw/pcpgw/pcp"
-	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // fakeUp is a scripted provider: it maps every request to ext:port (the
@@ -14,8 +14,8 @@ import (
 type fakeUp struct {
 	mu       sync.Mutex
 	ext      netip.Addr
-	maps     []pcpclient.MapRequest
-	deletes  []pcpclient.MapRequest
+	maps     []upstream.MapRequest
+	deletes  []upstream.MapRequest
 	err      error         // returned by Map when set
 	block    chan struct{} // Map waits for it to be closed when set
 	lifetime uint32
@@ -23,16 +23,18 @@ type fakeUp struct {
 	// refuseLife is the error lifetime of CANNOT_PROVIDE_EXTERNAL for a
 	// taken port (PREFER_FAILURE); 0 means 30 s.
 	refuseLife uint32
-	events     chan pcpclient.Event
+	events     chan upstream.Event
 	nonceSeq   byte
+	kind       upstream.Kind
+	detecting  chan struct{}
 }
 
 func newFakeUp() *fakeUp {
 	return &fakeUp{ext: netip.MustParseAddr("203.0.113.1"), lifetime: 3600,
-		taken: map[uint16]bool{}, events: make(chan pcpclient.Event, 8)}
+		taken: map[uint16]bool{}, events: make(chan upstream.Event, 8)}
 }
 
-func (u *fakeUp) Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.MapResult, error) {
+func (u *fakeUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapResult, error) {
 	u.mu.Lock()
 	u.maps = append(u.maps, r)
 	block, err := u.block, u.err
@@ -41,11 +43,11 @@ func (u *fakeUp) Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.Map
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return pcpclient.MapResult{}, ctx.Err()
+			return upstream.MapResult{}, ctx.Err()
 		}
 	}
 	if err != nil {
-		return pcpclient.MapResult{}, err
+		return upstream.MapResult{}, err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -56,7 +58,7 @@ func (u *fakeUp) Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.Map
 			if life == 0 {
 				life = 30
 			}
-			return pcpclient.MapResult{}, &pcpclient.ResultError{Op: pcp.OpMap, Code: pcp.CannotProvideExternal, Lifetime: life}
+			return upstream.MapResult{}, &upstream.Error{Kind: upstream.KindPCP, Op: "map", Code: pcp.CannotProvideExternal, Lifetime: life}
 		}
 		port += 1000
 	}
@@ -65,10 +67,10 @@ func (u *fakeUp) Map(ctx context.Context, r pcpclient.MapRequest) (pcpclient.Map
 		u.nonceSeq++
 		n[0] = u.nonceSeq
 	}
-	return pcpclient.MapResult{External: netip.AddrPortFrom(u.ext, port), Lifetime: min(r.Lifetime, u.lifetime), Nonce: n}, nil
+	return upstream.MapResult{External: netip.AddrPortFrom(u.ext, port), Lifetime: min(r.Lifetime, u.lifetime), Nonce: n}, nil
 }
 
-func (u *fakeUp) Delete(_ context.Context, r pcpclient.MapRequest) error {
+func (u *fakeUp) Delete(_ context.Context, r upstream.MapRequest) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.deletes = append(u.deletes, r)
@@ -84,7 +86,7 @@ func (u *fakeUp) ExternalAddr(context.Context) (netip.Addr, error) {
 	return u.ext, nil
 }
 
-func (u *fakeUp) Events() <-chan pcpclient.Event { return u.events }
+func (u *fakeUp) Events() <-chan upstream.Event { return u.events }
 
 func (u *fakeUp) counts() (maps, deletes int) {
 	u.mu.Lock()
@@ -92,8 +94,37 @@ func (u *fakeUp) counts() (maps, deletes int) {
 	return len(u.maps), len(u.deletes)
 }
 
-func (u *fakeUp) lastMap() pcpclient.MapRequest {
+func (u *fakeUp) lastMap() upstream.MapRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.maps[len(u.maps)-1]
+}
+
+// Kind is the upstream's kind: u.kind, PCP when unset. While u.detecting
+// is set it waits for it to be closed (detection running) or ctx.
+func (u *fakeUp) Kind(ctx context.Context) upstream.Kind {
+	u.mu.Lock()
+	d := u.detecting
+	u.mu.Unlock()
+	if d != nil {
+		select {
+		case <-d:
+		case <-ctx.Done():
+			return upstream.KindDetecting
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.kind == upstream.KindDetecting {
+		return upstream.KindPCP
+	}
+	return u.kind
+}
+
+// setKind changes the kind and tells the core, as upstream.Auto does.
+func (u *fakeUp) setKind(k upstream.Kind) {
+	u.mu.Lock()
+	u.kind = k
+	u.mu.Unlock()
+	u.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: k}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/pcp"
-	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // maxEntries bounds the table: IDs (and so pinhole UniqueIDs) fit in 16 bits.
@@ -62,6 +62,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	if err := c.validate(&r); err != nil {
 		return Mapping{}, err
 	}
+	c.awaitKind(ctx, r)
 	now := time.Now()
 	c.mu.Lock()
 	if c.closed {
@@ -81,10 +82,12 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
 	} else {
 		c.renewKernelLocked(e, now, &change)
+		c.refreshUpstreamLocked(e, r.Lifetime, now)
 	}
-	m := e.view()
-	var upReq pcpclient.MapRequest
+	m := e.view(c.upKind)
+	var upReq upstream.MapRequest
 	startUp := created && e.Upstream == UpstreamPending
+	gen := c.kindGen
 	if startUp {
 		e.busy = true
 		upReq = c.upstreamRequestLocked(e)
@@ -110,13 +113,59 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
-			c.runUpstream(e, upReq, true)
+			c.runUpstream(e, upReq, true, gen)
 		}()
 	}
 	if e.ready == nil {
 		return m, nil
 	}
 	return c.await(ctx, e)
+}
+
+// refreshUpstreamLocked applies RFC 7648 §3 to a renewal asking for
+// lifetime: when less than 3/4 of it is left at the upstream, the
+// upstream is asked now and the answer waits for it (await, bounded by
+// Config.UpstreamTimeout), so that the lifetime the LAN client is told
+// is backed by the upstream's own.
+func (c *Core) refreshUpstreamLocked(e *entry, lifetime time.Duration, now time.Time) {
+	if lifetime <= 0 || e.Upstream != UpstreamOK || !c.upstreamLocked() || e.IsPinhole() {
+		return
+	}
+	if left := e.upAt.Add(e.upLife).Sub(now); left >= lifetime/4*3 {
+		return
+	}
+	if e.ready == nil {
+		e.ready = make(chan struct{})
+	}
+	select {
+	case <-e.ready:
+		e.ready = make(chan struct{}) // the answer to wait for
+	default: // a request in flight: its answer
+	}
+	if !e.busy {
+		e.renewAt = now
+		c.startRenewLocked(e)
+	}
+}
+
+// awaitKind waits, for a request that may go upstream, until the upstream
+// is known (bounded by detectWait and ctx), and applies it: a request
+// that arrives while detection runs is answered as the upstream found
+// says, not failed.
+func (c *Core) awaitKind(ctx context.Context, r Request) {
+	c.mu.Lock()
+	ask := c.up != nil && c.mode != ModeLocal && !r.Internal.Addr().Is6()
+	c.mu.Unlock()
+	if !ask {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, detectWait)
+	defer cancel()
+	if k := c.up.Kind(ctx); k != upstream.KindDetecting {
+		c.mu.Lock()
+		c.setKindLocked(k)
+		c.mu.Unlock()
+	}
 }
 
 // await waits for the first upstream answer of e, bounded by ctx and
@@ -131,7 +180,7 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		select {
 		case <-ready:
 		case <-t.C:
-			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server did not answer in time"}
+			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the upstream NAT did not answer in time"}
 		case <-ctx.Done():
 			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "request cancelled", Err: ctx.Err()}
 		}
@@ -145,9 +194,9 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "mapping was removed"}
 	}
 	if e.Upstream != UpstreamOK && e.upErr != nil {
-		return e.view(), upstreamError(e.upErr)
+		return e.view(c.upKind), upstreamError(e.upErr)
 	}
-	return e.view(), nil
+	return e.view(c.upKind), nil
 }
 
 // validate checks and normalizes a request.
@@ -257,25 +306,27 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 		e.External = r.Internal
 		e.port = r.Internal.Port()
 	} else {
+		if c.mode == ModeDSLite && !c.upstreamLocked() {
+			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "DS-Lite without port control at the AFTR: no port can be opened"}
+		}
 		port, err := c.pickPortLocked(r, old)
 		if err != nil {
 			return nil, nil, false, err
 		}
 		e.port = port
-		switch c.mode {
-		case ModeLocal:
+		switch {
+		case c.mode == ModeDSLite:
+			e.Upstream = UpstreamPending
+		case !c.upstreamLocked():
+			// Local mode, or nothing upstream forwards ports (kind none):
+			// the CPE's own DNAT, its WAN address the external one.
 			e.WANPort = port
 			e.External = netip.AddrPortFrom(c.wan, port)
-		case ModeNAT444:
+		default: // nat444
 			e.WANPort = port
-			e.Upstream = UpstreamPending
-		case ModeDSLite:
 			e.Upstream = UpstreamPending
 		}
 		if e.Upstream == UpstreamPending {
-			if c.up == nil {
-				return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "no PCP server"}
-			}
 			e.ready = make(chan struct{})
 		}
 	}
@@ -506,24 +557,35 @@ func (c *Core) apply(ctx context.Context, ch firewall.Change) error {
 
 // Delete removes what s selects and returns how many mappings it removed
 // (0 and nil when nothing matched). With secure mode a host may delete only
-// its own mappings; static forwards are not deleted from the LAN.
+// its own mappings; static forwards are not deleted from the LAN. A
+// selector for one mapping fails when that may not be deleted; a wildcard
+// (internal port 0, no ID or external port) deletes what it may.
 func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 	s.Client = s.Client.Unmap()
 	s.Internal = netip.AddrPortFrom(s.Internal.Addr().Unmap(), s.Internal.Port())
+	// A wildcard (no ID, no external port, internal port 0: NAT-PMP's
+	// "delete all", RFC 6886 §3.4) deletes what it may and leaves the
+	// rest; a delete of one mapping that may not be deleted fails.
+	wildcard := s.ID == 0 && s.External == 0 && s.Internal.Port() == 0
 	c.mu.Lock()
-	es := c.selectLocked(s)
-	for _, e := range es {
-		if e.Origin == OriginStatic && s.Origin != OriginStatic {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+	all := c.selectLocked(s)
+	es := all[:0:0]
+	for _, e := range all {
+		var err error
+		switch {
+		case e.Origin == OriginStatic && s.Origin != OriginStatic:
+			err = &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+		case c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client:
+			err = &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
+		case s.Nonce != nil && e.Nonce != *s.Nonce:
+			err = &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 		}
-		if c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client {
+		switch {
+		case err == nil:
+			es = append(es, e)
+		case !wildcard:
 			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
-		}
-		if s.Nonce != nil && e.Nonce != *s.Nonce {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+			return 0, err
 		}
 	}
 	var change firewall.Change
@@ -565,7 +627,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	e = c.renewLocked(e, Request{Lifetime: lifetime}, now)
 	var change firewall.Change
 	c.renewKernelLocked(e, now, &change)
-	m := e.view()
+	m := e.view(c.upKind)
 	c.mu.Unlock()
 	if err := c.apply(ctx, change); err != nil {
 		c.mu.Lock()
@@ -600,9 +662,10 @@ func (c *Core) Packets(ctx context.Context, id uint32) (uint64, error) {
 	return n, nil
 }
 
-// upstreamRequestLocked builds the PCP request for e (RFC 6970 §5.4, §5.5).
-func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
-	r := pcpclient.MapRequest{
+// upstreamRequestLocked builds the upstream request for e (RFC 6970 §5.4,
+// §5.5).
+func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
+	r := upstream.MapRequest{
 		Protocol:    uint8(e.Proto),
 		Description: e.Description,
 		Nonce:       pcp.Nonce(e.nonce),
@@ -623,7 +686,12 @@ func (c *Core) upstreamRequestLocked(e *entry) pcpclient.MapRequest {
 	default:
 		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
 	}
-	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
+	// PREFER_FAILURE for what was asked for exactly (IGD AddPortMapping,
+	// a LAN PCP client's PREFER_FAILURE, RFC 6887 §13.2, a static
+	// forward), when it is made and when it is renewed or re-created
+	// after the upstream lost its state (RFC 6970 §5.10): it keeps its
+	// port or fails, and is never moved behind its client's back.
+	r.PreferFailure = e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {
 		bits := 32
 		if e.RemoteHost.Is6() {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // StateFile is the name of the state file in Config.StateDir.
@@ -39,10 +40,13 @@ const persistCoalesce = 200 * time.Millisecond
 const renewPersistDelay = 60 * time.Second
 
 type stateFile struct {
-	Version    int            `json:"version"`
-	EpochStart time.Time      `json:"epoch_start"`
-	External   string         `json:"external,omitempty"`
-	Mappings   []stateMapping `json:"mappings"`
+	Version    int       `json:"version"`
+	EpochStart time.Time `json:"epoch_start"`
+	External   string    `json:"external,omitempty"`
+	// Upstream is the kind of upstream the mappings were made at (their
+	// nonces are its): "pcp", "natpmp", "upnp", "none"; "" before any.
+	Upstream string         `json:"upstream,omitempty"`
+	Mappings []stateMapping `json:"mappings"`
 }
 
 type stateMapping struct {
@@ -137,6 +141,9 @@ func (c *Core) snapshotLocked() stateFile {
 // stateHeadLocked is the state file without its mappings.
 func (c *Core) stateHeadLocked() stateFile {
 	st := stateFile{Version: stateVersion, EpochStart: c.epochStart}
+	if c.upKind != upstream.KindDetecting {
+		st.Upstream = c.upKind.String()
+	}
 	if c.external.IsValid() {
 		st.External = c.external.String()
 	}
@@ -346,6 +353,9 @@ func (c *Core) load(ctx context.Context) error {
 	if !st.EpochStart.IsZero() && !st.EpochStart.After(now) {
 		c.epochStart = st.EpochStart
 	}
+	if k, ok := upstream.ParseKind(st.Upstream); ok && c.up != nil {
+		c.upKind = k
+	}
 	if a, err := netip.ParseAddr(st.External); err == nil && c.mode != ModeLocal {
 		c.external = a
 	}
@@ -369,8 +379,8 @@ func (c *Core) load(ctx context.Context) error {
 			dropped++
 			continue
 		}
-		switch c.mode {
-		case ModeLocal:
+		switch {
+		case !c.upstreamLocked():
 			e.Upstream = UpstreamNone
 			e.External = netip.AddrPortFrom(c.wan, e.WANPort)
 		default:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // TestTranslation is the table of every core outcome in every protocol
@@ -96,7 +97,7 @@ func TestFromProvider(t *testing.T) {
 		{pcp.ExcessiveRemotePeers, CodeNetworkFailure, 501},
 	}
 	for _, tt := range tests {
-		err := upstreamError(&pcpclient.ResultError{Op: pcp.OpMap, Code: tt.pcp, Lifetime: 30})
+		err := upstreamError(&upstream.Error{Kind: upstream.KindPCP, Op: "map", Code: tt.pcp, Lifetime: 30})
 		if got := CodeOf(err); got != tt.code {
 			t.Errorf("%v: %v, want %v", tt.pcp, got, tt.code)
 		}

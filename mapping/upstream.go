@@ -10,6 +10,7 @@ import (
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/upstream"
 )
 
 // upstreamOpTimeout bounds one upstream operation in the background (the
@@ -26,7 +27,8 @@ const maxRenewing = 32
 // tried again (sooner when the provider is heard from again).
 const retryAfterTimeout = 30 * time.Second
 
-// upstreamError turns an error of the PCP client into a core *Error.
+// upstreamError turns an upstream's error into a core *Error: a refusal
+// (*upstream.Error) with its code, anything else as no answer.
 func upstreamError(err error) error {
 	if err == nil {
 		return nil
@@ -35,25 +37,25 @@ func upstreamError(err error) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	var re *pcpclient.ResultError
-	if errors.As(err, &re) {
-		return &Error{Code: CodeFromPCP(re.Code), Lifetime: time.Duration(re.Lifetime) * time.Second,
-			Msg: "the provider's PCP server answered " + re.Code.String(), Err: err}
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		return &Error{Code: CodeFromPCP(ue.Code), Lifetime: time.Duration(ue.Lifetime) * time.Second,
+			Msg: ue.Kind.Noun() + " answered " + ue.Code.String(), Err: err}
 	}
-	return &Error{Code: CodeNetworkFailure, Msg: "the provider's PCP server", Err: err}
+	return &Error{Code: CodeNetworkFailure, Msg: "no answer from the upstream NAT", Err: err}
 }
 
 // maxRetryWait bounds the wait for an error lifetime that did not come
 // through the PCP client (which caps it, RFC 6887 §15).
 const maxRetryWait = 24 * time.Hour
 
-// retryWait is how long after err the provider is asked again: the
-// error's lifetime (RFC 6887 §7.4) as the PCP client holds the request,
+// retryWait is how long after err the upstream is asked again: the
+// error's lifetime (RFC 6887 §7.4) as the upstream holds the request,
 // else retryAfterTimeout.
 func retryWait(err, uerr error, now time.Time) time.Duration {
-	var re *pcpclient.ResultError
-	if errors.As(err, &re) && re.Until.After(now) {
-		return re.Until.Sub(now)
+	var ue *upstream.Error
+	if errors.As(err, &ue) && ue.Until.After(now) {
+		return min(ue.Until.Sub(now), maxRetryWait)
 	}
 	if ce := asError(uerr); ce != nil && ce.Lifetime > 0 {
 		return min(ce.Lifetime, maxRetryWait)
@@ -61,33 +63,54 @@ func retryWait(err, uerr error, now time.Time) time.Duration {
 	return retryAfterTimeout
 }
 
-// upstreamReason says why the provider did not make a mapping, as the
-// page and `pcpgw list` show it; port is the external port asked for.
-func upstreamReason(err error, port uint16) string {
-	var re *pcpclient.ResultError
+// upstreamReason says why the upstream (of kind k) did not make a
+// mapping, as the page and `pcpgw list` show it; port is the external
+// port asked for.
+func upstreamReason(err error, port uint16, k upstream.Kind) string {
+	var ue *upstream.Error
 	switch {
-	case !errors.As(err, &re):
-		return "no answer from the provider's PCP server (" + err.Error() + ")"
-	case re.Code == pcp.CannotProvideExternal && re.ByClient:
-		return re.Code.String() + ": the provider offered another port than " + itoa(int(port))
-	case re.Code == pcp.CannotProvideExternal:
-		return re.Code.String() + ": the provider refused external port " + itoa(int(port))
+	case !errors.As(err, &ue):
+		who := "the upstream NAT"
+		switch k {
+		case upstream.KindPCP:
+			who = "the provider's PCP server"
+		case upstream.KindNATPMP, upstream.KindUPnP:
+			who = k.Noun()
+		}
+		return "no answer from " + who + " (" + err.Error() + ")"
+	case ue.Code == pcp.CannotProvideExternal && ue.ByClient:
+		return ue.Code.String() + ": " + ue.Kind.Noun() + " offered another port than " + itoa(int(port))
+	case ue.Code == pcp.CannotProvideExternal:
+		return ue.Code.String() + ": " + ue.Kind.Noun() + " refused external port " + itoa(int(port)) + detail(ue)
 	}
-	return re.Code.String() + ": the provider refused the mapping"
+	return ue.Code.String() + ": " + ue.Kind.Noun() + " refused the mapping" + detail(ue)
 }
 
-// answered reports whether err is the server's answer (an error result),
-// as opposed to no answer at all.
+// detail is an IGD's own words about a refusal (" (UPnP error 718
+// ConflictInMappingEntry)"), or "": PCP's and NAT-PMP's are the code.
+func detail(ue *upstream.Error) string {
+	if ue.Kind != upstream.KindUPnP || ue.Detail == "" {
+		return ""
+	}
+	return " (" + ue.Detail + ")"
+}
+
+// answered reports whether err is the upstream's answer (a refusal), as
+// opposed to no answer at all.
 func answered(err error) bool {
-	var re *pcpclient.ResultError
-	return errors.As(err, &re)
+	var ue *upstream.Error
+	return errors.As(err, &ue)
 }
 
 // runUpstream makes or renews e at the provider and records the outcome.
 // creating is true for the first attempt of a new mapping: a refusal then
 // removes the mapping (its requester is told), while a timeout keeps it
 // pending and retried.
-func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
+//
+// gen is c.kindGen when req was built: an answer from an upstream that
+// has been replaced since is not taken (the mapping is made again at the
+// new one).
+func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen uint32) {
 	ctx, cancel := context.WithTimeout(context.Background(), upstreamOpTimeout)
 	go func() {
 		select {
@@ -109,6 +132,24 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 			req.Nonce = res.Nonce
 			c.deleteUpstream(req)
 		}
+		return
+	}
+	if gen != c.kindGen {
+		// Asked of an upstream that has been replaced meanwhile.
+		e.renewAt = now
+		if e.Upstream == UpstreamPending {
+			e.upErr = errors.New("the upstream changed while it was asked")
+		}
+		c.pushLocked(e)
+		if e.ready != nil {
+			select {
+			case <-e.ready:
+			default:
+				close(e.ready)
+			}
+		}
+		c.kickLocked()
+		c.mu.Unlock()
 		return
 	}
 	var change firewall.Change
@@ -187,12 +228,13 @@ func (c *Core) runUpstream(e *entry, req pcpclient.MapRequest, creating bool) {
 // renewLockedUpstream starts the renewal (or re-creation) of e at the
 // provider if none is in flight. Called with mu held.
 func (c *Core) startRenewLocked(e *entry) {
-	if e.busy || e.removed || c.up == nil || e.IsPinhole() || c.mode == ModeLocal {
+	if e.busy || e.removed || e.IsPinhole() || !c.upstreamLocked() {
 		return
 	}
 	e.busy = true
 	e.attempt++
 	req := c.upstreamRequestLocked(e)
+	gen := c.kindGen
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -205,7 +247,7 @@ func (c *Core) startRenewLocked(e *entry) {
 			return
 		}
 		defer func() { <-c.renewing }()
-		c.runUpstream(e, req, false)
+		c.runUpstream(e, req, false, gen)
 	}()
 }
 
@@ -213,7 +255,7 @@ func (c *Core) startRenewLocked(e *entry) {
 // deletes always go upstream), with its nonce.
 func (c *Core) upstreamDeleteBG(e *entry) {
 	c.mu.Lock()
-	if c.up == nil || e.IsPinhole() || e.upAt.IsZero() {
+	if !c.upstreamLocked() || e.IsPinhole() || e.upAt.IsZero() {
 		c.mu.Unlock()
 		return
 	}
@@ -222,7 +264,7 @@ func (c *Core) upstreamDeleteBG(e *entry) {
 	c.deleteUpstream(req)
 }
 
-func (c *Core) deleteUpstream(req pcpclient.MapRequest) {
+func (c *Core) deleteUpstream(req upstream.MapRequest) {
 	req.Lifetime = 0
 	req.PreferFailure = false
 	c.bg.Add(1)
@@ -236,30 +278,161 @@ func (c *Core) deleteUpstream(req pcpclient.MapRequest) {
 	}()
 }
 
-// handleUpstreamEvent reacts to what the PCP client noticed.
-func (c *Core) handleUpstreamEvent(ev pcpclient.Event) {
+// handleUpstreamEvent reacts to what the upstream noticed.
+func (c *Core) handleUpstreamEvent(ev upstream.Event) {
 	switch ev.Kind {
-	case pcpclient.EventStateLost:
+	case upstream.EventStateLost:
 		// RFC 6887 §14.1.1: wait a random 0-5 s, then re-create everything.
-		c.log.Info("provider lost its state: re-creating mappings", "server", ev.Server)
-		c.recreateAll(true)
-	case pcpclient.EventExternalChanged:
+		c.log.Info("upstream lost its state: re-creating mappings", "upstream", ev.Upstream, "server", ev.Server)
+		c.recreateAll(ev.Spread)
+	case upstream.EventExternalChanged:
 		if ev.External.IsValid() {
 			c.setExternal(ev.External)
 		}
 		if ev.Mapping != nil && ev.Request != nil {
 			c.mappingUpdate(*ev.Request, *ev.Mapping)
 		}
-	case pcpclient.EventReachable:
-		c.log.Info("provider reachable again", "server", ev.Server)
+	case upstream.EventReachable:
+		c.log.Info("upstream reachable again", "upstream", ev.Upstream, "server", ev.Server)
 		c.retryFailing()
-	case pcpclient.EventUnreachable:
-		c.log.Warn("provider unreachable", "server", ev.Server)
+	case upstream.EventUnreachable:
+		c.log.Warn("upstream unreachable", "upstream", ev.Upstream, "server", ev.Server)
+	case upstream.EventKindChanged:
+		c.mu.Lock()
+		c.setKindLocked(ev.Upstream)
+		onCPE := !c.upstreamLocked()
+		c.mu.Unlock()
+		if onCPE {
+			// No upstream address to hairpin any more (the WAN's is).
+			c.fw.SetExternalAddr(context.Background(), netip.Addr{})
+		}
+	case upstream.EventWithdrawn:
+		if ev.Mapping != nil && ev.Request != nil {
+			c.withdrawn(*ev.Request, *ev.Mapping, ev.Err)
+		}
+	}
+}
+
+// withdrawn forgets a mapping the upstream ended by itself (RFC 6887
+// §14.2): it leaves the table and the kernel, so that no LAN client is
+// told it still exists; a static forward stays, failing, and is asked for
+// again after the error's lifetime.
+func (c *Core) withdrawn(req upstream.MapRequest, res upstream.MapResult, uerr *upstream.Error) {
+	now := time.Now()
+	var change firewall.Change
+	c.mu.Lock()
+	for _, e := range c.entries {
+		if uint8(e.Proto) != req.Protocol || e.IsPinhole() || Nonce(res.Nonce) != e.nonce || e.Upstream == UpstreamNone {
+			continue
+		}
+		var err error = errors.New("the upstream ended the mapping")
+		if uerr != nil {
+			err = uerr
+		}
+		c.log.Info("upstream withdrew a mapping", "proto", e.Proto, "internal", e.Internal, "external", e.External, "err", err)
+		if e.Origin == OriginStatic {
+			e.upErr, e.Upstream, e.upAt = err, UpstreamFailing, time.Time{}
+			e.renewAt = now.Add(retryWait(err, err, now))
+			c.pushLocked(e)
+			c.dirtyLocked()
+			continue
+		}
+		c.removeLocked(e, &change)
+	}
+	c.mu.Unlock()
+	c.apply(context.Background(), change)
+}
+
+// upstreamLocked reports whether mappings are made upstream: behind a
+// provider NAT (not local mode) with an upstream that forwards ports (or
+// one still being detected).
+func (c *Core) upstreamLocked() bool {
+	return c.up != nil && c.mode != ModeLocal && c.upKind != upstream.KindNone && c.upKind != upstream.KindLocal
+}
+
+// setKindLocked moves every mapping to the upstream k: made there again
+// (no nonce, the same port asked for), or, when nothing upstream forwards
+// ports, kept on the CPE only with its WAN address as the external one.
+// Nothing happens when k is the kind in force or still being detected.
+func (c *Core) setKindLocked(k upstream.Kind) {
+	if k == upstream.KindDetecting || k == c.upKind {
+		return
+	}
+	was := c.upKind
+	c.upKind = k
+	if was != upstream.KindDetecting {
+		// Requests sent while detecting went to the upstream found; those
+		// sent to the one replaced now are not taken (runUpstream).
+		c.kindGen++
+	}
+	c.log.Info("upstream changed: mappings follow", "upstream", k, "was", was)
+	now := time.Now()
+	onCPE := !c.upstreamLocked()
+	for _, e := range c.entries {
+		if e.IsPinhole() || c.mode == ModeLocal {
+			continue
+		}
+		e.attempt, e.upErr = 0, nil
+		if was != upstream.KindDetecting || e.Upstream == UpstreamNone {
+			// What the old upstream gave means nothing at the new one.
+			e.nonce, e.upAt, e.upLife = Nonce{}, time.Time{}, 0
+			e.External = netip.AddrPort{}
+		}
+		if onCPE {
+			e.Upstream, e.renewAt = UpstreamNone, time.Time{}
+			if e.WANPort != 0 {
+				e.External = netip.AddrPortFrom(c.wan, e.WANPort)
+			}
+			if e.ready != nil {
+				select {
+				case <-e.ready:
+				default:
+					close(e.ready)
+				}
+			}
+		} else {
+			if e.Upstream != UpstreamOK || was != upstream.KindDetecting {
+				e.Upstream = UpstreamPending
+			}
+			e.renewAt = now
+		}
+		c.pushLocked(e)
+	}
+	old := c.external
+	if was != upstream.KindDetecting || onCPE {
+		c.external = netip.Addr{}
+	}
+	if onCPE && c.mode != ModeDSLite {
+		c.external = c.wan
+	}
+	if c.external.IsValid() && c.external != old {
+		c.emitLocked(Event{Kind: EventExternalAddr, External: c.external})
+	}
+	c.dirtyLocked()
+	c.kickLocked()
+	if !onCPE && was != upstream.KindDetecting {
+		// Learn the new upstream's external address.
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), upstreamOpTimeout)
+			defer cancel()
+			go func() {
+				select {
+				case <-c.quit:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			if a, err := c.up.ExternalAddr(ctx); err == nil {
+				c.setExternal(a)
+			}
+		}()
 	}
 }
 
 // mappingUpdate applies an unsolicited MAP response (RFC 6887 §14.2).
-func (c *Core) mappingUpdate(req pcpclient.MapRequest, res pcpclient.MapResult) {
+func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
@@ -283,7 +456,7 @@ func (c *Core) recreateAll(spread bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if e.IsPinhole() || c.mode == ModeLocal {
+		if e.IsPinhole() || !c.upstreamLocked() {
 			continue
 		}
 		e.renewAt = now
@@ -324,12 +497,13 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 	c.wan = a
 	c.mode = ResolveMode(c.cfg.Mode, a, c.up != nil)
 	now := time.Now()
+	onCPE := !c.upstreamLocked()
 	for _, e := range c.entries {
 		if e.IsPinhole() {
 			continue
 		}
-		switch c.mode {
-		case ModeLocal:
+		switch {
+		case onCPE:
 			e.Upstream = UpstreamNone
 			e.External = netip.AddrPortFrom(a, e.WANPort)
 		default:
@@ -340,7 +514,7 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 			c.pushLocked(e)
 		}
 	}
-	if c.mode == ModeLocal && a.IsValid() && a != c.external {
+	if onCPE && c.mode != ModeDSLite && a.IsValid() && a != c.external {
 		c.external = a
 		c.emitLocked(Event{Kind: EventExternalAddr, External: a})
 	}

@@ -47,6 +47,29 @@ var (
 	ErrSuperseded = errors.New("pcpclient: superseded by a newer request for the same mapping")
 	// ErrInvalidRequest: the request's fields are not usable.
 	ErrInvalidRequest = errors.New("pcpclient: invalid request")
+	// ErrNATPMPOnly: the server answered a PCP request of ours with
+	// NAT-PMP's UNSUPP_VERSION (RFC 6887 §9): it speaks only NAT-PMP.
+	// Probe returns it with ProtocolPCP; with ProtocolAuto the client
+	// switches to NAT-PMP once a NAT-PMP request of its own is answered.
+	ErrNATPMPOnly = errors.New("pcpclient: the server speaks only NAT-PMP")
+	// ErrUnusableExternal: the server reported an external address no NAT
+	// gives out (zero, loopback, multicast, reserved).
+	ErrUnusableExternal = errors.New("pcpclient: unusable external address")
+)
+
+// Protocol is what the client speaks to the server.
+type Protocol uint8
+
+const (
+	// ProtocolAuto: PCP, falling back to NAT-PMP when the server answers
+	// a pending PCP request with NAT-PMP's UNSUPP_VERSION and then answers
+	// a NAT-PMP request of the client's own (RFC 6887 §9).
+	ProtocolAuto Protocol = iota
+	// ProtocolPCP: PCP only; UNSUPP_VERSION ends the pending requests
+	// with a *ResultError (and Probe with ErrNATPMPOnly).
+	ProtocolPCP
+	// ProtocolNATPMP: NAT-PMP only (RFC 6886), from the first request.
+	ProtocolNATPMP
 )
 
 // Config configures a Client. Each field documents its zero value.
@@ -102,6 +125,8 @@ type Config struct {
 	// EventBuffer is the capacity of the Events channel; when it is full
 	// the oldest event is dropped. Zero: 64.
 	EventBuffer int
+	// Protocol is what the client speaks. Zero: ProtocolAuto.
+	Protocol Protocol
 
 	dial dialFunc // tests: in-memory sockets; nil: dialUDP
 }
@@ -122,6 +147,14 @@ const (
 	maxShortErrorLife  = 30 * time.Minute // a short-lifetime error is not held longer
 	probeLifetime      = 120              // seconds, ExternalAddr probe mapping
 	probeHold          = 30 * time.Second // least time a refused probe is not repeated
+	// announceHold: unsolicited announcements (PCP ANNOUNCE, NAT-PMP
+	// address announcements) make the client ask again at most this
+	// often; a burst of them, or a flood of spoofed ones, costs one
+	// request a hold.
+	announceHold = time.Second
+	// probeWindow is how long a request of the client's own that no
+	// caller waits for is retransmitted.
+	probeWindow = 30 * time.Second
 	// unreachableAfter is how many retransmission timeouts without any
 	// answer mark the server unreachable.
 	unreachableAfter = 2
@@ -150,24 +183,29 @@ type Client struct {
 	rndMu sync.Mutex
 	rnd   func() float64
 
-	mu          sync.Mutex
-	closed      bool
-	servers     []*server // one server's addresses, configured order
-	source      string    // where servers came from
-	fileMod     time.Time
-	fileSize    int64
-	fileSeen    bool
-	nextLookup  time.Time // next AFTR / router discovery attempt
-	preferred   netip.AddrPort
-	natpmp      bool // the server speaks only NAT-PMP (RFC 6887 §9)
-	txns        map[dispatchKey]*txn
-	joins       map[joinKey]*txn
-	known       map[mapKey]known
-	backoff     map[reqID]*ResultError
-	ext4        netip.Addr
-	unreachable bool
-	announcers  []packetConn
-	st          Status
+	mu         sync.Mutex
+	closed     bool
+	servers    []*server // one server's addresses, configured order
+	source     string    // where servers came from
+	fileMod    time.Time
+	fileSize   int64
+	fileSeen   bool
+	nextLookup time.Time // next AFTR / router discovery attempt
+	preferred  netip.AddrPort
+	natpmp     bool // the server speaks only NAT-PMP (RFC 6887 §9)
+	// lastAnnounce is when an unsolicited announcement last made the
+	// client ask again; askArmed: another one came within announceHold
+	// and will be asked about when it ends.
+	lastAnnounce time.Time
+	askArmed     bool
+	txns         map[dispatchKey]*txn
+	joins        map[joinKey]*txn
+	known        map[mapKey]known
+	backoff      map[reqID]*ResultError
+	ext4         netip.Addr
+	unreachable  bool
+	announcers   []packetConn
+	st           Status
 }
 
 type server struct {
@@ -231,6 +269,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.events = make(chan Event, n)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.natpmp = cfg.Protocol == ProtocolNATPMP
 
 	var list []netip.AddrPort
 	for _, s := range cfg.Servers {
@@ -338,7 +377,7 @@ func (c *Client) setServers(list []netip.AddrPort, source string) error {
 	c.servers = fresh
 	c.source = source
 	c.preferred = netip.AddrPort{}
-	c.natpmp = false
+	c.natpmp = c.cfg.Protocol == ProtocolNATPMP
 	// A new server may be asked at once (RFC 6887 §8.3, last paragraph).
 	clear(c.backoff)
 	c.st.Servers = nil

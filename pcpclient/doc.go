@@ -1,16 +1,18 @@
 // Package pcpclient is pcpgw's one client of the provider's PCP server
 // (RFC 6887): it creates, renews and deletes mappings at the provider's
 // NAT (MAP, PEER), tells its owner (the mapping core) when the server lost
-// state, changed the external address or stopped answering, and falls
-// back to NAT-PMP (RFC 6886) when the server speaks only that.
+// state, changed the external address, ended a mapping or stopped
+// answering, and speaks NAT-PMP (RFC 6886) to a gateway that speaks only
+// that.
 //
 // # Server selection (RFC 6887 §8.1, RFC 7291, RFC 7488, RFC 6334)
 //
 // The server is, in this order: Config.Servers; else the addresses in
 // Config.ServersFile, which a DHCP hook writes from DHCPv4 option 158 or
 // DHCPv6 option 86 and which is read again when it changes; else the AFTR
-// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with
-// github.com/miekg/dns against the WAN's resolvers within 5 s; else the
+// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with the
+// standard library's resolver pointed at the WAN's resolvers within 5 s
+// (not github.com/miekg/dns: see discovery.go); else the
 // IPv4 and IPv6 default routers (for mappings of their own family). The
 // addresses of one server are tried in RFC 7488 §3 order: the one that
 // answered last, then those of the request's address family, then the
@@ -73,31 +75,50 @@
 // that server address, in integer seconds: the first is valid; an epoch
 // more than 1 s lower than the previous one, or client_delta+2 <
 // server_delta - server_delta/16, or server_delta+2 < client_delta -
-// client_delta/16, means the server lost state: EventStateLost. So does an
+// client_delta/16, means the server lost state: EventStateLost. An
 // unsolicited ANNOUNCE from the server's address and port (§14.1.3) on
-// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface; datagrams
-// that came in on another interface are dropped, so a LAN host cannot pose
-// as the server) or on the request socket; repeats of one announcement
-// are reported once. The event
-// is sent at once: waiting a random 0-5 s before re-creating the mappings
-// (§14.1.3) is the owner's job. An unsolicited MAP answer for a mapping
-// the client made (Mapping Update, §14.2) raises EventExternalChanged with
-// the mapping; any answer with another external IPv4 address than the
+// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface;
+// datagrams that came in on another interface are dropped, so a LAN host
+// cannot pose as the server) is a reason to ask, not an answer: its epoch
+// is not taken; the client sends its own ANNOUNCE request (§14.1.2) and
+// the epoch of that answer decides (§8.5). Repeats of one announcement,
+// and announcements within 5 s of the last one that made it ask, ask
+// nothing. The event is sent at once: waiting a random 0-5 s before
+// re-creating the mappings (§14.1.3) is the owner's job. An unsolicited
+// MAP answer for a mapping the client made (its nonce; Mapping Update,
+// §14.2) raises EventExternalChanged with the mapping; any answer to a
+// request of the client's with another external IPv4 address than the
 // last one raises EventExternalChanged with the address. Requests that go
 // unanswered for two retransmission timeouts raise EventUnreachable, once,
 // and the next answer EventReachable. Events never block the client: when
 // the buffer is full the oldest is dropped.
 //
-// # NAT-PMP fallback (§9, Appendix A; RFC 6886)
+// # NAT-PMP (§9, Appendix A; RFC 6886)
 //
-// Requests go out as version 2. An answer with version 0 and result
-// UNSUPP_VERSION comes from a NAT-PMP-only server: the client switches to
-// NAT-PMP for that server and resends the pending requests at once. Maps
-// use opcodes 1 (UDP) and 2 (TCP), the external address opcode 0; the API
-// stays the same. NAT-PMP maps only for the sender itself, so THIRD_PARTY
-// requests fail with ErrNATPMPThirdParty; PEER, FILTER, IPv6 and other
-// protocols with ErrNATPMPUnsupported. NAT-PMP errors become *ResultError
-// with the matching PCP code and a 30 s (short) or 30 min (long) hold.
+// Config.Protocol says what the client speaks. ProtocolNATPMP speaks
+// NAT-PMP from the start (a NAT-PMP gateway as the upstream).
+// ProtocolAuto sends version 2 and falls back: an answer with version 0
+// and result UNSUPP_VERSION, while a PCP request to that server address
+// is pending (otherwise it is dropped and counted: one spoofed packet
+// must not downgrade the client), makes the client send a NAT-PMP
+// external address request of its own; only when that is answered does
+// it switch to NAT-PMP and resend the pending requests at once.
+// ProtocolPCP never falls back: UNSUPP_VERSION to a pending request ends
+// it with ErrNATPMPOnly. Maps use opcodes 1 (UDP) and 2 (TCP), the
+// external address opcode 0; the API stays the same. NAT-PMP maps only
+// for the sender itself, so THIRD_PARTY requests fail with
+// ErrNATPMPThirdParty; PEER, FILTER, IPv6 and other protocols with
+// ErrNATPMPUnsupported. NAT-PMP errors become *ResultError with the
+// matching PCP code and a 30 s (short) or 30 min (long) hold. An
+// unsolicited address announcement (RFC 6886 §3.2.1) makes the client
+// ask (opcode 0); the answer's address and epoch are what it believes.
+//
+// External addresses no NAT gives out (zero, loopback, multicast,
+// 0.0.0.0/8, 240.0.0.0/4, link-local) are refused from any source: such
+// an answer is dropped and counted (pcp.UsableExternal).
+//
+// Probe asks whether the server answers, creating nothing: a PCP ANNOUNCE
+// request (§14.1.2), or NAT-PMP's external address request.
 //
 // # External address
 //

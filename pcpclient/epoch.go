@@ -18,6 +18,17 @@ type epochState struct {
 // server_delta+2 < client_delta - client_delta/16, integer seconds), is
 // invalid: the server lost state.
 func (e *epochState) check(curr uint32, now time.Time) bool {
+	return e.checkStrict(curr, now, false)
+}
+
+// checkStrict is check; with announced (the answer to a request the
+// client sent because the server announced it may have lost state,
+// §14.1.3), an epoch that fell behind the client's clock by a whole
+// second is invalid too: the server told us it restarted, and this
+// answer to the client's own request confirms it even when the §8.5
+// tolerance (2 s) would not (a server restarted within seconds of its
+// start).
+func (e *epochState) checkStrict(curr uint32, now time.Time, announced bool) bool {
 	valid := true
 	if e.seen {
 		if uint64(curr)+1 < uint64(e.prevServer) {
@@ -32,6 +43,9 @@ func (e *epochState) check(curr uint32, now time.Time) bool {
 				clientDelta = uint64(d / time.Second)
 			}
 			if clientDelta+2 < serverDelta-serverDelta/16 || serverDelta+2 < clientDelta-clientDelta/16 {
+				valid = false
+			}
+			if announced && uint64(curr)+1 < uint64(e.prevServer)+clientDelta {
 				valid = false
 			}
 		}

@@ -13,6 +13,40 @@ import (
 )
 
 // TestEpochCheck is the §8.5 procedure on its own (REQUIREMENT 8).
+// TestEpochCheckAnnounced: after the server announced a restart, the
+// answer to the client's own request is checked against the client's
+// clock to the second: a server restarted a second or two after it
+// started (epoch 1, then 0 two seconds later) is seen; one that did not
+// restart is not (its epoch kept up, give or take the rounding).
+func TestEpochCheckAnnounced(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		prev, curr uint32
+		after      time.Duration
+		valid      bool
+	}{
+		{1, 0, 2 * time.Second, false},
+		{1, 1, 2 * time.Second, false},
+		{1, 2, 2 * time.Second, true},
+		{1, 3, 2 * time.Second, true},
+		{1, 2, 2500 * time.Millisecond, true},
+		{0, 0, 300 * time.Millisecond, true}, // within a second: no telling
+		{500, 501, time.Second, true},
+		{500, 499, 3 * time.Second, false},
+	} {
+		var e epochState
+		e.check(tc.prev, t0)
+		if got := e.checkStrict(tc.curr, t0.Add(tc.after), true); got != tc.valid {
+			t.Errorf("%d then %d after %v: valid %v, want %v", tc.prev, tc.curr, tc.after, got, tc.valid)
+		}
+		var plain epochState
+		plain.check(tc.prev, t0)
+		if tc.prev == 1 && tc.curr == 1 && !plain.check(tc.curr, t0.Add(tc.after)) {
+			t.Error("§8.5 alone should not see it (that is why the strict check exists)")
+		}
+	}
+}
+
 func TestEpochCheck(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	type step struct {
@@ -108,11 +142,16 @@ func freeUDPPort(t *testing.T) netip.AddrPort {
 	return ap
 }
 
-// TestAnnounce covers REQUIREMENT 10 (§14.1): an unsolicited ANNOUNCE from
-// the server's address is reported as state loss at once (the owner
-// jitters 0-5 s); its repeats are not; one from elsewhere is dropped.
+// TestAnnounce covers REQUIREMENT 10 (§14.1) with issue 18's rule: an
+// unsolicited ANNOUNCE from the server's address is a reason to ask, not
+// an answer. The client sends its own ANNOUNCE request; only when that
+// answer's epoch shows state loss (§8.5) is EventStateLost raised.
+// Repeats ask once; one from elsewhere is dropped.
 func TestAnnounce(t *testing.T) {
 	srv := newFake(t)
+	var epoch atomic.Uint32
+	epoch.Store(1000)
+	srv.SetEpoch(epoch.Load)
 	ann := freeUDPPort(t)
 	c := newClient(t, srv, func(cfg *Config) {
 		cfg.ListenAnnounce = true
@@ -122,17 +161,32 @@ func TestAnnounce(t *testing.T) {
 	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
 		t.Fatal(err)
 	}
+	announceRequests := func() int {
+		n := 0
+		for _, r := range srv.Requests() {
+			if r.PCP != nil && r.PCP.Opcode == pcp.OpAnnounce {
+				n++
+			}
+		}
+		return n
+	}
+	// The server still has its state (epoch as expected): the client
+	// asks, and nothing is lost.
 	if err := srv.SendAnnounce(ann); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitEvent(t, c, EventStateLost, time.Second)
-	if ev.Server != srv.Addr() {
-		t.Errorf("server %v", ev.Server)
+	eventually(t, time.Second, func() bool { return announceRequests() == 1 }, "no ANNOUNCE request after the announcement")
+	noEvent(t, c, EventStateLost, 150*time.Millisecond)
+	if st := c.Status(); st.Announcements != 1 {
+		t.Errorf("Announcements = %d, want 1", st.Announcements)
 	}
-	// Repeats of the same announcement (§14.1.3 allows up to ten).
+	// Repeats within announceHold: no new request.
 	srv.SendAnnounce(ann)
 	srv.SendAnnounce(ann)
 	noEvent(t, c, EventStateLost, 150*time.Millisecond)
+	if n := announceRequests(); n != 1 {
+		t.Errorf("%d ANNOUNCE requests after repeats, want 1", n)
+	}
 	// From someone else: dropped.
 	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -144,12 +198,33 @@ func TestAnnounce(t *testing.T) {
 	other.WriteToUDPAddrPort(b, ann)
 	eventually(t, time.Second, func() bool { return c.Status().Dropped > before }, "foreign ANNOUNCE not dropped")
 	noEvent(t, c, EventStateLost, 100*time.Millisecond)
-	// After an ordinary answer, a new announcement counts again.
-	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:81"), Lifetime: 600}); err != nil {
+}
+
+// TestAnnounceStateLost: the server restarted (its epoch back to 0) and
+// announces it; the answer to the client's own ANNOUNCE request shows the
+// loss: EventStateLost from the server.
+func TestAnnounceStateLost(t *testing.T) {
+	srv := newFake(t)
+	var epoch atomic.Uint32
+	epoch.Store(1000)
+	srv.SetEpoch(epoch.Load)
+	ann := freeUDPPort(t)
+	c := newClient(t, srv, func(cfg *Config) {
+		cfg.ListenAnnounce = true
+		cfg.AnnounceAddr4 = ann.String()
+		cfg.AnnounceAddr6 = "-"
+	})
+	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
 		t.Fatal(err)
 	}
-	srv.SendAnnounce(ann)
-	waitEvent(t, c, EventStateLost, time.Second)
+	epoch.Store(0)
+	if err := srv.SendAnnounce(ann); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, c, EventStateLost, time.Second)
+	if ev.Server != srv.Addr() {
+		t.Errorf("server %v", ev.Server)
+	}
 }
 
 // TestMappingUpdate covers REQUIREMENT 10 (§14.2): an unsolicited MAP

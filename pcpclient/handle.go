@@ -2,7 +2,9 @@ package pcpclient
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pcpgw/pcpgw/pcp"
@@ -95,7 +97,13 @@ func (c *Client) acceptLocked(s *server, now time.Time) {
 // epochLocked runs the §8.5 check on an accepted answer and reports state
 // loss.
 func (c *Client) epochLocked(s *server, epoch uint32, now time.Time) bool {
-	valid := s.epoch.check(epoch, now)
+	return c.epochStrictLocked(s, epoch, now, false)
+}
+
+// epochStrictLocked is epochLocked; announced: the answer to a request
+// sent because the server announced a restart (epochState.checkStrict).
+func (c *Client) epochStrictLocked(s *server, epoch uint32, now time.Time, announced bool) bool {
+	valid := s.epoch.checkStrict(epoch, now, announced)
 	c.st.Epoch = epoch
 	if !valid {
 		c.log.Info("PCP server lost state", "server", s.addr, "epoch", epoch)
@@ -108,7 +116,7 @@ func (c *Client) epochLocked(s *server, epoch uint32, now time.Time) bool {
 // whether it changed from a known one.
 func (c *Client) noteExternalLocked(a netip.Addr) bool {
 	a = a.Unmap()
-	if !a.Is4() || a.IsUnspecified() {
+	if !a.Is4() || !pcp.UsableExternal(a) {
 		return false
 	}
 	changed := c.ext4.IsValid() && c.ext4 != a
@@ -145,16 +153,25 @@ func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool)
 			c.st.Dropped++
 			return
 		}
+		if t := c.txns[dispatchKey{op: uint8(pcp.OpAnnounce)}]; t != nil && !viaAnnounce && t.sentTo[s.addr] && !t.givenUp[s.addr] {
+			// The answer to the client's own ANNOUNCE request.
+			s.announced = false
+			c.acceptLocked(s, now)
+			c.epochStrictLocked(s, resp.Epoch, now, t.announced)
+			c.finishLocked(t, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
+			return
+		}
 		// RFC 6887 §14.1.3: a server sends an unsolicited ANNOUNCE when it
-		// may have lost state. The first of a burst is reported even when
-		// the epoch alone would pass; repeats of it are not.
-		c.acceptLocked(s, now)
-		repeat := s.announced
-		if c.epochLocked(s, resp.Epoch, now) && !repeat {
-			c.log.Info("PCP server announced a restart", "server", s.addr, "epoch", resp.Epoch)
-			c.emit(Event{Kind: EventStateLost, Server: s.addr})
+		// may have lost state. It is a reason to ask, not an answer: its
+		// epoch is not taken; the client sends its own ANNOUNCE request,
+		// whose answer's epoch says whether the server lost state (§8.5).
+		// Repeats of one announcement ask once.
+		if s.announced {
+			c.st.Dropped++
+			return
 		}
 		s.announced = true
+		c.askAgainLocked(s, now, kindAnnounce)
 		return
 	case pcp.OpMap, pcp.OpPeer:
 	default:
@@ -219,12 +236,22 @@ func (c *Client) mappingUpdateLocked(s *server, resp *pcp.Response, m *pcp.Map, 
 	s.announced = false
 	c.acceptLocked(s, now)
 	c.epochLocked(s, resp.Epoch, now)
-	if resp.Result != pcp.Success {
+	if resp.Result != pcp.Success || resp.Lifetime == 0 {
+		// The server ended the mapping (§14.2: an error result, or
+		// lifetime 0): the owner must forget it too.
 		c.log.Info("PCP server withdrew a mapping", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "err", resp.Result)
 		delete(c.known, mk)
+		res, req := k.res, k.req
+		res.Lifetime, res.Epoch, res.At, res.Server = 0, resp.Epoch, now, s.addr
+		c.emit(Event{Kind: EventWithdrawn, Server: s.addr, Mapping: &res, Request: &req,
+			Error: c.resultError(pcp.OpMap, resp.Result, resp.Lifetime, now)})
 		return true
 	}
 	ext := netip.AddrPortFrom(m.ExternalAddr.Unmap(), m.ExternalPort)
+	if resp.Lifetime != 0 && !pcp.UsableExternal(ext.Addr()) {
+		c.st.Dropped++
+		return true
+	}
 	addrChanged := c.noteExternalLocked(ext.Addr())
 	if ext == k.res.External && resp.Lifetime != 0 {
 		return true // a duplicate of the answer we have
@@ -232,11 +259,7 @@ func (c *Client) mappingUpdateLocked(s *server, resp *pcp.Response, m *pcp.Map, 
 	res := k.res
 	res.External, res.Lifetime, res.Epoch, res.At, res.Server = ext, resp.Lifetime, resp.Epoch, now, s.addr
 	req := k.req
-	if resp.Lifetime == 0 {
-		delete(c.known, mk)
-	} else {
-		c.known[mk] = known{req: req, res: res}
-	}
+	c.known[mk] = known{req: req, res: res}
 	c.log.Info("mapping update", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "external", ext, "lifetime", resp.Lifetime)
 	ev := Event{Kind: EventExternalChanged, Server: s.addr, Mapping: &res, Request: &req}
 	if addrChanged || ext.Addr().Is4() {
@@ -268,6 +291,13 @@ func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp
 		Nonce:    t.req.Nonce,
 		Server:   s.addr,
 		At:       now,
+	}
+	if t.req.Lifetime > 0 && resp.Lifetime > 0 && !pcp.UsableExternal(res.External.Addr()) {
+		// No NAT gives out such an address (zero, loopback, multicast,
+		// reserved): not an answer to take.
+		c.st.Dropped++
+		c.st.LastError = "the server offered external address " + res.External.Addr().String()
+		return
 	}
 	c.externalFromResultLocked(s, res.External.Addr())
 	c.completeMapLocked(t, res, now)
@@ -329,54 +359,140 @@ func natpmpResult(r pcp.NATPMPResult) pcp.ResultCode {
 	return pcp.MalformedRequest
 }
 
-// handleNATPMP takes a version-0 datagram: in PCP mode, the UNSUPP_VERSION
-// of a NAT-PMP-only server (RFC 6887 §9, Appendix A) switches the client to
-// NAT-PMP; in NAT-PMP mode it is an answer or an address announcement
-// (RFC 6886 §3.2.1).
+// handleNATPMP takes a version-0 datagram: the answer to a NAT-PMP
+// request of the client's (in NAT-PMP mode, or the request that confirms
+// a fallback), in PCP mode the UNSUPP_VERSION of a NAT-PMP-only server
+// (RFC 6887 §9, Appendix A), in NAT-PMP mode an address announcement
+// (RFC 6886 §3.2.1). Only answers to requests of the client's own change
+// what it believes: an announcement makes it ask again.
 func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
-	if !c.natpmp {
-		if _, err := pcp.ParseResponse(b); !errors.Is(err, pcp.ErrNATPMPOnly) {
-			c.st.Dropped++
+	resp, err := pcp.ParseNATPMPResponse(b)
+	if err == nil {
+		key := dispatchKey{natpmp: true, op: resp.Opcode}
+		if resp.Opcode != pcp.NATPMPOpExternalAddr {
+			key.port = resp.InternalPort
+		}
+		if t := c.txns[key]; t != nil && t.sentTo[s.addr] && !t.givenUp[s.addr] &&
+			(c.natpmp || t.confirm || resp.Result != pcp.NATPMPUnsuppVersion) {
+			c.natpmpAnswerLocked(t, s, resp, now)
 			return
 		}
-		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
-		c.natpmp = true
+	}
+	if !c.natpmp {
+		if _, perr := pcp.ParseResponse(b); errors.Is(perr, pcp.ErrNATPMPOnly) {
+			c.unsuppVersionLocked(s, now)
+			return
+		}
+		c.st.Dropped++
+		return
+	}
+	if err == nil && resp.Opcode == pcp.NATPMPOpExternalAddr && resp.Result == pcp.NATPMPSuccess {
+		// An unsolicited address announcement (RFC 6886 §3.2.1): a
+		// reason to ask, not an answer.
+		c.askAgainLocked(s, now, kindAddr)
+		return
+	}
+	c.st.Dropped++
+}
+
+// askAgainLocked answers an unsolicited announcement from s: the client
+// sends its own request (kind: NAT-PMP external address, or PCP
+// ANNOUNCE) and believes only its answer. It asks at most once per
+// announceHold: an announcement within the hold is not lost, it is asked
+// about when the hold ends (a server restarted twice in a row is seen; a
+// flood of spoofed announcements costs one request a hold).
+func (c *Client) askAgainLocked(s *server, now time.Time, kind txnKind) {
+	c.st.Announcements++
+	if c.askArmed {
+		return
+	}
+	if wait := c.lastAnnounce.Add(announceHold).Sub(now); !c.lastAnnounce.IsZero() && wait > 0 && wait <= announceHold {
+		c.askArmed = true
+		time.AfterFunc(wait, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.askArmed = false
+			if !c.closed {
+				c.askAgainLocked(s, c.now(), kind)
+			}
+		})
+		return
+	}
+	c.lastAnnounce = now
+	if c.natpmp {
+		kind = kindAddr
+	}
+	c.log.Debug("announcement: asking the server", "server", s.addr)
+	if !c.closed {
+		c.startProbeLocked(kind).announced = true
+	}
+}
+
+// pendingPCPLocked returns the PCP transactions sent to s and not yet
+// answered.
+func (c *Client) pendingPCPLocked(s *server) []*txn {
+	var pending []*txn
+	for _, t := range c.txns {
+		if t.kind != kindAddr && !t.finished && t.sentTo[s.addr] && !t.givenUp[s.addr] && !slices.Contains(pending, t) {
+			pending = append(pending, t)
+		}
+	}
+	return pending
+}
+
+// unsuppVersionLocked takes NAT-PMP's UNSUPP_VERSION to a PCP request
+// (RFC 6887 §9): only while a PCP request to s is pending. With
+// ProtocolPCP the pending requests end (the owner may look for another
+// upstream); with ProtocolAuto the client first checks that s answers a
+// NAT-PMP request of its own, and only then falls back.
+func (c *Client) unsuppVersionLocked(s *server, now time.Time) {
+	pending := c.pendingPCPLocked(s)
+	if len(pending) == 0 {
+		c.st.Dropped++
+		return
+	}
+	if c.cfg.Protocol == ProtocolPCP {
 		c.acceptLocked(s, now)
-		for _, t := range c.txns {
-			select {
-			case t.wake <- struct{}{}:
-			default:
+		re := c.resultError(pcp.OpMap, pcp.UnsuppVersion, 30, now)
+		c.st.LastError = "the server speaks only NAT-PMP"
+		for _, t := range pending {
+			if t.kind == kindAnnounce {
+				c.finishLocked(t, MapResult{}, ErrNATPMPOnly)
+			} else {
+				c.finishLocked(t, MapResult{}, fmt.Errorf("%w: %w", ErrNATPMPOnly, re))
 			}
 		}
 		return
 	}
-	resp, err := pcp.ParseNATPMPResponse(b)
-	if err != nil {
-		c.st.Dropped++
-		return
-	}
-	key := dispatchKey{natpmp: true, op: resp.Opcode}
-	if resp.Opcode != pcp.NATPMPOpExternalAddr {
-		key.port = resp.InternalPort
-	}
-	t := c.txns[key]
-	if t == nil {
-		if resp.Opcode == pcp.NATPMPOpExternalAddr && resp.Result == pcp.NATPMPSuccess {
-			// An unsolicited address announcement (RFC 6886 §3.2.1).
-			c.acceptLocked(s, now)
-			c.epochLocked(s, resp.Epoch, now)
-			c.externalFromResultLocked(s, resp.ExternalAddr)
-			return
+	for _, t := range c.txns {
+		if t.confirm && !t.finished {
+			return // already checking
 		}
-		c.st.Dropped++
-		return
 	}
-	if !t.sentTo[s.addr] || t.givenUp[s.addr] {
-		c.st.Dropped++
-		return
+	c.log.Info("PCP server answered UNSUPP_VERSION 0: checking NAT-PMP", "server", s.addr)
+	if !c.closed {
+		c.startProbeLocked(kindAddr).confirm = true
 	}
+}
+
+// natpmpAnswerLocked completes t with a NAT-PMP answer from s.
+func (c *Client) natpmpAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, now time.Time) {
 	c.acceptLocked(s, now)
-	c.epochLocked(s, resp.Epoch, now)
+	c.epochStrictLocked(s, resp.Epoch, now, t.announced)
+	if t.confirm && !c.natpmp && resp.Result == pcp.NATPMPSuccess {
+		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
+		c.natpmp = true
+		for _, p := range c.pendingPCPLocked(s) {
+			if p.kind == kindAnnounce {
+				c.finishLocked(p, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
+				continue
+			}
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if resp.Result != pcp.NATPMPSuccess {
 		code := natpmpResult(resp.Result)
 		// NAT-PMP errors carry no lifetime: hold them as RFC 6887 §7.4
@@ -388,7 +504,7 @@ func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
 		re := c.resultError(pcp.OpMap, code, life, now)
 		if t.kind == kindMap && t.req.Lifetime == 0 {
 			re.Lifetime, re.Until = 0, now
-		} else {
+		} else if t.kind == kindMap {
 			c.backoff[t.id] = re
 		}
 		c.st.LastError = re.Error()
@@ -396,6 +512,11 @@ func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
 		return
 	}
 	if t.kind == kindAddr {
+		if !pcp.UsableExternal(resp.ExternalAddr) {
+			c.st.LastError = "the server reported external address " + resp.ExternalAddr.String()
+			c.finishLocked(t, MapResult{}, fmt.Errorf("%w: %v", ErrUnusableExternal, resp.ExternalAddr))
+			return
+		}
 		c.externalFromResultLocked(s, resp.ExternalAddr)
 		c.finishLocked(t, MapResult{External: netip.AddrPortFrom(resp.ExternalAddr, 0), Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
 		return

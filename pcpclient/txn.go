@@ -16,9 +16,10 @@ import (
 type txnKind uint8
 
 const (
-	kindMap  txnKind = iota // PCP MAP, or NAT-PMP opcode 1/2 after fallback
-	kindPeer                // PCP PEER
-	kindAddr                // NAT-PMP opcode 0 (external address)
+	kindMap      txnKind = iota // PCP MAP, or NAT-PMP opcode 1/2 after fallback
+	kindPeer                    // PCP PEER
+	kindAddr                    // NAT-PMP opcode 0 (external address), in either mode
+	kindAnnounce                // PCP ANNOUNCE request (§14.1): the probe of a PCP server
 )
 
 // dispatchKey finds the transaction a response answers: for PCP the
@@ -79,6 +80,13 @@ type txn struct {
 	done chan struct{} // closed when res/err are set
 	stop chan struct{} // closed when no caller wants it any more
 	wake chan struct{} // protocol changed (NAT-PMP fallback): resend now
+
+	// confirm: a NAT-PMP request sent in PCP mode (ProtocolAuto) to
+	// check that the server speaks NAT-PMP before the client falls back.
+	confirm bool
+	// announced: sent because the server announced it may have lost
+	// state (its answer's epoch is checked strictly).
+	announced bool
 
 	res      MapResult
 	err      error
@@ -226,6 +234,36 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	return res.External.Addr(), nil
 }
 
+// Probe asks the server whether it answers, and in which protocol: a PCP
+// ANNOUNCE request (RFC 6887 §14.1; it creates nothing at the server), or
+// with NAT-PMP an external address request (RFC 6886 §3.2). It returns
+// "pcp" or "natpmp" when the server answered, ErrNATPMPOnly with
+// ProtocolPCP when a NAT-PMP-only server answered UNSUPP_VERSION, else
+// the error (ErrTimeout when ctx ended first, ErrNoServer). With
+// ProtocolAuto the client falls back to NAT-PMP on the way (only after a
+// NAT-PMP request of its own was answered) and Probe says "natpmp".
+func (c *Client) Probe(ctx context.Context) (string, error) {
+	c.refreshServers(ctx)
+	c.mu.Lock()
+	natpmp := c.natpmp
+	c.mu.Unlock()
+	kind := kindAnnounce
+	if natpmp {
+		kind = kindAddr
+	}
+	_, err := c.do(ctx, kind, MapRequest{}, netip.AddrPort{})
+	c.mu.Lock()
+	natpmp = c.natpmp
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		return "", err
+	case natpmp:
+		return "natpmp", nil
+	}
+	return "pcp", nil
+}
+
 // probePort returns the internal port of the external-address probe for a
 // server reached through pc: pc's own local port (ephemeral, so >= 1024),
 // else (a socket without one, as in tests) a random port of the dynamic
@@ -247,7 +285,7 @@ func (c *Client) idOf(kind txnKind, r MapRequest, remote netip.AddrPort) reqID {
 		internal:      r.Internal,
 		external:      r.SuggestedExternal,
 		remote:        remote,
-		del:           r.Lifetime == 0 && kind != kindAddr,
+		del:           r.Lifetime == 0 && kind != kindAddr && kind != kindAnnounce,
 		preferFailure: r.PreferFailure,
 		thirdParty:    r.ThirdParty,
 		filters:       filtersKey(r.Filters),
@@ -268,7 +306,7 @@ func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote neti
 		c.mu.Unlock()
 		return MapResult{}, ErrNoServer
 	}
-	if kind != kindAddr {
+	if kind == kindMap || kind == kindPeer {
 		if a := r.Internal.Addr(); !a.IsValid() || a.IsUnspecified() {
 			r.Internal = netip.AddrPortFrom(cands[0].local, r.Internal.Port())
 		} else {
@@ -291,7 +329,7 @@ func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote neti
 		}
 		delete(c.backoff, id)
 	}
-	if kind != kindAddr {
+	if kind == kindMap || kind == kindPeer {
 		// Check the size once; every address gets the same length.
 		if n := len(c.buildPCP(kind, r, remote, cands[0].local)); n > pcp.MaxSize {
 			c.mu.Unlock()
@@ -331,7 +369,7 @@ func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote neti
 // startLocked makes and starts a transaction; c.mu is held.
 func (c *Client) startLocked(kind txnKind, r MapRequest, remote netip.AddrPort, id reqID) *txn {
 	jk := joinKey{id: id, nonce: r.Nonce, lifetime: r.Lifetime, desc: r.Description}
-	if kind != kindAddr && r.Nonce == (pcp.Nonce{}) {
+	if (kind == kindMap || kind == kindPeer) && r.Nonce == (pcp.Nonce{}) {
 		r.Nonce = newNonce()
 	}
 	t := &txn{
@@ -365,6 +403,27 @@ func (c *Client) release(t *txn) {
 func (c *Client) startBackgroundLocked(kind txnKind, r MapRequest) {
 	t := c.startLocked(kind, r, netip.AddrPort{}, c.idOf(kind, r, netip.AddrPort{}))
 	c.armLingerLocked(t)
+}
+
+// startProbeLocked starts a transaction of the client's own that no
+// caller waits for (the request after an announcement, the NAT-PMP check
+// before a fallback): it is retransmitted for probeWindow, then dropped.
+func (c *Client) startProbeLocked(kind txnKind) *txn {
+	r := MapRequest{}
+	id := c.idOf(kind, r, netip.AddrPort{})
+	if t := c.joins[joinKey{id: id}]; t != nil && !t.finished && !t.stopped {
+		return t
+	}
+	t := c.startLocked(kind, r, netip.AddrPort{}, id)
+	time.AfterFunc(probeWindow, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if t.waiters == 0 && !t.finished && !t.stopped {
+			t.stopped = true
+			close(t.stop)
+		}
+	})
+	return t
 }
 
 // armLingerLocked stops t after Config.Linger unless a caller waits for it
@@ -418,7 +477,7 @@ func (c *Client) finish(t *txn, res MapResult, err error) {
 // last, the round starts again 15 minutes after the previous one began.
 func (c *Client) run(t *txn) {
 	defer c.wg.Done()
-	v4 := t.kind == kindAddr || t.req.Internal.Addr().Is4()
+	v4 := t.kind == kindAddr || t.kind == kindAnnounce || t.req.Internal.Addr().Is4()
 round:
 	for {
 		cycleStart := time.Now()
@@ -599,7 +658,17 @@ func (c *Client) send(t *txn, s *server) error {
 	}
 	var pkt []byte
 	var key dispatchKey
-	if c.natpmp {
+	if t.kind == kindAddr {
+		pkt = (&pcp.NATPMPRequest{Opcode: pcp.NATPMPOpExternalAddr}).AppendMarshal(nil)
+		key = dispatchKey{natpmp: true, op: pcp.NATPMPOpExternalAddr}
+	} else if t.kind == kindAnnounce {
+		if c.natpmp {
+			c.mu.Unlock()
+			return ErrNATPMPUnsupported
+		}
+		pkt = (&pcp.Request{Version: pcp.Version, Opcode: pcp.OpAnnounce, Client: s.local}).AppendMarshal(nil)
+		key = dispatchKey{op: uint8(pcp.OpAnnounce)}
+	} else if c.natpmp {
 		switch {
 		case t.kind == kindPeer || len(t.req.Filters) > 0 || (t.kind == kindMap && t.req.Internal.Addr().Is6()):
 			c.mu.Unlock()
@@ -607,9 +676,6 @@ func (c *Client) send(t *txn, s *server) error {
 		case t.kind == kindMap && (t.req.ThirdParty || t.req.Internal.Addr() != s.local):
 			c.mu.Unlock()
 			return ErrNATPMPThirdParty
-		case t.kind == kindAddr:
-			pkt = (&pcp.NATPMPRequest{Opcode: pcp.NATPMPOpExternalAddr}).AppendMarshal(nil)
-			key = dispatchKey{natpmp: true, op: pcp.NATPMPOpExternalAddr}
 		default:
 			op, ok := natpmpOp(t.req.Protocol)
 			if !ok {
@@ -624,10 +690,6 @@ func (c *Client) send(t *txn, s *server) error {
 			key = dispatchKey{natpmp: true, op: op, port: t.req.Internal.Port()}
 		}
 	} else {
-		if t.kind == kindAddr {
-			c.mu.Unlock()
-			return ErrNATPMPUnsupported
-		}
 		pkt = c.buildPCP(t.kind, t.req, t.remote, s.local)
 		op := uint8(pcp.OpMap)
 		if t.kind == kindPeer {

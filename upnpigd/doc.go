@@ -149,11 +149,19 @@
 //     rebinding).
 //   - HTTP is internal/httpd (no net/http: it would not fit a router's
 //     flash). Headers at most 8 KiB (431), bodies 64 KiB (413), request
-//     with both Content-Length and Transfer-Encoding 400; whole request
-//     read within 10 s, answer written within 30 s, idle 30 s; at most
-//     MaxConns connections per listener and MaxConns/4 from one host (an
-//     IPv4 address or IPv6 /64: one host holding connections open cannot
-//     lock the others out), the ones beyond get 503 and are closed at once.
+//     with both Content-Length and Transfer-Encoding 400; request head
+//     read within 2 s, whole request within 10 s, answer written within
+//     30 s, idle 30 s; at most MaxConns connections per listener and
+//     MaxConns/4 from one host (an IPv4 address or IPv6 /64). A new
+//     connection from a host at its cap closes that host's connection idle
+//     the longest (a program leaking connections cannot lock its host's
+//     other programs out); on a full listener it closes the connection
+//     idle the longest, whoever's, however briefly idle (hosts with many
+//     addresses cannot lock the others out); idle means no whole request
+//     to answer, and a request that came with its connection (every
+//     control point sends it at once) is never idle. 503 only when no
+//     connection is idle. IPv4 and IPv6 listeners count apart: a flood on
+//     one leaves the other alone.
 //   - SOAPACTION, with or without quotes, at most 256 bytes, names the
 //     action; as in miniupnpd, its service type and the body's action
 //     element (name, namespace, or no Envelope around it) need not agree.

@@ -19,7 +19,8 @@ import (
 const (
 	maxHeaderBytes = 8 << 10
 	maxBodyBytes   = 64 << 10
-	readTimeout    = 10 * time.Second
+	headerTimeout  = 2 * time.Second  // request line and header
+	readTimeout    = 10 * time.Second // whole request
 	writeTimeout   = 30 * time.Second // above coreTimeout
 	idleTimeout    = 30 * time.Second
 )
@@ -249,6 +250,7 @@ func (s *Server) listenHTTP(lans []lanNet, strict bool) ([]httpServer, error) {
 			Handler:        s.Handler(a),
 			MaxHeaderBytes: maxHeaderBytes,
 			MaxBodyBytes:   maxBodyBytes,
+			HeaderTimeout:  headerTimeout,
 			ReadTimeout:    readTimeout,
 			WriteTimeout:   writeTimeout,
 			IdleTimeout:    idleTimeout,

@@ -109,8 +109,10 @@ type Error struct {
 	// CANNOT_PROVIDE_EXTERNAL itself.
 	ByClient bool
 	// Detail is the upstream's own words: "UPnP error 718
-	// ConflictInMappingEntry", "NAT-PMP result 3".
+	// ConflictInMappingEntry", "NAT-PMP gateway answered NO_RESOURCES".
 	Detail string
+	// Err is the backend's error, if any (errors.Is/As reach it).
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -120,6 +122,8 @@ func (e *Error) Error() string {
 	}
 	return s
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // EventKind says what an upstream noticed.
 type EventKind uint8
@@ -140,6 +144,10 @@ const (
 	// EventKindChanged: another upstream took over (detection found
 	// another kind, or none): every mapping is made again there.
 	EventKindChanged
+	// EventWithdrawn: the upstream ended one mapping by itself (a PCP
+	// server's unsolicited MAP answer with an error or lifetime 0, RFC
+	// 6887 §14.2): Request and Mapping say which, Err why.
+	EventWithdrawn
 )
 
 // Event is one notice from the upstream to the mapping core.
@@ -153,6 +161,8 @@ type Event struct {
 	// Spread asks the core to spread the re-creation of EventStateLost
 	// over a random 0-5 s (RFC 6887 §14.1.1); false: at once.
 	Spread bool
+	// Err is the upstream's refusal of EventWithdrawn.
+	Err *Error
 }
 
 // Info is what the status shows of an upstream.
@@ -171,6 +181,10 @@ type Info struct {
 	Epoch      uint32
 	Servers    []string
 	Protocol   string
+	// Detected is when the kind was last chosen; Advice says, for
+	// KindNone, what the user can do (both filled by Auto).
+	Detected time.Time
+	Advice   string
 }
 
 // Device names an upstream UPnP IGD.
@@ -193,14 +207,22 @@ type Backend interface {
 	Close() error
 }
 
-// UsableExternal reports whether a an upstream may report as its external
-// address: not zero, unspecified, loopback, multicast, link-local,
-// broadcast or in 0.0.0.0/8 or 240.0.0.0/4, from whatever source.
-func UsableExternal(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return false
+// UsableExternal reports whether a may be an external IPv4 address an
+// upstream reports: see pcp.UsableExternal.
+func UsableExternal(a netip.Addr) bool { return a.Unmap().Is4() && pcp.UsableExternal(a) }
+
+// emit sends ev on ch without blocking: when ch is full its oldest event
+// is dropped. Only one goroutine may send on ch.
+func emit(ch chan Event, ev Event) {
+	for {
+		select {
+		case ch <- ev:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
 	}
-	b := a.As4()
-	return b[0] != 0 && b[0] < 240
 }

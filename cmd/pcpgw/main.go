@@ -6,6 +6,7 @@
 //	pcpgw run [-c FILE] [flags]     the daemon, in the foreground
 //	pcpgw status [--json]           ask the running daemon
 //	pcpgw list [--json]             the mappings of the running daemon
+//	pcpgw delete tcp|udp PORT       delete a mapping of the running daemon (or: id ID)
 //	pcpgw check-config -c FILE      validate and print the configuration
 //	pcpgw version
 package main
@@ -39,6 +40,7 @@ commands:
   run            run the daemon in the foreground (pcpgw run -h for its flags)
   status         show the running daemon's state (--json, --socket PATH)
   list           list the running daemon's mappings (--json, --socket PATH)
+  delete         delete a mapping of the running daemon: delete tcp|udp PORT, or delete id ID (--json, --socket PATH)
   check-config   validate a configuration file and print the effective configuration (-c FILE)
   passwd         set the password of the web page (-c FILE; read twice from the terminal or stdin)
   version        print the version
@@ -61,6 +63,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdAsk("status", args, stdout, stderr)
 	case "list":
 		return cmdAsk("list", args, stdout, stderr)
+	case "delete":
+		return cmdDelete(args, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
 	case "passwd":
@@ -146,9 +150,35 @@ func cmdAsk(what string, args []string, stdout, stderr io.Writer) int {
 	case *control.Status:
 		printStatus(stdout, v)
 	case *[]control.Row:
+		// The upstream the mappings are made at heads the table.
+		var st control.Status
+		if control.Ask(ctx, *socket, "status", &st) == nil && st.Mode != "local" {
+			fmt.Fprintln(stdout, upstreamLine(st.Upstream))
+		}
 		printList(stdout, *v, time.Now())
 	}
 	return 0
+}
+
+// upstreamLine names the upstream in one line: "upstream: upnp, ISP box
+// (LabBox) at 100.64.0.1:5000, which reports 203.0.113.1".
+func upstreamLine(up control.Upstream) string {
+	s := "upstream: " + up.Kind
+	if d := up.Device; d != nil {
+		if name := strings.TrimSpace(d.FriendlyName + " " + strings.TrimSpace(d.Manufacturer+" "+d.Model)); name != "" {
+			s += ", " + name
+		}
+	}
+	if up.Address != "" {
+		s += " at " + up.Address
+	}
+	if up.External != "" {
+		s += ", which reports " + up.External
+	}
+	if up.Kind == "none" {
+		s += ": nothing upstream forwards ports (see pcpgw status)"
+	}
+	return s
 }
 
 func printStatus(w io.Writer, s *control.Status) {
@@ -162,22 +192,52 @@ func printStatus(w io.Writer, s *control.Status) {
 	fmt.Fprintf(tw, "WAN\t%s %s\n", s.WAN, orNone(s.WANAddr))
 	fmt.Fprintf(tw, "external address\t%s\n", orNone(s.External))
 	if s.Mode != "local" {
-		up := s.Upstream
-		state := "unreachable"
-		if up.Reachable {
-			state = "reachable"
-		}
-		fmt.Fprintf(tw, "PCP servers\t%s\n", orNone(strings.Join(up.Servers, " ")))
-		fmt.Fprintf(tw, "PCP server\t%s %s %s, epoch %d\n", orNone(up.Server), up.Protocol, state, up.Epoch)
-		if up.LastError != "" {
-			fmt.Fprintf(tw, "last PCP error\t%s\n", up.LastError)
-		}
+		printUpstream(tw, s.Upstream)
 	}
 	fmt.Fprintf(tw, "listeners\t%s\n", orNone(strings.Join(s.Listeners, " ")))
 	fmt.Fprintf(tw, "mappings\t%d (pending %d, failing %d)\n", s.Mappings, s.Pending, s.Failing)
 	fmt.Fprintf(tw, "pinholes\t%d\n", s.Pinholes)
 	fmt.Fprintf(tw, "epoch\t%d s\n", s.Epoch)
 	tw.Flush()
+}
+
+// printUpstream writes the status's upstream lines.
+func printUpstream(tw io.Writer, up control.Upstream) {
+	kind := up.Kind
+	if up.KindConfig == "auto" || up.KindConfig == "" {
+		kind += " (auto)"
+	}
+	state := "unreachable"
+	if up.Reachable {
+		state = "reachable"
+	}
+	switch up.Kind {
+	case "pcp", "natpmp":
+		fmt.Fprintf(tw, "upstream\t%s\n", kind)
+		fmt.Fprintf(tw, "PCP servers\t%s\n", orNone(strings.Join(up.Servers, " ")))
+		fmt.Fprintf(tw, "PCP server\t%s %s %s, epoch %d\n", orNone(up.Server), up.Protocol, state, up.Epoch)
+	case "upnp":
+		dev := "IGD"
+		if d := up.Device; d != nil {
+			dev = strings.TrimSpace(d.FriendlyName + " (" + strings.TrimSpace(d.Manufacturer+" "+d.Model) + ")")
+			dev = strings.TrimSuffix(dev, " ()")
+		}
+		fmt.Fprintf(tw, "upstream\t%s: %s at %s, %s\n", kind, dev, orNone(up.Address), state)
+		if up.Device != nil {
+			fmt.Fprintf(tw, "IGD service\t%s %s\n", up.Device.Service, up.Device.Location)
+		}
+	default:
+		fmt.Fprintf(tw, "upstream\t%s\n", kind)
+	}
+	if up.External != "" {
+		fmt.Fprintf(tw, "upstream's address\t%s\n", up.External)
+	}
+	if up.Advice != "" {
+		fmt.Fprintf(tw, "advice\t%s\n", up.Advice)
+	}
+	if up.LastError != "" {
+		fmt.Fprintf(tw, "last upstream error\t%s\n", up.LastError)
+	}
 }
 
 // printList writes the mappings as a table; a mapping the provider has

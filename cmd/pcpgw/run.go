@@ -26,10 +26,12 @@ import (
 	"github.com/pcpgw/pcpgw/config"
 	"github.com/pcpgw/pcpgw/firewall"
 	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
 	"github.com/pcpgw/pcpgw/upnpigd"
+	"github.com/pcpgw/pcpgw/upstream"
 	"github.com/pcpgw/pcpgw/webui"
 )
 
@@ -38,23 +40,6 @@ const wanPoll = 2 * time.Second
 
 // configPoll is how often the configuration file is checked for changes.
 const configPoll = 2 * time.Second
-
-// stamp identifies a version of a file (zero when it cannot be read).
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-func fileStamp(name string) stamp {
-	if name == "" {
-		return stamp{}
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
 
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
@@ -77,9 +62,9 @@ type daemon struct {
 	level     *slog.LevelVar
 	started   time.Time
 	core      *mapping.Core
-	client    *pcpclient.Client // nil in local mode
-	lan       *natpmp.Server    // nil when NAT-PMP and PCP are off
-	igd       *upnpigd.Server   // nil when UPnP is off
+	up        *upstream.Auto  // nil in local mode
+	lan       *natpmp.Server  // nil when NAT-PMP and PCP are off
+	igd       *upnpigd.Server // nil when UPnP is off
 }
 
 // run runs pcpgw until ctx ends. It removes its nftables table and its
@@ -113,15 +98,19 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 
 	var up mapping.Upstream
 	if mode != mapping.ModeLocal {
-		d.client, err = pcpclient.New(pcpclient.Config{
-			Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
-			WANInterface: cfg.WAN, Logger: log, ListenAnnounce: true,
-		})
-		if err != nil {
-			return fmt.Errorf("PCP client: %w", err)
+		want, ok := upstream.ParseKind(cfg.Upstream)
+		if !ok {
+			return fmt.Errorf("upstream %q", cfg.Upstream)
 		}
-		defer d.client.Close()
-		up = d.client
+		d.up = upstream.NewAuto(upstream.Config{
+			Want: want, WANAddr: wan, Logger: log,
+			PCP: pcpclient.Config{
+				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
+				WANInterface: cfg.WAN,
+			},
+		})
+		defer d.up.Close()
+		up = d.up
 	}
 
 	var reserved []uint16
@@ -160,8 +149,14 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			}
 		}()
 	}
+	if d.up != nil {
+		goRun("upstream", func(ctx context.Context) error { d.up.Run(ctx); return nil })
+	}
 	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
 	goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+	if cfg.DHCPLeases != "" {
+		goRun("leases", func(ctx context.Context) error { d.watchLeases(ctx, cfg.DHCPLeases, log); return nil })
+	}
 
 	if cfg.NATPMP || cfg.PCP {
 		d.lan, err = natpmp.New(natpmp.Config{
@@ -203,20 +198,20 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		// the page of another pcpgw version): checked every few seconds.
 		tick := time.NewTicker(configPoll)
 		defer tick.Stop()
-		seen := fileStamp(cfg.File)
+		seen := filestamp.Of(cfg.File)
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if st := fileStamp(cfg.File); st != seen {
+				if st := filestamp.Of(cfg.File); st != seen {
 					seen = st
 				} else {
 					continue
 				}
 			}
-			seen = fileStamp(cfg.File)
+			seen = filestamp.Of(cfg.File)
 			d.reload(ctx, log) // errors are logged
 		}
 	})
@@ -349,9 +344,11 @@ func restartNeeded(a, b *config.Config) string {
 	check("upnp/natpmp/pcp", a.UPnP == b.UPnP && a.NATPMP == b.NATPMP && a.PCP == b.PCP)
 	check("igdv1/igdv2", a.IGDv1 == b.IGDv1 && a.IGDv2 == b.IGDv2)
 	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
+	check("upstream", a.Upstream == b.Upstream)
 	check("aftr_name", a.AFTRName == b.AFTRName)
 	check("nft_table", a.Table == b.Table)
 	check("lease_file", a.LeaseFile == b.LeaseFile)
+	check("dhcp_leases", a.DHCPLeases == b.DHCPLeases)
 	return strings.Join(diff, ", ")
 }
 
@@ -445,6 +442,9 @@ func (d *daemon) watchWAN(ctx context.Context, last netip.Addr) {
 		if a := wanAddr(d.cfg.WAN); a != last {
 			last = a
 			d.core.SetWANAddr(ctx, a)
+			if d.up != nil {
+				d.up.SetWAN(a)
+			}
 		}
 	}
 }
@@ -482,16 +482,9 @@ func (d *daemon) Status() control.Status {
 	if cs.External.IsValid() {
 		s.External = cs.External.String()
 	}
-	if d.client != nil {
-		us := d.client.Status()
-		s.Upstream = control.Upstream{
-			Server: addrPortString(us.Server), Protocol: us.Protocol, Epoch: us.Epoch, Reachable: us.Reachable,
-			LastAnswer: us.LastAnswer, LastError: us.LastError, Sent: us.Sent, Received: us.Received, Dropped: us.Dropped,
-			Servers: []string{},
-		}
-		for _, a := range us.Servers {
-			s.Upstream.Servers = append(s.Upstream.Servers, a.String())
-		}
+	s.Upstream = control.Upstream{Kind: upstream.KindLocal.String(), KindConfig: d.cfg.Upstream, Servers: []string{}}
+	if d.up != nil {
+		s.Upstream = upstreamStatus(d.up.Info(), d.cfg.Upstream)
 	}
 	if d.lan != nil {
 		for _, a := range d.lan.Addrs() {
@@ -508,11 +501,22 @@ func (d *daemon) Status() control.Status {
 	return s
 }
 
-func addrPortString(a netip.AddrPort) string {
-	if !a.IsValid() {
-		return ""
+// upstreamStatus is the status's view of the upstream.
+func upstreamStatus(in upstream.Info, want string) control.Upstream {
+	u := control.Upstream{
+		Kind: in.Kind.String(), KindConfig: want, Address: in.Address, Advice: in.Advice, Detected: in.Detected,
+		Server: in.Address, Protocol: in.Protocol, Epoch: in.Epoch, Reachable: in.Reachable,
+		LastAnswer: in.LastAnswer, LastError: in.LastError, Sent: in.Sent, Received: in.Received, Dropped: in.Dropped,
+		Servers: append([]string{}, in.Servers...),
 	}
-	return a.String()
+	if in.External.IsValid() {
+		u.External = in.External.String()
+	}
+	if dv := in.Device; dv != nil {
+		u.Device = &control.Device{FriendlyName: dv.FriendlyName, Manufacturer: dv.Manufacturer, Model: dv.Model,
+			Service: dv.Service, Location: dv.Location}
+	}
+	return u
 }
 
 // addCounters flattens a front-end's Stats struct of counters into m.

@@ -83,6 +83,21 @@ type Miniupnpd struct {
 	pidFile   string
 	pid       int   // daemon's pid (not Debug)
 	proc      *Proc // foreground process (Debug)
+	started   time.Time
+}
+
+// minAge is how long miniupnpd has run before Announce or Restart
+// (whatever the test did meanwhile). Its PCP epoch counts whole seconds
+// since it started: a restart within a second or two of its start is no
+// regression a PCP client can see (RFC 6887 §8.5), which no CGN does in
+// real life (they run for days).
+const minAge = 3 * time.Second
+
+// age waits until miniupnpd has run minAge.
+func (m *Miniupnpd) age() {
+	if d := minAge - time.Since(m.started); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // PeersDir is where scripts/deps-test.sh extracted miniupnpd:
@@ -264,6 +279,7 @@ func (m *Miniupnpd) conf() string {
 
 func (m *Miniupnpd) start(t testing.TB) {
 	t.Helper()
+	defer func() { m.started = time.Now() }()
 	ld, args, err := miniupnpdCmd()
 	if err != nil {
 		skipOrFail(t, "lab: "+err.Error())
@@ -398,14 +414,16 @@ func (m *Miniupnpd) DNATCount(t testing.TB) int {
 	return n
 }
 
-// Announce sends SIGUSR1: miniupnpd resets its epoch and multicasts an
-// unsolicited ANNOUNCE to 224.0.0.1:5350 and [ff02::1]:5350.
+// Announce sends SIGUSR1, once miniupnpd has run a few seconds (minAge):
+// it resets its epoch and multicasts an unsolicited ANNOUNCE to
+// 224.0.0.1:5350 and [ff02::1]:5350.
 func (m *Miniupnpd) Announce(t testing.TB) {
 	t.Helper()
 	pid := m.Pid()
 	if pid == 0 {
 		t.Fatal("lab: Announce: miniupnpd is not running")
 	}
+	m.age()
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		t.Fatalf("lab: kill -USR1 miniupnpd: %v", err)
 	}
@@ -416,12 +434,14 @@ func (m *Miniupnpd) Announce(t testing.TB) {
 	m.probe()
 }
 
-// Restart stops miniupnpd and starts it again, as a reboot of the CGN.
+// Restart stops miniupnpd and starts it again, as a reboot of the CGN,
+// once it has run a few seconds (minAge).
 // With clearLeases it also empties the lease file and flushes the cgn
 // chains it manages, so the new instance starts without any mapping (a
 // rebooted CGN box loses its state); without, it reloads its lease file.
 func (m *Miniupnpd) Restart(t testing.TB, clearLeases bool) {
 	t.Helper()
+	m.age()
 	if err := m.stop(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
@@ -477,4 +497,20 @@ func (m *Miniupnpd) stop() error {
 	poll(2*time.Second, gone)
 	m.pid = 0
 	return fmt.Errorf("miniupnpd (pid %d) did not exit within 5s of SIGTERM; killed (stat %q)", pid, stat)
+}
+
+// StartPlainNAT makes isp a provider NAT without port control: table
+// inet cgn (LAB.md's, masquerading toward the internet) and no
+// miniupnpd, so nothing answers PCP, NAT-PMP or UPnP. The chain
+// prerouting_pcp is where a test adds the DNAT of an ISP box's "DMZ".
+func (l *Lab) StartPlainNAT(t testing.TB) {
+	t.Helper()
+	if l.ISP == nil {
+		t.Fatal("lab: StartPlainNAT: no isp namespace in the Local topology")
+	}
+	f := filepath.Join(l.Dir, "cgn.nft")
+	if err := os.WriteFile(f, []byte(l.cgnTable()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ISP.Run(t, "nft", "-f", f)
 }

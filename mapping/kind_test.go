@@ -1,0 +1,232 @@
+package mapping
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/upstream"
+)
+
+// Issue 15: the upstream kinds seen from the core.
+
+// TestKindNone: nothing upstream forwards ports. A mapping is made on the
+// CPE's own NAT and succeeds with the CPE's WAN address as the external
+// one; nothing is asked upstream; the status says none.
+func TestKindNone(t *testing.T) {
+	up := newFakeUp()
+	up.kind = upstream.KindNone
+	c, fw := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+	ctx := context.Background()
+	m, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 5000, 15000, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := netip.AddrPortFrom(wanCGN, 15000); m.External != want || m.Upstream != UpstreamNone || m.WANPort != 15000 {
+		t.Errorf("mapping %+v, want external %v on the CPE only", m, want)
+	}
+	if n, _ := up.counts(); n != 0 {
+		t.Errorf("%d upstream requests with kind none", n)
+	}
+	if len(fw.Forwards()) != 1 {
+		t.Errorf("kernel forwards %v", fw.Forwards())
+	}
+	if a, err := c.ExternalAddr(ctx); err != nil || a != wanCGN {
+		t.Errorf("ExternalAddr %v %v, want the WAN address %v", a, err, wanCGN)
+	}
+	if st := c.Status(); st.Upstream != upstream.KindNone || st.External != wanCGN || st.Pending != 0 {
+		t.Errorf("status %+v", st)
+	}
+	// DS-Lite without port control cannot open anything.
+	d, _ := newCore(t, Config{Mode: ModeDSLite, Upstream: up, SecureMode: true})
+	_, err = d.Map(ctx, req(OriginNATPMP, host, UDP, 5000, 15000, time.Hour))
+	wantCode(t, err, CodeNetworkFailure)
+}
+
+// TestKindChangeMovesMappings: another upstream takes over (an ISP box
+// replaced, PCP appearing): every mapping is made again there, with a
+// fresh nonce and the port the LAN knows; to none, they stay on the CPE
+// with the WAN address; back to an upstream, they are made again.
+func TestKindChangeMovesMappings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		a, err := c.Map(ctx, req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, UDP, 5000, 15000, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		first := up.lastMap().Nonce
+		up.ext = netip.MustParseAddr("198.51.100.9")
+		n0, _ := up.counts()
+		up.setKind(upstream.KindUPnP)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		n1, _ := up.counts()
+		if n1-n0 != 2 {
+			t.Fatalf("%d requests at the new upstream, want 2", n1-n0)
+		}
+		for _, r := range up.maps[n0:] {
+			if r.Nonce != (pcp.Nonce{}) {
+				t.Errorf("re-created with the old upstream's nonce %x (first %x)", r.Nonce, first)
+			}
+			if p := r.SuggestedExternal.Port(); p != 18080 && p != 15000 {
+				t.Errorf("asked for port %d", p)
+			}
+		}
+		m, _ := c.Get(a.ID)
+		if m.Upstream != UpstreamOK || m.External != netip.MustParseAddrPort("198.51.100.9:18080") {
+			t.Errorf("after the move %+v", m)
+		}
+		if x, _ := c.ExternalAddr(ctx); x != up.ext {
+			t.Errorf("external %v, want the new upstream's %v", x, up.ext)
+		}
+
+		up.setKind(upstream.KindNone)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		m, _ = c.Get(a.ID)
+		if m.Upstream != UpstreamNone || m.External != netip.AddrPortFrom(wanCGN, 18080) {
+			t.Errorf("with kind none %+v", m)
+		}
+		if x, _ := c.ExternalAddr(ctx); x != wanCGN {
+			t.Errorf("external %v with kind none, want %v", x, wanCGN)
+		}
+		n2, _ := up.counts()
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		if n3, _ := up.counts(); n3 != n2 {
+			t.Errorf("%d upstream requests with kind none", n3-n2)
+		}
+
+		up.setKind(upstream.KindNATPMP)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		m, _ = c.Get(a.ID)
+		if m.Upstream != UpstreamOK || m.External.Port() != 18080 {
+			t.Errorf("back upstream %+v", m)
+		}
+	})
+}
+
+// TestRequestWaitsForDetection: a LAN request that comes while the
+// upstream is being detected waits for it, then is answered as the
+// upstream found says (here none: success on the CPE), not failed.
+func TestRequestWaitsForDetection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.kind = upstream.KindNone
+		up.detecting = make(chan struct{})
+		c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		type res struct {
+			m   Mapping
+			err error
+		}
+		done := make(chan res, 1)
+		go func() {
+			m, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+			done <- res{m, err}
+		}()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		select {
+		case r := <-done:
+			t.Fatalf("answered while detecting: %+v %v", r.m, r.err)
+		default:
+		}
+		close(up.detecting)
+		synctest.Wait()
+		r := <-done
+		if r.err != nil || r.m.External != netip.AddrPortFrom(wanCGN, 18080) {
+			t.Fatalf("after detection: %+v %v", r.m, r.err)
+		}
+	})
+}
+
+// TestDetectionWaitBounded: detection that does not end within
+// detectWait leaves the request pending at the upstream, answered within
+// the upstream timeout as no answer (RFC 6970 §5.1).
+func TestDetectionWaitBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.detecting = make(chan struct{})
+		up.block = make(chan struct{})
+		c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		start := time.Now()
+		_, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		wantCode(t, err, CodeNetworkFailure)
+		if d := time.Since(start); d != detectWait+2*time.Second {
+			t.Errorf("answered after %v, want %v", d, detectWait+2*time.Second)
+		}
+		close(up.block)
+		close(up.detecting)
+	})
+}
+
+// TestStateKeepsKind: the state file says which upstream the mappings
+// were made at. The same kind after a restart renews them with their
+// nonces; another kind makes them again.
+func TestStateKeepsKind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, StateDir: dir})
+		if _, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0)); err != nil {
+			t.Fatal(err)
+		}
+		nonce := up.lastMap().Nonce
+		if nonce == (pcp.Nonce{}) {
+			nonce = pcp.Nonce{1} // the fake's first
+		}
+		c.Close()
+		st := readState(t, filepath.Join(dir, StateFile))
+		if st.Upstream != "pcp" {
+			t.Fatalf("state file upstream %q", st.Upstream)
+		}
+
+		same := newFakeUp()
+		c2, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: same, StateDir: dir})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := same.lastMap().Nonce; got != nonce {
+			t.Errorf("renewed with nonce %x after a restart, want %x", got, nonce)
+		}
+		c2.Close()
+
+		moved := newFakeUp()
+		moved.kind = upstream.KindUPnP
+		newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: moved, StateDir: dir})
+		moved.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: upstream.KindUPnP}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		var fresh bool
+		for _, r := range moved.maps {
+			fresh = fresh || r.Nonce == (pcp.Nonce{})
+		}
+		if !fresh {
+			t.Errorf("not made again at the new upstream: %+v", moved.maps)
+		}
+	})
+}
+
+func readState(t *testing.T, name string) stateFile {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

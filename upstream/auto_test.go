@@ -1,0 +1,310 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/pcpclient"
+	"github.com/pcpgw/pcpgw/pcpclient/pcptest"
+)
+
+var wanCGN = netip.MustParseAddr("100.64.0.2")
+
+func newServer(t *testing.T, mode pcptest.Mode) *pcptest.Server {
+	t.Helper()
+	s, err := pcptest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(mode)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fakeIGD is an IGD backend that maps everything as asked.
+type fakeIGD struct {
+	mu      sync.Mutex
+	loc     string
+	maps    int
+	closed  bool
+	events  chan Event
+	release int
+}
+
+func newFakeIGD(loc string) *fakeIGD { return &fakeIGD{loc: loc, events: make(chan Event, 4)} }
+
+func (f *fakeIGD) Kind() Kind { return KindUPnP }
+func (f *fakeIGD) Map(_ context.Context, r MapRequest) (MapResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maps++
+	return MapResult{External: netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), r.SuggestedExternal.Port()), Lifetime: 3600, At: time.Now()}, nil
+}
+func (f *fakeIGD) Delete(context.Context, MapRequest) error { return nil }
+func (f *fakeIGD) ExternalAddr(context.Context) (netip.Addr, error) {
+	return netip.MustParseAddr("203.0.113.1"), nil
+}
+func (f *fakeIGD) Events() <-chan Event { return f.events }
+func (f *fakeIGD) Info() Info {
+	return Info{Kind: KindUPnP, Address: "100.64.0.1:5000", Device: &Device{FriendlyName: "ISP box", Location: f.loc}}
+}
+func (f *fakeIGD) ReleaseAll(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.release++
+	return nil
+}
+func (f *fakeIGD) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.closed = true
+		close(f.events)
+	}
+	return nil
+}
+
+// discover returns an IGD discovery that finds igd (nil: nothing, after
+// the probe's time).
+func discover(igd func() *fakeIGD) func(ctx context.Context) (Backend, error) {
+	return func(ctx context.Context) (Backend, error) {
+		if f := igd(); f != nil {
+			return f, nil
+		}
+		<-ctx.Done()
+		return nil, errors.New("no IGD answered")
+	}
+}
+
+func startAuto(t *testing.T, cfg Config) *Auto {
+	t.Helper()
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = 500 * time.Millisecond
+	}
+	if !cfg.WANAddr.IsValid() {
+		cfg.WANAddr = wanCGN
+	}
+	a := NewAuto(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		a.Close()
+	})
+	return a
+}
+
+func kindWithin(t *testing.T, a *Auto, d time.Duration) Kind {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return a.Kind(ctx)
+}
+
+func waitKindEvent(t *testing.T, a *Auto, want Kind) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-a.Events():
+			if ev.Kind == EventKindChanged && ev.Upstream == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no EventKindChanged to %v", want)
+		}
+	}
+}
+
+// TestDetect: each upstream found by what answers, by preference PCP,
+// NAT-PMP, UPnP IGD, else none; a named PCP server that is down is kept.
+func TestDetect(t *testing.T) {
+	tests := []struct {
+		name   string
+		mode   pcptest.Mode
+		igd    bool
+		named  bool
+		public bool
+		want   Kind
+	}{
+		{name: "PCP server", mode: pcptest.Normal, igd: true, want: KindPCP},
+		{name: "NAT-PMP gateway", mode: pcptest.NATPMPOnly, igd: true, want: KindNATPMP},
+		{name: "UPnP IGD", mode: pcptest.Silent, igd: true, want: KindUPnP},
+		{name: "nothing", mode: pcptest.Silent, want: KindNone},
+		{name: "named PCP server down", mode: pcptest.Silent, named: true, want: KindPCP},
+		{name: "public WAN address", mode: pcptest.Normal, igd: true, public: true, want: KindLocal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, tt.mode)
+			cfg := Config{routers: []netip.AddrPort{srv.Addr()}}
+			if tt.named {
+				cfg.routers, cfg.PCP.Servers = nil, []netip.AddrPort{srv.Addr()}
+			}
+			if tt.public {
+				cfg.WANAddr = netip.MustParseAddr("203.0.113.2")
+			}
+			igd := newFakeIGD("http://100.64.0.1:5000/rootDesc.xml")
+			cfg.DiscoverIGD = discover(func() *fakeIGD {
+				if tt.igd {
+					return igd
+				}
+				return nil
+			})
+			a := startAuto(t, cfg)
+			if k := kindWithin(t, a, 5*time.Second); k != tt.want {
+				t.Fatalf("kind %v, want %v", k, tt.want)
+			}
+			waitKindEvent(t, a, tt.want)
+			in := a.Info()
+			if in.Kind != tt.want || in.Detected.IsZero() {
+				t.Errorf("info %+v", in)
+			}
+			if tt.want == KindNone && in.Advice == "" {
+				t.Error("kind none without advice")
+			}
+			if tt.want != KindUPnP && tt.igd && !tt.public {
+				igd.mu.Lock()
+				closed := igd.closed
+				igd.mu.Unlock()
+				if !closed {
+					t.Error("the IGD found but not chosen was not closed")
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_, err := a.Map(ctx, MapRequest{Protocol: 6, Internal: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 8080), SuggestedExternal: netip.AddrPortFrom(netip.Addr{}, 18080), Lifetime: 600})
+			var ue *Error
+			switch tt.want {
+			case KindPCP:
+				if tt.named {
+					if err == nil || errors.As(err, &ue) {
+						t.Errorf("map at a PCP server that is down: %v", err)
+					}
+				} else if err != nil {
+					t.Errorf("map: %v", err)
+				}
+			case KindNATPMP, KindUPnP:
+				if err != nil {
+					t.Errorf("map: %v", err)
+				}
+			case KindNone, KindLocal:
+				if !errors.As(err, &ue) || ue.Kind != tt.want || ue.Code != pcp.NetworkFailure {
+					t.Errorf("map with kind %v: %v", tt.want, err)
+				}
+			}
+		})
+	}
+}
+
+// TestForced: the configured kind is used without probing the others.
+func TestForced(t *testing.T) {
+	srv := newServer(t, pcptest.NATPMPOnly)
+	for _, want := range []Kind{KindNone, KindNATPMP, KindUPnP} {
+		t.Run(want.String(), func(t *testing.T) {
+			asked := false
+			a := startAuto(t, Config{Want: want, PCP: pcpclient.Config{Servers: []netip.AddrPort{srv.Addr()}},
+				DiscoverIGD: func(context.Context) (Backend, error) { asked = true; return newFakeIGD("http://x/"), nil }})
+			if k := kindWithin(t, a, 5*time.Second); k != want {
+				t.Fatalf("kind %v", k)
+			}
+			if asked != (want == KindUPnP) {
+				t.Errorf("IGD discovery asked: %v", asked)
+			}
+		})
+	}
+	// Forced PCP against a NAT-PMP-only server falls back to NAT-PMP
+	// behind the same kind (after its own NAT-PMP request is answered).
+	a := startAuto(t, Config{Want: KindPCP, PCP: pcpclient.Config{Servers: []netip.AddrPort{srv.Addr()}, IRT: 50 * time.Millisecond}})
+	if k := kindWithin(t, a, 5*time.Second); k != KindPCP {
+		t.Fatalf("kind %v", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Map(ctx, MapRequest{Protocol: 17, Internal: netip.MustParseAddrPort("127.0.0.1:5000"), Lifetime: 600}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKindWaitsForDetection: Kind blocks while detection runs, bounded by
+// its context.
+func TestKindWaitsForDetection(t *testing.T) {
+	srv := newServer(t, pcptest.Silent)
+	a := NewAuto(Config{routers: []netip.AddrPort{srv.Addr()}, WANAddr: wanCGN, ProbeTimeout: time.Second})
+	t.Cleanup(func() { a.Close() })
+	if k := kindWithin(t, a, 50*time.Millisecond); k != KindDetecting {
+		t.Fatalf("kind %v before detection", k)
+	}
+	go a.Run(context.Background())
+	start := time.Now()
+	if k := kindWithin(t, a, 5*time.Second); k != KindNone {
+		t.Fatalf("kind %v", k)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("Kind returned after %v, before detection could end", d)
+	}
+}
+
+// TestSwitch: a PCP server appearing (DHCP's servers file) takes over from
+// none; an IGD replaced by another one at another address takes over and
+// the old one's mappings are released; a WAN address going public makes
+// the upstream local.
+func TestSwitch(t *testing.T) {
+	silent := newServer(t, pcptest.Silent)
+	file := filepath.Join(t.TempDir(), "pcp-servers")
+	var mu sync.Mutex
+	var igd *fakeIGD
+	a := startAuto(t, Config{routers: []netip.AddrPort{silent.Addr()}, PCP: pcpclient.Config{ServersFile: file},
+		DiscoverIGD: discover(func() *fakeIGD { mu.Lock(); defer mu.Unlock(); return igd }),
+		Recheck:     time.Second})
+	waitKindEvent(t, a, KindNone)
+
+	srv := newServer(t, pcptest.Normal)
+	if err := os.WriteFile(file, []byte(srv.Addr().String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitKindEvent(t, a, KindPCP)
+	if in := a.Info(); in.Address != srv.Addr().String() {
+		t.Errorf("address %q, want %v", in.Address, srv.Addr())
+	}
+
+	// The servers file emptied and an IGD appears.
+	first := newFakeIGD("http://100.64.0.1:5000/rootDesc.xml")
+	mu.Lock()
+	igd = first
+	mu.Unlock()
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitKindEvent(t, a, KindUPnP)
+	second := newFakeIGD("http://100.64.0.9:5000/rootDesc.xml")
+	mu.Lock()
+	igd = second
+	mu.Unlock()
+	a.Redetect("test")
+	waitKindEvent(t, a, KindUPnP)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		first.mu.Lock()
+		done := first.release == 1 && first.closed
+		first.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced IGD's mappings were not released")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.SetWAN(netip.MustParseAddr("203.0.113.2"))
+	waitKindEvent(t, a, KindLocal)
+}
