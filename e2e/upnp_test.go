@@ -127,8 +127,8 @@ func TestUPnPClient(t *testing.T) {
 		_, err := reach(t, l.Net, "tcp", addr)
 		return err != nil
 	}, "TCP %v still reaches the LAN host after upnpc -d", addr)
-	// Deleting what is not there succeeds, as in miniupnpd 2.3.9.
-	if out := upnpc("-d", "18080", "TCP"); !strings.Contains(out, "UPNP_DeletePortMapping() returned : 0") {
+	// Deleting what is not there is 714 (RFC 6970 §5.8).
+	if out := upnpc("-d", "18080", "TCP"); !strings.Contains(out, "UPNP_DeletePortMapping() failed with code : 714") {
 		t.Errorf("second upnpc -d:\n%s", out)
 	}
 	if !reachable(t, l.Net, "udp", addr, 5*time.Second) {

@@ -593,10 +593,15 @@ func (c *call) deletePortMapping() ([]string, error) {
 	}
 	m, ok := c.s.lookup(netip.Addr{}, port, p)
 	if !ok {
-		return nil, nil
+		// 714 NoSuchEntryInArray (RFC 6970 §5.8, REQUIREMENTS 15), as the
+		// IGD specification and miniupnpd before its nftables backend say.
+		return nil, errCode(mapping.UPnPNoSuchEntry)
 	}
 	_, err = c.s.core.Delete(c.ctx, mapping.Selector{Client: c.peer, ID: m.ID, Proto: p})
-	if err != nil && mapping.CodeOf(err) != mapping.CodeNotFound && mapping.CodeOf(err) != mapping.CodeCannotProvideExternal {
+	if mapping.CodeOf(err) == mapping.CodeNotFound {
+		return nil, errCode(mapping.UPnPNoSuchEntry) // gone meanwhile
+	}
+	if err != nil && mapping.CodeOf(err) != mapping.CodeCannotProvideExternal {
 		return nil, err
 	}
 	return nil, nil

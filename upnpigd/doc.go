@@ -113,8 +113,9 @@
 //     (libminiupnpc does not decode entities).
 //   - DeletePortMapping(Range) delete by the mapping's ID with the
 //     requester as Client, so secure mode applies in the core; deleting
-//     what is not there succeeds (as miniupnpd 2.3.9), an empty range is
-//     730. NewManage 0 limits a range to the requester's own mappings;
+//     what is not there is 714 (RFC 6970 §5.8, the IGD specification;
+//     miniupnpd 2.3.9's nftables backend answers success), an empty range
+//     is 730. NewManage 0 limits a range to the requester's own mappings;
 //     missing, it is 1 (miniupnpd ignores it).
 //   - Pinholes (WANIPv6FirewallControl:1): arguments read as miniupnpd
 //     reads them (strtol; its order of checks, so its error codes); as
@@ -264,6 +265,9 @@
 //     one asked is no port, and which mapping a listing cut short by
 //     NewNumberOfPorts shows, are each daemon's own choice (pcpgw: the
 //     internal port first; creation order).
+//   - spec: no such entry: deleting a mapping that is not there is 714
+//     NoSuchEntryInArray (WANIPConnection, RFC 6970 §5.8, REQUIREMENTS
+//     15); miniupnpd 2.3.9's nftables backend answers success.
 //   - spec: NewManage 0 limits listings and range deletes to the
 //     requester's own mappings (WANIPConnection:2); miniupnpd ignores
 //     NewManage.
@@ -522,4 +526,22 @@
 //	igd2 AddPortMapping NewLeaseDuration="abc" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
 //	igd1 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
 //	igd2 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
+//	igd1 DeletePortMapping NewExternalPort="1" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping NewExternalPort="1023" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping NewExternalPort="1024" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping NewExternalPort="65535" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping NewProtocol="UDP" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping NewProtocol="udp" | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping by the internal port | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping nothing there | ok | E714 | spec: no such entry
+//	igd1 DeletePortMapping wrong protocol | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewExternalPort="1" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewExternalPort="1023" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewExternalPort="1024" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewExternalPort="65535" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewProtocol="UDP" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping NewProtocol="udp" | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping by the internal port | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping nothing there | ok | E714 | spec: no such entry
+//	igd2 DeletePortMapping wrong protocol | ok | E714 | spec: no such entry
 package upnpigd

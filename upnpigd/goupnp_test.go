@@ -103,9 +103,9 @@ func TestGoupnpIGD1(t *testing.T) {
 	if err := ip.DeletePortMapping("", 18080, "TCP"); err != nil {
 		t.Errorf("DeletePortMapping: %v", err)
 	}
-	// Deleting what is not there succeeds, as in miniupnpd 2.3.9.
-	if err := ip.DeletePortMapping("", 18080, "TCP"); err != nil {
-		t.Errorf("DeletePortMapping again: %v, want success", err)
+	// Deleting what is not there is 714 (RFC 6970 §5.8).
+	if err := ip.DeletePortMapping("", 18080, "TCP"); upnpCode(err) != 714 {
+		t.Errorf("DeletePortMapping again: %v, want 714", err)
 	}
 	if n := len(ti.core.list()); n != 1 {
 		t.Errorf("%d mappings left, want 1", n)
