@@ -223,10 +223,7 @@ func (c *Core) validate(r *Request) error {
 	if r.RemoteHost.IsValid() && r.RemoteHost.Is4() != ia.Is4() {
 		return &Error{Code: CodeInvalid, Msg: "remote host of another address family"}
 	}
-	if r.Lifetime > 0 {
-		pol := c.policy()
-		r.Lifetime = min(max(r.Lifetime, pol.MinLifetime), pol.MaxLifetime)
-	}
+	r.Lifetime = c.clampLease(r.Origin, r.Lifetime)
 	r.Description = SanitizeDescription(r.Description)
 	if c.policy().SecureMode && ia != r.Client && r.Origin != OriginStatic {
 		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
@@ -235,6 +232,24 @@ func (c *Core) validate(r *Request) error {
 		return &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
 	}
 	return nil
+}
+
+// maxUPnPLease is the longest UPnP lease (WANIPConnection:2's 604800 s).
+const maxUPnPLease = 604800 * time.Second
+
+// clampLease bounds a lease that has an end: NAT-PMP's and PCP's to
+// min_lifetime-max_lifetime (as miniupnpd's options do), UPnP's to 1 s -
+// 604800 s, the range the IGD specification gives (miniupnpd keeps those
+// as asked: an IGD:2 client asking for a week gets a week).
+func (c *Core) clampLease(o Origin, l time.Duration) time.Duration {
+	if l <= 0 {
+		return l
+	}
+	if o == OriginUPnP {
+		return min(max(l, time.Second), maxUPnPLease)
+	}
+	pol := c.policy()
+	return min(max(l, pol.MinLifetime), pol.MaxLifetime)
 }
 
 // planLocked finds the entry r renews, or makes a new one. old, when not
@@ -247,7 +262,9 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			switch {
 			case x.Origin == OriginStatic && r.Origin != OriginStatic:
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is a static forward"}
-			case x.Client != r.Client:
+			case x.Client != r.Client && (c.policy().SecureMode || x.Internal != r.Internal):
+				// With secure mode off a host may renew a mapping that
+				// leads where its request does (as miniupnpd lets it).
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is mapped for another host"}
 			case x.Internal == r.Internal:
 				return c.renewLocked(x, r, now), nil, false, nil
@@ -609,10 +626,6 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	if lifetime < 0 {
 		return Mapping{}, &Error{Code: CodeInvalid, Msg: "negative lifetime"}
 	}
-	if lifetime > 0 {
-		pol := c.policy()
-		lifetime = min(max(lifetime, pol.MinLifetime), pol.MaxLifetime)
-	}
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.entries[id]
@@ -620,6 +633,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "no such mapping"}
 	}
+	lifetime = c.clampLease(e.Origin, lifetime)
 	if c.policy().SecureMode && e.Client != client || e.Origin == OriginStatic {
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotAuthorized, Msg: "the mapping belongs to another host"}
