@@ -445,8 +445,9 @@ func (c *Client) send(ctx context.Context, method, rawURL string, h httpd.Header
 	if err != nil {
 		if errors.Is(err, httpd.ErrTooLarge) {
 			c.refuse("answer over the size limit", "url", rawURL, "limit", maxBody)
+			return httpd.ClientResponse{}, fmt.Errorf("igdclient: %s %s: %w", method, rawURL, err)
 		}
-		return httpd.ClientResponse{}, fmt.Errorf("igdclient: %s %s: %w", method, rawURL, err)
+		return httpd.ClientResponse{}, fmt.Errorf("igdclient: %s %s: %w: %w", method, rawURL, ErrNoAnswer, err)
 	}
 	c.responses.Add(1)
 	return resp, nil
@@ -472,9 +473,15 @@ type PortMapping struct {
 	LeaseDuration  uint32 // seconds; 0 permanent (IGD:1)
 }
 
+// ErrNoAnswer wraps the errors of an exchange that got no HTTP answer
+// (connection refused or cut, timeout): the device is unreachable, as
+// opposed to one that answers wrongly.
+var ErrNoAnswer = errors.New("no answer")
+
 // call runs one action of d's service. A UPnP error comes back as *Error;
-// anything else that goes wrong (no answer, HTTP status other than 200
-// and 500, a body that does not parse) as a plain error.
+// anything else that goes wrong as a plain error: no answer (wrapping
+// ErrNoAnswer), an HTTP status other than 200 and 500, or a body that
+// does not parse (wrapping ErrMalformed).
 func (d *Device) call(ctx context.Context, action string, args []Arg) ([]Arg, error) {
 	body := AppendRequest(nil, d.Service, action, args)
 	h := httpd.Header{}

@@ -224,8 +224,8 @@ func TestActionFailures(t *testing.T) {
 		t.Errorf("empty address: %v, %v; want the zero Addr", a, err)
 	}
 	f.SetDown(true)
-	if _, err := d.GetExternalIPAddress(ctx); err == nil || errors.As(err, &ue) {
-		t.Errorf("dropped connection: %v", err)
+	if _, err := d.GetExternalIPAddress(ctx); !errors.Is(err, igdclient.ErrNoAnswer) || errors.As(err, &ue) {
+		t.Errorf("dropped connection: %v, want ErrNoAnswer", err)
 	}
 	f.SetDown(false)
 	if st := c.Stats(); st.Malformed < 4 || st.Dropped < st.Malformed {

@@ -298,4 +298,10 @@ func TestSOAPCodec(t *testing.T) {
 	if e.Error() != "UPnP error 718 ConflictInMappingEntry" {
 		t.Errorf("Error() = %q", e.Error())
 	}
+	if s := (&Error{Code: 725}).Error(); s != "UPnP error 725 OnlyPermanentLeasesSupported" {
+		t.Errorf("Error() without a description = %q", s)
+	}
+	if s := (&Error{Code: 899}).Error(); s != "UPnP error 899" {
+		t.Errorf("Error() of an unknown code = %q", s)
+	}
 }

@@ -25,11 +25,32 @@ type Error struct {
 	Description string
 }
 
+// Error reads "UPnP error 718 ConflictInMappingEntry": the device's
+// description, or the standard name when it sent none.
 func (e *Error) Error() string {
-	if e.Description == "" {
+	d := e.Description
+	if d == "" {
+		d = ErrorName(e.Code)
+	}
+	if d == "" {
 		return "UPnP error " + strconv.Itoa(e.Code)
 	}
-	return "UPnP error " + strconv.Itoa(e.Code) + " " + e.Description
+	return "UPnP error " + strconv.Itoa(e.Code) + " " + d
+}
+
+// ErrorName is the standard name of a UPnP error code ("" if unknown).
+func ErrorName(code int) string { return errorNames[code] }
+
+var errorNames = map[int]string{
+	CodeInvalidAction: "Invalid Action", CodeInvalidArgs: "Invalid Args", CodeActionFailed: "Action Failed",
+	CodeArgumentValueInvalid: "Argument Value Invalid", CodeArgumentValueOutOfRange: "Argument Value Out of Range",
+	CodeOptionalActionNotImplemented: "Optional Action Not Implemented", CodeActionNotAuthorized: "Action not authorized",
+	CodeNoSuchEntryInArray: "NoSuchEntryInArray", CodeWildCardNotPermittedInSrcIP: "WildCardNotPermittedInSrcIP",
+	CodeWildCardNotPermittedInExtPort: "WildCardNotPermittedInExtPort", CodeConflictInMappingEntry: "ConflictInMappingEntry",
+	CodeSamePortValuesRequired: "SamePortValuesRequired", CodeOnlyPermanentLeasesSupported: "OnlyPermanentLeasesSupported",
+	CodeRemoteHostOnlySupportsWild: "RemoteHostOnlySupportsWildcard", CodeExternalPortOnlySupportsWild: "ExternalPortOnlySupportsWildcard",
+	CodeNoPortMapsAvailable: "NoPortMapsAvailable", CodeConflictWithOtherMechanisms: "ConflictWithOtherMechanisms",
+	CodeWildCardNotPermittedInIntPort: "WildCardNotPermittedInIntPort",
 }
 
 // UPnP error codes pcpgw acts on: UDA 1.1 §3.2.2 and WANIPConnection:2
