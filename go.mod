@@ -15,6 +15,7 @@ require (
 )
 
 require (
+	github.com/koron/go-ssdp v0.9.2 // indirect
 	github.com/mdlayher/socket v0.5.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 )

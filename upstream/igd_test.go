@@ -418,10 +418,10 @@ func TestIGDRequestChecks(t *testing.T) {
 		r    MapRequest
 		code pcp.ResultCode
 	}{
-		"third party outside":  {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("192.0.2.100:8080"), ThirdParty: true, Lifetime: 60}, pcp.NotAuthorized},
-		"internal outside":     {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("192.0.2.100:8080"), Lifetime: 60}, pcp.NotAuthorized},
-		"IPv6":                 {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("[2001:db8:1::100]:8080"), Lifetime: 60}, pcp.UnsuppOption},
-		"SCTP":                 {MapRequest{Protocol: 132, Internal: netip.AddrPortFrom(igdWAN, 1), Lifetime: 60}, pcp.UnsuppProtocol},
+		"third party outside": {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("192.0.2.100:8080"), ThirdParty: true, Lifetime: 60}, pcp.NotAuthorized},
+		"internal outside":    {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("192.0.2.100:8080"), Lifetime: 60}, pcp.NotAuthorized},
+		"IPv6":                {MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("[2001:db8:1::100]:8080"), Lifetime: 60}, pcp.UnsuppOption},
+		"SCTP":                {MapRequest{Protocol: 132, Internal: netip.AddrPortFrom(igdWAN, 1), Lifetime: 60}, pcp.UnsuppProtocol},
 		"other external addr": {MapRequest{Protocol: 6, Internal: netip.AddrPortFrom(igdWAN, 1), SuggestedExternal: netip.MustParseAddrPort("198.51.100.1:1"), PreferFailure: true, Lifetime: 60}, pcp.CannotProvideExternal},
 	} {
 		if _, err := g.Map(ctx, tc.r); !errors.As(err, &ue) || ue.Code != tc.code || ue.Detail == "" {
