@@ -39,18 +39,46 @@ func (e *Error) Error() string {
 }
 
 // ErrorName is the standard name of a UPnP error code ("" if unknown).
-func ErrorName(code int) string { return errorNames[code] }
-
-var errorNames = map[int]string{
-	CodeInvalidAction: "Invalid Action", CodeInvalidArgs: "Invalid Args", CodeActionFailed: "Action Failed",
-	CodeArgumentValueInvalid: "Argument Value Invalid", CodeArgumentValueOutOfRange: "Argument Value Out of Range",
-	CodeOptionalActionNotImplemented: "Optional Action Not Implemented", CodeActionNotAuthorized: "Action not authorized",
-	CodeNoSuchEntryInArray: "NoSuchEntryInArray", CodeWildCardNotPermittedInSrcIP: "WildCardNotPermittedInSrcIP",
-	CodeWildCardNotPermittedInExtPort: "WildCardNotPermittedInExtPort", CodeConflictInMappingEntry: "ConflictInMappingEntry",
-	CodeSamePortValuesRequired: "SamePortValuesRequired", CodeOnlyPermanentLeasesSupported: "OnlyPermanentLeasesSupported",
-	CodeRemoteHostOnlySupportsWild: "RemoteHostOnlySupportsWildcard", CodeExternalPortOnlySupportsWild: "ExternalPortOnlySupportsWildcard",
-	CodeNoPortMapsAvailable: "NoPortMapsAvailable", CodeConflictWithOtherMechanisms: "ConflictWithOtherMechanisms",
-	CodeWildCardNotPermittedInIntPort: "WildCardNotPermittedInIntPort",
+func ErrorName(code int) string {
+	switch code {
+	case CodeInvalidAction:
+		return "Invalid Action"
+	case CodeInvalidArgs:
+		return "Invalid Args"
+	case CodeActionFailed:
+		return "Action Failed"
+	case CodeArgumentValueInvalid:
+		return "Argument Value Invalid"
+	case CodeArgumentValueOutOfRange:
+		return "Argument Value Out of Range"
+	case CodeOptionalActionNotImplemented:
+		return "Optional Action Not Implemented"
+	case CodeActionNotAuthorized:
+		return "Action not authorized"
+	case CodeNoSuchEntryInArray:
+		return "NoSuchEntryInArray"
+	case CodeWildCardNotPermittedInSrcIP:
+		return "WildCardNotPermittedInSrcIP"
+	case CodeWildCardNotPermittedInExtPort:
+		return "WildCardNotPermittedInExtPort"
+	case CodeConflictInMappingEntry:
+		return "ConflictInMappingEntry"
+	case CodeSamePortValuesRequired:
+		return "SamePortValuesRequired"
+	case CodeOnlyPermanentLeasesSupported:
+		return "OnlyPermanentLeasesSupported"
+	case CodeRemoteHostOnlySupportsWild:
+		return "RemoteHostOnlySupportsWildcard"
+	case CodeExternalPortOnlySupportsWild:
+		return "ExternalPortOnlySupportsWildcard"
+	case CodeNoPortMapsAvailable:
+		return "NoPortMapsAvailable"
+	case CodeConflictWithOtherMechanisms:
+		return "ConflictWithOtherMechanisms"
+	case CodeWildCardNotPermittedInIntPort:
+		return "WildCardNotPermittedInIntPort"
+	}
+	return ""
 }
 
 // UPnP error codes pcpgw acts on: UDA 1.1 §3.2.2 and WANIPConnection:2

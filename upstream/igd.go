@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -89,10 +90,15 @@ type IGD struct {
 	noAddAny      bool // AddAnyPortMapping is not implemented
 	noGetSpecific bool // GetSpecificPortMappingEntry is not implemented
 	maps          map[igdKey]igdMapping
-	checkFrom     int // where the next check's sample starts
-	bootID        uint32
+	checkFrom     int    // where the next check's sample starts
+	bootID        uint32 // BOOTID.UPNP.ORG of the box's last answer to a search
 	hasBootID     bool
 	byeSeen       bool
+	// notifyPending: an announcement (notifyBoot) asks for a check, not
+	// done yet with the box answering.
+	notifyPending bool
+	notifyBoot    uint32
+	notifyHasBoot bool
 	lastKick      time.Time
 
 	evMu   sync.Mutex // one sender at a time on events
@@ -259,18 +265,20 @@ func (g *IGD) emit(ev Event) {
 	}
 }
 
-// answered and failed track whether the box answers: a transport failure
+// note tracks whether the box answers: a transport failure
 // (igdclient.ErrNoAnswer) makes it unreachable, any answer reachable
-// again.
+// again. LastError is the last failure that is no UPnP error (those are
+// answers, reported with the mapping they refuse).
 func (g *IGD) note(err error) {
 	noAnswer := errors.Is(err, igdclient.ErrNoAnswer)
+	var ue *igdclient.Error
 	g.mu.Lock()
 	was := g.reachable
 	g.reachable = !noAnswer
 	if !noAnswer {
 		g.lastAnswer = g.now()
 	}
-	if err != nil {
+	if err != nil && !errors.As(err, &ue) {
 		g.lastErr = err.Error()
 	}
 	g.mu.Unlock()
@@ -730,18 +738,29 @@ func (g *IGD) kickCheck(force bool) {
 	}
 }
 
-// run checks the box every CheckInterval, and when kicked.
+// run checks the box every CheckInterval, when kicked, and, while it
+// does not answer, again after 1 s, 2 s, 4 s ... (up to CheckInterval), so
+// that a box back from a reboot is seen soon.
 func (g *IGD) run() {
-	t := time.NewTicker(g.cfg.CheckInterval)
+	t := time.NewTimer(g.cfg.CheckInterval)
 	defer t.Stop()
+	var backoff time.Duration
 	for {
 		select {
 		case <-g.ctx.Done():
 			return
 		case <-t.C:
 		case <-g.kick:
+			t.Stop()
 		}
-		g.check(g.ctx)
+		next := g.cfg.CheckInterval
+		if g.check(g.ctx) {
+			backoff = 0
+		} else {
+			backoff = min(max(2*backoff, time.Second), g.cfg.CheckInterval)
+			next = backoff
+		}
+		t.Reset(next)
 	}
 }
 
@@ -749,20 +768,32 @@ func (g *IGD) run() {
 // mappings pcpgw made (in turn): one missing, or held by another client,
 // means the box lost its table (EventStateLost: every mapping is made
 // again). When the box does not answer, it is asked where it is now (a
-// unicast M-SEARCH: after a reboot it may serve on another port).
-func (g *IGD) check(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.CheckInterval)
+// unicast M-SEARCH: after a reboot it may serve on another port). It
+// reports whether the box answered; then an announcement that prompted
+// the check is settled.
+func (g *IGD) check(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(g.cfg.CheckInterval, time.Minute))
 	defer cancel()
-	if _, err := g.externalAddr(ctx, "check", true); err != nil {
-		if errors.Is(err, igdclient.ErrNoAnswer) && g.relocate(ctx, "") {
-			g.externalAddr(ctx, "check", true)
+	if _, err := g.externalAddr(ctx, "check", true); errors.Is(err, igdclient.ErrNoAnswer) {
+		if !g.relocate(ctx, "") {
+			return false
 		}
-		return
+		if _, err := g.externalAddr(ctx, "check", true); errors.Is(err, igdclient.ErrNoAnswer) {
+			return false
+		}
 	}
 	g.mu.Lock()
+	if g.notifyPending {
+		// Settled by this answer: the repeats of that announcement
+		// prompt nothing more.
+		g.notifyPending, g.byeSeen = false, false
+		if g.notifyHasBoot {
+			g.bootID, g.hasBootID = g.notifyBoot, true
+		}
+	}
 	if g.noGetSpecific || len(g.maps) == 0 {
 		g.mu.Unlock()
-		return
+		return true
 	}
 	keys := make([]igdKey, 0, len(g.maps))
 	for k := range g.maps {
@@ -791,25 +822,27 @@ func (g *IGD) check(ctx context.Context) {
 			g.noGetSpecific = true
 			g.mu.Unlock()
 			g.log.Info("the IGD has no GetSpecificPortMappingEntry: its lost mappings are found on renewal only")
-			return
+			return true
 		case err == nil && e.InternalClient == recs[i].internal.Addr() && e.InternalPort == recs[i].internal.Port():
 			continue
 		case err == nil || c == igdclient.CodeNoSuchEntryInArray:
 			g.stateLost(fmt.Sprintf("%s %d missing at the box", k.proto, k.port))
-			return
+			return true
+		case errors.Is(err, igdclient.ErrNoAnswer):
+			return false
 		default:
-			return // no answer, or a broken one: ask again next time
+			return true // a broken answer: ask again next time
 		}
 	}
+	return true
 }
 
-// sortKeys orders keys by protocol, then port.
+// sortKeys orders keys by protocol, then port. (sort.Slice: the daemon
+// links it already; slices.SortFunc would add 8 KB of instances.)
 func sortKeys(ks []igdKey) {
-	for i := 1; i < len(ks); i++ {
-		for j := i; j > 0 && (ks[j].proto < ks[j-1].proto || ks[j].proto == ks[j-1].proto && ks[j].port < ks[j-1].port); j-- {
-			ks[j], ks[j-1] = ks[j-1], ks[j]
-		}
-	}
+	sort.Slice(ks, func(i, j int) bool {
+		return ks[i].proto < ks[j].proto || ks[i].proto == ks[j].proto && ks[i].port < ks[j].port
+	})
 }
 
 // stateLost forgets the record and tells the core to make every mapping
@@ -904,12 +937,9 @@ func (g *IGD) listen() {
 			cancel()
 		}
 		g.mu.Lock()
-		g.byeSeen = false
-		if n.HasBootID {
-			// Not believed, only remembered so that the repeats of the
-			// same announcement do not trigger checks again.
-			g.bootID, g.hasBootID = n.BootID, true
-		}
+		// Not believed: settled by the next check the box answers.
+		g.notifyPending = true
+		g.notifyBoot, g.notifyHasBoot = n.BootID, n.HasBootID
 		g.mu.Unlock()
 		g.kickCheck(false)
 	}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ func TestIGDLab(t *testing.T) {
 			cfg := IGDConfig{
 				Client:        igdclient.Config{Interface: l.CPEWANIf, Dial: l.CPE.DialContext},
 				CheckInterval: time.Hour,
+				Logger:        slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			}
 			if v1 {
 				cfg.NotifyAddr, cfg.CheckInterval = "-", 2*time.Second
@@ -114,6 +116,16 @@ func TestIGDLab(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testLog writes a logger's lines to the test's log (shown when it
+// fails, or with -v).
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func drain(g *IGD) {

@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -181,4 +182,37 @@ func TestSendTimeout(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Send took %v with a 200 ms deadline", d)
 	}
+}
+
+// FuzzClientResponse: Send's response parsing (status line, header,
+// body by Content-Length, chunked or until the end) never panics and
+// never returns a body over its bound. Seeds: the replies of TestSend and
+// miniupnpd 2.3.9's answer to GetExternalIPAddress (igdclient/testdata).
+func FuzzClientResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+		"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\nbody",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nConnection: close\r\nContent-Length: 357\r\nServer: Debian/6.18.44 UPnP/1.1 MiniUPnPd/2.3.9\r\nExt:\r\n\r\n" +
+			`<?xml version="1.0"?>` + "\r\n" + `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:GetExternalIPAddressResponse xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"><NewExternalIPAddress>203.0.113.1</NewExternalIPAddress></u:GetExternalIPAddressResponse></s:Body></s:Envelope>` + "\r\n",
+	} {
+		f.Add([]byte(s), uint16(100))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, maxBody uint16) {
+		lr := &io.LimitedReader{R: bytes.NewReader(b), N: maxClientHeader}
+		br := bufio.NewReader(lr)
+		resp, err := readResponseHeader(br)
+		if err != nil {
+			return
+		}
+		if resp.Status < 100 || resp.Status > 999 {
+			t.Fatalf("status %d", resp.Status)
+		}
+		lr.N += int64(maxBody) + 16<<10
+		body, err := readClientBody(br, resp.Header, int(maxBody))
+		if err == nil && len(body) > int(maxBody) {
+			t.Fatalf("body of %d bytes over %d", len(body), maxBody)
+		}
+	})
 }
