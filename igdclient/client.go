@@ -36,8 +36,9 @@ type Config struct {
 	// unicast search at a known device. Zero: 239.255.255.250:1900.
 	// Tests: a fake device's unicast address.
 	SSDPAddr netip.AddrPort
-	// Wait bounds a search, within the caller's context (MX is 1 s). Zero:
-	// 2 s.
+	// Wait bounds how long a search reads answers, within the caller's
+	// context (MX is 1 s); the description of a device that answered in
+	// time is fetched within the caller's context and Timeout. Zero: 2 s.
 	Wait time.Duration
 	// Timeout bounds one HTTP exchange (a description or an action),
 	// within the caller's context. Zero: 5 s.
@@ -260,7 +261,7 @@ func (d *Device) Version() int {
 }
 
 // Discover searches the WAN link for IGDs (M-SEARCH for SearchTargets to
-// SSDPAddr, within Wait and ctx) and returns the first one whose
+// SSDPAddr, answers read for Wait) and returns the first one whose
 // description holds a usable WAN connection service. Answers from outside
 // the WAN subnets, with a LOCATION on another host than their source, or
 // whose description does not do are refused and counted.
@@ -279,16 +280,18 @@ func (c *Client) DiscoverHost(ctx context.Context, host netip.Addr) (*Device, er
 }
 
 func (c *Client) discover(ctx context.Context, dst netip.AddrPort, only netip.Addr) (*Device, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Wait)
+	// Wait bounds the answers; a description asked for within it gets
+	// the caller's ctx (and Timeout).
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.Wait)
 	defer cancel()
 	conn, err := c.openSearch()
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(sctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if deadline, ok := ctx.Deadline(); ok {
+	if deadline, ok := sctx.Deadline(); ok {
 		conn.SetReadDeadline(deadline)
 	}
 	send := func() {
