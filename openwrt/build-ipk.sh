@@ -60,7 +60,7 @@ D="$W/data" C="$W/control"
 mkdir -p "$D" "$C"
 
 (cd "$TOP" && CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" GOARM="$goarm" GOMIPS="$gomips" \
-	"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$W/pcpgw" ./cmd/pcpgw)
+	"$GO" build -trimpath -gcflags "github.com/pcpgw/pcpgw/...=-l" -ldflags "-s -w -X main.version=$VERSION" -o "$W/pcpgw" ./cmd/pcpgw)
 
 install -D -m 0755 "$W/pcpgw" "$D/usr/sbin/pcpgw"
 install -D -m 0755 "$FILES/pcpgw.init" "$D/etc/init.d/pcpgw"

@@ -24,7 +24,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pcpgw/pcpgw/config"
@@ -182,7 +181,7 @@ func upstreamLine(up control.Upstream) string {
 }
 
 func printStatus(w io.Writer, s *control.Status) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newColumns(w)
 	mode := s.Mode
 	if s.ModeConfig == "auto" {
 		mode += " (auto)"
@@ -243,7 +242,7 @@ func printUpstream(tw io.Writer, up control.Upstream) {
 // printList writes the mappings as a table; a mapping the provider has
 // not made ends its line with the provider's reason and the next retry.
 func printList(w io.Writer, rows []control.Row, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newColumns(w)
 	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tWAN PORT\tINTERNAL\tLEASE\tORIGIN\tUPSTREAM\tDESCRIPTION\tPROVIDER ERROR")
 	for _, r := range rows {
 		why := r.Error

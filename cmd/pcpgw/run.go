@@ -25,6 +25,7 @@ import (
 
 	"github.com/pcpgw/pcpgw/config"
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/igdclient"
 	"github.com/pcpgw/pcpgw/internal/control"
 	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
@@ -104,6 +105,10 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		}
 		d.up = upstream.NewAuto(upstream.Config{
 			Want: want, WANAddr: wan, Logger: log,
+			// The ISP box's IGD, found by SSDP on the WAN link only.
+			DiscoverIGD: upstream.IGDDiscoverer(upstream.IGDConfig{
+				Client: igdclient.Config{Interface: cfg.WAN}, Logger: log,
+			}),
 			PCP: pcpclient.Config{
 				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
 				WANInterface: cfg.WAN,
