@@ -514,3 +514,13 @@ func (l *Lab) StartPlainNAT(t testing.TB) {
 	}
 	l.ISP.Run(t, "nft", "-f", f)
 }
+
+// SetExtIP changes the box's ext_ip (Box.ExtIP) for its next start
+// (Restart): its GetExternalIPAddress answers that address.
+func (m *Miniupnpd) SetExtIP(t testing.TB, ip string) {
+	t.Helper()
+	m.opt.Box.ExtIP = ip
+	if err := os.WriteFile(m.Conf, []byte(m.conf()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
