@@ -97,7 +97,8 @@
 //     GetExternalIPAddress reports (the provider's in NAT444).
 //   - Leases: IGD:1 0 is permanent (Lifetime 0); IGD:2 (and
 //     AddAnyPortMapping on IGD:1) 0 and anything above 604800 s become
-//     604800 s; the core then clamps to min_lifetime-max_lifetime;
+//     604800 s; the core keeps UPnP leases of 1-604800 s as asked
+//     (min_lifetime and max_lifetime bound NAT-PMP and PCP);
 //     pinholes 1-86400 s.
 //   - GetExternalIPAddress: Core.ExternalAddr; while the provider's
 //     address is unknown (CodeNetworkFailure) the answer is the empty
@@ -260,7 +261,8 @@
 //     (miniupnpd in its forward chain), but miniupnpd's listings do not
 //     show it.
 //   - miniupnpd bug: its AddPortMapping of an existing mapping keeps the
-//     old description.
+//     old description (and, asked by another host with secure mode off,
+//     the old lease); pcpgw renews it as asked.
 //   - free choice: both succeed; the port AddAnyPortMapping takes when the
 //     one asked is no port, and which mapping a listing cut short by
 //     NewNumberOfPorts shows, are each daemon's own choice (pcpgw: the
@@ -274,13 +276,6 @@
 //   - IGD:1 permanent: an IGD:1 lease of 0 is permanent (WANIPConnection:1);
 //     miniupnpd built with IGD:2 support (as distributions build it) gives
 //     604800 s.
-//   - core: lease range: the mapping core clamps every lease to
-//     min_lifetime-max_lifetime (120-86400 s by default), UPnP's too;
-//     miniupnpd keeps UPnP leases of 1-604800 s. Only a change of the core
-//     removes it.
-//   - core: ownership: with secure mode off the core still lets only the
-//     host that made a mapping change it (718); miniupnpd lets any host
-//     renew any mapping.
 //
 // The rows, by reason:
 //
@@ -498,34 +493,6 @@
 //	igd1 AddPortMapping NewLeaseDuration missing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
 //	igd1 AddPortMapping NewLeaseDuration="0" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
 //	igd1 AddPortMapping NewLeaseDuration="abc" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L0 | IGD:1 permanent
-//	igd1 AddPortMapping NewLeaseDuration="-1" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd1 AddPortMapping NewLeaseDuration="4294967295" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd1 AddPortMapping NewLeaseDuration="4294967296" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd1 AddPortMapping NewLeaseDuration="5" | ok +TCP/28080>self:8080 "tol" L10 | ok +TCP/28080>self:8080 "tol" L120 | core: lease range
-//	igd1 AddPortMapping NewLeaseDuration="604800" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd1 AddPortMapping NewLeaseDuration="604801" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration empty | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration missing | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="0" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="4294967296" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="5" | ok[28080] +TCP/28080>self:8080 "tol" L10 | ok[28080] +TCP/28080>self:8080 "tol" L120 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="604800" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="604801" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddAnyPortMapping NewLeaseDuration="abc" | ok[28080] +TCP/28080>self:8080 "tol" L604800 | ok[28080] +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration empty | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration lowername | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration missing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration selfclosing | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="-1" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="0" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="4294967295" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="4294967296" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="5" | ok +TCP/28080>self:8080 "tol" L10 | ok +TCP/28080>self:8080 "tol" L120 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="604800" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="604801" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd2 AddPortMapping NewLeaseDuration="abc" | ok +TCP/28080>self:8080 "tol" L604800 | ok +TCP/28080>self:8080 "tol" L86400 | core: lease range
-//	igd1 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
-//	igd2 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | E718 | core: ownership
 //	igd1 DeletePortMapping NewExternalPort="1" | ok | E714 | spec: no such entry
 //	igd1 DeletePortMapping NewExternalPort="1023" | ok | E714 | spec: no such entry
 //	igd1 DeletePortMapping NewExternalPort="1024" | ok | E714 | spec: no such entry
@@ -544,4 +511,6 @@
 //	igd2 DeletePortMapping by the internal port | ok | E714 | spec: no such entry
 //	igd2 DeletePortMapping nothing there | ok | E714 | spec: no such entry
 //	igd2 DeletePortMapping wrong protocol | ok | E714 | spec: no such entry
+//	igd1 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | ok ~TCP/28090>other:8090 "tol" L3600 | miniupnpd bug
+//	igd2 AddPortMapping the other host's mapping for it (secure_mode=no) | ok | ok ~TCP/28090>other:8090 "tol" L3600 | miniupnpd bug
 package upnpigd
