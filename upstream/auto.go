@@ -561,20 +561,29 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 	switch {
 	case p.ok:
 		closeIGD()
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolPCP, true))
-		return KindPCP, b, err
+		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
 	case n.ok || p.natpmp:
 		closeIGD()
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolNATPMP, true))
-		return KindNATPMP, b, err
+		return a.newPCP(KindNATPMP, pcpclient.ProtocolNATPMP)
 	case g.ok:
 		return KindUPnP, g.b, nil
 	case explicit:
 		// The named PCP server is down for now: keep asking it.
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolPCP, true))
-		return KindPCP, b, err
+		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
 	}
 	return KindNone, nil, errors.Join(errs...)
+}
+
+// newPCP makes the backend of kind k speaking proto. When that fails (no
+// route to the server yet, the WAN interface gone) the Backend is a nil
+// interface, never a typed nil: the caller finds no backend and asks
+// again later.
+func (a *Auto) newPCP(k Kind, proto pcpclient.Protocol) (Kind, Backend, error) {
+	b, err := NewPCP(a.pcpConfig(proto, true))
+	if err != nil {
+		return k, nil, err
+	}
+	return k, b, nil
 }
 
 // Close stops Run and closes the backend in force; idempotent.
