@@ -92,6 +92,9 @@ type MapResult struct {
 	// At is when the answer was received: the base of the renewal
 	// schedule.
 	At time.Time
+	// Gen is the generation of the upstream that answered (Auto.Map; see
+	// Event.Gen).
+	Gen uint64
 }
 
 // Error is an upstream's refusal of a request, in PCP's result codes
@@ -163,6 +166,11 @@ type Event struct {
 	Spread bool
 	// Err is the upstream's refusal of EventWithdrawn.
 	Err *Error
+	// Gen (EventKindChanged) counts the upstreams put in force: it grows
+	// with every change, also of one backend for another of the same kind
+	// (another box, a new WAN address). An answer whose MapResult.Gen is
+	// older came from an upstream replaced since.
+	Gen uint64
 }
 
 // Info is what the status shows of an upstream.
