@@ -78,6 +78,7 @@ func (nopFirewall) Sync(context.Context, []firewall.Forward, []firewall.Pinhole)
 }
 func (nopFirewall) Packets(context.Context, firewall.Pinhole) (uint64, error) { return 0, nil }
 func (nopFirewall) SetWANAddr(context.Context, netip.Addr) error              { return nil }
+func (nopFirewall) SetExternalAddr(context.Context, netip.Addr) error         { return nil }
 
 // BenchmarkCoreDurable is BenchmarkCore's add-delete and renew with a
 // state directory: every answer waits for the journal (a write(2) per

@@ -24,6 +24,9 @@ type Firewall interface {
 	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
 	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
 	SetWANAddr(ctx context.Context, a netip.Addr) error
+	// SetExternalAddr is the upstream's external address, hairpinned too
+	// (RFC 7648 §3.1).
+	SetExternalAddr(ctx context.Context, a netip.Addr) error
 }
 
 // Upstream is what the core needs of the NAT beyond the CPE: the
@@ -37,9 +40,10 @@ type Upstream interface {
 	Delete(ctx context.Context, r upstream.MapRequest) error
 	ExternalAddr(ctx context.Context) (netip.Addr, error)
 	Events() <-chan upstream.Event
-	// Kind returns the upstream in force, waiting while it is being
-	// detected until ctx ends (then KindDetecting).
-	Kind(ctx context.Context) upstream.Kind
+	// Kind returns the upstream in force and its generation
+	// (upstream.Event.Gen), waiting while it is being detected until ctx
+	// ends (then KindDetecting).
+	Kind(ctx context.Context) (upstream.Kind, uint64)
 }
 
 // detectWait bounds how long a LAN request waits for the upstream to be
@@ -106,8 +110,9 @@ type Core struct {
 	// KindLocal make them on the CPE only; KindDetecting until the first
 	// detection (or what the state file says).
 	upKind upstream.Kind
-	// kindGen counts the changes of upKind (see runUpstream).
-	kindGen    uint32
+	// upGen is the generation of the upstream in force (upstream.Event.Gen;
+	// 0 before the first).
+	upGen      uint64
 	wan        netip.Addr
 	external   netip.Addr // provider's external address, last known
 	epochStart time.Time
@@ -251,6 +256,11 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	if err := c.load(ctx); err != nil {
 		return nil, err
+	}
+	if c.upstreamLocked() && c.external.IsValid() {
+		if err := c.fw.SetExternalAddr(ctx, c.external); err != nil {
+			c.log.Warn("firewall: hairpin of the external address", "err", err)
+		}
 	}
 	return c, nil
 }
@@ -553,10 +563,20 @@ func (c *Core) setExternal(a netip.Addr) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.external == a || !c.upstreamLocked() {
+		c.mu.Unlock()
 		return
 	}
+	c.setExternalLocked(a)
+	c.mu.Unlock()
+	// A LAN host reaching a mapped service at the address the internet
+	// uses is hairpinned by the CPE (RFC 7648 §3.1).
+	if err := c.fw.SetExternalAddr(context.Background(), a); err != nil {
+		c.log.Warn("firewall: hairpin of the external address", "err", err)
+	}
+}
+
+func (c *Core) setExternalLocked(a netip.Addr) {
 	old := c.external
 	c.external = a
 	for _, e := range c.entries {

@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/crand"
 	"github.com/pcpgw/pcpgw/pcp"
 )
 
@@ -363,7 +362,7 @@ var errRemoved = errors.New("mapping: removed before its request left")
 // newNonce returns 96 random bits (RFC 6887 §11.2).
 func newNonce() Nonce {
 	var n Nonce
-	rand.Read(n[:]) // never fails (crypto/rand's documentation)
+	crand.Must(n[:])
 	return n
 }
 
@@ -415,20 +414,35 @@ func journalName(dir string, gen uint64) string {
 	return filepath.Join(dir, journalPrefix+strconv.FormatUint(gen, 10))
 }
 
-// journalGens lists the generations of the journals in dir, ascending.
+// journalGens lists the generations of the journals in dir, ascending
+// (a few: sorted by insertion).
 func journalGens(dir string) []uint64 {
-	des, _ := os.ReadDir(dir)
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
 	var gens []uint64
-	for _, de := range des {
-		s, ok := strings.CutPrefix(de.Name(), journalPrefix)
-		if !ok || !de.Type().IsRegular() {
+	for _, name := range names {
+		s, ok := strings.CutPrefix(name, journalPrefix)
+		if !ok {
 			continue
 		}
-		if g, err := strconv.ParseUint(s, 10, 64); err == nil && strconv.FormatUint(g, 10) == s {
-			gens = append(gens, g)
+		g, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || strconv.FormatUint(g, 10) != s {
+			continue
 		}
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		i := len(gens)
+		gens = append(gens, g)
+		for ; i > 0 && gens[i-1] > g; i-- {
+			gens[i] = gens[i-1]
+		}
+		gens[i] = g
 	}
-	slices.Sort(gens)
 	return gens
 }
 
@@ -594,7 +608,13 @@ func (r *replayer) apply(rec *journalRec) error {
 		if rec.Nonce == "" {
 			return errors.New("undone without a nonce")
 		}
-		r.st.Undo = slices.DeleteFunc(r.st.Undo, func(sm stateMapping) bool { return sm.UpNonce == rec.Nonce })
+		kept := r.st.Undo[:0]
+		for _, sm := range r.st.Undo {
+			if sm.UpNonce != rec.Nonce {
+				kept = append(kept, sm)
+			}
+		}
+		r.st.Undo = kept
 	case "head":
 		if rec.Head == nil {
 			return errors.New("head without its fields")

@@ -248,7 +248,7 @@ func (c *Core) writeLeaseFile() error {
 	}
 	_, err := writeAtomic(c.cfg.LeaseFile, func(w *bufio.Writer) error {
 		return c.eachStateChunk(func(ms []stateMapping) error {
-			writeLeases(w, slices.DeleteFunc(ms, func(m stateMapping) bool { return m.Tentative }))
+			writeLeases(w, ms)
 			return nil
 		})
 	})
@@ -293,6 +293,9 @@ func writeStateJSON(w *bufio.Writer, head stateFile, each func(func([]stateMappi
 // Unix seconds, 0 for none). OpenWrt's UPnP status page reads it.
 func writeLeases(w *bufio.Writer, ms []stateMapping) {
 	for _, m := range ms {
+		if m.Tentative {
+			continue // not answered yet
+		}
 		ia, err := netip.ParseAddrPort(m.Internal)
 		if err != nil || !ia.Addr().Is4() {
 			continue

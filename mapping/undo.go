@@ -33,7 +33,7 @@ func (c *Core) undoLoop(ctx context.Context) {
 	}()
 	for {
 		kctx, kcancel := context.WithTimeout(ctx, upstreamOpTimeout)
-		k := c.up.Kind(kctx)
+		k, _ := c.up.Kind(kctx)
 		kcancel()
 		now := time.Now()
 		var items []*entry

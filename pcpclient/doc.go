@@ -1,16 +1,18 @@
 // Package pcpclient is pcpgw's one client of the provider's PCP server
 // (RFC 6887): it creates, renews and deletes mappings at the provider's
 // NAT (MAP, PEER), tells its owner (the mapping core) when the server lost
-// state, changed the external address or stopped answering, and falls
-// back to NAT-PMP (RFC 6886) when the server speaks only that.
+// state, changed the external address, ended a mapping or stopped
+// answering, and speaks NAT-PMP (RFC 6886) to a gateway that speaks only
+// that.
 //
 // # Server selection (RFC 6887 §8.1, RFC 7291, RFC 7488, RFC 6334)
 //
 // The server is, in this order: Config.Servers; else the addresses in
 // Config.ServersFile, which a DHCP hook writes from DHCPv4 option 158 or
 // DHCPv6 option 86 and which is read again when it changes; else the AFTR
-// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with
-// github.com/miekg/dns against the WAN's resolvers within 5 s; else the
+// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with the
+// standard library's resolver pointed at the WAN's resolvers within 5 s
+// (not github.com/miekg/dns: see discovery.go); else the
 // IPv4 and IPv6 default routers (for mappings of their own family). The
 // addresses of one server are tried in RFC 7488 §3 order: the one that
 // answered last, then those of the request's address family, then the
@@ -96,11 +98,14 @@
 // Config.Protocol says what the client speaks. ProtocolNATPMP speaks
 // NAT-PMP from the start (a NAT-PMP gateway as the upstream).
 // ProtocolAuto sends version 2 and falls back: an answer with version 0
-// and result UNSUPP_VERSION, while a PCP request to that server address
-// is pending (otherwise it is dropped and counted: one spoofed packet
-// must not downgrade the client), makes the client send a NAT-PMP
-// external address request of its own; only when that is answered does
-// it switch to NAT-PMP and resend the pending requests at once.
+// and result UNSUPP_VERSION, on the request socket, while a PCP request of
+// that opcode to that server address is pending, from a server that has
+// never answered a PCP request of the client's (otherwise it is dropped
+// and counted: one spoofed packet must not downgrade the client; miniupnpd
+// speaks both), makes the client send a NAT-PMP external address request
+// of its own; only when that is answered does it switch to NAT-PMP and
+// resend the pending requests at once. The announcement port (5350)
+// carries announcements only: nothing read there is an answer.
 // ProtocolPCP never falls back: UNSUPP_VERSION to a pending request ends
 // it with ErrNATPMPOnly. Maps use opcodes 1 (UDP) and 2 (TCP), the
 // external address opcode 0; the API stays the same. NAT-PMP maps only

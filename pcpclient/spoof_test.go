@@ -3,6 +3,7 @@ package pcpclient
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -151,4 +152,101 @@ func TestSpoofedMappingUpdates(t *testing.T) {
 		Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: 80, ExternalPort: 2000, ExternalAddr: netip.MustParseAddr("0.128.0.0")}}
 	srv.SendRaw(to, bad.AppendMarshal(nil))
 	noEvent(t, c, EventExternalChanged, 200*time.Millisecond)
+}
+
+// TestWithdrawn (issue 17.5): an unsolicited MAP answer with an error
+// result, or with lifetime 0, for a mapping the client made ends it: the
+// owner hears EventWithdrawn with the mapping's nonce and the reason.
+func TestWithdrawn(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		result   pcp.ResultCode
+		lifetime uint32
+	}{
+		{"error result", pcp.NotAuthorized, 600},
+		{"lifetime 0", pcp.Success, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFake(t)
+			c := newClient(t, srv, nil)
+			res, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600})
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := srv.Requests()[0].From
+			resp := pcp.Response{Version: pcp.Version, Opcode: pcp.OpMap, Result: tc.result, Lifetime: tc.lifetime, Epoch: 60,
+				Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: 80, ExternalPort: res.External.Port(), ExternalAddr: res.External.Addr()}}
+			srv.SendRaw(to, resp.AppendMarshal(nil))
+			ev := waitEvent(t, c, EventWithdrawn, time.Second)
+			if ev.Mapping == nil || ev.Mapping.Nonce != res.Nonce || ev.Request == nil || ev.Request.Internal.Port() != 80 ||
+				ev.Error == nil || ev.Error.Code != tc.result {
+				t.Errorf("event %+v", ev)
+			}
+			// The client forgot it: a delete without its nonce is refused.
+			if err := c.Delete(ctxT(t, time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80")}); !errors.Is(err, ErrUnknownMapping) {
+				t.Errorf("delete after the withdrawal: %v", err)
+			}
+		})
+	}
+}
+
+// TestSpoofedAnnouncementsAreNotAnswers (review finding): with a NAT-PMP
+// request of the client's outstanding, forged address announcements on
+// the announcement socket are not taken as its answer; the address stays
+// the gateway's.
+func TestSpoofedAnnouncementsAreNotAnswers(t *testing.T) {
+	srv := newFake(t)
+	srv.SetMode(pcptest.NATPMPOnly)
+	ann := freeUDPPort(t)
+	c := newClient(t, srv, func(cfg *Config) {
+		cfg.Protocol = ProtocolNATPMP
+		cfg.ListenAnnounce = true
+		cfg.AnnounceAddr4 = ann.String()
+		cfg.AnnounceAddr6 = "-"
+		cfg.IRT = time.Second
+	})
+	if a, err := c.ExternalAddr(ctxT(t, 3*time.Second)); err != nil || a != netip.MustParseAddr("203.0.113.1") {
+		t.Fatalf("ExternalAddr %v %v", a, err)
+	}
+	srv.DropNext(100) // the gateway says nothing for now: the client's request stays outstanding
+	spoof := pcp.NATPMPResponse{Opcode: pcp.NATPMPOpExternalAddr, Epoch: 9, ExternalAddr: netip.MustParseAddr("198.51.100.7")}
+	for range 5 {
+		srv.SendRaw(ann, spoof.AppendMarshal(nil))
+		time.Sleep(300 * time.Millisecond)
+	}
+	noEvent(t, c, EventExternalChanged, 200*time.Millisecond)
+	if st := c.Status(); st.External != netip.MustParseAddr("203.0.113.1") {
+		t.Fatalf("external %v after forged announcements", st.External)
+	}
+}
+
+// TestSpoofedUnsuppVersionServerSpeaksBoth (review finding): a server that
+// has answered PCP also speaks NAT-PMP (miniupnpd does); one forged
+// UNSUPP_VERSION (version 0, or another version) while a PCP request is
+// pending does not downgrade the client nor end the request.
+func TestSpoofedUnsuppVersionServerSpeaksBoth(t *testing.T) {
+	for _, p := range []Protocol{ProtocolAuto, ProtocolPCP} {
+		srv := newFake(t)
+		srv.SetAlsoNATPMP(true)
+		c := newClient(t, srv, func(cfg *Config) { cfg.Protocol = p })
+		if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
+			t.Fatal(err)
+		}
+		to := srv.Requests()[0].From
+		srv.DropNext(3)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Map(ctxT(t, 5*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:82"), Lifetime: 600})
+			done <- err
+		}()
+		eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 2 }, "second request not sent")
+		srv.SendRaw(to, unsuppVersion0(7))
+		srv.SendRaw(to, []byte{1, 0x81, 0, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+		if err := <-done; err != nil {
+			t.Fatalf("protocol %d: %v", p, err)
+		}
+		if st := c.Status(); st.Protocol != "pcp" {
+			t.Fatalf("protocol %d: now %q", p, st.Protocol)
+		}
+	}
 }

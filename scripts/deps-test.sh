@@ -2,7 +2,7 @@
 # deps-test.sh installs what pcpgw's tests need, idempotently:
 #   - the real peers from Debian: nftables, miniupnpc (upnpc), natpmpc,
 #     chromium (the subscriber page's browser test),
-#     iproute2, netcat-openbsd;
+#     iproute2, netcat-openbsd, busybox (the rpcd plugin runs under its ash as on OpenWrt);
 #   - miniupnpd 2.3.9 from Debian 13 (trixie), extracted into a private
 #     directory (never installed over the system), to play the provider's PCP
 #     server. Debian 12's miniupnpd refuses to run with a reserved external
@@ -34,7 +34,7 @@ miniupnpd_ok() {
 }
 
 # Debian packages of the peers, and the command each provides.
-pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc iproute2:ip netcat-openbsd:nc.openbsd chromium:chromium"
+pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc iproute2:ip netcat-openbsd:nc.openbsd chromium:chromium busybox:busybox"
 missing=""
 for pc in $pkgs; do
 	pkg=${pc%%:*}

@@ -51,18 +51,36 @@ func (p *PCP) pump() {
 		case pcpclient.EventExternalChanged:
 			out.Kind = EventExternalChanged
 			if ev.Mapping != nil && ev.Request != nil {
-				res, req := MapResult(*ev.Mapping), MapRequest(*ev.Request)
+				res, req := fromPCP(*ev.Mapping), MapRequest(*ev.Request)
 				out.Mapping, out.Request = &res, &req
 			}
 		case pcpclient.EventUnreachable:
 			out.Kind = EventUnreachable
 		case pcpclient.EventReachable:
 			out.Kind = EventReachable
+		case pcpclient.EventWithdrawn:
+			out.Kind = EventWithdrawn
+			if ev.Mapping != nil && ev.Request != nil {
+				res, req := fromPCP(*ev.Mapping), MapRequest(*ev.Request)
+				out.Mapping, out.Request = &res, &req
+			}
+			if ev.Error != nil {
+				var ue *Error
+				if e, ok := p.error("map", ev.Error).(*Error); ok {
+					ue = e
+				}
+				out.Err = ue
+			}
 		default:
 			continue
 		}
 		emit(p.events, out)
 	}
+}
+
+// fromPCP is the client's result in upstream's terms.
+func fromPCP(r pcpclient.MapResult) MapResult {
+	return MapResult{External: r.External, Lifetime: r.Lifetime, Epoch: r.Epoch, Nonce: r.Nonce, Server: r.Server, At: r.At}
 }
 
 func addrPortString(a netip.AddrPort) string {
@@ -86,7 +104,7 @@ func (p *PCP) Map(ctx context.Context, r MapRequest) (MapResult, error) {
 	if err != nil {
 		return MapResult{}, p.error("map", err)
 	}
-	return MapResult(res), nil
+	return fromPCP(res), nil
 }
 
 // Delete removes a mapping with its nonce.
@@ -159,4 +177,9 @@ func (p *PCP) error(op string, err error) error {
 		return &Error{Kind: p.kind, Op: op, Code: pcp.UnsuppOption, Detail: err.Error(), Err: err}
 	}
 	return err
+}
+
+// ReleaseAll deletes what this backend made (another upstream takes over).
+func (p *PCP) ReleaseAll(ctx context.Context) error {
+	return p.error("delete", p.c.ReleaseAll(ctx))
 }

@@ -92,6 +92,9 @@ type MapResult struct {
 	// At is when the answer was received: the base of the renewal
 	// schedule.
 	At time.Time
+	// Gen is the generation of the upstream that answered (Auto.Map; see
+	// Event.Gen).
+	Gen uint64
 }
 
 // Error is an upstream's refusal of a request, in PCP's result codes
@@ -144,6 +147,10 @@ const (
 	// EventKindChanged: another upstream took over (detection found
 	// another kind, or none): every mapping is made again there.
 	EventKindChanged
+	// EventWithdrawn: the upstream ended one mapping by itself (a PCP
+	// server's unsolicited MAP answer with an error or lifetime 0, RFC
+	// 6887 §14.2): Request and Mapping say which, Err why.
+	EventWithdrawn
 )
 
 // Event is one notice from the upstream to the mapping core.
@@ -157,6 +164,13 @@ type Event struct {
 	// Spread asks the core to spread the re-creation of EventStateLost
 	// over a random 0-5 s (RFC 6887 §14.1.1); false: at once.
 	Spread bool
+	// Err is the upstream's refusal of EventWithdrawn.
+	Err *Error
+	// Gen (EventKindChanged) counts the upstreams put in force: it grows
+	// with every change, also of one backend for another of the same kind
+	// (another box, a new WAN address). An answer whose MapResult.Gen is
+	// older came from an upstream replaced since.
+	Gen uint64
 }
 
 // Info is what the status shows of an upstream.

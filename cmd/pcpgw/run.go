@@ -25,7 +25,9 @@ import (
 
 	"github.com/pcpgw/pcpgw/config"
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/igdclient"
 	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
@@ -39,23 +41,6 @@ const wanPoll = 2 * time.Second
 
 // configPoll is how often the configuration file is checked for changes.
 const configPoll = 2 * time.Second
-
-// stamp identifies a version of a file (zero when it cannot be read).
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-func fileStamp(name string) stamp {
-	if name == "" {
-		return stamp{}
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
 
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
@@ -113,6 +98,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}()
 
 	var up mapping.Upstream
+	if mode == mapping.ModeLocal && cfg.Upstream != "auto" {
+		log.Warn("mode local: nothing is asked upstream, option upstream " + cfg.Upstream + " is not used")
+	}
 	if mode != mapping.ModeLocal {
 		want, ok := upstream.ParseKind(cfg.Upstream)
 		if !ok {
@@ -120,6 +108,10 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		}
 		d.up = upstream.NewAuto(upstream.Config{
 			Want: want, WANAddr: wan, Logger: log,
+			// The ISP box's IGD, found by SSDP on the WAN link only.
+			DiscoverIGD: upstream.IGDDiscoverer(upstream.IGDConfig{
+				Client: igdclient.Config{Interface: cfg.WAN}, Logger: log,
+			}),
 			PCP: pcpclient.Config{
 				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
 				WANInterface: cfg.WAN,
@@ -170,6 +162,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
 	goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+	if cfg.DHCPLeases != "" {
+		goRun("leases", func(ctx context.Context) error { d.watchLeases(ctx, cfg.DHCPLeases, log); return nil })
+	}
 
 	if cfg.NATPMP || cfg.PCP {
 		d.lan, err = natpmp.New(natpmp.Config{
@@ -211,20 +206,20 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		// the page of another pcpgw version): checked every few seconds.
 		tick := time.NewTicker(configPoll)
 		defer tick.Stop()
-		seen := fileStamp(cfg.File)
+		seen := filestamp.Of(cfg.File)
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if st := fileStamp(cfg.File); st != seen {
+				if st := filestamp.Of(cfg.File); st != seen {
 					seen = st
 				} else {
 					continue
 				}
 			}
-			seen = fileStamp(cfg.File)
+			seen = filestamp.Of(cfg.File)
 			d.reload(ctx, log) // errors are logged
 		}
 	})
@@ -361,6 +356,7 @@ func restartNeeded(a, b *config.Config) string {
 	check("aftr_name", a.AFTRName == b.AFTRName)
 	check("nft_table", a.Table == b.Table)
 	check("lease_file", a.LeaseFile == b.LeaseFile)
+	check("dhcp_leases", a.DHCPLeases == b.DHCPLeases)
 	return strings.Join(diff, ", ")
 }
 
