@@ -72,6 +72,18 @@
 //	  drop                                               # the rest: unsolicited inbound
 //	}
 //
+// Portset mode (SetSNAT) adds the CPE's own outbound NAT over the part of
+// the provider's port set that mappings do not use:
+//
+//	chain portset_snat { type nat hook postrouting priority -10; policy accept;
+//	  meta nfproto ipv4 oifname WAN meta l4proto tcp numgen inc mod N vmap @portset_snat   # and udp, icmp
+//	}
+//	map portset_snat { type integer : verdict }   # i : jump portset_snat_i
+//	chain portset_snat_0 { snat ip to ADDR:4112-4127 }   # one per range
+//
+// It runs before fw4's srcnat (100), so it decides the source port of
+// every new outbound flow on the WAN; New leaves it empty.
+//
 // The forward accept is keyed by the DNATed destination plus the original
 // destination port (ct original proto-dst), so two WAN ports forwarded to
 // the same LAN port are two elements. DNAT runs at dstnat + 5, after the

@@ -78,6 +78,7 @@ type NFT struct {
 	table          *nftables.Table
 	sets           *tableSets
 	refreshInPlace bool // kernel updates an element's timeout on re-add
+	snatRanges     int  // range chains of the outbound NAT (SetSNAT)
 	closed         bool
 }
 
@@ -251,6 +252,9 @@ func (f *NFT) install() error {
 		chainForward: {Name: chainForward, Table: f.table, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioForward), Policy: &accept},
 		chainWAN6In: {Name: chainWAN6In, Table: f.table},
+	}
+	if err := f.installSNAT(); err != nil {
+		return err
 	}
 	rules := f.rules(f.sets)
 	// The regular chain first: the forward chain's rules jump to it.

@@ -208,6 +208,11 @@ const (
 	ModeLocal              // public WAN address: only the CPE's own NAT
 	ModeNAT444             // CPE NAT plus the provider's NAT (RFC 6970 §5.5)
 	ModeDSLite             // no CPE NAT; MAP with THIRD_PARTY (RFC 6970 §5.4)
+	// ModePortSet: the provider shares one IPv4 address among customers
+	// with a fixed port set each and no NAT of its own (A+P: MAP-E RFC
+	// 7597, MAP-T RFC 7599, lw4o6 RFC 7596): the CPE's own NAT, every
+	// external port in Config.PortSet, nothing upstream to ask.
+	ModePortSet
 )
 
 func (m Mode) String() string {
@@ -220,13 +225,15 @@ func (m Mode) String() string {
 		return "nat444"
 	case ModeDSLite:
 		return "dslite"
+	case ModePortSet:
+		return "portset"
 	}
 	return "mode-" + itoa(int(m))
 }
 
 // ParseMode parses a mode name as the config and flags spell it.
 func ParseMode(s string) (Mode, bool) {
-	for m := ModeAuto; m <= ModeDSLite; m++ {
+	for m := ModeAuto; m <= ModePortSet; m++ {
 		if m.String() == s {
 			return m, true
 		}

@@ -55,7 +55,11 @@ type Config struct {
 	// (DS-Lite). It can change later with SetWANAddr.
 	WANAddr netip.Addr
 	// Upstream is the NAT beyond the CPE; nil means none (local only).
+	// Portset mode has none (the provider's border relay is stateless).
 	Upstream Upstream
+	// PortSet is the provider's port set in portset mode (required
+	// there, ignored in the other modes); SetPortSet changes it.
+	PortSet PortSet
 	// Firewall is the CPE's firewall; required.
 	Firewall Firewall
 	// SecureMode, when set, lets a host map ports only to itself and
@@ -118,7 +122,8 @@ type Core struct {
 	subs       map[chan Event]struct{}
 	sched      schedHeap
 	closed     bool
-	pinholes   int // live pinholes among entries
+	pinholes   int     // live pinholes among entries
+	ports      PortSet // portset mode: the external ports mappings may take
 	pol        atomic.Pointer[Policy]
 
 	wake chan struct{} // scheduler: the earliest deadline changed
@@ -226,7 +231,13 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	c.pol.Store(&pol)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
-	if c.mode == ModeLocal {
+	if c.mode == ModePortSet {
+		if cfg.PortSet.Set.Empty() {
+			return nil, errors.New("mapping: portset mode without a port set")
+		}
+		c.ports, c.up = cfg.PortSet, nil
+	}
+	if c.mode == ModeLocal || c.mode == ModePortSet {
 		c.external = cfg.WANAddr
 	}
 	if err := c.load(ctx); err != nil {

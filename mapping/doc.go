@@ -15,8 +15,13 @@
 //	        the CPE's WAN address and port at the provider (§5.5)
 //	dslite  no NAT on the CPE: a PCP MAP for the LAN host's own address with
 //	        THIRD_PARTY (§5.4), and a forward accept on the CPE
+//	portset the provider shares one IPv4 address with a fixed port set per
+//	        customer and no NAT of its own (A+P: MAP-E, MAP-T, lw4o6): a DNAT
+//	        on the CPE as in local, every external port in Config.PortSet
+//	        (the part of the set kept for mappings), nothing upstream
 //	auto    local with a public WAN address or no PCP server, nat444 with a
-//	        private or shared (100.64.0.0/10) one, dslite with none
+//	        private or shared (100.64.0.0/10) one, dslite with none (the
+//	        daemon picks portset itself when it knows a port set)
 //
 // Policy: secure mode (a host maps only to itself and deletes only its
 // own), perm_rule ACLs with miniupnpd's meaning (first match wins;

@@ -354,6 +354,11 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 	if want == 0 {
 		want = ip
 	}
+	if c.mode == ModePortSet {
+		if p, err, done := c.pickInSetLocked(r, want, free); done {
+			return p, err
+		}
+	}
 	if free(want) {
 		return want, nil
 	}

@@ -375,7 +375,7 @@ func (c *Core) load(ctx context.Context) error {
 			c.insertLocked(e)
 			continue
 		}
-		if !e.IsPinhole() && c.byExt[keyOf(e.Proto, e.port)] != nil {
+		if !e.IsPinhole() && (c.byExt[keyOf(e.Proto, e.port)] != nil || !c.portAllowedLocked(e.port)) {
 			dropped++
 			continue
 		}
