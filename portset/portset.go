@@ -110,6 +110,9 @@ func (s Set) Minus(t Set) Set {
 	return New(out...)
 }
 
+// Intersect is the ports in both s and t.
+func (s Set) Intersect(t Set) Set { return s.Minus(s.Minus(t)) }
+
 // Upper is the n highest ports of s (all of s when it holds n or fewer).
 func (s Set) Upper(n int) Set {
 	var out []Range
@@ -289,4 +292,62 @@ func (p PSID) Set() (Set, error) {
 		return Set{}, errors.New("portset: the PSID owns no port but 0")
 	}
 	return s, nil
+}
+
+// Share is how much of a port set mappings take (the rest is left to the
+// CPE's own outbound NAT): a number of ports or a percentage of the set.
+// The zero Share means all of it, with no part kept for outbound flows.
+type Share struct {
+	Ports   int // a number of ports, when Percent is 0
+	Percent int // 1-99: a percentage of the set
+}
+
+// ParseShare reads "25%" or "64"; "0" (or "0%") is the zero Share.
+func ParseShare(v string) (Share, error) {
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 99 {
+			return Share{}, fmt.Errorf("%q is not a percentage from 0%% to 99%%", v)
+		}
+		return Share{Percent: n}, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return Share{}, fmt.Errorf("%q is not a number of ports or a percentage (25%%)", v)
+	}
+	return Share{Ports: n}, nil
+}
+
+func (sh Share) String() string {
+	if sh.Percent > 0 {
+		return strconv.Itoa(sh.Percent) + "%"
+	}
+	return strconv.Itoa(sh.Ports)
+}
+
+// IsZero reports the Share that keeps nothing for outbound flows.
+func (sh Share) IsZero() bool { return sh.Ports == 0 && sh.Percent == 0 }
+
+// Split divides s between mappings (pool) and the CPE's outbound flows
+// (rest): the pool is the sh highest ports of s (a percentage rounded up,
+// to whole ranges when s is four or more ranges of one size, as a PSID's
+// set is, and some are left) plus the ports of keep that are in s (the static forwards'). The
+// zero Share gives all of s to the pool and nothing to rest.
+func (s Set) Split(sh Share, keep Set) (pool, rest Set) {
+	if sh.IsZero() {
+		return s, Set{}
+	}
+	n := sh.Ports
+	if sh.Percent > 0 {
+		n = (s.Len()*sh.Percent + 99) / 100
+		// Whole ranges, when they are a PSID's small blocks (four or
+		// more of one size) and some are left over.
+		if b := s.BlockLen(); b > 0 && len(s.r) >= 4 {
+			if m := (n + b - 1) / b * b; m < s.Len() {
+				n = m
+			}
+		}
+	}
+	pool = s.Upper(n).Union(s.Intersect(keep))
+	return pool, s.Minus(pool)
 }

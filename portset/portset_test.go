@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -310,5 +311,41 @@ func TestParseMapRulesErrors(t *testing.T) {
 	r, err := ParseMapRules([]byte("RULE_BMR=2\nRULE_2_IPV4ADDR=192.0.2.1\nRULE_2_PSIDLEN=8\nRULE_2_OFFSET=4\nRULE_2_PSID=1\n"))
 	if err != nil || !r.Ports.Equal(v6plus) {
 		t.Errorf("PSID without port sets: %v %v", r.Ports, err)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	keep := New(Range{4112, 4112}, Range{8080, 8080}) // 8080 is not in the set
+	for _, tc := range []struct {
+		share      string
+		pool, rest int
+		top        string
+	}{
+		// A quarter of 240 is 60: four whole ranges of 16, plus 4112.
+		{"25%", 65, 175, "49168-49183, 53264-53279, 57360-57375, 61456-61471"},
+		{"10", 11, 229, "61462-61471"},
+		{"0", 240, 0, ""},
+		{"99%", 239, 1, ""},   // 238 (not rounded to whole ranges: none would be left), and 4112
+		{"50%", 129, 111, ""}, // 8 ranges, and 4112
+	} {
+		sh, err := ParseShare(tc.share)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool, rest := v6plus.Split(sh, keep)
+		if pool.Len() != tc.pool || rest.Len() != tc.rest || !pool.Union(rest).Equal(v6plus) || !pool.Intersect(rest).Empty() {
+			t.Errorf("%s: pool %v (%d), rest %v (%d); want %d and %d", tc.share, pool, pool.Len(), rest, rest.Len(), tc.pool, tc.rest)
+		}
+		if !pool.Contains(4112) {
+			t.Errorf("%s: a kept port is not in the pool", tc.share)
+		}
+		if tc.top != "" && !strings.HasSuffix(pool.String(), tc.top) {
+			t.Errorf("%s: pool %v does not end with %s", tc.share, pool, tc.top)
+		}
+	}
+	for _, bad := range []string{"100%", "-1", "x", "1.5%", "70000"} {
+		if _, err := ParseShare(bad); err == nil {
+			t.Errorf("ParseShare(%q): no error", bad)
+		}
 	}
 }

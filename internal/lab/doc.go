@@ -11,7 +11,11 @@
 // no isp: cpe's c1 (203.0.113.2/24, 2001:db8:ff::2/64) links directly to
 // net's n0 (203.0.113.50/24, 2001:db8:ff::1/64). Options.ExtraLANHosts
 // adds LAN hosts (192.0.2.101 and up) behind a bridge in cpe that then
-// holds cpe's LAN addresses.
+// holds cpe's LAN addresses. Options.PortSet builds an A+P (MAP-E, MAP-T,
+// lw4o6) home without the softwire: cpe's c1 holds the shared address
+// 203.0.113.9/32 (MAPShared4), which isp routes to it and net via isp, and
+// isp plays the stateless border relay: it does no NAT and passes to and
+// from 203.0.113.9 only the set's ports (Lab.BRDrops counts the rest).
 //
 // Every namespace and interface name starts with a random per-lab prefix
 // ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface

@@ -64,6 +64,14 @@ type Options struct {
 	// one veth per extra host as ports, and CPELANIf names the bridge.
 	// Zero: the single lan host of LAB.md, c0 directly linked to l0.
 	ExtraLANHosts int
+	// PortSet builds the A+P topology (MAP-E, MAP-T, lw4o6 without the
+	// softwire, which this kernel cannot make): cpe's WAN interface holds
+	// the shared address MAPShared4/32 (and 2001:db8:ff::2/64), routed
+	// to it by isp, which plays the stateless border relay: its forward
+	// chain (table inet br) passes TCP and UDP to and from MAPShared4 only
+	// on these ports, and nothing else from cpe's side. isp does no NAT;
+	// net routes MAPShared4 via isp. The ranges are "lo-hi" or "port".
+	PortSet []string
 }
 
 // Lab is one instance of the LAB.md topology:
@@ -113,6 +121,8 @@ const (
 	// In the Local topology the CPE's WAN address is LocalCPEWAN4 and net
 	// holds NetHost4 and CGN6 (2001:db8:ff::1) on the same link.
 	LocalCPEWAN4 = "203.0.113.2"
+	// MAPShared4 is the CPE's shared address in the PortSet topology.
+	MAPShared4 = "203.0.113.9"
 )
 
 const prefixAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -264,6 +274,29 @@ func New(t testing.TB, opt Options) *Lab {
 			"link set " + l.NetIf + " up",
 			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
 		}
+	} else if len(opt.PortSet) > 0 {
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add "+MAPShared4+"/32 dev "+l.CPEWANIf,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWANIf+" nodad",
+			"link set "+l.CPEWANIf+" up",
+			"route add 100.64.0.1/32 dev "+l.CPEWANIf,
+			"route add default via 100.64.0.1",
+			"route add ::/0 via 2001:db8:ff::1",
+		)
+		cfg[l.ISP] = []string{
+			"addr add 100.64.0.1/24 dev " + l.ISPIf,
+			"addr add 2001:db8:ff::1/64 dev " + l.ISPIf + " nodad",
+			"addr add 203.0.113.1/24 dev " + l.ISPPubIf,
+			"link set " + l.ISPIf + " up",
+			"link set " + l.ISPPubIf + " up",
+			"route add " + MAPShared4 + "/32 dev " + l.ISPIf,
+			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+		cfg[l.Net] = []string{
+			"addr add 203.0.113.50/24 dev " + l.NetIf,
+			"link set " + l.NetIf + " up",
+			"route add " + MAPShared4 + "/32 via 203.0.113.1",
+		}
 	} else {
 		cfg[l.CPE] = append(cpeLAN,
 			"addr add 100.64.0.2/24 dev "+l.CPEWANIf,
@@ -291,6 +324,11 @@ func New(t testing.TB, opt Options) *Lab {
 			t.Fatalf("lab: configuring %s: %v\n%s", n.Name, err, out)
 		}
 	}
+	if len(opt.PortSet) > 0 {
+		if err := l.borderRelay(opt.PortSet); err != nil {
+			t.Fatalf("lab: the border relay's filter: %v", err)
+		}
+	}
 	for _, n := range l.all {
 		if !poll(10*time.Second, n.linksReady) {
 			t.Fatalf("lab: links of %s not up with usable addresses within 10s:\n%s", n.Name, n.state())
@@ -312,8 +350,11 @@ func (l *Lab) Namespaces() []*NS { return append([]*NS(nil), l.all...) }
 
 // WANAddr4 is the CPE's WAN IPv4 address in this lab's topology.
 func (l *Lab) WANAddr4() string {
-	if l.opt.Local {
+	switch {
+	case l.opt.Local:
 		return LocalCPEWAN4
+	case len(l.opt.PortSet) > 0:
+		return MAPShared4
 	}
 	return CPEWAN4
 }
