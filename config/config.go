@@ -89,6 +89,11 @@ type Config struct {
 	// AFTRName is the DS-Lite AFTR's name (option aftr_name; the DHCPv6
 	// hook may set it). Default "".
 	AFTRName string
+	// WANResolvFile lists, in resolv.conf's format, the DNS resolvers
+	// learned on the WAN; the AFTR name is looked up with them (option
+	// wan_resolv_file). Default /tmp/resolv.conf.d/resolv.conf.auto
+	// (OpenWrt's netifd writes it); missing: the system's resolvers.
+	WANResolvFile string
 	// PortSetRanges is a port set given as ranges (list portset_ranges).
 	// Default none.
 	PortSetRanges portset.Set
@@ -138,6 +143,7 @@ var Upstreams = []string{"auto", "pcp", "natpmp", "upnp", "none"}
 func Default() Config {
 	return Config{
 		PCPServersFile: "/var/run/pcpgw/pcp-servers",
+		WANResolvFile:  "/tmp/resolv.conf.d/resolv.conf.auto",
 		Mode:           "auto",
 		Upstream:       "auto",
 		StateDir:       "/var/lib/pcpgw",
@@ -406,7 +412,7 @@ func (c *Config) validate(o origins) error {
 	if !slices.Contains(Upstreams, c.Upstream) {
 		return o.errorf(c, "upstream", "%q is not one of %s", c.Upstream, strings.Join(Upstreams, ", "))
 	}
-	for _, nv := range []struct{ name, v string }{{"pcp_servers_file", c.PCPServersFile}, {"state_dir", c.StateDir}, {"socket", c.Socket}} {
+	for _, nv := range []struct{ name, v string }{{"pcp_servers_file", c.PCPServersFile}, {"state_dir", c.StateDir}, {"socket", c.Socket}, {"wan_resolv_file", c.WANResolvFile}} {
 		if err := checkPath(nv.v); err != nil {
 			return o.errorf(c, nv.name, "%v", err)
 		}

@@ -62,6 +62,7 @@ func TestDefault(t *testing.T) {
 		IGDv1: true, IGDv2: true, IPv6Pinholes: true, IPv6Firewall: false, SecureMode: true,
 		LogLevel: slog.LevelInfo, Quota: 128, MinLifetime: 120 * time.Second, MaxLifetime: 86400 * time.Second,
 		Table: "pcpgw", Enabled: true, PortSetOffset: 6, PortSetShare: portset.Share{Percent: 25},
+		WANResolvFile: "/tmp/resolv.conf.d/resolv.conf.auto",
 		PermRules: []PermRule{
 			{Allow: true, ExtPorts: PortRange{1024, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{1024, 65535}, Comment: "Allow high ports"},
 			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Comment: "Default deny"},
@@ -96,16 +97,17 @@ func TestLoadFull(t *testing.T) {
 		UPnP: false, IGDv1: false, IGDv2: true, NATPMP: false, PCP: true, IPv6Pinholes: false,
 		IPv6Firewall: true, SecureMode: false, Quota: 16, MinLifetime: time.Minute, MaxLifetime: time.Hour,
 		LeaseFile: "/var/run/miniupnpd.leases", Table: "pcpgw_test", LogLevel: slog.LevelDebug, Syslog: true,
+		WANResolvFile: "/tmp/resolv.wan",
 		PortSetRanges: portset.New(portset.Range{Lo: 8000, Hi: 8999}, portset.Range{Lo: 27000, Hi: 27099}),
 		PortSetOffset: 6, PortSetAddr: netip.MustParseAddr("203.0.113.9"), PortSetShare: portset.Share{Ports: 64},
 		MapRules: "/tmp/map-wanmap.rules",
 		PermRules: []PermRule{
-			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 39},
-			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 46},
+			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 40},
+			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 47},
 		},
 		Forwards: []Forward{
-			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 49},
-			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 56},
+			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 50},
+			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 57},
 		},
 		File: "testdata/full.conf",
 	}

@@ -246,14 +246,18 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	return c, nil
 }
 
-// ResolveMode picks the mode for auto: a public WAN address (or no
-// provider to ask) means local; a private or shared (100.64/10) one means
-// nat444; no IPv4 WAN address with a provider means dslite.
+// ResolveMode picks the mode for auto: a DS-Lite B4 address (RFC 6333
+// §5.7's 192.0.0.0/29: OpenWrt's softwire holds 192.0.0.2) means dslite;
+// a public WAN address (or no provider to ask) means local; a private or
+// shared (100.64/10) one means nat444; no IPv4 WAN address with a provider
+// means dslite.
 func ResolveMode(m Mode, wan netip.Addr, haveUpstream bool) Mode {
 	if m != ModeAuto {
 		return m
 	}
 	switch {
+	case upstream.IsB4(wan):
+		return ModeDSLite
 	case !haveUpstream:
 		return ModeLocal
 	case !wan.IsValid():

@@ -171,3 +171,34 @@ func TestSetPortSet(t *testing.T) {
 		t.Error("no state file")
 	}
 }
+
+// TestResolveMode: what auto picks from the WAN address.
+func TestResolveMode(t *testing.T) {
+	for _, tc := range []struct {
+		wan  string
+		up   bool
+		want Mode
+	}{
+		{"203.0.113.2", true, ModeLocal},
+		{"100.64.0.2", true, ModeNAT444},
+		{"192.168.1.2", true, ModeNAT444},
+		{"", true, ModeDSLite},
+		// OpenWrt's DS-Lite softwire holds the B4 address 192.0.0.2
+		// (RFC 6333 §5.7): DS-Lite, never a public address.
+		{"192.0.0.2", true, ModeDSLite},
+		{"192.0.0.2", false, ModeDSLite},
+		{"203.0.113.2", false, ModeLocal},
+		{"100.64.0.2", false, ModeLocal},
+	} {
+		var wan netip.Addr
+		if tc.wan != "" {
+			wan = netip.MustParseAddr(tc.wan)
+		}
+		if got := ResolveMode(ModeAuto, wan, tc.up); got != tc.want {
+			t.Errorf("ResolveMode(auto, %q, upstream %v) = %v, want %v", tc.wan, tc.up, got, tc.want)
+		}
+	}
+	if got := ResolveMode(ModePortSet, netip.MustParseAddr("192.0.0.2"), true); got != ModePortSet {
+		t.Errorf("a configured mode is kept: %v", got)
+	}
+}

@@ -163,15 +163,15 @@ var (
 )
 
 // defaultRouters returns the IPv4 and IPv6 default routers (RFC 6887 §8.1
-// step 2) of the main routing table, only those through iface when it is
-// not empty.
-func defaultRouters(iface string) []netip.Addr {
+// step 2) of the main routing table, only those through iface (IPv4) and
+// iface6 (IPv6) when they are not empty.
+func defaultRouters(iface, iface6 string) []netip.Addr {
 	var out []netip.Addr
 	if b, err := os.ReadFile(routeFile4); err == nil {
 		out = append(out, parseRoute4(b, iface)...)
 	}
 	if b, err := os.ReadFile(routeFile6); err == nil {
-		out = append(out, parseRoute6(b, iface)...)
+		out = append(out, parseRoute6(b, iface6)...)
 	}
 	return out
 }

@@ -49,6 +49,9 @@ func (c *Client) handle(b []byte, from netip.AddrPort, sock *server) {
 			s = x
 		}
 	}
+	if s == nil && sock == nil {
+		s = c.linkAnnouncerLocked(b, from)
+	}
 	if s == nil || (sock != nil && s != sock) || len(b) < 4 || b[1]&0x80 == 0 {
 		c.st.Dropped++
 		return
@@ -135,6 +138,28 @@ func (c *Client) resultError(op pcp.Opcode, code pcp.ResultCode, lifetime uint32
 	}
 	hold = min(hold, limit)
 	return &ResultError{Op: op, Code: code, Lifetime: lifetime, Until: now.Add(hold)}
+}
+
+// linkAnnouncerLocked is the server a PCP ANNOUNCE from an IPv6
+// link-local address stands for: the first IPv6 server, or nil. RFC 6887
+// §14.1.3 has a server send its restart announcement from the unicast
+// address it takes requests on, but for ff02::1 the kernel picks the
+// link-local one (RFC 6724 rule 2): miniupnpd 2.3.9 sends it so. The
+// announcement listener only takes what arrives on the WAN interfaces,
+// and an announcement is only a reason to ask the server (at most once
+// per announceHold): taking one from the link costs at worst one ANNOUNCE
+// request to the real server.
+func (c *Client) linkAnnouncerLocked(b []byte, from netip.AddrPort) *server {
+	if !from.Addr().Is6() || !from.Addr().IsLinkLocalUnicast() || len(b) < 2 || b[0] != pcp.Version ||
+		b[1] != 0x80|byte(pcp.OpAnnounce) || c.natpmp {
+		return nil
+	}
+	for _, x := range c.servers {
+		if x.addr.Addr().Is6() {
+			return x
+		}
+	}
+	return nil
 }
 
 func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool) {

@@ -190,11 +190,18 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 			Lifetime:    probeLifetime,
 			Description: "pcpgw external address probe",
 		}
+		if b4 := c.cfg.B4Addr; b4.IsValid() && cands[0].local.Is6() {
+			// DS-Lite: a MAP of the IPv6 address the request comes from
+			// asks the AFTR for an IPv6 pinhole. The softwire's own IPv4
+			// address, which the AFTR NATs like the LAN's, with
+			// THIRD_PARTY gives the IPv4 external address.
+			probe.Internal, probe.ThirdParty = netip.AddrPortFrom(b4, cands[0].probe), true
+		}
 		res, err := c.Map(ctx, probe)
 		if err == nil {
 			c.mu.Lock()
 			if !c.closed {
-				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce})
+				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce, ThirdParty: probe.ThirdParty})
 			}
 			ext = c.ext4
 			natpmp = c.natpmp

@@ -53,7 +53,7 @@ func (k Kind) Noun() string {
 func IsPublic4(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.Is4() && !a.IsUnspecified() && !a.IsPrivate() && !sharedSpace.Contains(a) &&
-		!a.IsLoopback() && !a.IsLinkLocalUnicast()
+		!a.IsLoopback() && !a.IsLinkLocalUnicast() && !ietfSpace.Contains(a)
 }
 
 var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
@@ -107,7 +107,12 @@ type Auto struct {
 	downSince time.Time
 	lastErr   string
 	runs      uint64 // detections run
-	closed    bool
+	aftr      string // the AFTR name (SetAFTRName)
+	// renew: the PCP server's configuration changed (a new AFTR name):
+	// the next detection replaces the backend even when it is the same
+	// kind.
+	renew  bool
+	closed bool
 
 	events chan Event
 	kick   chan string
@@ -135,6 +140,7 @@ func NewAuto(cfg Config) *Auto {
 		kind:   KindDetecting,
 		ready:  make(chan struct{}),
 		wan:    cfg.WANAddr.Unmap(),
+		aftr:   cfg.PCP.AFTRName,
 		events: make(chan Event, 64),
 		kick:   make(chan string, 1),
 		quit:   make(chan struct{}),
@@ -346,6 +352,8 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 	a.runs++
 	wan := a.wan
 	cur, curBack := a.kind, a.back
+	renew := a.renew
+	a.renew = false
 	select {
 	case <-a.ready:
 		if !answeringOnly {
@@ -369,7 +377,7 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 		a.mu.Unlock()
 	}()
 
-	k, b, err := a.find(ctx, wan, cur)
+	k, b, err := a.find(ctx, wan, cur, renew)
 	if ctx.Err() != nil {
 		if b != nil {
 			b.Close()
@@ -384,7 +392,7 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 	if answeringOnly && (k == KindNone || b == nil) {
 		return
 	}
-	if k == cur && curBack != nil && (b == nil || sameBackend(curBack, b)) {
+	if k == cur && curBack != nil && (b == nil || !renew && sameBackend(curBack, b)) {
 		if b != nil && b != curBack {
 			b.Close()
 		}
@@ -438,12 +446,12 @@ func (a *Auto) retire(b Backend) {
 
 // find returns the kind to use and its backend (nil for none and local,
 // or when the configured one was not found).
-func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind) (Kind, Backend, error) {
+func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind, renew bool) (Kind, Backend, error) {
 	switch a.cfg.Want {
 	case KindNone:
 		return KindNone, nil, nil
 	case KindPCP, KindNATPMP:
-		if cur == a.cfg.Want {
+		if cur == a.cfg.Want && !renew {
 			a.mu.Lock()
 			b := a.back
 			a.mu.Unlock()
@@ -472,6 +480,9 @@ func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind) (Kind, Backen
 	if IsPublic4(wan) {
 		return KindLocal, nil, nil
 	}
+	if IsB4(wan) {
+		wan = netip.Addr{} // DS-Lite: no IPv4 of the CPE's own
+	}
 	return a.probe(ctx, wan)
 }
 
@@ -479,6 +490,12 @@ func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind) (Kind, Backen
 // it listen for announcements (the backend in force, not a probe).
 func (a *Auto) pcpConfig(proto pcpclient.Protocol, announce bool) pcpclient.Config {
 	c := a.cfg.PCP
+	a.mu.Lock()
+	c.AFTRName = a.aftr
+	if IsB4(a.wan) {
+		c.B4Addr = a.wan
+	}
+	a.mu.Unlock()
 	if len(c.Servers) == 0 && len(a.cfg.routers) > 0 && !fileHasServers(c.ServersFile) {
 		c.Servers = a.cfg.routers
 	}
@@ -508,7 +525,10 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 		err    error
 	}
 	pcpc, natc, igdc := make(chan result, 1), make(chan result, 1), make(chan result, 1)
-	explicit := len(a.cfg.PCP.Servers) > 0 || a.cfg.PCP.AFTRName != "" || fileHasServers(a.cfg.PCP.ServersFile)
+	a.mu.Lock()
+	aftr := a.aftr
+	a.mu.Unlock()
+	explicit := len(a.cfg.PCP.Servers) > 0 || aftr != "" || fileHasServers(a.cfg.PCP.ServersFile)
 	go func() {
 		c, err := pcpclient.New(a.pcpConfig(pcpclient.ProtocolPCP, false))
 		if err != nil {

@@ -109,7 +109,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 
 	fw, err := firewall.New(firewall.Config{
-		Table: cfg.Table, WAN: cfg.WAN, LAN: cfg.LAN, WANAddr: wan,
+		Table: cfg.Table, WAN: cfg.WAN, WAN6: cfg.WAN6, LAN: cfg.LAN, WANAddr: wan,
 		IPv6Baseline: cfg.IPv6Firewall, Logger: log,
 	})
 	if err != nil {
@@ -137,7 +137,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			Want: want, WANAddr: wan, Logger: log,
 			PCP: pcpclient.Config{
 				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
-				WANInterface: cfg.WAN,
+				ResolvConf: cfg.WANResolvFile, WANInterface: cfg.WAN, WAN6Interface: cfg.WAN6,
 			},
 		})
 		defer d.up.Close()
@@ -336,8 +336,15 @@ func (d *daemon) reload(ctx context.Context, log *slog.Logger) error {
 	d.cfg.SecureMode, d.cfg.PermRules, d.cfg.Quota = cfg.SecureMode, cfg.PermRules, cfg.Quota
 	d.cfg.MinLifetime, d.cfg.MaxLifetime, d.cfg.LogLevel, d.cfg.Forwards = cfg.MinLifetime, cfg.MaxLifetime, cfg.LogLevel, cfg.Forwards
 	d.cfg.PortSetShare = cfg.PortSetShare
+	newAFTR := cfg.AFTRName != d.cfg.AFTRName
+	d.cfg.AFTRName = cfg.AFTRName
 	ports := d.ports
 	d.mu.Unlock()
+	if newAFTR && d.up != nil {
+		// DS-Lite: the DHCPv6 hook wrote the AFTR name it was given.
+		log.Info("reload: new AFTR name", "aftr_name", cfg.AFTRName)
+		d.up.SetAFTRName(cfg.AFTRName)
+	}
 	if ports != nil {
 		// The forwards' ports and portset_reserve decide which part of the
 		// set mappings take.
@@ -390,7 +397,7 @@ func restartNeeded(a, b *config.Config) string {
 	check("igdv1/igdv2", a.IGDv1 == b.IGDv1 && a.IGDv2 == b.IGDv2)
 	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
 	check("upstream", a.Upstream == b.Upstream)
-	check("aftr_name", a.AFTRName == b.AFTRName)
+	check("wan_resolv_file", a.WANResolvFile == b.WANResolvFile)
 	check("portset_psid/portset_psid_len/portset_offset/portset_ranges/portset_addr/map_rules",
 		a.PortSetPSID == b.PortSetPSID && a.PortSetPSIDLen == b.PortSetPSIDLen && a.PortSetOffset == b.PortSetOffset &&
 			a.PortSetRanges.Equal(b.PortSetRanges) && a.PortSetAddr == b.PortSetAddr && a.MapRules == b.MapRules)

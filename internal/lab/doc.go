@@ -16,6 +16,12 @@
 // 203.0.113.9/32 (MAPShared4), which isp routes to it and net via isp, and
 // isp plays the stateless border relay: it does no NAT and passes to and
 // from 203.0.113.9 only the set's ports (Lab.BRDrops counts the rest).
+// Options.DSLite builds a DS-Lite home without the softwire: the softwire
+// is a veth of its own carrying IPv4 only, cpe's CPEWANIf (192.0.0.2/29,
+// the B4 address) to isp's ISPSoftwireIf (192.0.0.1/29); c1 (CPEWAN6If)
+// is the IPv6 uplink with no IPv4, the AFTR's 2001:db8:ff::1 across it;
+// StartMiniupnpd then also listens on the softwire and permits the B4's
+// own address.
 //
 // Every namespace and interface name starts with a random per-lab prefix
 // ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface

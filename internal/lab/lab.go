@@ -72,6 +72,15 @@ type Options struct {
 	// on these ports, and nothing else from cpe's side. isp does no NAT;
 	// net routes MAPShared4 via isp. The ranges are "lo-hi" or "port".
 	PortSet []string
+	// DSLite builds the DS-Lite topology (RFC 6333) without the IPv4-in-
+	// IPv6 softwire, which this kernel cannot make: the softwire is a veth
+	// of its own, cpe's CPEWANIf (192.0.0.2/29, the B4 address OpenWrt's
+	// ds-<name> tunnel holds) to isp's ISPSoftwireIf (192.0.0.1/29, the
+	// AFTR's end), which carries IPv4 only; c1 (CPEWAN6If) is the IPv6
+	// uplink (2001:db8:ff::2/64, no IPv4), where the AFTR's IPv6 address
+	// 2001:db8:ff::1 is. isp routes 192.0.2.0/24 over the softwire (the
+	// AFTR knows the B4's LAN) and NATs it when miniupnpd runs.
+	DSLite bool
 }
 
 // Lab is one instance of the LAB.md topology:
@@ -93,6 +102,10 @@ type Lab struct {
 	// interface holding cpe's LAN addresses: c0, or the bridge with
 	// Options.ExtraLANHosts.
 	LANIf, CPELANIf, CPEWANIf, ISPIf, ISPPubIf, NetIf string
+	// CPEWAN6If is cpe's IPv6 uplink: CPEWANIf, but c1 in the DSLite
+	// topology, where CPEWANIf is the softwire and ISPSoftwireIf its isp
+	// end ("" in the others).
+	CPEWAN6If, ISPSoftwireIf string
 
 	// Dir is a private temporary directory for this lab, removed at the
 	// end of the test.
@@ -123,6 +136,10 @@ const (
 	LocalCPEWAN4 = "203.0.113.2"
 	// MAPShared4 is the CPE's shared address in the PortSet topology.
 	MAPShared4 = "203.0.113.9"
+	// B4Addr4 and AFTRAddr4 are the softwire's ends in the DSLite
+	// topology (RFC 6333 §5.7).
+	B4Addr4   = "192.0.0.2"
+	AFTRAddr4 = "192.0.0.1"
 )
 
 const prefixAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -215,6 +232,7 @@ func New(t testing.TB, opt Options) *Lab {
 
 	p := l.Prefix
 	l.LANIf, l.CPELANIf, l.CPEWANIf, l.NetIf = p+"l0", p+"c0", p+"c1", p+"n0"
+	l.CPEWAN6If = l.CPEWANIf
 	links := []string{
 		veth(p+"c0", l.CPE, l.LANIf, l.LAN),
 	}
@@ -245,10 +263,28 @@ func New(t testing.TB, opt Options) *Lab {
 			veth(l.CPEWANIf, l.CPE, l.ISPIf, l.ISP),
 			veth(l.ISPPubIf, l.ISP, l.NetIf, l.Net))
 	}
+	if opt.DSLite {
+		l.CPEWANIf, l.ISPSoftwireIf = p+"ds", p+"a0"
+		links = append(links, veth(l.CPEWANIf, l.CPE, l.ISPSoftwireIf, l.ISP))
+	}
 	if out, err := ipBatch("", links); err != nil {
 		t.Fatalf("lab: creating veths: %v\n%s", err, out)
 	}
 
+	if opt.DSLite {
+		// The softwire carries IPv4 only (an ipip6 tunnel), and net's link
+		// has no IPv6 in this topology: isp's IPv6 (its announcements to
+		// ff02::1) leaves only on the uplink.
+		for n, ifs := range map[*NS][]string{l.CPE: {l.CPEWANIf}, l.ISP: {l.ISPSoftwireIf, l.ISPPubIf}, l.Net: {l.NetIf}} {
+			kv := map[string]string{}
+			for _, i := range ifs {
+				kv["net/ipv6/conf/"+i+"/disable_ipv6"] = "1"
+			}
+			if err := n.sysctls(kv); err != nil {
+				t.Fatalf("lab: %s: %v", n.Name, err)
+			}
+		}
+	}
 	cfg := map[*NS][]string{}
 	for i, n := range l.LANHosts {
 		a4, a6 := l.LANHostAddrs(i)
@@ -273,6 +309,30 @@ func New(t testing.TB, opt Options) *Lab {
 			"addr add 2001:db8:ff::1/64 dev " + l.NetIf + " nodad",
 			"link set " + l.NetIf + " up",
 			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+	} else if opt.DSLite {
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWAN6If+" nodad",
+			"link set "+l.CPEWAN6If+" up",
+			"addr add 192.0.0.2/29 dev "+l.CPEWANIf,
+			"link set "+l.CPEWANIf+" up",
+			"route add default via 192.0.0.1",
+			"route add ::/0 via 2001:db8:ff::1",
+		)
+		cfg[l.ISP] = []string{
+			"addr add 100.64.0.1/24 dev " + l.ISPIf,
+			"addr add 2001:db8:ff::1/64 dev " + l.ISPIf + " nodad",
+			"addr add 192.0.0.1/29 dev " + l.ISPSoftwireIf,
+			"addr add 203.0.113.1/24 dev " + l.ISPPubIf,
+			"link set " + l.ISPIf + " up",
+			"link set " + l.ISPSoftwireIf + " up",
+			"link set " + l.ISPPubIf + " up",
+			"route add 192.0.2.0/24 via 192.0.0.2",
+			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+		cfg[l.Net] = []string{
+			"addr add 203.0.113.50/24 dev " + l.NetIf,
+			"link set " + l.NetIf + " up",
 		}
 	} else if len(opt.PortSet) > 0 {
 		cfg[l.CPE] = append(cpeLAN,
@@ -355,6 +415,8 @@ func (l *Lab) WANAddr4() string {
 		return LocalCPEWAN4
 	case len(l.opt.PortSet) > 0:
 		return MAPShared4
+	case l.opt.DSLite:
+		return B4Addr4
 	}
 	return CPEWAN4
 }

@@ -255,6 +255,12 @@ func (m *Miniupnpd) conf() string {
 	if b.IGDv1 {
 		lines = append(lines, "force_igd_desc_v1=yes")
 	}
+	if m.lab.opt.DSLite {
+		// The AFTR: NAT-PMP on the softwire's end (the lab's readiness
+		// probe), PCP over IPv6 on the uplink.
+		lines = append(lines, "listening_ip="+m.lab.ISPSoftwireIf,
+			"allow 1024-65535 192.0.0.0/29 1-65535") // the B4's own address
+	}
 	lines = append(lines, m.opt.Extra...)
 	lines = append(lines,
 		"allow 1024-65535 100.64.0.0/24 1-65535",
