@@ -94,6 +94,11 @@ type Config struct {
 	// wan_resolv_file). Default /tmp/resolv.conf.d/resolv.conf.auto
 	// (OpenWrt's netifd writes it); missing: the system's resolvers.
 	WANResolvFile string
+	// NAT64Prefixes are the provider's NAT64 prefixes (Pref64::/n, RFC
+	// 6052) that NAT64 mappings admit when the provider's PCP answer
+	// names none (list nat64_prefix). Default none: RFC 7050 discovery,
+	// else 64:ff9b::/96.
+	NAT64Prefixes []netip.Prefix
 	// PortSetRanges is a port set given as ranges (list portset_ranges).
 	// Default none.
 	PortSetRanges portset.Set

@@ -97,17 +97,17 @@ func TestLoadFull(t *testing.T) {
 		UPnP: false, IGDv1: false, IGDv2: true, NATPMP: false, PCP: true, IPv6Pinholes: false,
 		IPv6Firewall: true, SecureMode: false, Quota: 16, MinLifetime: time.Minute, MaxLifetime: time.Hour,
 		LeaseFile: "/var/run/miniupnpd.leases", Table: "pcpgw_test", LogLevel: slog.LevelDebug, Syslog: true,
-		WANResolvFile: "/tmp/resolv.wan",
+		WANResolvFile: "/tmp/resolv.wan", NAT64Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:64::/96")},
 		PortSetRanges: portset.New(portset.Range{Lo: 8000, Hi: 8999}, portset.Range{Lo: 27000, Hi: 27099}),
 		PortSetOffset: 6, PortSetAddr: netip.MustParseAddr("203.0.113.9"), PortSetShare: portset.Share{Ports: 64},
 		MapRules: "/tmp/map-wanmap.rules",
 		PermRules: []PermRule{
-			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 40},
-			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 47},
+			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 41},
+			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 48},
 		},
 		Forwards: []Forward{
-			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 50},
-			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 57},
+			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 51},
+			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 58},
 		},
 		File: "testdata/full.conf",
 	}
@@ -279,6 +279,7 @@ func TestLoadErrors(t *testing.T) {
 			"config forward 'b'\n\toption proto 'udp'\n\toption ext_port '80'\n\toption int_addr '192.0.2.6'\n" +
 			"config forward 'c'\n\toption ext_port '80'\n\toption int_addr '192.0.2.7'\n",
 			`12: forward "c": external port tcp/80 already forwarded by "a"`},
+		{"nat64 prefix", head + "\tlist nat64_prefix '2001:db8:64::/80'\n", `4: option nat64_prefix: "2001:db8:64::/80" is not an IPv6 prefix of length 32, 40, 48, 56, 64 or 96`},
 		{"portset psid without length", head + "\toption portset_psid '3'\n", `4: option portset_psid: portset_psid needs portset_psid_len`},
 		{"portset psid too big", head + "\toption portset_psid '300'\n\toption portset_psid_len '8'\n", `4: option portset_psid: portset: PSID 300 does not fit in 8 bits`},
 		{"portset psid over 16 bits", head + "\toption portset_psid '1'\n\toption portset_psid_len '12'\n\toption portset_offset '6'\n", `4: option portset_psid: portset: PSID offset 6 and length 12 exceed 16 bits`},

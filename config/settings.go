@@ -131,6 +131,25 @@ var settings = []setting{
 		func(c *Config) *string { return &c.Upstream }, checkUpstream),
 	strSetting("aftr_name", "", "none", "DS-Lite AFTR name (DHCPv6 option 64; the DHCPv6 hook sets it): looked up with the WAN's resolvers, its address is the PCP server unless one is configured or learned from DHCP. A new name takes effect on reload.", func(c *Config) *string { return &c.AFTRName },
 		func(v string) error { return checkDNSName(v) }),
+	{name: "nat64_prefix", list: true, def: "none: RFC 7050 discovery, else 64:ff9b::/96",
+		help: "The provider's NAT64 prefix (Pref64::/n: /32, /40, /48, /56, /64 or /96): an IPv4 port made at its NAT64 for an IPv6 LAN host admits inbound IPv6 from it, when the provider's PCP answer names none (PREFIX64).",
+		set: func(c *Config, v string) error {
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || !slices.Contains([]int{32, 40, 48, 56, 64, 96}, p.Bits()) {
+				return fmt.Errorf("%q is not an IPv6 prefix of length 32, 40, 48, 56, 64 or 96", v)
+			}
+			c.NAT64Prefixes = append(c.NAT64Prefixes, p.Masked())
+			return nil
+		},
+		get: func(c *Config) []string {
+			var out []string
+			for _, p := range c.NAT64Prefixes {
+				out = append(out, p.String())
+			}
+			return out
+		},
+		clear: func(c *Config) { c.NAT64Prefixes = nil },
+	},
 	strSetting("wan_resolv_file", "", "/tmp/resolv.conf.d/resolv.conf.auto",
 		"The DNS resolvers learned on the WAN, in resolv.conf's format (OpenWrt's netifd writes this file); the AFTR name is looked up with them, else with the system's.",
 		func(c *Config) *string { return &c.WANResolvFile }, checkPath),

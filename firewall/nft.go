@@ -181,6 +181,7 @@ func newSets(t *nftables.Table) *tableSets {
 			Name:          d.name,
 			KeyType:       nftables.MustConcatSetType(keyTypes...),
 			Concatenation: len(d.key) > 1,
+			Interval:      d.interval,
 			HasTimeout:    true,
 			Counter:       d.counter,
 		}
@@ -312,10 +313,10 @@ const maxMsgElems = 400
 func (f *NFT) queue(p plan) error {
 	var delBySet, addBySet [numElemSets][]nftables.SetElement
 	for _, e := range p.dels {
-		delBySet[e.set] = append(delBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val})
+		delBySet[e.set] = append(delBySet[e.set], nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val})
 	}
 	for _, e := range p.adds {
-		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val, Timeout: e.timeout})
+		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val, Timeout: e.timeout})
 	}
 	for i, els := range delBySet {
 		if err := f.chunked(f.conn.SetAddElements, f.sets.elems[i], els); err != nil {
@@ -542,7 +543,11 @@ func (f *NFT) readSets(ids []setID) ([]elem, error) {
 			if vlen > 0 {
 				val = e.Val
 			}
-			out = append(out, elem{set: id, key: e.Key, val: val, timeout: e.Timeout})
+			var end []byte
+			if setDefs[id].interval {
+				end = e.KeyEnd
+			}
+			out = append(out, elem{set: id, key: e.Key, keyEnd: end, val: val, timeout: e.Timeout})
 		}
 	}
 	return out, nil

@@ -60,6 +60,11 @@ type Config struct {
 	// PortSet is the provider's port set in portset mode (required
 	// there, ignored in the other modes); SetPortSet changes it.
 	PortSet PortSet
+	// Prefix64 are the NAT64 prefixes NAT64 mappings admit when the
+	// provider's answer names none (option nat64_prefix, RFC 7050
+	// discovery); SetPrefix64 changes them. Empty: the well-known
+	// 64:ff9b::/96 (RFC 6052).
+	Prefix64 []netip.Prefix
 	// Firewall is the CPE's firewall; required.
 	Firewall Firewall
 	// SecureMode, when set, lets a host map ports only to itself and
@@ -122,8 +127,9 @@ type Core struct {
 	subs       map[chan Event]struct{}
 	sched      schedHeap
 	closed     bool
-	pinholes   int     // live pinholes among entries
-	ports      PortSet // portset mode: the external ports mappings may take
+	pinholes   int            // live pinholes among entries
+	ports      PortSet        // portset mode: the external ports mappings may take
+	prefix64   []netip.Prefix // NAT64 prefixes when the provider names none
 	pol        atomic.Pointer[Policy]
 
 	wake chan struct{} // scheduler: the earliest deadline changed
@@ -164,6 +170,9 @@ type entry struct {
 	busy    bool // an upstream operation is in flight
 	removed bool // taken out of the table
 	exact   bool // the external port was asked for exactly
+	// fromProvider64: a NAT64 mapping's Prefix64 came from the provider's
+	// answer (not the configured or well-known fallback).
+	fromProvider64 bool
 	// kernelStale: a batch for e failed; its kernel element is not known
 	// (the next renewal replaces it, a resync rewrites it).
 	kernelStale bool
@@ -230,6 +239,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		quit:       make(chan struct{}),
 	}
 	c.pol.Store(&pol)
+	c.prefix64 = slices.Clone(cfg.Prefix64)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
 	if c.mode == ModePortSet {
 		if cfg.PortSet.Set.Empty() {
@@ -540,7 +550,7 @@ func (c *Core) setExternal(a netip.Addr) {
 	old := c.external
 	c.external = a
 	for _, e := range c.entries {
-		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() {
+		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() && !e.NAT64 {
 			e.External = netip.AddrPortFrom(a, e.External.Port())
 		}
 	}

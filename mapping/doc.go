@@ -23,6 +23,14 @@
 //	        private or shared (100.64.0.0/10) one, dslite with none (the
 //	        daemon picks portset itself when it knows a port set)
 //
+// NAT64 (RFC 7225): a request for an IPv6 host with an IPv4 suggested
+// external address (all zeros for any) asks for an IPv4 port at the
+// provider's NAT64, in any mode with an upstream: made there with
+// THIRD_PARTY and PREFIX64, and on the CPE as pinholes to the host's port
+// that admit only the NAT64's prefixes (the provider's PREFIX64, else
+// Config.Prefix64, else 64:ff9b::/96). Mapping.NAT64 marks it; it is no
+// pinhole, and its IPv4 external address is not the CPE's.
+//
 // Policy: secure mode (a host maps only to itself and deletes only its
 // own), perm_rule ACLs with miniupnpd's meaning (first match wins;
 // DefaultRules allow 1024-65535 for everyone), ports 5350/5351 and pcpgw's

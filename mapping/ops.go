@@ -214,7 +214,8 @@ func (c *Core) validate(r *Request) error {
 // nil, is a mapping r replaces (IGD AddPortMapping of the same external
 // port by the same host to another internal endpoint).
 func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
-	pinhole := r.Internal.Addr().Is6()
+	nat64 := isNAT64(r)
+	pinhole := r.Internal.Addr().Is6() && !nat64
 	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
 		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {
@@ -233,7 +234,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	// above): two of them may lead to the same LAN port.
 	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
 		for _, x := range c.perClient[r.Client] {
-			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
+			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin && x.NAT64 == nat64 &&
 				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
 				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
 					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
@@ -279,6 +280,9 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 		e.External = r.Internal
 		e.port = r.Internal.Port()
 	} else {
+		if nat64 && !c.upstreamLocked() {
+			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "no port control upstream to ask the provider's NAT64 for an IPv4 port"}
+		}
 		if c.mode == ModeDSLite && !c.upstreamLocked() {
 			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "DS-Lite without port control at the AFTR: no port can be opened"}
 		}
@@ -287,7 +291,10 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			return nil, nil, false, err
 		}
 		e.port = port
+		e.NAT64 = nat64
 		switch {
+		case e.NAT64:
+			c.planNAT64Locked(e)
 		case c.mode == ModeDSLite:
 			e.Upstream = UpstreamPending
 		case !c.upstreamLocked():
@@ -504,6 +511,9 @@ func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now ti
 			e.kernelExp = now.Add(timeout)
 		}
 	}
+	if e.NAT64 {
+		return fwds, nat64Pinholes(pins, e, timeout)
+	}
 	if e.IsPinhole() {
 		return fwds, append(pins, firewall.Pinhole{
 			Proto: uint8(e.Proto), To: e.Internal, Remote: e.RemoteHost, RemotePort: e.RemotePort, Timeout: timeout,
@@ -652,6 +662,9 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.port)
 	default:
 		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
+	}
+	if e.NAT64 {
+		nat64Request(e, &r)
 	}
 	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {

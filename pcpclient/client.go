@@ -101,10 +101,13 @@ type Config struct {
 	// discovery only looks at routes through it, and announcements are
 	// joined on it. Zero: the main table's default routes, any interface.
 	WANInterface string
-	// B4Addr is the DS-Lite B4's IPv4 address (RFC 6333 §5.7; OpenWrt's
-	// softwire holds 192.0.0.2). ExternalAddr then asks a server reached
-	// over IPv6 for a mapping of it with THIRD_PARTY. Zero: not DS-Lite.
-	B4Addr netip.Addr
+	// WANAddr4 is the CPE's own IPv4 address at the provider's NAT: its
+	// WAN address, or DS-Lite's B4 address (RFC 6333 §5.7; OpenWrt's
+	// softwire holds 192.0.0.2). ExternalAddr asks a server reached over
+	// IPv6 for a mapping of it with THIRD_PARTY (a mapping of the IPv6
+	// address the request comes from would be an IPv6 pinhole). Zero:
+	// the probe maps the request's own address.
+	WANAddr4 netip.Addr
 	// WAN6Interface is the IPv6 uplink when it is not WANInterface
 	// (DS-Lite: WANInterface is the softwire, and the AFTR is reached over
 	// the IPv6 uplink): IPv6 announcements are joined on it and IPv6

@@ -107,6 +107,10 @@ func systemResolvers(path string) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
+// ReadResolvConf returns the nameservers of a file in resolv.conf's
+// format (port 53), or an error when it cannot be read or names none.
+func ReadResolvConf(path string) ([]netip.AddrPort, error) { return systemResolvers(path) }
+
 // resolveAFTR looks up the AAAA records of the DS-Lite AFTR name (DHCPv6
 // option 64, RFC 6334) with the given resolvers, each in turn, within
 // dnsTotalTimeout overall. The AFTR is where the provider's PCP server lives

@@ -13,9 +13,9 @@
 // 5 s with the WAN's resolvers (Config.Resolvers, else those listed in
 // Config.ResolvConf, read at each lookup, else /etc/resolv.conf's); else
 // the IPv4 and IPv6 default routers (for mappings of their own family;
-// the IPv6 ones through Config.WAN6Interface). With Config.B4Addr
-// (DS-Lite) the external-address probe maps the B4's IPv4 address with
-// THIRD_PARTY through the AFTR reached over IPv6. The
+// the IPv6 ones through Config.WAN6Interface). With Config.WANAddr4 (the
+// WAN's or DS-Lite's B4 address) the external-address probe through a
+// server reached over IPv6 maps that IPv4 address with THIRD_PARTY. The
 // addresses of one server are tried in RFC 7488 §3 order: the one that
 // answered last, then those of the request's address family, then the
 // others, each with at most 4 transmissions (MRC) when there are several,

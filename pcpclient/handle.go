@@ -315,6 +315,11 @@ func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp
 		Server:   s.addr,
 		At:       now,
 	}
+	for _, o := range resp.Options {
+		if p := o.Prefix64.Prefix; o.Code == pcp.OptPrefix64 && p.IsValid() && p.Addr().Is6() && p.Bits() > 0 {
+			res.Prefix64 = append(res.Prefix64, p.Masked())
+		}
+	}
 	if t.req.Lifetime > 0 && resp.Lifetime > 0 && !pcp.UsableExternal(res.External.Addr()) {
 		// No NAT gives out such an address (zero, loopback, multicast,
 		// reserved): not an answer to take.
@@ -322,7 +327,11 @@ func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp
 		c.st.LastError = "the server offered external address " + res.External.Addr().String()
 		return
 	}
-	c.externalFromResultLocked(s, res.External.Addr())
+	if t.req.Internal.Addr().Unmap().Is4() || !res.External.Addr().Is4() {
+		// An IPv4 port for an IPv6 host is the NAT64's (RFC 7225), which
+		// need not be the address the CPE's own IPv4 flows get.
+		c.externalFromResultLocked(s, res.External.Addr())
+	}
 	c.completeMapLocked(t, res, now)
 }
 

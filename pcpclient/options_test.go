@@ -381,7 +381,7 @@ func TestEventsDropOldest(t *testing.T) {
 func TestExternalAddrProbeB4(t *testing.T) {
 	aftr := netip.MustParseAddrPort("[2001:db8:ff::1]:5351")
 	mc := newMemConn(aftr)
-	c, err := New(Config{Servers: []netip.AddrPort{aftr}, B4Addr: netip.MustParseAddr("192.0.0.2"), IRT: time.Second, Linger: -1,
+	c, err := New(Config{Servers: []netip.AddrPort{aftr}, WANAddr4: netip.MustParseAddr("192.0.0.2"), IRT: time.Second, Linger: -1,
 		dial: func(netip.AddrPort) (packetConn, netip.Addr, error) {
 			return mc, netip.MustParseAddr("2001:db8:ff::2"), nil
 		}})

@@ -492,8 +492,8 @@ func (a *Auto) pcpConfig(proto pcpclient.Protocol, announce bool) pcpclient.Conf
 	c := a.cfg.PCP
 	a.mu.Lock()
 	c.AFTRName = a.aftr
-	if IsB4(a.wan) {
-		c.B4Addr = a.wan
+	if a.wan.Is4() {
+		c.WANAddr4 = a.wan
 	}
 	a.mu.Unlock()
 	if len(c.Servers) == 0 && len(a.cfg.routers) > 0 && !fileHasServers(c.ServersFile) {

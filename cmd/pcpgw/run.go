@@ -153,7 +153,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		Mode: mode, WANAddr: wan, Upstream: up, Firewall: fw, PortSet: mapping.PortSet{Set: ps.set, Pool: ps.pool},
 		SecureMode: pol.SecureMode, Rules: pol.Rules, ReservedPorts: reserved, Quota: pol.Quota,
 		MinLifetime: pol.MinLifetime, MaxLifetime: pol.MaxLifetime, Pinholes: cfg.IPv6Pinholes,
-		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log,
+		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log, Prefix64: cfg.NAT64Prefixes,
 	})
 	if err != nil {
 		return err
@@ -182,6 +182,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	if d.up != nil {
 		goRun("upstream", func(ctx context.Context) error { d.up.Run(ctx); return nil })
+		if len(cfg.NAT64Prefixes) == 0 {
+			goRun("nat64", func(ctx context.Context) error { d.discoverNAT64(ctx, log); return nil })
+		}
 	}
 	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
 	if mode == mapping.ModePortSet {
@@ -398,6 +401,7 @@ func restartNeeded(a, b *config.Config) string {
 	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
 	check("upstream", a.Upstream == b.Upstream)
 	check("wan_resolv_file", a.WANResolvFile == b.WANResolvFile)
+	check("nat64_prefix", slices.Equal(a.NAT64Prefixes, b.NAT64Prefixes))
 	check("portset_psid/portset_psid_len/portset_offset/portset_ranges/portset_addr/map_rules",
 		a.PortSetPSID == b.PortSetPSID && a.PortSetPSIDLen == b.PortSetPSIDLen && a.PortSetOffset == b.PortSetOffset &&
 			a.PortSetRanges.Equal(b.PortSetRanges) && a.PortSetAddr == b.PortSetAddr && a.MapRules == b.MapRules)

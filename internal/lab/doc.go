@@ -21,7 +21,10 @@
 // the B4 address) to isp's ISPSoftwireIf (192.0.0.1/29); c1 (CPEWAN6If)
 // is the IPv6 uplink with no IPv4, the AFTR's 2001:db8:ff::1 across it;
 // StartMiniupnpd then also listens on the softwire and permits the B4's
-// own address.
+// own address. Lab.StartNAT64 adds the provider's stateful NAT64 in isp:
+// tayga on a tun device translating NAT64Prefix (2001:db8:64::/96) to its
+// pool 100.64.1.0/24, masqueraded to 203.0.113.1, with a DNAT map that
+// NAT64.Forward fills (what the provider's PCP server does).
 //
 // Every namespace and interface name starts with a random per-lab prefix
 // ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface
