@@ -82,6 +82,11 @@ func (p point) reached() bool { return p.live >= p.size && len(p.add) > 0 }
 // there (a point is kept if at least 20 pairs were measured). after, when
 // not nil, runs after each reached size.
 func runCurve(t *testing.T, name string, c *igdClient, d daemon, cfg config, after func(size int)) []point {
+	return runCurveSizes(t, name, c, d, cfg, sizes, after)
+}
+
+// runCurveSizes is runCurve at the given sizes.
+func runCurveSizes(t *testing.T, name string, c *igdClient, d daemon, cfg config, sizes []int, after func(size int)) []point {
 	t.Helper()
 	live := 0
 	var pts []point
@@ -189,6 +194,9 @@ type run struct {
 	recoveryFirst time.Duration // until the first is back
 	recoveryNote  string
 	cgnBefore     int // DNATs at the CGN just before its restart (pcpgw holding 1,000)
+	// viaBox is pcpgw's IGD curve with an ISP box's IGD upstream; box the
+	// same calls made to the box directly (phase upnp).
+	viaBox, box []point
 }
 
 const (
@@ -312,6 +320,9 @@ func TestCompare(t *testing.T) {
 	if cfg.phase("profile") {
 		profilePcpgw(t, l, cfg)
 	}
+	if cfg.phase("upnp") {
+		nat.viaBox, nat.box = measureUpstreamIGD(t, cfg, bin)
+	}
 
 	tab := table(t, cfg, mini, pg, nat)
 	md := tab.markdown()
@@ -319,6 +330,33 @@ func TestCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("bench: done in %v; table in %s", time.Since(began).Round(time.Second), filepath.Join(cfg.out, "bench.md"))
+}
+
+// boxSizes are the live counts of the curve through an ISP box's IGD.
+var boxSizes = []int{10, 1000}
+
+// measureUpstreamIGD times AddPortMapping through pcpgw whose upstream is
+// an ISP box's UPnP IGD (miniupnpd 2.3.9, IGD:1, in its own lab), and the
+// same call made to the box directly from the router at the same number
+// of live mappings: what pcpgw adds to the box's own time.
+func measureUpstreamIGD(t *testing.T, cfg config, bin string) (via, direct []point) {
+	l := lab.New(t, lab.Options{})
+	box := l.StartMiniupnpd(t, lab.MiniupnpdOptions{Box: lab.Box{UPnP: true, NoPMP: true, IGDv1: true}})
+	boxDaemon := pidDaemon(box.Pid())
+	c := newIGDClientIn(t, l.CPE, "http://"+lab.CGN4+":"+strconv.Itoa(lab.BoxHTTPPort)+"/rootDesc.xml", lab.CPEWAN4)
+	direct = runCurveSizes(t, "ISP box directly", c, boxDaemon, cfg, boxSizes, nil)
+	box.Restart(t, true)
+	d := startPcpgw(t, l, bin, nil, "--upstream", "upnp", "--log-level", "warn")
+	lab.Eventually(t, 20*time.Second, func() bool {
+		var up struct {
+			Upstream struct{ Kind string } `json:"upstream"`
+		}
+		return d.statusJSON(t, &up) == nil && up.Upstream.Kind == "upnp"
+	}, "bench: pcpgw did not find the ISP box's IGD")
+	via = runCurveSizes(t, "pcpgw through the ISP box's IGD", newIGDClient(t, l), d, cfg, boxSizes, nil)
+	d.Stop(t)
+	box.Stop(t)
+	return via, direct
 }
 
 // recovery restarts the CGN with empty state and measures until its

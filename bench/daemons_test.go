@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/control"
 	"github.com/pcpgw/pcpgw/internal/lab"
 )
 
@@ -281,3 +282,18 @@ func (d *pcpgwDaemon) Stop(t testing.TB) {
 		t.Logf("bench: pcpgw stop: %v\n%s", err, d.p.Output())
 	}
 }
+
+// statusJSON asks the daemon `status` over its control socket into v.
+func (d *pcpgwDaemon) statusJSON(t testing.TB, v any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return control.Ask(ctx, d.sock, "status", v)
+}
+
+// pidDaemon is a process measured but stopped by its owner (the lab's
+// miniupnpd).
+type pidDaemon int
+
+func (p pidDaemon) Pid() int        { return int(p) }
+func (p pidDaemon) Stop(testing.TB) {}

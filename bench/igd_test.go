@@ -22,10 +22,10 @@ const wanIPConn1 = "urn:schemas-upnp-org:service:WANIPConnection:1"
 // discoverIGD sends an SSDP M-SEARCH for IGD:1 from lan (UDP to
 // 239.255.255.250:1900, RFC-less UDA 1.1 §1.3.2) and returns the LOCATION
 // of the first answer.
-func discoverIGD(t testing.TB, l *lab.Lab) string {
+func discoverIGD(t testing.TB, lan *lab.NS) string {
 	t.Helper()
 	var conn *net.UDPConn
-	l.LAN.Do(t, func() {
+	lan.Do(t, func() {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(lab.LANHost4)})
 		if err != nil {
 			t.Fatalf("bench: ssdp socket: %v", err)
@@ -124,11 +124,19 @@ type igdClient struct {
 
 func newIGDClient(t testing.TB, l *lab.Lab) *igdClient {
 	t.Helper()
+	return newIGDClientIn(t, l.LAN, "", lab.LANHost4)
+}
+
+// newIGDClientIn is an igdClient whose sockets live in ns, for the IGD
+// whose description is at loc ("": discovered from lan by SSDP), mapping
+// to the internal client host.
+func newIGDClientIn(t testing.TB, ns *lab.NS, loc, host string) *igdClient {
+	t.Helper()
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
 			var err error
-			l.LAN.Do(t, func() {
+			ns.Do(t, func() {
 				d := net.Dialer{Timeout: 5 * time.Second}
 				c, err = d.DialContext(ctx, network, addr)
 			})
@@ -141,8 +149,10 @@ func newIGDClient(t testing.TB, l *lab.Lab) *igdClient {
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	loc := discoverIGD(t, l)
-	return &igdClient{hc: hc, ctl: controlURL(t, hc, loc), host: lab.LANHost4}
+	if loc == "" {
+		loc = discoverIGD(t, ns)
+	}
+	return &igdClient{hc: hc, ctl: controlURL(t, hc, loc), host: host}
 }
 
 // call posts one SOAP action and returns the time from sending the

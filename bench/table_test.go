@@ -247,6 +247,19 @@ func table(t *testing.T, cfg config, mini, pg, nat run) *tableT {
 			strconv.Itoa(nat.cgnBefore), "n/a", "—")
 	}
 	tb.add("For scale: time the same CGN took to take mappings 11 to 1,000 one by one during the nat444 fill", cgnFill, "n/a", "—")
+	// Double NAT: an ISP box's UPnP IGD upstream (issue 15).
+	if len(nat.viaBox) > 0 || len(nat.box) > 0 {
+		for _, size := range boxSizes {
+			vs, vv := curveCell(nat.viaBox, size, false, 50)
+			bs, bv := curveCell(nat.box, size, false, 50)
+			over := "—"
+			if vv > 0 && bv > 0 {
+				over = fmt.Sprintf("pcpgw adds %s", ms(vv-bv))
+			}
+			tb.add(fmt.Sprintf("IGD AddPortMapping p50, %d live, through an ISP box's IGD (miniupnpd 2.3.9) | the box's own time for the same call; target: pcpgw adds < 1 ms: %s",
+				size, verdict(vv > 0 && bv > 0 && vv-bv < time.Millisecond)), vs, bs+" (the box, called directly)", over)
+		}
+	}
 	// Footprint.
 	tb.add("Resident memory (VmRSS), idle", mb(pg.rssIdle), mb(mini.rssIdle), ratio(float64(mini.rssIdle), float64(pg.rssIdle)))
 	miniBin := filepath.Join(lab.PeersDir(), "root/usr/sbin/miniupnpd")

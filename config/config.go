@@ -86,6 +86,10 @@ type Config struct {
 	// (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI (option
 	// lease_file). Default "": not written.
 	LeaseFile string
+	// DHCPLeases is dnsmasq's lease file, watched so that the mappings of
+	// a host whose lease ended are deleted (option dhcp_leases). Default
+	// /tmp/dhcp.leases; "": not watched.
+	DHCPLeases string
 	// AFTRName is the DS-Lite AFTR's name (option aftr_name; the DHCPv6
 	// hook may set it). Default "".
 	AFTRName string
@@ -151,6 +155,7 @@ func Default() Config {
 		WANResolvFile:  "/tmp/resolv.conf.d/resolv.conf.auto",
 		Mode:           "auto",
 		Upstream:       "auto",
+		DHCPLeases:     "/tmp/dhcp.leases",
 		StateDir:       "/var/lib/pcpgw",
 		Socket:         "/var/run/pcpgw.sock",
 		HTTPPort:       5000,

@@ -57,7 +57,7 @@ func flags(t *testing.T, args ...string) *Flags {
 func TestDefault(t *testing.T) {
 	c := Default()
 	want := Config{
-		PCPServersFile: "/var/run/pcpgw/pcp-servers", Mode: "auto", Upstream: "auto", StateDir: "/var/lib/pcpgw",
+		PCPServersFile: "/var/run/pcpgw/pcp-servers", Mode: "auto", Upstream: "auto", DHCPLeases: "/tmp/dhcp.leases", StateDir: "/var/lib/pcpgw",
 		Socket: "/var/run/pcpgw.sock", HTTPPort: 5000, UPnP: true, NATPMP: true, PCP: true,
 		IGDv1: true, IGDv2: true, IPv6Pinholes: true, IPv6Firewall: false, SecureMode: true,
 		LogLevel: slog.LevelInfo, Quota: 128, MinLifetime: 120 * time.Second, MaxLifetime: 86400 * time.Second,
@@ -92,7 +92,7 @@ func TestLoadFull(t *testing.T) {
 		PCPServers: []netip.AddrPort{
 			netip.MustParseAddrPort("192.0.2.1:5351"), netip.MustParseAddrPort("[2001:db8::1]:5352"),
 			netip.MustParseAddrPort("[2001:db8::2]:5351")},
-		PCPServersFile: "/tmp/pcpgw/servers", Mode: "nat444", Upstream: "auto", AFTRName: "aftr.example.net",
+		PCPServersFile: "/tmp/pcpgw/servers", Mode: "nat444", Upstream: "auto", DHCPLeases: "/tmp/dhcp.leases", AFTRName: "aftr.example.net",
 		StateDir: "/srv/pcpgw", Socket: "/run/pcpgw/ctl.sock", HTTPPort: 5555,
 		UPnP: false, IGDv1: false, IGDv2: true, NATPMP: false, PCP: true, IPv6Pinholes: false,
 		IPv6Firewall: true, SecureMode: false, Quota: 16, MinLifetime: time.Minute, MaxLifetime: time.Hour,

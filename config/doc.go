@@ -66,6 +66,7 @@
 //	| `min_lifetime` |  | 120 | Shortest lease granted to a LAN host, in seconds. |
 //	| `max_lifetime` |  | 86400 | Longest lease granted to a LAN host, in seconds. |
 //	| `lease_file` |  | none | Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page. |
+//	| `dhcp_leases` |  | /tmp/dhcp.leases | dnsmasq's lease file: when a LAN host's DHCP lease ends or is released, its mappings and pinholes are deleted (RFC 6970 §5.10); static forwards stay. '' turns it off (hosts with fixed addresses are never in the file and are left alone). |
 //	| `nft_table` |  | pcpgw | pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's. |
 //	| `log_level` | `--log-level` | info | debug, info, warn or error. |
 //	| `password_hash` |  | none: the page is read-only status | Hash of the password of the subscriber's page (argon2id, PHC string format), written by pcpgw passwd. Never printed by check-config. |

@@ -272,6 +272,14 @@ var settings = []setting{
 	secondsSetting("max_lifetime", "86400", "Longest lease granted to a LAN host, in seconds.", func(c *Config) *time.Duration { return &c.MaxLifetime }),
 	strSetting("lease_file", "", "none", "Also write the mappings to this file in miniupnpd's lease format (PROTO:eport:iaddr:iport:timestamp:desc) for LuCI's UPnP page.",
 		func(c *Config) *string { return &c.LeaseFile }, checkPath),
+	strSetting("dhcp_leases", "", "/tmp/dhcp.leases",
+		"dnsmasq's lease file: when a LAN host's DHCP lease ends or is released, its mappings and pinholes are deleted (RFC 6970 §5.10); static forwards stay. '' turns it off (hosts with fixed addresses are never in the file and are left alone).",
+		func(c *Config) *string { return &c.DHCPLeases }, func(v string) error {
+			if v == "" {
+				return nil
+			}
+			return checkPath(v)
+		}),
 	strSetting("nft_table", "", "pcpgw", "pcpgw's own nftables table (family inet); created at start, removed at exit. Never fw4's.",
 		func(c *Config) *string { return &c.Table }, checkTable),
 	{name: "log_level", flag: "log-level", def: "info", help: "debug, info, warn or error.",

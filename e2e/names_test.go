@@ -18,7 +18,7 @@ import (
 // NewInternalClient (REQUIREMENTS 33); pcpgw looks it up with the system's
 // resolver (cpe's resolv.conf names a DNS server on cpe's loopback, as
 // OpenWrt's dnsmasq) and maps to the address; a name that does not exist
-// is 402, and IGD:1 takes addresses only (402).
+// is 402; IGD:1 takes names too (as miniupnpd).
 func TestUPnPHostNames(t *testing.T) {
 	lab.RequireRoot(t)
 	l := lab.New(t, lab.Options{Local: true})
@@ -94,10 +94,11 @@ func TestUPnPHostNames(t *testing.T) {
 	if out := upnpc("-u", igd2, "-a", "nobody.lan", "8081", "18081", "TCP", "3600"); !strings.Contains(out, "402") {
 		t.Errorf("upnpc -a nobody.lan (IGD:2): want 402:\n%s", out)
 	}
-	if out := upnpc("-u", igd1, "-a", "lanhost.lan", "8082", "18082", "TCP", "3600"); !strings.Contains(out, "402") {
-		t.Errorf("upnpc -a lanhost.lan (IGD:1): want 402:\n%s", out)
+	// IGD:1 takes names too, as miniupnpd does (issue 17).
+	if out := upnpc("-u", igd1, "-a", "lanhost.lan", "8082", "18082", "TCP", "3600"); !strings.Contains(out, "is redirected to internal "+lab.LANHost4+":8082") {
+		t.Errorf("upnpc -a lanhost.lan (IGD:1):\n%s", out)
 	}
-	if list := p.CLI(t, "list"); strings.Contains(list, "18081") || strings.Contains(list, "18082") {
-		t.Errorf("a refused name was mapped:\n%s", list)
+	if list := p.CLI(t, "list"); strings.Contains(list, "18081") || !strings.Contains(list, "18082") {
+		t.Errorf("a refused name was mapped, or IGD:1's name was not:\n%s", list)
 	}
 }

@@ -61,6 +61,9 @@ func TestUpstreamNATPMPBox(t *testing.T) {
 	if st.Upstream.Address != lab.CGN4+":5351" || st.Upstream.KindConfig != "auto" {
 		t.Errorf("upstream %+v", st.Upstream)
 	}
+	if out := p.CLI(t, "list"); !strings.HasPrefix(out, "upstream: natpmp at "+lab.CGN4+":5351") {
+		t.Errorf("pcpgw list:\n%s", out)
+	}
 	serveLAN(t, l, 8091)
 	serveLAN(t, l, 8092)
 	out := natpmpcOut(t, l, "Mapped public port 18091", "-a", "18091", "8091", "tcp", "3600")
@@ -112,6 +115,89 @@ func TestUpstreamNATPMPBox(t *testing.T) {
 	}
 }
 
+// TestUpstreamUPnPBox: an ISP box in front of the router that speaks UPnP
+// IGD only (miniupnpd 2.3.9, IGD:2 and, in another run, IGD:1; NAT-PMP
+// and PCP off). pcpgw finds it by SSDP on the WAN link and says which box
+// it is; upnpc and natpmpc on the LAN map ports that the internet host
+// reaches through both NATs; a delete removes the mapping at both; the
+// box rebooted with an empty table gets every mapping back within 10 s;
+// its new external address reaches the LAN clients (NAT-PMP
+// announcement, GENA event, GetExternalIPAddress).
+func TestUpstreamUPnPBox(t *testing.T) {
+	lab.RequireRoot(t)
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IGD:2", true: "IGD:1"}[v1], func(t *testing.T) {
+			t.Parallel()
+			l := lab.New(t, lab.Options{})
+			m := l.StartMiniupnpd(t, lab.MiniupnpdOptions{Box: lab.Box{UPnP: true, NoPMP: true, IGDv1: v1}})
+			p := l.StartPcpgw(t)
+			waitUpstream(t, p, "upnp")
+			st := status(t, p)
+			if d := st.Upstream.Device; d == nil || d.FriendlyName != "ISP box" || d.Model != "LabBox" ||
+				!strings.HasPrefix(st.Upstream.Address, lab.CGN4+":") || st.Upstream.External != lab.CGNPublic4 {
+				t.Errorf("upstream %+v device %+v", st.Upstream, st.Upstream.Device)
+			}
+			if out := p.CLI(t, "status"); !strings.Contains(out, "upnp (auto): ISP box") {
+				t.Errorf("pcpgw status:\n%s", out)
+			}
+			if out := p.CLI(t, "list"); !strings.HasPrefix(out, "upstream: upnp, ISP box") {
+				t.Errorf("pcpgw list:\n%s", out)
+			}
+			serveLAN(t, l, 8091)
+			serveLAN(t, l, 8092)
+			out := upnpcOut(t, l, "-a", lab.LANHost4, "8092", "18092", "TCP", "3600")
+			if !strings.Contains(out, "external "+lab.CGNPublic4+":18092 TCP is redirected to internal "+lab.LANHost4+":8092") {
+				t.Fatalf("upnpc -a:\n%s", out)
+			}
+			if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18092), 10*time.Second) {
+				t.Fatalf("upnpc's mapping not reachable through both NATs\n%s", m.Ruleset(t))
+			}
+			out = natpmpcOut(t, l, "Mapped public port 18091", "-a", "18091", "8091", "tcp", "3600")
+			if !strings.Contains(out, "Mapped public port 18091 protocol TCP to local port 8091") {
+				t.Fatalf("natpmpc -a:\n%s", out)
+			}
+			if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18091), 10*time.Second) {
+				t.Fatalf("natpmpc's mapping not reachable through both NATs\n%s", m.Ruleset(t))
+			}
+			if n := m.DNATCount(t); n != 2 {
+				t.Errorf("the box holds %d DNATs, want 2\n%s", n, m.Ruleset(t))
+			}
+			upnpcOut(t, l, "-d", "18092", "TCP")
+			lab.Eventually(t, 5*time.Second, func() bool { return m.DNATCount(t) == 1 }, "the box still holds the deleted mapping\n%s", m.Ruleset(t))
+			if reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18092), 300*time.Millisecond) {
+				t.Error("reachable after the delete")
+			}
+
+			// The box reboots with an empty table and a new external address.
+			ann := listenAnnouncements(t, l)
+			events := gatherNOTIFY(t, l.LAN, netip.AddrPortFrom(lanHost, 8097))
+			lab.Eventually(t, 10*time.Second, func() bool { return subscribeIGD(t, l, "http://192.0.2.100:8097/cb") == 200 },
+				"SUBSCRIBE never accepted")
+			events.next(t) // the initial event
+			newPub := netip.MustParseAddr("203.0.113.3")
+			l.ISP.Run(t, "ip", "addr", "del", lab.CGNPublic4+"/24", "dev", l.ISPPubIf)
+			l.ISP.Run(t, "ip", "addr", "add", newPub.String()+"/24", "dev", l.ISPPubIf)
+			m.SetExtIP(t, newPub.String())
+			m.Restart(t, true)
+			start := time.Now()
+			if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(newPub, 18091), 10*time.Second) {
+				t.Fatalf("the mapping was not made again within 10 s of the box's reboot\n%s\n%+v", m.Ruleset(t), list(t, p))
+			}
+			t.Logf("reachable again %v after the box's reboot", time.Since(start).Round(time.Millisecond))
+			ann.waitFor(t, 15*time.Second, newPub)
+			for {
+				ev := events.next(t)
+				if strings.Contains(ev.body, "<ExternalIPAddress>"+newPub.String()+"</ExternalIPAddress>") {
+					break
+				}
+			}
+			if out := upnpcOut(t, l, "-s"); !strings.Contains(out, "ExternalIPAddress = "+newPub.String()) {
+				t.Errorf("upnpc -s after the change:\n%s", out)
+			}
+		})
+	}
+}
+
 // TestUpstreamNone: the provider's NAT does no port control at all.
 // pcpgw says so (status, advice), still makes the mappings on the router
 // with its WAN address as the external one (upnpc and natpmpc succeed),
@@ -147,6 +233,9 @@ func TestUpstreamNone(t *testing.T) {
 	if len(rows) != 2 || rows[0].Upstream != "none" || rows[0].External != lab.CPEWAN4+":18093" {
 		t.Errorf("list %+v", rows)
 	}
+	if out := p.CLI(t, "list"); !strings.HasPrefix(out, "upstream: none: nothing upstream forwards ports") {
+		t.Errorf("pcpgw list:\n%s", out)
+	}
 	ext := netip.AddrPortFrom(cgnPublic, 18093)
 	if reachable(t, l.Net, "tcp", ext, 300*time.Millisecond) {
 		t.Fatal("reachable without port forwarding at the provider")
@@ -170,6 +259,9 @@ func TestUpstreamDetection(t *testing.T) {
 	}{
 		{name: "CGN with PCP", box: &lab.Box{}, want: "pcp"},
 		{name: "box with NAT-PMP", box: &lab.Box{DropPCP: true}, want: "natpmp"},
+		{name: "box with UPnP IGD", box: &lab.Box{UPnP: true, NoPMP: true}, want: "upnp"},
+		{name: "box with UPnP IGD and NAT-PMP", box: &lab.Box{UPnP: true, DropPCP: true}, want: "natpmp"},
+		{name: "forced upnp at a box with everything", box: &lab.Box{UPnP: true}, args: []string{"--upstream", "upnp"}, want: "upnp"},
 		{name: "no port control", want: "none"},
 		{name: "forced natpmp at a PCP CGN", box: &lab.Box{}, args: []string{"--upstream", "natpmp"}, want: "natpmp"},
 		{name: "forced none at a PCP CGN", box: &lab.Box{}, args: []string{"--upstream", "none"}, want: "none"},
@@ -192,6 +284,11 @@ func TestUpstreamDetection(t *testing.T) {
 			natpmpMapTCP(t, l, 8095, 18095, 600)
 			if !reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18095), 10*time.Second) {
 				t.Fatalf("not reachable through %s", tt.want)
+			}
+			// Hairpin (issue 17.8, RFC 7648 §3.1): the LAN host reaches the
+			// service at the provider's address too, through the CPE.
+			if !reachable(t, l.LAN, "tcp", netip.AddrPortFrom(cgnPublic, 18095), 5*time.Second) {
+				t.Errorf("the LAN host does not reach %v:18095 (hairpin)", cgnPublic)
 			}
 		})
 	}

@@ -62,9 +62,12 @@ type Config struct {
 // family inet holding static rules and sets/maps whose elements are the
 // forwards and pinholes. The methods are safe for concurrent use.
 type NFT struct {
-	cfg  Config
-	mark uint32
-	log  *slog.Logger
+	cfg Config
+	// external is the upstream's external address, hairpinned beside
+	// cfg.WANAddr (SetExternalAddr).
+	external netip.Addr
+	mark     uint32
+	log      *slog.Logger
 
 	// waiting holds the Apply calls not yet sent (group commit: whoever
 	// holds mu sends those waiting in one netlink batch).
@@ -239,8 +242,8 @@ func (f *NFT) install() error {
 			return err
 		}
 	}
-	if a := f.cfg.WANAddr.Unmap(); a.Is4() {
-		if err := c.SetAddElements(f.sets.wan4, []nftables.SetElement{{Key: a.AsSlice()}}); err != nil {
+	if els := f.hairpinElements(); len(els) > 0 {
+		if err := c.SetAddElements(f.sets.wan4, els); err != nil {
 			return err
 		}
 	}
@@ -652,29 +655,61 @@ func (f *NFT) Packets(ctx context.Context, p Pinhole) (uint64, error) {
 // SetWANAddr replaces the CPE's WAN address used for hairpin NAT; the zero
 // Addr removes it (no hairpin).
 func (f *NFT) SetWANAddr(ctx context.Context, a netip.Addr) error {
+	return f.setHairpin(ctx, a, true)
+}
+
+// SetExternalAddr replaces the upstream's external address (the provider's,
+// the ISP box's) that is hairpinned too, so that a LAN host reaches a
+// mapped LAN service at the address the internet uses (RFC 7648 §3.1;
+// mappings whose upstream port is their WAN port, which pcpgw asks for);
+// the zero Addr removes it.
+func (f *NFT) SetExternalAddr(ctx context.Context, a netip.Addr) error {
+	return f.setHairpin(ctx, a, false)
+}
+
+func (f *NFT) setHairpin(ctx context.Context, a netip.Addr, wan bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	a = a.Unmap()
 	if a.IsValid() && !a.Is4() {
-		return fmt.Errorf("%w: WAN address %v is not IPv4", ErrInvalid, a)
+		return fmt.Errorf("%w: address %v is not IPv4", ErrInvalid, a)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
 	}
+	wanAddr, ext := f.cfg.WANAddr, f.external
+	if wan {
+		f.cfg.WANAddr = a
+	} else {
+		f.external = a
+	}
 	f.conn.FlushSet(f.sets.wan4)
-	if a.IsValid() {
-		if err := f.conn.SetAddElements(f.sets.wan4, []nftables.SetElement{{Key: a.AsSlice()}}); err != nil {
-			return fmt.Errorf("firewall: wan address: %w", err)
+	if els := f.hairpinElements(); len(els) > 0 {
+		if err := f.conn.SetAddElements(f.sets.wan4, els); err != nil {
+			f.cfg.WANAddr, f.external = wanAddr, ext
+			return fmt.Errorf("firewall: hairpin address: %w", err)
 		}
 	}
 	if err := f.flush(); err != nil {
-		return fmt.Errorf("firewall: wan address: %w", err)
+		f.cfg.WANAddr, f.external = wanAddr, ext
+		return fmt.Errorf("firewall: hairpin address: %w", err)
 	}
-	f.cfg.WANAddr = a
 	return nil
+}
+
+// hairpinElements are the addresses of set wan4: the WAN address and the
+// upstream's external one. Called with f.mu held (or before f is shared).
+func (f *NFT) hairpinElements() []nftables.SetElement {
+	var els []nftables.SetElement
+	for _, a := range []netip.Addr{f.cfg.WANAddr.Unmap(), f.external} {
+		if a.Is4() && (len(els) == 0 || netip.AddrFrom4([4]byte(els[0].Key)) != a) {
+			els = append(els, nftables.SetElement{Key: a.AsSlice()})
+		}
+	}
+	return els
 }
 
 func (f *NFT) closeNS() {

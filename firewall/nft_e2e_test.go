@@ -543,3 +543,28 @@ func TestAdoptIncompatible(t *testing.T) {
 		t.Errorf("fwd4 (-want +got):\n%s", diff)
 	}
 }
+
+// SetExternalAddr hairpins the upstream's external address beside the WAN
+// address (RFC 7648 §3.1): a LAN host reaches a mapped LAN service at the
+// address the internet uses.
+func TestSetExternalAddr(t *testing.T) {
+	l, fw := setup(t, false)
+	listen(t, l.LAN, "192.0.2.100:8080")
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
+	const ext = "203.0.113.99" // held by nobody: only hairpin NAT answers
+	wantReach(t, l.LAN, "tcp", ext+":18080", false)
+	if err := fw.SetExternalAddr(context.Background(), netip.MustParseAddr(ext)); err != nil {
+		t.Fatal(err)
+	}
+	wantReach(t, l.LAN, "tcp", ext+":18080", true)
+	wantReach(t, l.LAN, "tcp", lab.CPEWAN4+":18080", true) // the WAN address still
+	// A WAN address change keeps the external one.
+	if err := fw.SetWANAddr(context.Background(), netip.MustParseAddr("100.64.0.3")); err != nil {
+		t.Fatal(err)
+	}
+	wantReach(t, l.LAN, "tcp", ext+":18080", true)
+	if err := fw.SetExternalAddr(context.Background(), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	wantReach(t, l.LAN, "tcp", ext+":18080", false)
+}

@@ -303,7 +303,8 @@ func TestLifetimeExtremes(t *testing.T) {
 		if want := wantNATPMP(2, pcp.NATPMPSuccess, 0, 0, 0); !bytes.Equal(got, want) {
 			t.Errorf("reply % x, want % x", got, want)
 		}
-		want := mapping.Selector{Client: lo, Proto: mapping.TCP, Internal: netip.AddrPortFrom(lo, 0)}
+		// NAT-PMP deletes NAT-PMP's own mappings only (as miniupnpd).
+		want := mapping.Selector{Client: lo, Origin: mapping.OriginNATPMP, Proto: mapping.TCP, Internal: netip.AddrPortFrom(lo, 0)}
 		if got := core.lastDelete(t); got != want {
 			t.Errorf("core delete %+v, want %+v", got, want)
 		}

@@ -61,9 +61,11 @@ func raiseNoFile(t *testing.T, n uint64) {
 // 10, "1,000 slow HTTP connections held open"). LAN host lan opens 1,000
 // TCP connections to 192.0.2.1:5000 and feeds each a request that never
 // ends, one header line every 300 ms. pcpgw keeps at most MaxConns/4 (8)
-// of one host's connections (a per-host cap in internal/httpd; 503 and
-// close for the rest), so while that host holds its maximum:
-//   - its own new connections get 503 (it is at its cap);
+// of one host's connections (a per-host cap in internal/httpd: each new
+// one closes the host's oldest idle one), so while that host holds its
+// maximum:
+//   - its own new connection with a whole request is answered (issue 18:
+//     another program of that host is not locked out);
 //   - another LAN host's AddPortMapping (raw SOAP on a fresh connection)
 //     is answered 200 within 100 ms;
 //   - pcpgw's resident memory stays under 40 MB and grows by less than
@@ -161,7 +163,8 @@ func TestLabSlowHTTPConnections(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	time.Sleep(time.Second) // the refused ones are closed, the writer has seen it
 
-	// The attacker is at its cap: a new connection of its own gets 503.
+	// The attacker is at its cap: a new connection of its own with a
+	// whole request takes the place of one of its slow ones.
 	var own net.Conn
 	var err error
 	attacker.Do(t, func() { own, err = net.DialTimeout("tcp", target, 2*time.Second) })
@@ -172,8 +175,8 @@ func TestLabSlowHTTPConnections(t *testing.T) {
 	fmt.Fprintf(own, "GET /igd2.xml HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target)
 	line, _ := bufio.NewReader(own).ReadString('\n')
 	own.Close()
-	if !strings.HasPrefix(line, "HTTP/1.1 503 ") {
-		t.Errorf("the attacker's own new connection: %q, want 503 (at its per-host cap)", line)
+	if !strings.HasPrefix(line, "HTTP/1.1 200 ") {
+		t.Errorf("the attacker's own new connection: %q, want 200 (its host gives up a slow one)", line)
 	}
 
 	// Another host's AddPortMapping gets through, fast. Best of 5: the
@@ -207,7 +210,14 @@ func TestLabSlowHTTPConnections(t *testing.T) {
 	if rss-rssBefore > 8<<10 {
 		t.Errorf("pcpgw VmRSS grew by %d KiB under attack, bound 8 MB", rss-rssBefore)
 	}
-	if n > 16 {
-		t.Errorf("%d slow connections of one host still open, cap 8", n)
-	}
+	// With TCP_DEFER_ACCEPT the kernel holds connections that sent
+	// nothing, and each one pcpgw accepts from the host at its cap
+	// closes the host's oldest idle one: the host's connections go down
+	// to its cap as the writer meets the closed ones.
+	lab.Eventually(t, 15*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n = alive
+		return n <= 16
+	}, "more than 16 slow connections of one host still open, cap 8")
 }

@@ -77,3 +77,4 @@ func (nopFirewall) Sync(context.Context, []firewall.Forward, []firewall.Pinhole)
 }
 func (nopFirewall) Packets(context.Context, firewall.Pinhole) (uint64, error) { return 0, nil }
 func (nopFirewall) SetWANAddr(context.Context, netip.Addr) error              { return nil }
+func (nopFirewall) SetExternalAddr(context.Context, netip.Addr) error         { return nil }

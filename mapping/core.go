@@ -24,6 +24,9 @@ type Firewall interface {
 	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
 	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
 	SetWANAddr(ctx context.Context, a netip.Addr) error
+	// SetExternalAddr is the upstream's external address, hairpinned too
+	// (RFC 7648 §3.1).
+	SetExternalAddr(ctx context.Context, a netip.Addr) error
 }
 
 // Upstream is what the core needs of the NAT beyond the CPE: the
@@ -252,6 +255,11 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	if err := c.load(ctx); err != nil {
 		return nil, err
+	}
+	if c.upstreamLocked() && c.external.IsValid() {
+		if err := c.fw.SetExternalAddr(ctx, c.external); err != nil {
+			c.log.Warn("firewall: hairpin of the external address", "err", err)
+		}
 	}
 	return c, nil
 }
@@ -543,10 +551,20 @@ func (c *Core) setExternal(a netip.Addr) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.external == a || !c.upstreamLocked() {
+		c.mu.Unlock()
 		return
 	}
+	c.setExternalLocked(a)
+	c.mu.Unlock()
+	// A LAN host reaching a mapped service at the address the internet
+	// uses is hairpinned by the CPE (RFC 7648 §3.1).
+	if err := c.fw.SetExternalAddr(context.Background(), a); err != nil {
+		c.log.Warn("firewall: hairpin of the external address", "err", err)
+	}
+}
+
+func (c *Core) setExternalLocked(a netip.Addr) {
 	old := c.external
 	c.external = a
 	for _, e := range c.entries {

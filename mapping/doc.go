@@ -31,6 +31,17 @@
 // Config.Prefix64, else 64:ff9b::/96). Mapping.NAT64 marks it; it is no
 // pinhole, and its IPv4 external address is not the CPE's.
 //
+// Upstreams (issue 15): behind a provider NAT the core asks one Upstream
+// (package upstream: the provider's PCP server, a NAT-PMP gateway, an ISP
+// box's UPnP IGD, or none), in PCP's terms whatever it speaks. A request
+// that comes while the upstream is being detected waits for it (5 s).
+// With kind none the mapping is made on the CPE only and its external
+// address is the CPE's WAN address (it works where the box in front
+// exposes the CPE); the status says what to do. When another kind takes
+// over, every mapping is made again there (a fresh nonce, the same port
+// asked for); answers from the replaced upstream are not taken. The state
+// file records the kind the mappings were made at.
+//
 // Policy: secure mode (a host maps only to itself and deletes only its
 // own), perm_rule ACLs with miniupnpd's meaning (first match wins;
 // DefaultRules allow 1024-65535 for everyone), ports 5350/5351 and pcpgw's
@@ -47,6 +58,14 @@
 // Config.UpstreamTimeout for the provider (then CodeNetworkFailure, RFC
 // 6970 §5.1) while the upstream request goes on, and a mapping the provider
 // has not answered for is retried, at once when it is heard from again.
+// What was asked for exactly (IGD AddPortMapping, PCP PREFER_FAILURE,
+// static forwards) is asked for with PREFER_FAILURE on creation, renewal
+// and re-creation (RFC 6970 §5.10): it keeps its port or fails, never
+// moves. A renewal is answered from the table only while 3/4 of the asked
+// lifetime is left upstream (RFC 7648 §3). A mapping the upstream ends by
+// itself (§14.2) leaves the table and the kernel; NAT-PMP's delete-all
+// deletes what it may; a host whose DHCP lease ended loses its mappings
+// (RFC 6970 §5.10, by the daemon through Delete).
 //
 // Persistence: the table is written to StateDir/state.json atomically
 // (temporary file, fsync, rename), coalesced to at most one write every

@@ -82,6 +82,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
 	} else {
 		c.renewKernelLocked(e, now, &change)
+		c.refreshUpstreamLocked(e, r.Lifetime, now)
 	}
 	m := e.view(c.upKind)
 	var upReq upstream.MapRequest
@@ -119,6 +120,32 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		return m, nil
 	}
 	return c.await(ctx, e)
+}
+
+// refreshUpstreamLocked applies RFC 7648 §3 to a renewal asking for
+// lifetime: when less than 3/4 of it is left at the upstream, the
+// upstream is asked now and the answer waits for it (await, bounded by
+// Config.UpstreamTimeout), so that the lifetime the LAN client is told
+// is backed by the upstream's own.
+func (c *Core) refreshUpstreamLocked(e *entry, lifetime time.Duration, now time.Time) {
+	if lifetime <= 0 || e.Upstream != UpstreamOK || !c.upstreamLocked() || e.IsPinhole() {
+		return
+	}
+	if left := e.upAt.Add(e.upLife).Sub(now); left >= lifetime/4*3 {
+		return
+	}
+	if e.ready == nil {
+		e.ready = make(chan struct{})
+	}
+	select {
+	case <-e.ready:
+		e.ready = make(chan struct{}) // the answer to wait for
+	default: // a request in flight: its answer
+	}
+	if !e.busy {
+		e.renewAt = now
+		c.startRenewLocked(e)
+	}
 }
 
 // awaitKind waits, for a request that may go upstream, until the upstream
@@ -196,10 +223,7 @@ func (c *Core) validate(r *Request) error {
 	if r.RemoteHost.IsValid() && r.RemoteHost.Is4() != ia.Is4() {
 		return &Error{Code: CodeInvalid, Msg: "remote host of another address family"}
 	}
-	if r.Lifetime > 0 {
-		pol := c.policy()
-		r.Lifetime = min(max(r.Lifetime, pol.MinLifetime), pol.MaxLifetime)
-	}
+	r.Lifetime = c.clampLease(r.Origin, r.Lifetime)
 	r.Description = SanitizeDescription(r.Description)
 	if c.policy().SecureMode && ia != r.Client && r.Origin != OriginStatic {
 		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
@@ -208,6 +232,24 @@ func (c *Core) validate(r *Request) error {
 		return &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
 	}
 	return nil
+}
+
+// maxUPnPLease is the longest UPnP lease (WANIPConnection:2's 604800 s).
+const maxUPnPLease = 604800 * time.Second
+
+// clampLease bounds a lease that has an end: NAT-PMP's and PCP's to
+// min_lifetime-max_lifetime (as miniupnpd's options do), UPnP's to 1 s -
+// 604800 s, the range the IGD specification gives (miniupnpd keeps those
+// as asked: an IGD:2 client asking for a week gets a week).
+func (c *Core) clampLease(o Origin, l time.Duration) time.Duration {
+	if l <= 0 {
+		return l
+	}
+	if o == OriginUPnP {
+		return min(max(l, time.Second), maxUPnPLease)
+	}
+	pol := c.policy()
+	return min(max(l, pol.MinLifetime), pol.MaxLifetime)
 }
 
 // planLocked finds the entry r renews, or makes a new one. old, when not
@@ -221,7 +263,9 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			switch {
 			case x.Origin == OriginStatic && r.Origin != OriginStatic:
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is a static forward"}
-			case x.Client != r.Client:
+			case x.Client != r.Client && (c.policy().SecureMode || x.Internal != r.Internal):
+				// With secure mode off a host may renew a mapping that
+				// leads where its request does (as miniupnpd lets it).
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is mapped for another host"}
 			case x.Internal == r.Internal:
 				return c.renewLocked(x, r, now), nil, false, nil
@@ -545,24 +589,35 @@ func (c *Core) apply(ctx context.Context, ch firewall.Change) error {
 
 // Delete removes what s selects and returns how many mappings it removed
 // (0 and nil when nothing matched). With secure mode a host may delete only
-// its own mappings; static forwards are not deleted from the LAN.
+// its own mappings; static forwards are not deleted from the LAN. A
+// selector for one mapping fails when that may not be deleted; a wildcard
+// (internal port 0, no ID or external port) deletes what it may.
 func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 	s.Client = s.Client.Unmap()
 	s.Internal = netip.AddrPortFrom(s.Internal.Addr().Unmap(), s.Internal.Port())
+	// A wildcard (no ID, no external port, internal port 0: NAT-PMP's
+	// "delete all", RFC 6886 §3.4) deletes what it may and leaves the
+	// rest; a delete of one mapping that may not be deleted fails.
+	wildcard := s.ID == 0 && s.External == 0 && s.Internal.Port() == 0
 	c.mu.Lock()
-	es := c.selectLocked(s)
-	for _, e := range es {
-		if e.Origin == OriginStatic && s.Origin != OriginStatic {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+	all := c.selectLocked(s)
+	es := all[:0:0]
+	for _, e := range all {
+		var err error
+		switch {
+		case e.Origin == OriginStatic && s.Origin != OriginStatic:
+			err = &Error{Code: CodeNotAuthorized, Msg: "a static forward is changed in the configuration"}
+		case c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client:
+			err = &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
+		case s.Nonce != nil && e.Nonce != *s.Nonce:
+			err = &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 		}
-		if c.policy().SecureMode && s.Client.IsValid() && e.Client != s.Client {
+		switch {
+		case err == nil:
+			es = append(es, e)
+		case !wildcard:
 			c.mu.Unlock()
-			return 0, &Error{Code: CodeNotAuthorized, Msg: "secure mode: the mapping belongs to another host"}
-		}
-		if s.Nonce != nil && e.Nonce != *s.Nonce {
-			c.mu.Unlock()
-			return 0, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
+			return 0, err
 		}
 	}
 	var change firewall.Change
@@ -586,10 +641,6 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 	if lifetime < 0 {
 		return Mapping{}, &Error{Code: CodeInvalid, Msg: "negative lifetime"}
 	}
-	if lifetime > 0 {
-		pol := c.policy()
-		lifetime = min(max(lifetime, pol.MinLifetime), pol.MaxLifetime)
-	}
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.entries[id]
@@ -597,6 +648,7 @@ func (c *Core) Renew(ctx context.Context, client netip.Addr, id uint32, lifetime
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotFound, Msg: "no such mapping"}
 	}
+	lifetime = c.clampLease(e.Origin, lifetime)
 	if c.policy().SecureMode && e.Client != client || e.Origin == OriginStatic {
 		c.mu.Unlock()
 		return Mapping{}, &Error{Code: CodeNotAuthorized, Msg: "the mapping belongs to another host"}
@@ -666,7 +718,12 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 	if e.NAT64 {
 		nat64Request(e, &r)
 	}
-	r.PreferFailure = e.Origin == OriginUPnP && e.upAt.IsZero() && e.exact || e.Origin == OriginStatic
+	// PREFER_FAILURE for what was asked for exactly (IGD AddPortMapping,
+	// a LAN PCP client's PREFER_FAILURE, RFC 6887 §13.2, a static
+	// forward), when it is made and when it is renewed or re-created
+	// after the upstream lost its state (RFC 6970 §5.10): it keeps its
+	// port or fails, and is never moved behind its client's back.
+	r.PreferFailure = e.exact || e.Origin == OriginStatic
 	if e.RemoteHost.IsValid() {
 		bits := 32
 		if e.RemoteHost.Is6() {

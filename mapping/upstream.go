@@ -303,8 +303,47 @@ func (c *Core) handleUpstreamEvent(ev upstream.Event) {
 	case upstream.EventKindChanged:
 		c.mu.Lock()
 		c.setKindLocked(ev.Upstream)
+		onCPE := !c.upstreamLocked()
 		c.mu.Unlock()
+		if onCPE {
+			// No upstream address to hairpin any more (the WAN's is).
+			c.fw.SetExternalAddr(context.Background(), netip.Addr{})
+		}
+	case upstream.EventWithdrawn:
+		if ev.Mapping != nil && ev.Request != nil {
+			c.withdrawn(*ev.Request, *ev.Mapping, ev.Err)
+		}
 	}
+}
+
+// withdrawn forgets a mapping the upstream ended by itself (RFC 6887
+// §14.2): it leaves the table and the kernel, so that no LAN client is
+// told it still exists; a static forward stays, failing, and is asked for
+// again after the error's lifetime.
+func (c *Core) withdrawn(req upstream.MapRequest, res upstream.MapResult, uerr *upstream.Error) {
+	now := time.Now()
+	var change firewall.Change
+	c.mu.Lock()
+	for _, e := range c.entries {
+		if uint8(e.Proto) != req.Protocol || e.IsPinhole() || Nonce(res.Nonce) != e.nonce || e.Upstream == UpstreamNone {
+			continue
+		}
+		var err error = errors.New("the upstream ended the mapping")
+		if uerr != nil {
+			err = uerr
+		}
+		c.log.Info("upstream withdrew a mapping", "proto", e.Proto, "internal", e.Internal, "external", e.External, "err", err)
+		if e.Origin == OriginStatic {
+			e.upErr, e.Upstream, e.upAt = err, UpstreamFailing, time.Time{}
+			e.renewAt = now.Add(retryWait(err, err, now))
+			c.pushLocked(e)
+			c.dirtyLocked()
+			continue
+		}
+		c.removeLocked(e, &change)
+	}
+	c.mu.Unlock()
+	c.apply(context.Background(), change)
 }
 
 // upstreamLocked reports whether mappings are made upstream: behind a

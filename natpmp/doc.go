@@ -49,7 +49,8 @@
 // again returns the existing mapping, renewed by the core. Lifetime 0
 // deletes, and internal port 0 with lifetime 0 deletes all of that client's
 // mappings of that protocol (the suggested port is ignored, §3.4); deleting
-// nothing succeeds. Lifetimes are clamped to [MinLifetime, MaxLifetime] and
+// nothing succeeds. As in miniupnpd, a delete removes NAT-PMP mappings
+// only: the host's UPnP and PCP mappings of the same port stay. Lifetimes are clamped to [MinLifetime, MaxLifetime] and
 // the answer carries the lease the core reports. Errors translate with
 // mapping.NATPMPResult. Unsupported opcodes get the 8-octet header with
 // result 5. NAT-PMP mapping requests over IPv6 get result 2 (NAT-PMP maps
@@ -78,7 +79,14 @@
 //     the core deletes upstream too and checks the nonce (§11.3,
 //     NOT_AUTHORIZED with the existing mapping's lifetime); deleting
 //     nothing succeeds (§15.1), with the request's suggested external
-//     address and port copied back.
+//     address and port copied back. Internal port 0 (the all-ports
+//     mapping of §15.1, which pcpgw never makes) deletes, as in
+//     miniupnpd, the requester's PCP mappings of that protocol made with
+//     the nonce; when only mappings of other nonces are there it is
+//     NOT_AUTHORIZED.
+//   - PREFER_FAILURE with a suggested external address other than the
+//     external address is CANNOT_PROVIDE_EXTERNAL (§13.2); without it the
+//     suggestion is only a hint.
 //   - All-protocol and all-port MAP requests (and protocols other than TCP
 //     and UDP) get UNSUPP_PROTOCOL.
 //   - FILTER: the core keeps one remote host and port per mapping. A FILTER
@@ -140,4 +148,99 @@
 // RFC 6886 §3.8 says a gateway with NAT disabled must not answer NAT-PMP.
 // pcpgw answers anyway in DS-Lite mode: it speaks for the provider's NAT,
 // and the external address it reports is the provider's real one.
+//
+// # Differences from miniupnpd
+//
+// Many NAT-PMP and PCP clients were only tested against miniupnpd. The
+// differential test tolerance.TestDifferential (run in CI; see the
+// package doc of upnpigd for the method) also sends NAT-PMP and PCP
+// requests to miniupnpd 2.3.9 and to pcpgw: lifetimes and ports at their
+// edges, lengths, versions, opcodes, options, renewals, and deletes in
+// unusual forms. The answers read "opN rR ext=PORT LLIFETIME" (NAT-PMP)
+// and "vV OPCODE RESULT LLIFETIME ext=ADDR:PORT" (PCP; the external
+// address and port of a delete's answer are not compared), "silent" for
+// no answer; the table effect as in upnpigd (miniupnpd's own descriptions
+// of NAT-PMP and PCP mappings read as empty). Every outcome that still
+// differs is a row of the table below, which the test keeps true; the
+// last column says why it is kept:
+//
+//   - security: max_lifetime: NAT-PMP lifetimes are at most max_lifetime
+//     (86400 s), which bounds how long a mapping outlives its host;
+//     miniupnpd grants any (2^31 s and more wrap its clock).
+//   - security: own ports: the NAT-PMP/PCP ports and pcpgw's HTTP port
+//     are never mapped; miniupnpd maps its own.
+//   - security: FILTER: a FILTER is applied (one remote host) or, when
+//     the core cannot enforce it as asked (a network, several hosts),
+//     refused with UNSUPP_OPTION (RFC 6887 §13.3); miniupnpd ignores
+//     FILTER: the mapping is open to every host.
+//   - security: amplification: a PCP request shorter than its header is
+//     malformed: no answer (counted); miniupnpd answers it.
+//   - both refuse: only the result code differs.
+//   - lenient: pcpgw takes what miniupnpd refuses: a delete of nothing is
+//     SUCCESS (RFC 6887 §15.1: retransmissions; miniupnpd NO_RESOURCES),
+//     DESCRIPTION is taken (miniupnpd 2.3.9: MALFORMED_OPTION), a NAT-PMP
+//     lifetime below min_lifetime is raised to it (clients renew by the
+//     lifetime answered; miniupnpd grants a mapping of one second).
+//   - rfc: existing mapping: a request for an internal port that has a
+//     mapping, with another suggested port, returns that mapping (RFC 6886
+//     §3.3, RFC 6887 §11.3); miniupnpd makes a second one.
+//   - rfc: delete all: a NAT-PMP delete of internal port 0 removes the
+//     client's mappings of the opcode's protocol (RFC 6886 §3.4);
+//     miniupnpd removes both protocols'.
+//   - rfc: PREFER_FAILURE: with PREFER_FAILURE a port held by another host
+//     is CANNOT_PROVIDE_EXTERNAL (RFC 6887 §13.2); miniupnpd hands out
+//     another port.
+//   - rfc: ANNOUNCE: the ANNOUNCE answer's lifetime is 0 (RFC 6887
+//     §14.1); miniupnpd copies the request's.
+//   - core: protocols: the core maps TCP and UDP only (UNSUPP_PROTOCOL);
+//     miniupnpd maps ICMP and SCTP too.
+//   - core: origin: a host's UPnP mapping of the same internal port is
+//     another mapping in the core, so NAT-PMP and PCP make their own;
+//     miniupnpd turns the UPnP mapping into theirs.
+//   - core: PEER: the core makes no outbound mappings: PEER is answered
+//     from the requester's MAP mapping of the port, or NO_RESOURCES;
+//     miniupnpd creates a PEER mapping.
+//
+// The rows, by reason:
+//
+//	case | miniupnpd | pcpgw | why
+//	natpmp map lifetime 2147483648 | op130 r0 ext=28080 L2147483648 | op130 r0 ext=28080 L86400 | security: max_lifetime
+//	natpmp map lifetime 4294967295 | op130 r0 ext=28080 L4294967295 | op130 r0 ext=28080 L86400 | security: max_lifetime
+//	natpmp map lifetime 86401 | op130 r0 ext=28080 L86401 +TCP/28080>self:8080 L86400 | op130 r0 ext=28080 L86400 +TCP/28080>self:8080 L86400 | security: max_lifetime
+//	natpmp map suggested port 5000 | op130 r0 ext=5000 L3600 +TCP/5000>self:8080 L3600 | op130 r0 ext=* L3600 +TCP/*>self:8080 L3600 | security: own ports
+//	natpmp map suggested port 5351 UDP | op129 r0 ext=5351 L3600 +UDP/5351>self:8080 L3600 | op129 r0 ext=* L3600 +UDP/*>self:8080 L3600 | security: own ports
+//	pcp map FILTER a /24 | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 L3600 | v2 MAP UNSUPP_OPTION | security: FILTER
+//	pcp map FILTER one host | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 rh=203.0.113.50 L3600 | security: FILTER
+//	pcp map FILTER one host and port | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 rh=203.0.113.50 L3600 | security: FILTER
+//	pcp map FILTER two hosts | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 L3600 | v2 MAP UNSUPP_OPTION | security: FILTER
+//	pcp map 20 octets | op128 r3 | silent | security: amplification
+//	natpmp version 1 | op128 r3 | v2 PEER UNSUPP_VERSION | both refuse
+//	natpmp version 3 | op128 r3 | v2 PEER UNSUPP_VERSION | both refuse
+//	pcp map internal and suggested port 0 | v2 MAP MALFORMED_REQUEST | v2 MAP UNSUPP_PROTOCOL | both refuse
+//	pcp map internal port 0 | v2 MAP NOT_AUTHORIZED | v2 MAP UNSUPP_PROTOCOL | both refuse
+//	pcp map length not a multiple of 4 | op128 r3 | v2 MAP MALFORMED_REQUEST | both refuse
+//	pcp map protocol 0 | v2 MAP MALFORMED_REQUEST | v2 MAP UNSUPP_PROTOCOL | both refuse
+//	pcp map version 1 | v1 MAP UNSUPP_OPTION | v2 MAP UNSUPP_VERSION | both refuse
+//	natpmp map lifetime 1 | op130 r0 ext=28080 L1 | op130 r0 ext=28080 L120 | lenient
+//	natpmp map lifetime 119 | op130 r0 ext=28080 L119 +TCP/28080>self:8080 L120 | op130 r0 ext=28080 L120 +TCP/28080>self:8080 L120 | lenient
+//	natpmp map lifetime 60 | op130 r0 ext=28080 L60 +TCP/28080>self:8080 L60 | op130 r0 ext=28080 L120 +TCP/28080>self:8080 L120 | lenient
+//	pcp delete nothing there | v2 MAP NO_RESOURCES | v2 MAP SUCCESS L0 | lenient
+//	pcp delete protocol 0 (all) | v2 MAP NO_RESOURCES | v2 MAP SUCCESS L0 | lenient
+//	pcp delete the other host's internal port | v2 MAP NO_RESOURCES | v2 MAP SUCCESS L0 | lenient
+//	pcp delete the other host's internal port (secure_mode=no) | v2 MAP NO_RESOURCES | v2 MAP SUCCESS L0 | lenient
+//	pcp map DESCRIPTION | v2 MAP MALFORMED_OPTION | v2 MAP SUCCESS L3600 ext=ext:28080 +TCP/28080>self:8080 "tol" L3600 | lenient
+//	natpmp map again, other suggested port | op130 r0 ext=28081 L3600 +TCP/28081>self:8080 L3600 | op130 r0 ext=28080 L3600 | rfc: existing mapping
+//	natpmp map again, suggested port 0 | op130 r0 ext=8080 L3600 +TCP/8080>self:8080 L3600 | op130 r0 ext=28080 L3600 | rfc: existing mapping
+//	pcp map again, other suggested port | v2 MAP SUCCESS L3600 ext=ext:28081 +TCP/28081>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:28080 | rfc: existing mapping
+//	natpmp delete all TCP | op130 r0 ext=* L0 -TCP/28080>self:8080 L3600 -TCP/28081>self:8081 L3600 -UDP/28080>self:8080 L3600 | op130 r0 ext=* L0 -TCP/28080>self:8080 L3600 -TCP/28081>self:8081 L3600 | rfc: delete all
+//	natpmp delete all UDP | op129 r0 ext=* L0 -TCP/28080>self:8080 L3600 -UDP/28080>self:8080 L3600 | op129 r0 ext=* L0 -UDP/28080>self:8080 L3600 | rfc: delete all
+//	pcp map port held by the other host, PREFER_FAILURE | v2 MAP SUCCESS L3600 ext=ext:* +TCP/*>self:8080 L3600 | v2 MAP CANNOT_PROVIDE_EXTERNAL | rfc: PREFER_FAILURE
+//	pcp map port held by the other host, PREFER_FAILURE (secure_mode=no) | v2 MAP SUCCESS L3600 ext=ext:* +TCP/*>self:8080 L3600 | v2 MAP CANNOT_PROVIDE_EXTERNAL | rfc: PREFER_FAILURE
+//	pcp announce with a lifetime | v2 ANNOUNCE SUCCESS L3600 | v2 ANNOUNCE SUCCESS L0 | rfc: ANNOUNCE
+//	pcp map ICMP | v2 MAP SUCCESS L3600 ext=ext:28080 +UDP/*>self:8080 L0 | v2 MAP UNSUPP_PROTOCOL | core: protocols
+//	pcp map SCTP | v2 MAP SUCCESS L3600 ext=ext:28080 +UDP/*>self:8080 L0 | v2 MAP UNSUPP_PROTOCOL | core: protocols
+//	natpmp map over own UPnP mapping of the internal port | op130 r0 ext=28080 L3600 ~TCP/28080>self:8080 L3600 | op130 r0 ext=* L3600 +TCP/*>self:8080 L3600 | core: origin
+//	pcp map over own UPnP mapping | v2 MAP SUCCESS L3600 ext=ext:28080 ~TCP/28080>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:* +TCP/*>self:8080 L3600 | core: origin
+//	pcp peer with a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER SUCCESS L3600 ext=ext:28080 | core: PEER
+//	pcp peer without a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER NO_RESOURCES | core: PEER
 package natpmp

@@ -159,6 +159,12 @@ func (f *fakeCore) match(m mapping.Mapping, s mapping.Selector) bool {
 	if s.Client.IsValid() && m.Client != s.Client {
 		return false
 	}
+	if s.Origin != 0 && m.Origin != s.Origin {
+		return false
+	}
+	if s.ID != 0 && m.ID != s.ID {
+		return false
+	}
 	if s.Proto != 0 && m.Proto != s.Proto {
 		return false
 	}

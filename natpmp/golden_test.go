@@ -3,6 +3,7 @@ package natpmp
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -230,10 +231,10 @@ func TestNATPMPGolden(t *testing.T) {
 		{name: "delete all udp of the client", setup: func(f *fakeCore) {
 			tcp8080(f)
 			for _, p := range []uint16{8080, 9090} {
-				mapOf(f, mapping.Request{Client: lanHost.Addr(), Proto: mapping.UDP, Internal: netip.AddrPortFrom(lanHost.Addr(), p), Lifetime: time.Hour})
+				mapOf(f, mapping.Request{Origin: mapping.OriginNATPMP, Client: lanHost.Addr(), Proto: mapping.UDP, Internal: netip.AddrPortFrom(lanHost.Addr(), p), Lifetime: time.Hour})
 			}
 			other := netip.MustParseAddr("192.0.2.101")
-			mapOf(f, mapping.Request{Client: other, Proto: mapping.UDP, Internal: netip.AddrPortFrom(other, 7000), Lifetime: time.Hour})
+			mapOf(f, mapping.Request{Origin: mapping.OriginNATPMP, Client: other, Proto: mapping.UDP, Internal: netip.AddrPortFrom(other, 7000), Lifetime: time.Hour})
 		}, req: "0001 0000 0000 0000 00000000", want: "0081 0000" + epochHex + "0000 0000 00000000",
 			check: func(t *testing.T, f *fakeCore) {
 				for _, m := range f.snapshot() {
@@ -242,6 +243,22 @@ func TestNATPMPGolden(t *testing.T) {
 					}
 				}
 				wantMaps(2)(t, f)
+			}},
+		// As miniupnpd: a NAT-PMP delete removes NAT-PMP mappings only,
+		// not the host's UPnP (or PCP) mapping of the same port.
+		{name: "delete leaves a UPnP mapping of the port", setup: func(f *fakeCore) {
+			mapOf(f, mapping.Request{Origin: mapping.OriginUPnP, Client: lanHost.Addr(), Proto: mapping.TCP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 8080), ExternalPort: 8080, Lifetime: time.Hour})
+		}, req: "0002 0000 1f90 0000 00000000", want: "0082 0000" + epochHex + "1f90 0000 00000000", check: wantMaps(1)},
+		{name: "delete all leaves UPnP mappings", setup: func(f *fakeCore) {
+			tcp8080(f)
+			mapOf(f, mapping.Request{Origin: mapping.OriginUPnP, Client: lanHost.Addr(), Proto: mapping.TCP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 9090), ExternalPort: 9090, Lifetime: time.Hour})
+		}, req: "0002 0000 0000 0000 00000000", want: "0082 0000" + epochHex + "0000 0000 00000000",
+			check: func(t *testing.T, f *fakeCore) {
+				if ms := f.snapshot(); len(ms) != 1 || ms[0].Origin != mapping.OriginUPnP {
+					t.Errorf("left %+v, want the UPnP mapping", ms)
+				}
 			}},
 		{name: "refused is 2", setup: func(f *fakeCore) { f.mapErr = errNotAuth },
 			req: "0002 0000 1f90 1f90 00000e10", want: "0082 0002" + epochHex + "1f90 0000 00000000"},
@@ -426,6 +443,41 @@ func TestPCPGolden(t *testing.T) {
 		}, req: mapReq("00000000", hostV4, "06", "1f90", "0000", anyV4), wantFn: errFn(pcp.NotAuthorized, 3600), check: wantMaps(1)},
 		{name: "delete all-ports succeeds", req: mapReq("00000000", hostV4, "06", "0000", "0000", anyV4),
 			want: mapResp("00000000", "06", "0000", "0000", anyV4)},
+		// As miniupnpd: an all-ports delete removes the requester's PCP
+		// mappings of the protocol made with the nonce.
+		{name: "delete all-ports deletes the nonce's mappings", setup: func(f *fakeCore) {
+			for _, p := range []uint16{8080, 9090} {
+				mapOf(f, mapping.Request{Origin: mapping.OriginPCP, Client: lanHost.Addr(), Proto: mapping.TCP,
+					Internal: netip.AddrPortFrom(lanHost.Addr(), p), Lifetime: time.Hour, Nonce: testNonce})
+			}
+			mapOf(f, mapping.Request{Origin: mapping.OriginPCP, Client: lanHost.Addr(), Proto: mapping.UDP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 8080), Lifetime: time.Hour, Nonce: testNonce})
+			mapOf(f, mapping.Request{Origin: mapping.OriginPCP, Client: lanHost.Addr(), Proto: mapping.TCP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 7070), Lifetime: time.Hour})
+			mapOf(f, mapping.Request{Origin: mapping.OriginUPnP, Client: lanHost.Addr(), Proto: mapping.TCP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 6060), Lifetime: time.Hour})
+		}, req: mapReq("00000000", hostV4, "06", "0000", "0000", anyV4),
+			want: mapResp("00000000", "06", "0000", "0000", anyV4),
+			check: func(t *testing.T, f *fakeCore) {
+				var left []uint16
+				for _, m := range f.snapshot() {
+					left = append(left, m.Internal.Port())
+				}
+				if fmt.Sprint(left) != "[8080 7070 6060]" {
+					t.Errorf("internal ports left %v, want the UDP one, the other nonce's and the UPnP one", left)
+				}
+			}},
+		{name: "delete all-ports of other nonces only is NOT_AUTHORIZED", setup: func(f *fakeCore) {
+			mapOf(f, mapping.Request{Origin: mapping.OriginPCP, Client: lanHost.Addr(), Proto: mapping.TCP,
+				Internal: netip.AddrPortFrom(lanHost.Addr(), 7070), Lifetime: time.Hour})
+		}, req: mapReq("00000000", hostV4, "06", "0000", "0000", anyV4), wantFn: errFn(pcp.NotAuthorized, 1800), check: wantMaps(1)},
+		{name: "prefer failure with another suggested address is CANNOT_PROVIDE_EXTERNAL",
+			req:    mapReq(life, hostV4, "06", "1f90", "1f90", otherV4, optPreferFailure),
+			wantFn: errFn(pcp.CannotProvideExternal, 30), check: wantMaps(0)},
+		{name: "prefer failure with the external address maps", req: mapReq(life, hostV4, "06", "1f90", "1f90", extV4, optPreferFailure),
+			want: mapResp(life, "06", "1f90", "1f90", extV4, optPreferFailure)},
+		{name: "another suggested address without prefer failure maps", req: mapReq(life, hostV4, "06", "1f90", "1f90", otherV4),
+			want: okResp},
 		{name: "ipv6 pinhole", src: lanHost6, dst: cpeLAN6,
 			req:  mapReq(life, hostV6, "06", "1f90", "0000", anyV6),
 			want: mapResp(life, "06", "1f90", "1f90", hostV6)},

@@ -84,9 +84,12 @@ func (s *Server) natpmpMap(ctx context.Context, client netip.Addr, req pcp.NATPM
 	if req.Lifetime == 0 {
 		// Delete; internal port 0 deletes all of the client's mappings of
 		// this protocol, and the suggested external port is ignored
-		// (RFC 6886 §3.4). Nothing to delete is a success.
+		// (RFC 6886 §3.4). Nothing to delete is a success. Only NAT-PMP
+		// mappings are deleted, as in miniupnpd: a host's UPnP or PCP
+		// mappings of the same port are not NAT-PMP's to remove.
 		_, err := s.cfg.Core.Delete(cctx, mapping.Selector{
 			Client:   client,
+			Origin:   mapping.OriginNATPMP,
 			Proto:    proto,
 			Internal: netip.AddrPortFrom(client, req.InternalPort),
 		})

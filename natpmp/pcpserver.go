@@ -147,7 +147,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		host = opts.thirdParty
 	}
 	internal := netip.AddrPortFrom(host, m.InternalPort)
-	answer := func(external netip.AddrPort, lifetime uint32, extra ...pcp.Option) []byte {
+	answerWith := func(external netip.AddrPort, lifetime uint32, extra ...pcp.Option) []byte {
 		r := pcp.Response{
 			Version: pcp.Version, Opcode: pcp.OpMap, Result: pcp.Success,
 			Lifetime: lifetime, Epoch: s.cfg.Core.Epoch(now),
@@ -159,6 +159,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		}
 		return r.AppendMarshal(make([]byte, 0, pcp.HeaderSize+pcp.MapSize+len(b)))
 	}
+	answer := func(external netip.AddrPort, lifetime uint32) []byte { return answerWith(external, lifetime) }
 	proto := mapping.Proto(m.Protocol)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
 	defer cancel()
@@ -168,12 +169,20 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		}
 		// The suggested external address and port are copied back (§15.1).
 		echo := netip.AddrPortFrom(m.ExternalAddr, m.ExternalPort)
-		if m.InternalPort == 0 || (proto != mapping.TCP && proto != mapping.UDP) {
-			// Wildcard, all-protocol or other-protocol mappings are never
-			// made here: deleting one that does not exist succeeds.
+		if proto != mapping.TCP && proto != mapping.UDP {
+			// All-protocol or other-protocol mappings are never made
+			// here: deleting one that does not exist succeeds.
 			return answer(echo, 0)
 		}
 		nonce := mapping.Nonce(m.Nonce)
+		if m.InternalPort == 0 {
+			// §15.1: the all-ports mapping, which pcpgw never makes. As
+			// miniupnpd, whose clients send it to delete their mappings,
+			// this deletes the requester's PCP mappings of the protocol
+			// made with this nonce; only mappings of other nonces there
+			// is NOT_AUTHORIZED.
+			return s.pcpDeleteAll(cctx, client, host, proto, nonce, echo, fail, answer)
+		}
 		_, err := s.cfg.Core.Delete(cctx, mapping.Selector{
 			Client:   client,
 			Proto:    proto,
@@ -218,6 +227,13 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		// address, RFC 6887 §11.1): the provider's NAT64's (RFC 7225).
 		suggested = a
 	}
+	if opts.exact && suggested.IsValid() {
+		// PREFER_FAILURE (§13.2): the suggested external address or
+		// nothing. The core gives the address it has.
+		if ext, err := s.cfg.Core.ExternalAddr(cctx); err == nil && ext.IsValid() && ext.Unmap() != suggested.Unmap() {
+			return fail(pcp.CannotProvideExternal, errLifetime(pcp.CannotProvideExternal))
+		}
+	}
 	want := s.clampLifetime(req.Lifetime)
 	got, err := s.cfg.Core.Map(cctx, mapping.Request{
 		Origin:       mapping.OriginPCP,
@@ -245,7 +261,30 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		// The NAT64's prefixes, as RFC 7225 §4.2 lets a server say them.
 		prefix64 = append(prefix64, pcp.Option{Code: pcp.OptPrefix64, Prefix64: pcp.Prefix64{Prefix: p}})
 	}
-	return answer(got.External, leaseSeconds(got, want, now), prefix64...)
+	return answerWith(got.External, leaseSeconds(got, want, now), prefix64...)
+}
+
+// pcpDeleteAll deletes client's PCP mappings of proto for host made with
+// nonce (a MAP delete with internal port 0).
+func (s *Server) pcpDeleteAll(ctx context.Context, client, host netip.Addr, proto mapping.Proto, nonce mapping.Nonce,
+	echo netip.AddrPort, fail func(pcp.ResultCode, uint32) []byte, answer func(netip.AddrPort, uint32) []byte) []byte {
+	others, deleted := false, false
+	for _, x := range s.cfg.Core.Find(mapping.Selector{Client: client, Origin: mapping.OriginPCP, Proto: proto, Internal: netip.AddrPortFrom(host, 0)}) {
+		if x.Nonce != nonce {
+			others = true
+			continue
+		}
+		if _, err := s.cfg.Core.Delete(ctx, mapping.Selector{Client: client, ID: x.ID, Proto: proto, Nonce: &nonce}); err != nil {
+			if code, lifetime := mapping.PCPResult(err); code != pcp.Success {
+				return fail(code, lifetime)
+			}
+		}
+		deleted = true
+	}
+	if others && !deleted {
+		return fail(pcp.NotAuthorized, errLifetime(pcp.NotAuthorized))
+	}
+	return answer(echo, 0)
 }
 
 // pcpPeer answers PEER (RFC 6887 §12.3). The core has no outbound mappings

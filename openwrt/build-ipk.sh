@@ -1,6 +1,6 @@
 #!/bin/sh
-# Pack pcpgw as an OpenWrt .ipk without the SDK, with standard tools only
-# (go, install, tar, gzip, printf):
+# Pack pcpgw, and its LuCI pages, as OpenWrt .ipk files without the SDK,
+# with standard tools only (go, install, tar, gzip, printf):
 #
 #   openwrt/build-ipk.sh ARCH [BINARY_VERSION [OUTDIR]]
 #
@@ -10,6 +10,10 @@
 # firewall/fw4-include.nft, as the feed Makefile installs them. The binary
 # is static and stripped (CGO_ENABLED=0, -trimpath, -s -w), stamped with
 # BINARY_VERSION (default: git describe).
+#
+# luci-app-pcpgw_VERSION_all.ipk holds openwrt/luci-app-pcpgw as the luci
+# feed's luci.mk installs it: htdocs/ under /www, root/ under /; its
+# version comes from openwrt/luci-app-pcpgw/Makefile.
 #
 # The .ipk is an ar archive of debian-binary ("2.0"), control.tar.gz and
 # data.tar.gz, in that order, as opkg (OpenWrt 19.07 and later) reads it;
@@ -40,7 +44,7 @@ mips_24kc) goarch=mips gomips=softfloat ;;
 *) echo "$0: unknown ARCH '$ARCH'" >&2; usage ;;
 esac
 
-mkvar() { sed -n "s/^$1:=//p" "$TOP/openwrt/pcpgw/Makefile" | head -n 1; }
+mkvar() { sed -n "s/^$1:=//p" "${2:-$TOP/openwrt/pcpgw/Makefile}" | head -n 1; }
 PKG_VERSION=$(mkvar PKG_VERSION)
 PKG_RELEASE=$(mkvar PKG_RELEASE)
 PKG_LICENSE=$(mkvar PKG_LICENSE)
@@ -56,7 +60,7 @@ D="$W/data" C="$W/control"
 mkdir -p "$D" "$C"
 
 (cd "$TOP" && CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" GOARM="$goarm" GOMIPS="$gomips" \
-	"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$W/pcpgw" ./cmd/pcpgw)
+	"$GO" build -trimpath -gcflags "github.com/pcpgw/pcpgw/...=-l" -ldflags "-s -w -X main.version=$VERSION" -o "$W/pcpgw" ./cmd/pcpgw)
 
 install -D -m 0755 "$W/pcpgw" "$D/usr/sbin/pcpgw"
 install -D -m 0755 "$FILES/pcpgw.init" "$D/etc/init.d/pcpgw"
@@ -67,6 +71,8 @@ install -D -m 0644 "$FILES/pcpgw.config" "$D/usr/lib/pcpgw/pcpgw.config"
 install -D -m 0644 "$FILES/pcpgw.udhcpc" "$D/etc/udhcpc.user.d/pcpgw"
 install -D -m 0644 "$FILES/pcpgw.odhcp6c" "$D/etc/odhcp6c.user.d/pcpgw"
 install -D -m 0644 "$TOP/firewall/fw4-include.nft" "$D/usr/share/nftables.d/chain-pre/forward/30-pcpgw.nft"
+install -D -m 0755 "$FILES/pcpgw.rpcd" "$D/usr/libexec/rpcd/pcpgw"
+install -D -m 0644 "$FILES/pcpgw.acl.json" "$D/usr/share/rpcd/acl.d/pcpgw.json"
 find "$D" -type d -exec chmod 0755 {} +
 
 size=$(find "$D" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { print s }')
@@ -90,32 +96,84 @@ CONTROL
 echo "/etc/config/pcpgw" >"$C/conffiles"
 install -m 0755 "$FILES/pcpgw.postinst" "$C/postinst"
 install -m 0755 "$FILES/pcpgw.prerm" "$C/prerm"
-printf '2.0\n' >"$W/debian-binary"
+install -m 0755 "$FILES/pcpgw.postrm" "$C/postrm"
 
 tarball() { # DIR OUT
 	tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name \
 		${SOURCE_DATE_EPOCH:+--mtime=@$SOURCE_DATE_EPOCH} -C "$1" -cf - . | gzip -n -9 >"$2"
 }
-tarball "$D" "$W/data.tar.gz"
-tarball "$C" "$W/control.tar.gz"
 
 # The ar archive, written as dpkg-deb writes it: "!<arch>", then for each
 # member a 60-byte header (name, mtime, uid 0, gid 0, mode 100644, size)
 # and its bytes, padded to an even length. GNU ar would end member names
 # with "/" (debian-binary/); dpkg-deb and opkg's own tools write none.
-armember() { # NAME
+armember() { # DIR NAME
 	local size
-	size=$(stat -c %s "$W/$1")
-	printf '%-16s%-12s%-6s%-6s%-8s%-10s`\n' "$1" "${SOURCE_DATE_EPOCH:-$(date +%s)}" 0 0 100644 "$size"
-	cat "$W/$1"
+	size=$(stat -c %s "$1/$2")
+	printf '%-16s%-12s%-6s%-6s%-8s%-10s`\n' "$2" "${SOURCE_DATE_EPOCH:-$(date +%s)}" 0 0 100644 "$size"
+	cat "$1/$2"
 	[ $((size % 2)) = 0 ] || printf '\n'
 }
+
+# ipk DATA CONTROL OUT: the package of DATA (the files) and CONTROL (the
+# control file and maintainer scripts), written to OUT.
+ipk() {
+	local dir
+	dir=$(mktemp -d "$W/ipk.XXXXXX")
+	printf '2.0\n' >"$dir/debian-binary"
+	tarball "$1" "$dir/data.tar.gz"
+	tarball "$2" "$dir/control.tar.gz"
+	{
+		printf '!<arch>\n'
+		armember "$dir" debian-binary
+		armember "$dir" control.tar.gz
+		armember "$dir" data.tar.gz
+	} >"$3.tmp"
+	mv -f "$3.tmp" "$3"
+}
+
 IPK="$OUTDIR/pcpgw_${IPK_VERSION}_${ARCH}.ipk"
-{
-	printf '!<arch>\n'
-	armember debian-binary
-	armember control.tar.gz
-	armember data.tar.gz
-} >"$IPK.tmp"
-mv -f "$IPK.tmp" "$IPK"
+ipk "$D" "$C" "$IPK"
 printf '%s\t%d bytes (pcpgw %d bytes, %s)\n' "$IPK" "$(stat -c %s "$IPK")" "$(stat -c %s "$D/usr/sbin/pcpgw")" "$goarch${goarm:+v$goarm}${gomips:+ $gomips}"
+
+# luci-app-pcpgw: architecture-independent.
+LUCI="$TOP/openwrt/luci-app-pcpgw"
+LUCI_VERSION="$(mkvar PKG_VERSION "$LUCI/Makefile")-r$(mkvar PKG_RELEASE "$LUCI/Makefile")"
+LD="$W/luci-data" LC="$W/luci-control"
+mkdir -p "$LD/www" "$LC"
+cp -R "$LUCI/htdocs/." "$LD/www/"
+cp -R "$LUCI/root/." "$LD/"
+find "$LD" -type d -exec chmod 0755 {} +
+find "$LD" -type f -exec chmod 0644 {} +
+size=$(find "$LD" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { print s }')
+cat >"$LC/control" <<CONTROL
+Package: luci-app-pcpgw
+Version: $LUCI_VERSION
+Depends: luci-base, pcpgw
+Source: feeds/luci/applications/luci-app-pcpgw
+SourceName: luci-app-pcpgw
+License: $(mkvar PKG_LICENSE "$LUCI/Makefile")
+Section: luci
+URL: https://github.com/pcpgw/pcpgw
+Maintainer: $(mkvar PKG_MAINTAINER "$LUCI/Makefile")
+Architecture: all
+Installed-Size: $size
+Description: LuCI pages of pcpgw (Services > Port mapping, and its mappings on Status > Overview).
+ The status, upstream and mappings of pcpgw, with a delete button, the
+ static forwards and the main options of /etc/config/pcpgw.
+CONTROL
+# What luci.mk's postinst does: LuCI's menu and module caches are
+# rebuilt, and rpcd takes the new ACL.
+cat >"$LC/postinst" <<'POSTINST'
+#!/bin/sh
+[ -n "${IPKG_INSTROOT}" ] || {
+	rm -f /tmp/luci-indexcache.*
+	rm -rf /tmp/luci-modulecache/
+	killall -HUP rpcd 2>/dev/null
+	exit 0
+}
+POSTINST
+chmod 0755 "$LC/postinst"
+LIPK="$OUTDIR/luci-app-pcpgw_${LUCI_VERSION}_all.ipk"
+ipk "$LD" "$LC" "$LIPK"
+printf '%s\t%d bytes\n' "$LIPK" "$(stat -c %s "$LIPK")"

@@ -56,7 +56,8 @@ type ipkFile struct {
 
 // TestIPK builds the x86_64 package with build-ipk.sh and unpacks it with
 // ar and tar: ar member order and names, control fields, conffiles, maintainer scripts,
-// the names and modes of the data files, and a static stripped binary.
+// the names and modes of the data files, and a static stripped binary;
+// then luci-app-pcpgw's package, which the same run builds.
 func TestIPK(t *testing.T) {
 	needTools(t, "sh", "ar", "tar", "gzip", "go")
 	out := t.TempDir()
@@ -94,7 +95,7 @@ func TestIPK(t *testing.T) {
 	control := untar(t, member("control.tar.gz"))
 	wantControl := map[string]ipkFile{
 		"control": {0o644, -1}, "conffiles": {0o644, -1},
-		"postinst": {0o755, -1}, "prerm": {0o755, -1},
+		"postinst": {0o755, -1}, "prerm": {0o755, -1}, "postrm": {0o755, -1},
 	}
 	if diff := cmp.Diff(wantControl, modes(control.files, true)); diff != "" {
 		t.Errorf("control.tar.gz entries (-want +got):\n%s", diff)
@@ -110,6 +111,8 @@ func TestIPK(t *testing.T) {
 		"etc/udhcpc.user.d/pcpgw":                             {0o644, -1},
 		"etc/odhcp6c.user.d/pcpgw":                            {0o644, -1},
 		"usr/share/nftables.d/chain-pre/forward/30-pcpgw.nft": {0o644, -1},
+		"usr/libexec/rpcd/pcpgw":                              {0o755, -1},
+		"usr/share/rpcd/acl.d/pcpgw.json":                     {0o644, -1},
 	}
 	if diff := cmp.Diff(wantData, modes(data.files, true)); diff != "" {
 		t.Errorf("data.tar.gz files (-want +got):\n%s", diff)
@@ -122,13 +125,17 @@ func TestIPK(t *testing.T) {
 		"etc/init.d/pcpgw": "pcpgw/files/pcpgw.init",
 		"etc/config/pcpgw": "pcpgw/files/pcpgw.config",
 		"usr/share/nftables.d/chain-pre/forward/30-pcpgw.nft": "../firewall/fw4-include.nft",
+		"usr/libexec/rpcd/pcpgw":                              "pcpgw/files/pcpgw.rpcd",
+		"usr/share/rpcd/acl.d/pcpgw.json":                     "pcpgw/files/pcpgw.acl.json",
 	} {
 		if want := readFile(t, src); !bytes.Equal(data.content[dst], want) {
 			t.Errorf("%s in the package is not %s", dst, src)
 		}
 	}
-	if want := readFile(t, "pcpgw/files/pcpgw.postinst"); !bytes.Equal(control.content["postinst"], want) {
-		t.Error("postinst is not pcpgw/files/pcpgw.postinst")
+	for _, s := range []string{"postinst", "prerm", "postrm"} {
+		if want := readFile(t, "pcpgw/files/pcpgw."+s); !bytes.Equal(control.content[s], want) {
+			t.Errorf("%s is not pcpgw/files/pcpgw.%s", s, s)
+		}
 	}
 	if got := string(control.content["conffiles"]); got != "/etc/config/pcpgw\n" {
 		t.Errorf("conffiles = %q", got)
@@ -186,6 +193,7 @@ func TestIPK(t *testing.T) {
 	if err != nil || !strings.Contains(string(v), "v9.8.7-test") {
 		t.Errorf("pcpgw version: %v %q, want v9.8.7-test", err, v)
 	}
+	checkLuCIIPK(t, out)
 }
 
 type tarball struct {
@@ -306,7 +314,7 @@ func TestFeedMakefile(t *testing.T) {
 			t.Errorf("pcpgw/Makefile lacks %q", want)
 		}
 	}
-	for _, s := range []string{"postinst", "prerm"} {
+	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		m := regexp.MustCompile(`(?s)define Package/pcpgw/` + s + "\n(.*?)endef\n").FindStringSubmatch(mk)
 		if m == nil {
 			t.Errorf("pcpgw/Makefile has no Package/pcpgw/%s", s)
@@ -347,7 +355,7 @@ func TestFeedMakefile(t *testing.T) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if n == "pcpgw.postinst" || n == "pcpgw.prerm" {
+		if n == "pcpgw.postinst" || n == "pcpgw.prerm" || n == "pcpgw.postrm" {
 			continue
 		}
 		if !strings.Contains(mk, "./files/"+n+" ") {

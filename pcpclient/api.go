@@ -96,6 +96,10 @@ const (
 	EventUnreachable
 	// EventReachable: the server answers again after EventUnreachable.
 	EventReachable
+	// EventWithdrawn: the server ended a mapping this client made, in an
+	// unsolicited MAP answer with an error result or lifetime 0 (§14.2):
+	// Request and Mapping say which (its nonce), Error why.
+	EventWithdrawn
 )
 
 // Event is one notice from the client to its owner (the mapping core).
@@ -107,6 +111,9 @@ type Event struct {
 	// it is about (protocol, internal, nonce) and its new external endpoint.
 	Mapping *MapResult
 	Request *MapRequest
+	// Error is the server's result for EventWithdrawn (Success when it
+	// gave lifetime 0).
+	Error *ResultError
 }
 
 // Status is what `pcpgw status` shows of the upstream.

@@ -2,7 +2,6 @@ package pcpclient
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/crand"
 	"github.com/pcpgw/pcpgw/pcp"
 )
 
@@ -277,7 +277,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.rnd == nil {
 		var seed [32]byte
-		crand.Read(seed[:])
+		crand.Must(seed[:])
 		r := rand.New(rand.NewChaCha8(seed))
 		c.rnd = r.Float64
 	}
@@ -629,6 +629,6 @@ func (c *Client) Close() error {
 // newNonce returns 96 random bits (RFC 6887 §11.2).
 func newNonce() pcp.Nonce {
 	var n pcp.Nonce
-	crand.Read(n[:])
+	crand.Must(n[:])
 	return n
 }

@@ -1,21 +1,24 @@
 // Package pcpclient is pcpgw's one client of the provider's PCP server
 // (RFC 6887): it creates, renews and deletes mappings at the provider's
 // NAT (MAP, PEER), tells its owner (the mapping core) when the server lost
-// state, changed the external address or stopped answering, and falls
-// back to NAT-PMP (RFC 6886) when the server speaks only that.
+// state, changed the external address, ended a mapping or stopped
+// answering, and speaks NAT-PMP (RFC 6886) to a gateway that speaks only
+// that.
 //
 // # Server selection (RFC 6887 §8.1, RFC 7291, RFC 7488, RFC 6334)
 //
 // The server is, in this order: Config.Servers; else the addresses in
 // Config.ServersFile, which a DHCP hook writes from DHCPv4 option 158 or
 // DHCPv6 option 86 and which is read again when it changes; else the AFTR
-// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) within
-// 5 s with the WAN's resolvers (Config.Resolvers, else those listed in
-// Config.ResolvConf, read at each lookup, else /etc/resolv.conf's); else
-// the IPv4 and IPv6 default routers (for mappings of their own family;
-// the IPv6 ones through Config.WAN6Interface). With Config.WANAddr4 (the
-// WAN's or DS-Lite's B4 address) the external-address probe through a
-// server reached over IPv6 maps that IPv4 address with THIRD_PARTY. The
+// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with the
+// standard library's resolver pointed at the WAN's resolvers within 5 s
+// (not github.com/miekg/dns: see discovery.go): Config.Resolvers, else
+// those listed in Config.ResolvConf, read at each lookup, else
+// /etc/resolv.conf's; else the IPv4 and IPv6 default routers (for
+// mappings of their own family; the IPv6 ones through
+// Config.WAN6Interface). With Config.WANAddr4 (the WAN's or DS-Lite's B4
+// address) the external-address probe through a server reached over IPv6
+// maps that IPv4 address with THIRD_PARTY. The
 // addresses of one server are tried in RFC 7488 §3 order: the one that
 // answered last, then those of the request's address family, then the
 // others, each with at most 4 transmissions (MRC) when there are several,

@@ -261,9 +261,15 @@ func (c *Client) mappingUpdateLocked(s *server, resp *pcp.Response, m *pcp.Map, 
 	s.announced = false
 	c.acceptLocked(s, now)
 	c.epochLocked(s, resp.Epoch, now)
-	if resp.Result != pcp.Success {
+	if resp.Result != pcp.Success || resp.Lifetime == 0 {
+		// The server ended the mapping (§14.2: an error result, or
+		// lifetime 0): the owner must forget it too.
 		c.log.Info("PCP server withdrew a mapping", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "err", resp.Result)
 		delete(c.known, mk)
+		res, req := k.res, k.req
+		res.Lifetime, res.Epoch, res.At, res.Server = 0, resp.Epoch, now, s.addr
+		c.emit(Event{Kind: EventWithdrawn, Server: s.addr, Mapping: &res, Request: &req,
+			Error: c.resultError(pcp.OpMap, resp.Result, resp.Lifetime, now)})
 		return true
 	}
 	ext := netip.AddrPortFrom(m.ExternalAddr.Unmap(), m.ExternalPort)
@@ -278,11 +284,7 @@ func (c *Client) mappingUpdateLocked(s *server, resp *pcp.Response, m *pcp.Map, 
 	res := k.res
 	res.External, res.Lifetime, res.Epoch, res.At, res.Server = ext, resp.Lifetime, resp.Epoch, now, s.addr
 	req := k.req
-	if resp.Lifetime == 0 {
-		delete(c.known, mk)
-	} else {
-		c.known[mk] = known{req: req, res: res}
-	}
+	c.known[mk] = known{req: req, res: res}
 	c.log.Info("mapping update", "server", s.addr, "proto", m.Protocol, "internal", mk.internal, "external", ext, "lifetime", resp.Lifetime)
 	ev := Event{Kind: EventExternalChanged, Server: s.addr, Mapping: &res, Request: &req}
 	if addrChanged || ext.Addr().Is4() {

@@ -3,6 +3,7 @@ package pcpclient
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -151,4 +152,40 @@ func TestSpoofedMappingUpdates(t *testing.T) {
 		Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: 80, ExternalPort: 2000, ExternalAddr: netip.MustParseAddr("0.128.0.0")}}
 	srv.SendRaw(to, bad.AppendMarshal(nil))
 	noEvent(t, c, EventExternalChanged, 200*time.Millisecond)
+}
+
+// TestWithdrawn (issue 17.5): an unsolicited MAP answer with an error
+// result, or with lifetime 0, for a mapping the client made ends it: the
+// owner hears EventWithdrawn with the mapping's nonce and the reason.
+func TestWithdrawn(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		result   pcp.ResultCode
+		lifetime uint32
+	}{
+		{"error result", pcp.NotAuthorized, 600},
+		{"lifetime 0", pcp.Success, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFake(t)
+			c := newClient(t, srv, nil)
+			res, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600})
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := srv.Requests()[0].From
+			resp := pcp.Response{Version: pcp.Version, Opcode: pcp.OpMap, Result: tc.result, Lifetime: tc.lifetime, Epoch: 60,
+				Map: &pcp.Map{Nonce: res.Nonce, Protocol: 6, InternalPort: 80, ExternalPort: res.External.Port(), ExternalAddr: res.External.Addr()}}
+			srv.SendRaw(to, resp.AppendMarshal(nil))
+			ev := waitEvent(t, c, EventWithdrawn, time.Second)
+			if ev.Mapping == nil || ev.Mapping.Nonce != res.Nonce || ev.Request == nil || ev.Request.Internal.Port() != 80 ||
+				ev.Error == nil || ev.Error.Code != tc.result {
+				t.Errorf("event %+v", ev)
+			}
+			// The client forgot it: a delete without its nonce is refused.
+			if err := c.Delete(ctxT(t, time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80")}); !errors.Is(err, ErrUnknownMapping) {
+				t.Errorf("delete after the withdrawal: %v", err)
+			}
+		})
+	}
 }

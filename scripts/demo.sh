@@ -7,7 +7,9 @@
 #
 # A LAN host asks for port mappings with upnpc and natpmpc, pcpgw carries
 # them to the provider's NAT with PCP, and the host on the internet reaches
-# the LAN service at the provider's public address. Everything it makes
+# the LAN service at the provider's public address. Second act: the same
+# home behind an ISP box that speaks UPnP IGD instead (double NAT), which
+# pcpgw finds by itself on the WAN link. Everything it makes
 # (namespaces, processes, a temporary directory) is removed when it ends,
 # also on error or Ctrl-C; it touches no nftables table outside its own
 # namespaces.
@@ -609,3 +611,96 @@ show cpe nft list tables
 case $out in *pcpgw*) fail "pcpgw left its nftables table behind" ;; esac
 stop_pid "$cgn_pid"
 say "   miniupnpd stopped."
+
+# ---------------------------------------------------------------- 11
+
+header 11 "Second home: double NAT behind an ISP box that speaks UPnP IGD, not PCP"
+say "   Most homes have no PCP server upstream but an ISP box in front of the router."
+say "   The same miniupnpd now plays that box: UPnP IGD on $CGN:5000 toward the CPE,"
+say "   no NAT-PMP, no PCP; its table is emptied first."
+on isp nft flush chain inet cgn prerouting_pcp
+on isp nft flush chain inet cgn forward_pcp
+on isp nft flush chain inet cgn postrouting_pcp
+mkdir -p "$tmp/box"
+sed -e 's/^enable_natpmp=yes/enable_natpmp=no/' -e 's/^enable_pcp_pmp=yes/enable_pcp_pmp=no/' \
+	-e 's/^enable_upnp=no/enable_upnp=yes/' -e "s|^lease_file=.*|lease_file=$tmp/box/leases|" \
+	"$tmp/cgn/miniupnpd.conf" >"$tmp/box/miniupnpd.conf"
+printf 'ext_ip=%s\nport=5000\nfriendly_name=ISP box\nmodel_name=LabBox\n' "$CGN_PUBLIC" >>"$tmp/box/miniupnpd.conf"
+printf '   isp# miniupnpd -f box.conf   (enable_upnp=yes, enable_natpmp=no, ext_ip=%s)\n' "$CGN_PUBLIC"
+timeout 10 ip netns exec "$NS_ISP" "$LIBDIR/ld-linux-x86-64.so.2" --library-path "$LIBDIR" \
+	"$MINIUPNPD" -f "$tmp/box/miniupnpd.conf" -P "$tmp/box/miniupnpd.pid" 2>&1 | indent
+box_pid=""
+for ((i = 0; i < 50; i++)); do
+	box_pid=$(miniupnpd_pid "$tmp/box/miniupnpd.pid") && break
+	sleep 0.1
+done
+[ -n "$box_pid" ] || fail "the ISP box's miniupnpd wrote no pid file of a live process within 5 s"
+for ((i = 0; i < 50; i++)); do
+	on cpe timeout 1 bash -c "exec 3<>/dev/tcp/$CGN/5000" 2>/dev/null && break
+	sleep 0.1
+done
+
+# ---------------------------------------------------------------- 12
+
+header 12 "pcpgw starts with no hint of what is upstream, and finds the box"
+say "   No --pcp-server this time: pcpgw asks the default router with PCP and NAT-PMP"
+say "   and searches for an IGD with SSDP on the WAN link, all at once, and takes"
+say "   what answers (about 3 s). pcpgw status names the box:"
+mkdir -p "$tmp/pcpgw2"
+printf '   cpe# pcpgw run --lan c0 --wan c1 --state-dir %s --socket %s &\n' "$tmp/pcpgw2" "$SOCK"
+ip netns exec "$NS_CPE" pcpgw run --lan c0 --wan c1 \
+	--state-dir "$tmp/pcpgw2" --socket "$SOCK" >"$tmp/pcpgw2.log" 2>&1 &
+pcpgw_pid=$!
+st=""
+for ((i = 0; i < 75; i++)); do
+	alive "$pcpgw_pid" || fail "pcpgw exited at start"
+	st=$(on cpe timeout 5 pcpgw status --json --socket "$SOCK" 2>/dev/null) &&
+		grep -q '"kind": *"upnp"' <<<"$st" && break
+	st=""
+	sleep 0.2
+done
+[ -n "$st" ] || fail "pcpgw did not find the ISP box's IGD within 15 s"
+show cpe pcpgw status --socket "$SOCK"
+
+# ---------------------------------------------------------------- 13
+
+header 13 "upnpc on the LAN opens a port through both NATs"
+ok=""
+for ((i = 0; i < 3; i++)); do
+	out=$(on lan timeout 20 upnpc -i -e "demo web server" -a "$LAN_HOST" "$TCP_PORT" "$TCP_PUBLIC" TCP 3600 2>&1) || true
+	if grep -q "external $CGN_PUBLIC:$TCP_PUBLIC TCP is redirected to internal $LAN_HOST:$TCP_PORT" <<<"$out"; then
+		ok=yes
+		break
+	fi
+	sleep 1
+done
+printf '   lan# upnpc -i -e "demo web server" -a %s %s %s TCP 3600\n' "$LAN_HOST" "$TCP_PORT" "$TCP_PUBLIC"
+printf '%s\n' "$out" | grep -v -e '^upnpc : miniupnpc library test client' \
+	-e '^ (c) 20[0-9-]* Thomas Bernard' -e '^Go to http://miniupnp' -e '^for more information\.$' | indent
+[ -n "$ok" ] || fail "upnpc -a did not map $CGN_PUBLIC:$TCP_PUBLIC through the ISP box (3 tries)"
+say "   pcpgw asked the box with AddPortMapping toward the CPE's WAN address; the box's DNAT:"
+show isp nft list chain inet cgn prerouting_pcp
+grep -q "dnat ip to $CPE_WAN:$TCP_PUBLIC" <<<"$out" || fail "no DNAT to $CPE_WAN:$TCP_PUBLIC at the ISP box"
+show cpe pcpgw list --socket "$SOCK"
+say "   The internet host connects to $CGN_PUBLIC:$TCP_PUBLIC:"
+for ((i = 0; i < 3; i++)); do
+	if [ "$i" -gt 0 ]; then sleep 1; fi
+	show net nc -n -w 3 "$CGN_PUBLIC" "$TCP_PUBLIC" </dev/null || true
+	case $out in *"hello from the LAN host"*) break ;; esac
+done
+case $out in
+*"hello from the LAN host"*) ;;
+*) fail "no answer from the LAN service through the ISP box at $CGN_PUBLIC:$TCP_PUBLIC" ;;
+esac
+
+# ---------------------------------------------------------------- 14
+
+header 14 "Stopping pcpgw and the ISP box"
+kill -TERM "$pcpgw_pid"
+wait_gone "$pcpgw_pid" 50 || fail "pcpgw did not exit within 5 s of SIGTERM"
+rc=0
+wait "$pcpgw_pid" 2>/dev/null || rc=$?
+pcpgw_pid=""
+[ "$rc" = 0 ] || fail "pcpgw exited with status $rc"
+stop_pid "$box_pid"
+say "   pcpgw exited with status 0; the ISP box's miniupnpd stopped."

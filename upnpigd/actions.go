@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -31,6 +32,7 @@ func (e *upnpError) Error() string { return fmt.Sprintf("upnp error %d %s", e.co
 const (
 	upnpInvalidAction        = 401
 	upnpWildCardNotPermitted = 716 // WildCardNotPermittedInExtPort
+	upnpReadOnly             = 731 // ReadOnly (WANIPConnection:2 SetConnectionType)
 )
 
 func errArgs(format string, a ...any) error {
@@ -44,6 +46,8 @@ func errCode(code int) error {
 		desc = "WildCardNotPermittedInExtPort"
 	case mapping.UPnPReservedPort:
 		desc = "WildCardNotPermittedInIntPort"
+	case upnpReadOnly:
+		desc = "ReadOnly"
 	}
 	return &upnpError{code, desc}
 }
@@ -130,7 +134,11 @@ func (c *call) boolean(name string) (bool, error) {
 	return b, nil
 }
 
-func (c *call) proto(name string) (mapping.Proto, error) {
+// proto reads a PortMappingProtocol, in any case. miniupnpd takes every
+// value but UDP for TCP; strict refuses what names neither (adding a
+// mapping: a TCP port the control point did not name is not opened),
+// otherwise (deletes, lookups) such a value is TCP, as in miniupnpd.
+func (c *call) proto(name string, strict bool) (mapping.Proto, error) {
 	v, err := c.arg(name)
 	if err != nil {
 		return 0, err
@@ -141,16 +149,76 @@ func (c *call) proto(name string) (mapping.Proto, error) {
 	case "UDP":
 		return mapping.UDP, nil
 	}
+	if !strict {
+		return mapping.TCP, nil
+	}
 	return 0, errArgs("%s must be TCP or UDP", name)
 }
 
-// remoteHost parses a RemoteHost: empty (or the unspecified address) is
-// any; an IGD:2 service also takes a host name (hostAddr).
-func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
-	v, err := c.arg(name)
-	if err != nil {
-		return netip.Addr{}, err
+// atoi reads v as C's strtol does, the way miniupnpd reads the numbers
+// of control requests: leading white space, an optional sign, then the
+// digits up to the first other character ("8080abc" and "8080.0" are
+// 8080). digits reports whether there was a digit; n saturates far
+// beyond any value a caller takes.
+func atoi(v string) (n int64, digits bool) {
+	v = strings.TrimLeft(v, " \t\n\v\f\r")
+	neg := false
+	if v != "" && (v[0] == '+' || v[0] == '-') {
+		neg = v[0] == '-'
+		v = v[1:]
 	}
+	for i := 0; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		digits = true
+		if n < 1<<40 {
+			n = n*10 + int64(v[i]-'0')
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, digits
+}
+
+// port reads a port argument as miniupnpd does (atoi: missing or without
+// digits is 0), but a value outside 0-65535 is refused: miniupnpd takes
+// it modulo 65536 (-1 is 65535, 65616 is 80), which would map or delete a
+// port the control point did not name.
+func (c *call) port(name string) (uint16, error) {
+	v := c.args[name]
+	n, _ := atoi(v)
+	if n < 0 || n > 65535 {
+		return 0, errArgs("%s: %.32q is no port", name, v)
+	}
+	return uint16(n), nil
+}
+
+// lease reads NewLeaseDuration as miniupnpd does: missing or without
+// digits is 0; a value outside the ui4 range is the longest lease
+// (miniupnpd reads -1 as 4294967295).
+func (c *call) lease(name string) uint32 {
+	n, _ := atoi(c.args[name])
+	if n < 0 || n > math.MaxUint32 {
+		return igd2MaxLease
+	}
+	return uint32(n)
+}
+
+// isFalse reports whether a boolean argument says false (in any case). A
+// missing, empty or unreadable value is not read as false: miniupnpd
+// ignores NewEnabled and NewManage.
+func (c *call) isFalse(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(c.args[name])) {
+	case "0", "false", "no":
+		return true
+	}
+	return false
+}
+
+// remoteHost parses a RemoteHost: missing, empty, "*" (or the
+// unspecified address) is any; an IGD:2 service also takes a host name
+// (hostAddr).
+func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
+	v := strings.TrimSpace(c.args[name])
 	if v == "" || v == "*" {
 		return netip.Addr{}, nil
 	}
@@ -167,11 +235,11 @@ func (c *call) remoteHost(name string, v6 bool) (netip.Addr, error) {
 	return a, nil
 }
 
-// hostAddr is the address v names: an IP address, or with IGD:2 a host
-// name (UPnP IGD:2 WANIPConnection RemoteHost and InternalClient,
-// REQUIREMENTS 33) looked up with Config.Resolve within
-// Config.ResolveTimeout; the first address of the family wanted (IPv6 when
-// v6) is taken. A name that does not exist or has no such address is 402;
+// hostAddr is the address v names: an IP address, or a host name (UPnP
+// IGD:2 WANIPConnection RemoteHost and InternalClient, REQUIREMENTS 33;
+// on IGD:1 too, as miniupnpd takes names there) looked up with
+// Config.Resolve within Config.ResolveTimeout; the first address of the
+// family wanted (IPv6 when v6) is taken. A name that does not exist or has no such address is 402;
 // a lookup that fails otherwise (timeout, no DNS server) is 501.
 func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(v); err == nil {
@@ -180,7 +248,7 @@ func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
 		}
 		return a.Unmap(), nil
 	}
-	if c.sv.igd < 2 || !isHostName(v) {
+	if !isHostName(v) {
 		return netip.Addr{}, errArgs("%s: not an IP address", name)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ResolveTimeout)
@@ -281,7 +349,9 @@ func (s *Server) lookup(rh netip.Addr, port uint16, p mapping.Proto) (mapping.Ma
 }
 
 // pick chooses among ms the port mapping of (remote host, port, proto): an
-// exact remote host first, else (for a wildcard request) any.
+// exact remote host first, else any: as in miniupnpd, the remote host
+// does not tell mappings apart (a port maps one way whatever the remote
+// host, in pcpgw's core too).
 func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto) (mapping.Mapping, bool) {
 	var loose *mapping.Mapping
 	for _, m := range ms {
@@ -294,7 +364,7 @@ func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto) (ma
 		if addrStr(m.RemoteHost) == addrStr(rh) {
 			return m, true
 		}
-		if !rh.IsValid() && loose == nil {
+		if loose == nil {
 			loose = &m
 		}
 	}
@@ -304,25 +374,26 @@ func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto) (ma
 	return mapping.Mapping{}, false
 }
 
+// setConnectionType: the connection type is IP_Routed and cannot be
+// changed: 731 ReadOnly whatever is asked, as miniupnpd answers.
 func (c *call) setConnectionType() ([]string, error) {
-	v, err := c.arg("NewConnectionType")
-	if err != nil {
-		return nil, err
-	}
-	if v != "IP_Routed" {
-		return nil, errCode(mapping.UPnPActionFailed)
-	}
-	return nil, nil
+	return nil, errCode(upnpReadOnly)
 }
 
 func (c *call) getConnectionTypeInfo() ([]string, error) {
 	return []string{"IP_Routed", "IP_Routed"}, nil
 }
 
-// cannot answers RequestConnection, RequestTermination and
-// ForceTermination: the connection is the provider's, pcpgw cannot change it.
+// cannot answers RequestTermination: the connection is the provider's,
+// pcpgw cannot change it.
 func (c *call) cannot() ([]string, error) {
 	return nil, errCode(mapping.UPnPActionFailed)
+}
+
+// notAuthorized answers RequestConnection and ForceTermination: 606, as
+// miniupnpd does (the connection is the provider's).
+func (c *call) notAuthorized() ([]string, error) {
+	return nil, errCode(mapping.UPnPNotAuthorized)
 }
 
 func (c *call) connectionStatus() string {
@@ -358,37 +429,48 @@ func (c *call) mappingValues(m mapping.Mapping) []string {
 }
 
 func (c *call) getGenericPortMappingEntry() ([]string, error) {
-	i, err := c.ui2("NewPortMappingIndex")
+	// strtol, as miniupnpd: no digits is 402, an index out of range 713.
+	v, err := c.arg("NewPortMappingIndex")
 	if err != nil {
 		return nil, err
 	}
+	i, digits := atoi(v)
+	if !digits {
+		return nil, errArgs("NewPortMappingIndex: not a number")
+	}
 	ms := c.s.portMappings()
-	if int(i) >= len(ms) {
+	if i < 0 || i >= int64(len(ms)) {
 		return nil, errCode(mapping.UPnPArrayIndexInvalid)
 	}
 	m := ms[i]
 	return append([]string{addrStr(m.RemoteHost), itoa(extPort(m)), protoName(m.Proto)}, c.mappingValues(m)...), nil
 }
 
-func (c *call) mappingKey() (netip.Addr, uint16, mapping.Proto, error) {
-	rh, err := c.remoteHost("NewRemoteHost", false)
-	if err != nil {
-		return rh, 0, 0, err
+// mappingKey reads the external port and protocol naming an existing
+// mapping (GetSpecificPortMappingEntry, DeletePortMapping). As in
+// miniupnpd the remote host does not matter (a port maps one way) and
+// port 0 is 402.
+func (c *call) mappingKey() (uint16, mapping.Proto, error) {
+	if _, ok := c.args["NewExternalPort"]; !ok {
+		return 0, 0, errArgs("missing NewExternalPort")
 	}
-	port, err := c.ui2("NewExternalPort")
+	port, err := c.port("NewExternalPort")
 	if err != nil {
-		return rh, 0, 0, err
+		return 0, 0, err
 	}
-	p, err := c.proto("NewProtocol")
-	return rh, port, p, err
+	if port == 0 {
+		return 0, 0, errArgs("NewExternalPort must not be 0")
+	}
+	p, err := c.proto("NewProtocol", false)
+	return port, p, err
 }
 
 func (c *call) getSpecificPortMappingEntry() ([]string, error) {
-	rh, port, p, err := c.mappingKey()
+	port, p, err := c.mappingKey()
 	if err != nil {
 		return nil, err
 	}
-	m, ok := c.s.lookup(rh, port, p)
+	m, ok := c.s.lookup(netip.Addr{}, port, p)
 	if !ok {
 		return nil, errCode(mapping.UPnPNoSuchEntry)
 	}
@@ -400,43 +482,54 @@ func (c *call) addPortMapping() ([]string, error) { return c.add(false) }
 func (c *call) addAnyPortMapping() ([]string, error) { return c.add(true) }
 
 // add serves AddPortMapping (exact port, RFC 6970 §5.6.2) and
-// AddAnyPortMapping (any port, §5.6.1).
+// AddAnyPortMapping (any port, §5.6.1). It reads its arguments as
+// miniupnpd does: a missing NewRemoteHost is any, a missing or empty
+// NewInternalClient the requester, a missing description empty, a
+// missing lease 0, NewEnabled refused only when it asks for a disabled
+// mapping; NewExternalPort, NewProtocol and NewInternalPort must be
+// there.
 func (c *call) add(anyPort bool) ([]string, error) {
-	rh, port, p, err := c.mappingKey()
+	rh, err := c.remoteHost("NewRemoteHost", false)
 	if err != nil {
 		return nil, err
 	}
-	iport, err := c.ui2("NewInternalPort")
+	if _, ok := c.args["NewExternalPort"]; !ok {
+		return nil, errArgs("missing NewExternalPort")
+	}
+	port, err := c.port("NewExternalPort")
+	if err != nil {
+		if !anyPort {
+			return nil, err
+		}
+		port = 0 // only a hint: any port
+	}
+	p, err := c.proto("NewProtocol", true)
 	if err != nil {
 		return nil, err
 	}
-	icS, err := c.arg("NewInternalClient")
+	if _, ok := c.args["NewInternalPort"]; !ok {
+		return nil, errArgs("missing NewInternalPort")
+	}
+	iport, err := c.port("NewInternalPort")
 	if err != nil {
 		return nil, err
 	}
-	ic, err := c.hostAddr("NewInternalClient", icS, false)
-	if err != nil {
-		return nil, err
+	ic := c.peer
+	if icS := strings.TrimSpace(c.args["NewInternalClient"]); icS != "" {
+		if ic, err = c.hostAddr("NewInternalClient", icS, false); err != nil {
+			return nil, err
+		}
 	}
 	if !ic.Is4() {
 		return nil, errArgs("NewInternalClient: not an IPv4 address")
 	}
-	enabled, err := c.boolean("NewEnabled")
-	if err != nil {
-		return nil, err
-	}
-	if !enabled {
-		// RFC 6970 §4.1: only PortMappingEnabled 1 is possible.
+	if c.isFalse("NewEnabled") {
+		// RFC 6970 §4.1: only PortMappingEnabled 1 is possible. (miniupnpd
+		// opens the port anyway, against what the control point asked.)
 		return nil, errArgs("NewEnabled must be 1")
 	}
-	desc, err := c.arg("NewPortMappingDescription")
-	if err != nil {
-		return nil, err
-	}
-	lease, err := c.ui4("NewLeaseDuration")
-	if err != nil {
-		return nil, err
-	}
+	desc := strings.TrimSpace(c.args["NewPortMappingDescription"])
+	lease := c.lease("NewLeaseDuration")
 	if port == 0 && !anyPort {
 		return nil, errCode(upnpWildCardNotPermitted)
 	}
@@ -446,8 +539,20 @@ func (c *call) add(anyPort bool) ([]string, error) {
 		}
 		return nil, errArgs("NewInternalPort must not be 0")
 	}
-	if c.sv.igd >= 2 && (lease == 0 || lease > igd2MaxLease) {
+	// AddAnyPortMapping is an IGD:2 action, with its lease rule also
+	// where the IGD:1 service serves it.
+	if (c.sv.igd >= 2 || anyPort) && (lease == 0 || lease > igd2MaxLease) {
 		lease = igd2MaxLease
+	}
+	if !anyPort {
+		// The requester's mapping of this port with another remote host
+		// is not changed behind its back (miniupnpd: 718); the core
+		// would renew it and keep its remote host.
+		for _, m := range c.s.core.Find(mapping.Selector{Proto: p, External: port}) {
+			if !m.IsPinhole() && m.Client == c.peer && m.Internal.Addr() == ic && m.RemoteHost != rh {
+				return nil, errCode(mapping.UPnPConflict)
+			}
+		}
 	}
 	req := mapping.Request{
 		Origin:       mapping.OriginUPnP,
@@ -478,47 +583,51 @@ func (c *call) add(anyPort bool) ([]string, error) {
 	return nil, nil
 }
 
+// deletePortMapping deletes the mapping of an external port and protocol.
+// A port no mapping holds succeeds, as in miniupnpd 2.3.9 (its nftables
+// backend): the control point's intent, no mapping there, holds.
 func (c *call) deletePortMapping() ([]string, error) {
-	rh, port, p, err := c.mappingKey()
+	port, p, err := c.mappingKey()
 	if err != nil {
 		return nil, err
 	}
-	m, ok := c.s.lookup(rh, port, p)
+	m, ok := c.s.lookup(netip.Addr{}, port, p)
 	if !ok {
+		// 714 NoSuchEntryInArray (RFC 6970 §5.8, REQUIREMENTS 15), as the
+		// IGD specification and miniupnpd before its nftables backend say.
 		return nil, errCode(mapping.UPnPNoSuchEntry)
 	}
-	n, err := c.s.core.Delete(c.ctx, mapping.Selector{Client: c.peer, ID: m.ID, Proto: p})
-	if err != nil {
-		if mapping.CodeOf(err) == mapping.CodeCannotProvideExternal || mapping.CodeOf(err) == mapping.CodeNotFound {
-			return nil, errCode(mapping.UPnPNoSuchEntry) // RFC 6970 §4.3, §5.8
-		}
+	_, err = c.s.core.Delete(c.ctx, mapping.Selector{Client: c.peer, ID: m.ID, Proto: p})
+	if mapping.CodeOf(err) == mapping.CodeNotFound {
+		return nil, errCode(mapping.UPnPNoSuchEntry) // gone meanwhile
+	}
+	if err != nil && mapping.CodeOf(err) != mapping.CodeCannotProvideExternal {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, errCode(mapping.UPnPNoSuchEntry)
 	}
 	return nil, nil
 }
 
 // rangeArgs parses the arguments of DeletePortMappingRange and
-// GetListOfPortMappings and returns the matching port mappings.
+// GetListOfPortMappings and returns the matching port mappings. Start,
+// end and protocol must be there; NewManage, which miniupnpd ignores
+// (listing and deleting every mapping), is read as 1 unless it says 0.
 func (c *call) rangeArgs() ([]mapping.Mapping, error) {
-	start, err := c.ui2("NewStartPort")
+	var ports [2]uint16
+	for i, name := range []string{"NewStartPort", "NewEndPort"} {
+		if _, ok := c.args[name]; !ok {
+			return nil, errArgs("missing %s", name)
+		}
+		var err error
+		if ports[i], err = c.port(name); err != nil {
+			return nil, err
+		}
+	}
+	start, end := ports[0], ports[1]
+	p, err := c.proto("NewProtocol", false)
 	if err != nil {
 		return nil, err
 	}
-	end, err := c.ui2("NewEndPort")
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.proto("NewProtocol")
-	if err != nil {
-		return nil, err
-	}
-	manage, err := c.boolean("NewManage")
-	if err != nil {
-		return nil, err
-	}
+	manage := !c.isFalse("NewManage")
 	if start > end {
 		return nil, errCode(mapping.UPnPInconsistentParams)
 	}
@@ -561,19 +670,19 @@ func (c *call) deletePortMappingRange() ([]string, error) {
 	return nil, nil
 }
 
+// getListOfPortMappings lists the mappings of a range, at most
+// NewNumberOfPorts (0, or a value out of range, is all). An empty range
+// is an empty list, as in miniupnpd (WANIPConnection:2 says 730).
 func (c *call) getListOfPortMappings() ([]string, error) {
 	ms, err := c.rangeArgs()
 	if err != nil {
 		return nil, err
 	}
-	num, err := c.ui2("NewNumberOfPorts")
+	v, err := c.arg("NewNumberOfPorts")
 	if err != nil {
 		return nil, err
 	}
-	if len(ms) == 0 {
-		return nil, errCode(mapping.UPnPPortMappingNotFound)
-	}
-	if num > 0 && int(num) < len(ms) {
+	if num, _ := atoi(v); num > 0 && num < int64(len(ms)) {
 		ms = ms[:num]
 	}
 	return []string{string(c.portListing(ms))}, nil
@@ -664,20 +773,46 @@ func (c *call) getFirewallStatus() ([]string, error) {
 }
 
 // pinholeTuple parses RemoteHost, RemotePort, InternalClient, InternalPort
-// and Protocol of a pinhole.
+// and Protocol of a pinhole, as miniupnpd reads them (upnpsoap.c
+// AddPinhole): numbers as strtol (missing or without digits is 0; a port
+// outside 0-65535, or a protocol missing or outside 0-65535, is 402), in
+// miniupnpd's order of checks: protocol range (402), internal port 0
+// (706), no internal client or "*" (708), the remote host, the protocol
+// (707, 705).
 func (c *call) pinholeTuple() (rh netip.Addr, rport uint16, ic netip.Addr, iport uint16, p mapping.Proto, any bool, err error) {
+	protoS, ok := c.args["Protocol"]
+	proto, _ := atoi(protoS)
+	if !ok || proto < 0 || proto > 65535 {
+		err = errArgs("Protocol: %.32q is no protocol", c.args["Protocol"])
+		return
+	}
+	if rport, err = c.port("RemotePort"); err != nil {
+		return
+	}
+	if iport, err = c.port("InternalPort"); err != nil {
+		return
+	}
+	if iport == 0 {
+		err = errPinhole(mapping.UPnPInternalPortWildcard)
+		return
+	}
+	icS := strings.TrimSpace(c.args["InternalClient"])
+	if icS == "" || icS == "*" {
+		err = errPinhole(mapping.UPnPWildcardNotPermitted)
+		return
+	}
 	if rh, err = c.remoteHost("RemoteHost", true); err != nil {
 		return
 	}
-	if rport, err = c.ui2("RemotePort"); err != nil {
-		return
-	}
-	var icS string
-	if icS, err = c.arg("InternalClient"); err != nil {
-		return
-	}
-	if icS == "" {
-		err = errPinhole(mapping.UPnPWildcardNotPermitted)
+	switch proto {
+	case 6:
+		p = mapping.TCP
+	case 17:
+		p = mapping.UDP
+	case 65535:
+		any = true
+	default:
+		err = errPinhole(mapping.UPnPProtocolNotSupported)
 		return
 	}
 	a, herr := c.hostAddr("InternalClient", icS, true)
@@ -690,23 +825,6 @@ func (c *call) pinholeTuple() (rh netip.Addr, rport uint16, ic netip.Addr, iport
 		return
 	}
 	ic = a
-	if iport, err = c.ui2("InternalPort"); err != nil {
-		return
-	}
-	var proto uint16
-	if proto, err = c.ui2("Protocol"); err != nil {
-		return
-	}
-	switch proto {
-	case 6:
-		p = mapping.TCP
-	case 17:
-		p = mapping.UDP
-	case 65535:
-		any = true
-	default:
-		err = errPinhole(mapping.UPnPProtocolNotSupported)
-	}
 	return
 }
 
@@ -755,23 +873,27 @@ func (c *call) pinholeLease(name string) (time.Duration, error) {
 	return time.Duration(l) * time.Second, nil
 }
 
+// addPinhole opens a pinhole. As miniupnpd (and as WANIPv6FirewallControl
+// recommends for control points that are not authenticated), pinholes
+// lead to ports 1024 and up only: 606 otherwise. (A host opens pinholes
+// to itself only with secure mode, which the core checks.)
 func (c *call) addPinhole() ([]string, error) {
-	rh, rport, ic, iport, p, any, err := c.pinholeTuple()
-	if err != nil {
-		return nil, err
+	if !c.s.pinholesAllowed() {
+		return nil, errPinhole(mapping.UPnPInboundPinholeNotAllowed)
 	}
-	lease, err := c.pinholeLease("LeaseTime")
+	rh, rport, ic, iport, p, any, err := c.pinholeTuple()
 	if err != nil {
 		return nil, err
 	}
 	if any {
 		return nil, errPinhole(mapping.UPnPProtocolWildcard)
 	}
-	if iport == 0 {
-		return nil, errPinhole(mapping.UPnPInternalPortWildcard)
+	lease, err := c.pinholeLease("LeaseTime")
+	if err != nil {
+		return nil, err
 	}
-	if !c.s.pinholesAllowed() {
-		return nil, errPinhole(mapping.UPnPInboundPinholeNotAllowed)
+	if iport < 1024 {
+		return nil, errPinhole(mapping.UPnPNotAuthorized)
 	}
 	m, err := c.s.core.Map(c.ctx, mapping.Request{
 		Origin:     mapping.OriginUPnP,
@@ -792,7 +914,9 @@ func (c *call) addPinhole() ([]string, error) {
 	return []string{itoa(uint64(m.ID))}, nil
 }
 
-// pinhole returns the pinhole of the UniqueID argument.
+// pinhole returns the pinhole of the UniqueID argument. Only the host
+// that opened it may change, delete or read it (606), whatever secure
+// mode says (miniupnpd: only the host it leads to).
 func (c *call) pinhole() (mapping.Mapping, error) {
 	id, err := c.ui2("UniqueID")
 	if err != nil {
@@ -801,6 +925,9 @@ func (c *call) pinhole() (mapping.Mapping, error) {
 	m, ok := c.s.core.Get(uint32(id))
 	if !ok || !m.IsPinhole() {
 		return m, errPinhole(mapping.UPnPPinholeNoSuchEntry)
+	}
+	if m.Client != c.peer {
+		return m, errPinhole(mapping.UPnPNotAuthorized)
 	}
 	return m, nil
 }

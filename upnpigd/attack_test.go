@@ -85,8 +85,9 @@ func quoted(ns, action string) string { return `"` + ns + "#" + action + `"` }
 
 // TestAttackLongSOAPAction: over-long SOAPAction headers and action names
 // (miniupnpd's stack overflow, CVE-2013-0230) get 401 Invalid Action, or
-// 431 when the header is beyond MaxHeaderBytes; an over-long argument name
-// 402 Invalid Args; the server goes on answering.
+// 431 when the header is beyond MaxHeaderBytes; an argument with an
+// over-long name is ignored (no UPnP name, as miniupnpd skips it); the
+// server goes on answering.
 func TestAttackLongSOAPAction(t *testing.T) {
 	ti := newTestIGD(t, nil)
 	good := soapBody(nsIP1, "GetExternalIPAddress")
@@ -101,7 +102,7 @@ func TestAttackLongSOAPAction(t *testing.T) {
 		{"action name of 64 bytes (unknown)", quoted(nsIP1, long(64)), soapBody(nsIP1, long(64)), 500, 401},
 		{"action element name of 4 KiB", quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, long(4<<10)), 500, 401},
 		{"action element name of 30 KiB", quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, long(30<<10)), 500, 401},
-		{"argument name of 30 KiB", quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, "GetExternalIPAddress", long(30<<10), "1"), 500, 402},
+		{"argument name of 30 KiB", quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, "GetExternalIPAddress", long(30<<10), "1"), 200, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st, body := ti.post(t, ctlIP1, tt.soapAction, tt.body)
@@ -169,27 +170,43 @@ func TestAttackSOAPActionUnquoted(t *testing.T) {
 }
 
 // TestAttackSOAPArgsMissingEmptyDuplicateOversized: AddPortMapping with
-// each argument missing, empty, given twice, longer than maxArgLen, and
-// with more than maxArgs arguments is refused with 402 Invalid Args
-// (miniupnpd's NULL dereferences from missing arguments, CVE-2013-0229
-// and kin); nothing reaches the core. The two arguments that may be
-// empty (NewRemoteHost: any; NewPortMappingDescription) map.
+// each argument missing, empty, given twice and longer than maxArgLen,
+// and with more than maxArgs arguments, never crashes (miniupnpd's NULL
+// dereferences from missing arguments, CVE-2013-0229 and kin). The
+// arguments are read as miniupnpd reads them (issue 17): a missing or
+// empty NewRemoteHost, NewInternalClient, NewEnabled, description or
+// lease has its default, the last of two equal arguments wins,
+// arguments beyond maxArgs are ignored; a missing external port,
+// protocol or internal port, an unknown protocol and every oversized
+// argument are refused (402; empty external port 716) and nothing
+// reaches the core.
 func TestAttackSOAPArgsMissingEmptyDuplicateOversized(t *testing.T) {
 	names := []string{"NewRemoteHost", "NewExternalPort", "NewProtocol", "NewInternalPort", "NewInternalClient", "NewEnabled", "NewPortMappingDescription", "NewLeaseDuration"}
 	type tc struct {
 		name string
 		body string
-		ok   bool // the action succeeds
+		code int // 0: the action succeeds
 	}
 	var tests []tc
 	env := func(args ...string) string { return soapBody(nsIP1, "AddPortMapping", args...) }
+	needed := map[string]bool{"NewExternalPort": true, "NewProtocol": true, "NewInternalPort": true}
 	for _, n := range names {
+		missing, empty, differing := 0, 0, 0
+		if needed[n] {
+			missing, empty = 402, 402
+		}
+		switch n {
+		case "NewExternalPort":
+			empty = 716 // 0: a wildcard
+		case "NewProtocol", "NewInternalClient", "NewRemoteHost":
+			differing = 402 // "9" is neither TCP nor UDP, nor an IPv4 address
+		}
 		tests = append(tests,
-			tc{"missing " + n, env(addArgs(n, "<omit>")...), false},
-			tc{"empty " + n, env(addArgs(n, "")...), n == "NewRemoteHost" || n == "NewPortMappingDescription"},
-			tc{"duplicated " + n, env(append(addArgs(), n, addArgs()[indexOf(addArgs(), n)+1])...), false},
-			tc{"duplicated " + n + " differing", env(append(addArgs(), n, "9")...), false},
-			tc{"oversized " + n, env(addArgs(n, strings.Repeat("9", maxArgLen+1))...), false},
+			tc{"missing " + n, env(addArgs(n, "<omit>")...), missing},
+			tc{"empty " + n, env(addArgs(n, "")...), empty},
+			tc{"duplicated " + n, env(append(addArgs(), n, addArgs()[indexOf(addArgs(), n)+1])...), 0},
+			tc{"duplicated " + n + " differing", env(append(addArgs(), n, "9")...), differing},
+			tc{"oversized " + n, env(addArgs(n, strings.Repeat("9", maxArgLen+1))...), 402},
 		)
 	}
 	many := addArgs()
@@ -197,23 +214,23 @@ func TestAttackSOAPArgsMissingEmptyDuplicateOversized(t *testing.T) {
 		many = append(many, fmt.Sprintf("X%d", i), "1")
 	}
 	tests = append(tests,
-		tc{"too many arguments", env(many...), false},
-		tc{"argument of 60 KiB", env(addArgs("NewPortMappingDescription", strings.Repeat("d", 60<<10))...), false},
-		tc{"no arguments", env(), false},
-		tc{"all present (control)", env(addArgs()...), true},
+		tc{"too many arguments", env(many...), 0},
+		tc{"argument of 60 KiB", env(addArgs("NewPortMappingDescription", strings.Repeat("d", 60<<10))...), 402},
+		tc{"no arguments", env(), 402},
+		tc{"all present (control)", env(addArgs()...), 0},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ti := newTestIGD(t, nil)
 			st, body := ti.post(t, ctlIP1, quoted(nsIP1, "AddPortMapping"), tt.body)
-			if tt.ok {
+			if tt.code == 0 {
 				if st != 200 || len(ti.core.maps) != 1 {
 					t.Errorf("HTTP %d, %d mappings: %s", st, len(ti.core.maps), body)
 				}
 				return
 			}
-			if code := faultCode(t, st, body); code != 402 {
-				t.Errorf("code %d (HTTP %d), want 402\n%s", code, st, body)
+			if code := faultCode(t, st, body); code != tt.code {
+				t.Errorf("code %d (HTTP %d), want %d\n%s", code, st, tt.code, body)
 			}
 			if len(ti.core.reqs) != 0 {
 				t.Errorf("the core was asked: %+v", ti.core.reqs)

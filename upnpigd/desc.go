@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"strings"
+	"slices"
 )
 
 // Kinds of service.
@@ -96,7 +96,39 @@ func newService(kind svcKind, igd, version int, name, id, prefix string) *servic
 		sv.actions[a.name] = a
 	}
 	sv.scpd = marshalSCPD(acts, sv.vars)
+	if kind == svcWANIPConn && igd < 2 {
+		// miniupnpd serves the actions WANIPConnection:2 added on any
+		// control URL, also when it describes itself as IGD:1: served
+		// here too, not described.
+		for _, a := range wanIPConnActions(2) {
+			if sv.actions[a.name] == nil {
+				sv.actions[a.name] = a
+			}
+		}
+	}
 	return sv
+}
+
+// actionFor returns the action name as served on the control URL of sv:
+// sv's own, else one of another service of the same root device (as
+// miniupnpd, which serves every action on every control URL: some control
+// points send WANCommonInterfaceConfig actions to the WANIPConnection
+// URL), with the service that defines it.
+func (s *Server) actionFor(sv *service, name string) (*service, *action) {
+	if a := sv.actions[name]; a != nil {
+		return sv, a
+	}
+	for _, d := range s.devices {
+		if !slices.Contains(d.services, sv) {
+			continue
+		}
+		for _, o := range d.services {
+			if a := o.actions[name]; a != nil {
+				return o, a
+			}
+		}
+	}
+	return nil, nil
 }
 
 // findService returns the service of a control or event path.
@@ -284,9 +316,9 @@ func wanIPConnActions(igd int) []*action {
 	acts := []*action{
 		{name: "SetConnectionType", in: []arg{{"NewConnectionType", "ConnectionType"}}, fn: (*call).setConnectionType},
 		{name: "GetConnectionTypeInfo", out: []arg{{"NewConnectionType", "ConnectionType"}, {"NewPossibleConnectionTypes", varPossibleConnectionTypes}}, fn: (*call).getConnectionTypeInfo},
-		{name: "RequestConnection", fn: (*call).cannot},
+		{name: "RequestConnection", fn: (*call).notAuthorized},
 		{name: "RequestTermination", fn: (*call).cannot},
-		{name: "ForceTermination", fn: (*call).cannot},
+		{name: "ForceTermination", fn: (*call).notAuthorized},
 		{name: "GetStatusInfo", out: []arg{{"NewConnectionStatus", varConnectionStatus}, {"NewLastConnectionError", "LastConnectionError"}, {"NewUptime", "Uptime"}}, fn: (*call).getStatusInfo},
 		{name: "GetNATRSIPStatus", out: []arg{{"NewRSIPAvailable", "RSIPAvailable"}, {"NewNATEnabled", "NATEnabled"}}, fn: (*call).getNATRSIPStatus},
 		{name: "GetGenericPortMappingEntry", in: []arg{{"NewPortMappingIndex", varPortMappingNumberOfEntries}}, out: cat(argsMappingKey, argsMappingVal), fn: (*call).getGenericPortMappingEntry},
@@ -355,18 +387,4 @@ func firewallActions() []*action {
 		{name: "GetPinholePackets", in: id, out: []arg{{"PinholePackets", "A_ARG_TYPE_PinholePackets"}}, fn: (*call).getPinholePackets},
 		{name: "CheckPinholeWorking", in: id, out: []arg{{"IsWorking", "A_ARG_TYPE_Boolean"}}, fn: (*call).checkPinholeWorking},
 	}
-}
-
-// serviceMatches reports whether the namespace a control point used for
-// an action is sv's type or an earlier version of it.
-func serviceMatches(sv *service, ns string) bool {
-	if ns == sv.typ {
-		return true
-	}
-	i := strings.LastIndexByte(sv.typ, ':')
-	if !strings.HasPrefix(ns, sv.typ[:i+1]) {
-		return false
-	}
-	v := ns[i+1:]
-	return len(v) == 1 && v[0] >= '1' && v[0] <= sv.typ[i+1]
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcpgw/pcpgw/mapping"
 )
@@ -60,6 +61,10 @@ func TestErrorCodes(t *testing.T) {
 		// A mapping of another host on TCP 18080.
 		ti.core.Map(t.Context(), mapping.Request{Client: mustAddr("127.0.0.9"), Proto: mapping.TCP, Internal: mustAddrPort("127.0.0.9:80"), ExternalPort: 18080, ExactPort: true})
 	}
+	otherPinhole := func(ti *testIGD) {
+		// A pinhole of another host (opened with secure mode off).
+		ti.core.Map(t.Context(), mapping.Request{Client: mustAddr("2001:db8:1::9"), Proto: mapping.TCP, Internal: mustAddrPort("[2001:db8:1::9]:8080"), Lifetime: time.Hour})
+	}
 	tests := []tc{
 		{"missing argument", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewProtocol", "<omit>"), 402},
 		{"bad port", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewExternalPort", "70000"), 402},
@@ -68,7 +73,6 @@ func TestErrorCodes(t *testing.T) {
 		{"bad internal client", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewInternalClient", "host.lan"), 402},
 		{"IPv6 internal client", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewInternalClient", "2001:db8::1"), 402},
 		{"disabled mapping", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewEnabled", "0"), 402},
-		{"bad lease", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewLeaseDuration", "x"), 402},
 		{"bad remote host", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewRemoteHost", "peer.example"), 402},
 		{"wildcard external port", nil, ctlIP1, nsIP1, "AddPortMapping", addArgs("NewExternalPort", "0"), 716},
 		{"wildcard external port v2", nil, ctlIP2, nsIP2, "AddPortMapping", addArgs("NewExternalPort", "0"), 716},
@@ -82,23 +86,39 @@ func TestErrorCodes(t *testing.T) {
 		{"generic beyond end", nil, ctlIP1, nsIP1, "GetGenericPortMappingEntry", []string{"NewPortMappingIndex", "0"}, 713},
 		{"generic bad index", nil, ctlIP1, nsIP1, "GetGenericPortMappingEntry", []string{"NewPortMappingIndex", "abc"}, 402},
 		{"specific missing", nil, ctlIP1, nsIP1, "GetSpecificPortMappingEntry", []string{"NewRemoteHost", "", "NewExternalPort", "1234", "NewProtocol", "UDP"}, 714},
-		{"delete missing", nil, ctlIP1, nsIP1, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "1234", "NewProtocol", "UDP"}, 714},
+		{"delete port 0", nil, ctlIP1, nsIP1, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "0", "NewProtocol", "UDP"}, 402},
+		{"delete port out of range", nil, ctlIP1, nsIP1, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "65616", "NewProtocol", "UDP"}, 402},
+		{"delete without protocol", nil, ctlIP1, nsIP1, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "1234"}, 402},
 		{"delete other's v1", other, ctlIP1, nsIP1, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "18080", "NewProtocol", "TCP"}, 718},
 		{"delete other's v2", other, ctlIP2, nsIP2, "DeletePortMapping", []string{"NewRemoteHost", "", "NewExternalPort", "18080", "NewProtocol", "TCP"}, 606},
 		{"range empty", nil, ctlIP2, nsIP2, "DeletePortMappingRange", []string{"NewStartPort", "1", "NewEndPort", "100", "NewProtocol", "TCP", "NewManage", "0"}, 730},
 		{"range not own", other, ctlIP2, nsIP2, "DeletePortMappingRange", []string{"NewStartPort", "1", "NewEndPort", "65535", "NewProtocol", "TCP", "NewManage", "0"}, 730},
 		{"range manage other's", other, ctlIP2, nsIP2, "DeletePortMappingRange", []string{"NewStartPort", "1", "NewEndPort", "65535", "NewProtocol", "TCP", "NewManage", "1"}, 606},
 		{"range inverted", nil, ctlIP2, nsIP2, "DeletePortMappingRange", []string{"NewStartPort", "100", "NewEndPort", "1", "NewProtocol", "TCP", "NewManage", "0"}, 733},
-		{"list empty", nil, ctlIP2, nsIP2, "GetListOfPortMappings", []string{"NewStartPort", "1", "NewEndPort", "100", "NewProtocol", "TCP", "NewManage", "1", "NewNumberOfPorts", "0"}, 730},
-		{"list bad manage", nil, ctlIP2, nsIP2, "GetListOfPortMappings", []string{"NewStartPort", "1", "NewEndPort", "100", "NewProtocol", "TCP", "NewManage", "maybe", "NewNumberOfPorts", "0"}, 402},
-		{"v2 action on v1", nil, ctlIP1, nsIP1, "AddAnyPortMapping", addArgs(), 401},
+		{"list inverted", nil, ctlIP2, nsIP2, "GetListOfPortMappings", []string{"NewStartPort", "100", "NewEndPort", "1", "NewProtocol", "TCP", "NewManage", "1", "NewNumberOfPorts", "0"}, 733},
+		{"list without number", nil, ctlIP2, nsIP2, "GetListOfPortMappings", []string{"NewStartPort", "1", "NewEndPort", "100", "NewProtocol", "TCP", "NewManage", "1"}, 402},
+		{"list start out of range", nil, ctlIP2, nsIP2, "GetListOfPortMappings", []string{"NewStartPort", "65536", "NewEndPort", "100", "NewProtocol", "TCP", "NewManage", "1", "NewNumberOfPorts", "0"}, 402},
 		{"unknown action", nil, ctlIP1, nsIP1, "Frobnicate", nil, 401},
-		{"request connection", nil, ctlIP1, nsIP1, "RequestConnection", nil, 501},
-		{"force termination", nil, ctlIP2, nsIP2, "ForceTermination", nil, 501},
-		{"set connection type", nil, ctlIP1, nsIP1, "SetConnectionType", []string{"NewConnectionType", "IP_Bridged"}, 501},
-		{"service mismatch", nil, ctlIP1, nsWC, "GetExternalIPAddress", nil, 401},
+		{"pinhole action on IGD:1", nil, ctlIP1, nsIP1, "AddPinhole", pinArgs(), 401},
+		{"request connection", nil, ctlIP1, nsIP1, "RequestConnection", nil, 606},
+		{"request termination", nil, ctlIP1, nsIP1, "RequestTermination", nil, 501},
+		{"force termination", nil, ctlIP2, nsIP2, "ForceTermination", nil, 606},
+		{"set connection type", nil, ctlIP1, nsIP1, "SetConnectionType", []string{"NewConnectionType", "IP_Bridged"}, 731},
+		{"set connection type IP_Routed", nil, ctlIP2, nsIP2, "SetConnectionType", []string{"NewConnectionType", "IP_Routed"}, 731},
 		{"external unknown error", func(ti *testIGD) { ti.core.extErr = &mapping.Error{Code: mapping.CodeNotAuthorized} }, ctlIP2, nsIP2, "GetExternalIPAddress", nil, 606},
 		{"pinhole protocol wildcard", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "65535"), 707},
+		// As miniupnpd reads pinhole arguments (strtol; its order of checks).
+		{"pinhole protocol name", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "tcp"), 705},
+		{"pinhole protocol out of range", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "65536"), 402},
+		{"pinhole without internal port", nil, ctlFW, nsFW, "AddPinhole", []string{"RemoteHost", "", "RemotePort", "0", "InternalClient", "2001:db8:1::100", "Protocol", "6", "LeaseTime", "3600"}, 706},
+		{"pinhole without internal client", nil, ctlFW, nsFW, "AddPinhole", []string{"RemoteHost", "", "RemotePort", "0", "InternalPort", "8080", "Protocol", "6", "LeaseTime", "3600"}, 708},
+		{"pinhole wildcard internal client", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalClient", "*"), 708},
+		{"pinhole privileged port", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalPort", "1023"), 606},
+		{"pinhole remote port out of range", nil, ctlFW, nsFW, "AddPinhole", pinArgs("RemotePort", "65536"), 402},
+		{"pinhole packets of another host's", otherPinhole, ctlFW, nsFW, "GetPinholePackets", []string{"UniqueID", "1"}, 606},
+		{"pinhole check of another host's", otherPinhole, ctlFW, nsFW, "CheckPinholeWorking", []string{"UniqueID", "1"}, 606},
+		{"pinhole update of another host's", otherPinhole, ctlFW, nsFW, "UpdatePinhole", []string{"UniqueID", "1", "NewLeaseTime", "60"}, 606},
+		{"pinhole delete of another host's", otherPinhole, ctlFW, nsFW, "DeletePinhole", []string{"UniqueID", "1"}, 606},
 		{"pinhole protocol", nil, ctlFW, nsFW, "AddPinhole", pinArgs("Protocol", "132"), 705},
 		{"pinhole internal port 0", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalPort", "0"), 706},
 		{"pinhole no client", nil, ctlFW, nsFW, "AddPinhole", pinArgs("InternalClient", ""), 708},
@@ -185,10 +205,13 @@ func TestMalformedRequests(t *testing.T) {
 		status, code           int
 	}{
 		{"SOAPAction without action", `"` + nsIP1 + `"`, good, 500, 401},
-		{"SOAPAction names another action", `"` + nsIP1 + "#AddPortMapping\"", good, 500, 401},
+		// SOAPACTION decides, as in miniupnpd: AddPortMapping without
+		// its arguments.
+		{"SOAPAction names another action", `"` + nsIP1 + "#AddPortMapping\"", good, 500, 402},
+		{"SOAPAction names an unknown action", `"` + nsIP1 + "#Frobnicate\"", good, 500, 401},
 		{"not XML", `"` + nsIP1 + "#GetExternalIPAddress\"", "hello", 500, 401},
 		{"two actions", `"` + nsIP1 + "#GetExternalIPAddress\"", strings.Replace(good, "</s:Body>", `<u:GetExternalIPAddress xmlns:u="`+nsIP1+`"/></s:Body>`, 1), 500, 401},
-		{"latin1", `"` + nsIP1 + "#GetExternalIPAddress\"", strings.Replace(good, "UTF-8", "ISO-8859-1", 1), 500, 401},
+		{"UTF-16", `"` + nsIP1 + "#GetExternalIPAddress\"", strings.Replace(good, "UTF-8", "UTF-16", 1), 500, 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

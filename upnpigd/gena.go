@@ -3,7 +3,6 @@ package upnpigd
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/xml"
 	"fmt"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/httpd"
+
+	"github.com/pcpgw/pcpgw/internal/crand"
 )
 
 // GENA limits (UDA 1.1 §4).
@@ -261,7 +262,7 @@ func callbackFor(h string, peer netip.Addr) (*url.URL, bool) {
 
 func newSID() string {
 	var b [16]byte
-	rand.Read(b[:])
+	crand.Must(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("uuid:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])

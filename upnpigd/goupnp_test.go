@@ -89,18 +89,21 @@ func TestGoupnpIGD1(t *testing.T) {
 	if rsip, nat, err := ip.GetNATRSIPStatus(); err != nil || rsip || !nat {
 		t.Errorf("GetNATRSIPStatus = %v %v %v", rsip, nat, err)
 	}
-	if err := ip.SetConnectionType("IP_Routed"); err != nil {
-		t.Errorf("SetConnectionType(IP_Routed): %v", err)
+	// As miniupnpd answers: the connection type is read-only, the
+	// connection the provider's.
+	if err := ip.SetConnectionType("IP_Routed"); upnpCode(err) != 731 {
+		t.Errorf("SetConnectionType(IP_Routed): %v, want 731", err)
 	}
-	if err := ip.RequestConnection(); upnpCode(err) != 501 {
-		t.Errorf("RequestConnection: %v, want 501", err)
+	if err := ip.RequestConnection(); upnpCode(err) != 606 {
+		t.Errorf("RequestConnection: %v, want 606", err)
 	}
-	if err := ip.ForceTermination(); upnpCode(err) != 501 {
-		t.Errorf("ForceTermination: %v, want 501", err)
+	if err := ip.ForceTermination(); upnpCode(err) != 606 {
+		t.Errorf("ForceTermination: %v, want 606", err)
 	}
 	if err := ip.DeletePortMapping("", 18080, "TCP"); err != nil {
 		t.Errorf("DeletePortMapping: %v", err)
 	}
+	// Deleting what is not there is 714 (RFC 6970 §5.8).
 	if err := ip.DeletePortMapping("", 18080, "TCP"); upnpCode(err) != 714 {
 		t.Errorf("DeletePortMapping again: %v, want 714", err)
 	}

@@ -19,7 +19,8 @@ import (
 const (
 	maxHeaderBytes = 8 << 10
 	maxBodyBytes   = 64 << 10
-	readTimeout    = 10 * time.Second
+	headerTimeout  = 2 * time.Second  // request line and header
+	readTimeout    = 10 * time.Second // whole request
 	writeTimeout   = 30 * time.Second // above coreTimeout
 	idleTimeout    = 30 * time.Second
 )
@@ -41,13 +42,22 @@ type handler struct {
 }
 
 // hostOK checks the Host header: an IP literal of pcpgw's LAN side and the
-// port of this connection.
+// port of this connection, or the address alone (some control points
+// leave the port out; miniupnpd takes any Host: an IP literal cannot be
+// rebound).
 func (h *handler) hostOK(r *httpd.Request) (netip.AddrPort, bool) {
+	if !r.LocalAddr.IsValid() {
+		return netip.AddrPort{}, false
+	}
 	ap, err := netip.ParseAddrPort(r.Host)
 	if err != nil {
-		return ap, false
+		a, aerr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]"))
+		if aerr != nil || (a.Is6() && !strings.HasPrefix(r.Host, "[")) {
+			return ap, false
+		}
+		ap = netip.AddrPortFrom(a, r.LocalAddr.Port())
 	}
-	if !r.LocalAddr.IsValid() || ap.Port() != r.LocalAddr.Port() {
+	if ap.Port() != r.LocalAddr.Port() {
 		return ap, false
 	}
 	a := ap.Addr().Unmap()
@@ -152,13 +162,12 @@ func (h *handler) control(w httpd.ResponseWriter, r *httpd.Request, sv *service,
 		h.fault(w, upnpInvalidAction, "Invalid Action")
 		return
 	}
-	if req.action != name || !serviceMatches(sv, ns) || (req.ns != "" && req.ns != ns) {
-		s.st.soapMalformed.Add(1)
-		h.fault(w, upnpInvalidAction, "Invalid Action")
-		return
-	}
-	act, ok := sv.actions[name]
-	if !ok {
+	// SOAPACTION names the action. As in miniupnpd, neither its service
+	// type nor the body's action element (name, namespace) has to agree:
+	// control points that send another version's or another service's
+	// type, or another action element, get the action SOAPACTION names.
+	asv, act := s.actionFor(sv, name)
+	if act == nil {
 		s.st.soapFaults.Add(1)
 		h.fault(w, upnpInvalidAction, "Invalid Action")
 		return
@@ -171,7 +180,7 @@ func (h *handler) control(w httpd.ResponseWriter, r *httpd.Request, sv *service,
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), coreTimeout)
 	defer cancel()
-	c := &call{s: s, sv: sv, ctx: ctx, peer: peer, args: req.args}
+	c := &call{s: s, sv: asv, ctx: ctx, peer: peer, args: req.args}
 	vals, err := act.fn(c)
 	if err != nil {
 		code, desc := c.translate(err)
@@ -241,6 +250,7 @@ func (s *Server) listenHTTP(lans []lanNet, strict bool) ([]httpServer, error) {
 			Handler:        s.Handler(a),
 			MaxHeaderBytes: maxHeaderBytes,
 			MaxBodyBytes:   maxBodyBytes,
+			HeaderTimeout:  headerTimeout,
 			ReadTimeout:    readTimeout,
 			WriteTimeout:   writeTimeout,
 			IdleTimeout:    idleTimeout,

@@ -1,6 +1,7 @@
 package upnpigd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,13 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestHostHeader: only a LAN address of pcpgw with the port of the
-// connection is accepted (DNS rebinding protection).
+// TestHostHeader: only a LAN address of pcpgw, with the port of the
+// connection or without a port, is accepted (DNS rebinding protection:
+// no names).
 func TestHostHeader(t *testing.T) {
 	ti := newTestIGD(t, nil)
 	port := ti.base[strings.LastIndexByte(ti.base, ':')+1:]
@@ -25,7 +28,9 @@ func TestHostHeader(t *testing.T) {
 		{"127.0.0.1:" + port, 200},
 		{"attacker.example:" + port, 403},
 		{"attacker.example", 403},
-		{"127.0.0.1", 403},
+		{"127.0.0.1", 200},
+		{"[::1]", 403},
+		{"::1", 403},
 		{"127.0.0.1:1", 403},
 		{"192.0.2.1:" + port, 403},
 		{"[::1]:" + port, 403},
@@ -41,7 +46,7 @@ func TestHostHeader(t *testing.T) {
 			t.Errorf("Host %q: %d, want %d", tt.host, resp.StatusCode, tt.want)
 		}
 	}
-	if st := ti.s.Stats(); st.HTTPBadHost != 6 {
+	if st := ti.s.Stats(); st.HTTPBadHost != 7 {
 		t.Errorf("HTTPBadHost %d", st.HTTPBadHost)
 	}
 }
@@ -151,7 +156,7 @@ func httpAddr4(t *testing.T, s *Server) netip.AddrPort {
 // answers a unicast M-SEARCH with this interface's LOCATION, bounds
 // headers, caps connections, and stops cleanly.
 func TestRunLoopback(t *testing.T) {
-	s, _ := runLoopback(t, func(c *Config) { c.MaxConns = 2 })
+	s, core := runLoopback(t, func(c *Config) { c.MaxConns = 2 })
 	for _, a := range s.Addrs() {
 		if a.Addr().IsUnspecified() || !a.Addr().IsLoopback() {
 			t.Errorf("listener on %v", a)
@@ -193,32 +198,53 @@ func TestRunLoopback(t *testing.T) {
 		t.Errorf("big header: %d", resp.StatusCode)
 	}
 
-	// Connection cap: two idle connections hold the slots, a third gets
-	// 503 and is closed at once (the listener wrapper used with net/http
-	// closed it without an answer): never the description.
-	var held []net.Conn
-	for range 2 {
+	// Connection cap (2, this host's): two slow requests hold both slots;
+	// a new connection with its whole request is answered, and one of the
+	// slow ones is closed for it (issue 18: a host at its cap gives up its
+	// own idle connection).
+	http.DefaultClient.CloseIdleConnections()
+	dial := func(raw string) net.Conn {
 		c, err := net.Dial("tcp", h.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		held = append(held, c)
+		t.Cleanup(func() { c.Close() })
+		io.WriteString(c, raw)
+		return c
 	}
-	third, err := net.Dial("tcp", h.String())
-	if err != nil {
-		t.Fatal(err)
+	// status reads c's status line ("" if closed without one, "open" if
+	// nothing came within wait).
+	status := func(c net.Conn, wait time.Duration) string {
+		c.SetReadDeadline(time.Now().Add(wait))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return "open"
+		}
+		return strings.TrimSpace(line)
 	}
-	third.SetReadDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(third, "GET /igd1.xml HTTP/1.1\r\nHost: %s\r\n\r\n", h)
-	// The server closes with the request unread: EOF or a reset.
-	b, err := io.ReadAll(third)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() || !strings.HasPrefix(string(b), "HTTP/1.1 503 ") || strings.Contains(string(b), "<root") {
-		t.Errorf("third connection served beyond the cap or left open (%v):\n%s", err, b)
+	slow := []net.Conn{dial("GET /igd1.xml HTTP/1.1\r\n"), dial("GET /igd1.xml HTTP/1.1\r\n")}
+	get := fmt.Sprintf("GET /igd1.xml HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", h)
+	if got := status(dial(get), 5*time.Second); got != "HTTP/1.1 200 OK" {
+		t.Errorf("new connection with both slots slow: %q, want 200", got)
 	}
-	third.Close()
-	for _, c := range held {
-		c.Close()
+	if a, b := status(slow[0], 100*time.Millisecond), status(slow[1], 100*time.Millisecond); (a == "open") == (b == "open") || a+b != "open" {
+		t.Errorf("the slow connections after the new one: %q and %q, want one closed, one open", a, b)
+	}
+	// Both slots held by requests being answered (the core is busy): a
+	// new connection gets 503 and is closed at once, never the
+	// description, and the refusal is counted.
+	core.mu.Lock()
+	ask := rawPost(h.String(), ctlIP1, quoted(nsIP1, "GetExternalIPAddress"), soapBody(nsIP1, "GetExternalIPAddress"), -1, "Connection: close\r\n")
+	busy := []net.Conn{dial(ask), dial(ask)} // on loopback, queued before the next one
+	got := status(dial(get), 5*time.Second)
+	core.mu.Unlock()
+	if got != "HTTP/1.1 503 Service Unavailable" {
+		t.Errorf("new connection with both slots answering: %q, want 503", got)
+	}
+	for i, c := range busy {
+		if got := status(c, 5*time.Second); got != "HTTP/1.1 200 OK" {
+			t.Errorf("request %d being answered: %q", i+1, got)
+		}
 	}
 	if s.Stats().HTTPConnsRefused == 0 {
 		t.Error("refused connection not counted")

@@ -3,7 +3,6 @@ package upnpigd
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha1"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/pcpgw/pcpgw/internal/httpd"
 	"github.com/pcpgw/pcpgw/mapping"
+
+	"github.com/pcpgw/pcpgw/internal/crand"
 )
 
 // Core is the part of *mapping.Core the IGD front-end uses.
@@ -224,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.UUID == "" {
 		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		if err := crand.Read(b[:]); err != nil {
 			return nil, fmt.Errorf("upnpigd: random UUID: %w", err)
 		}
 		cfg.UUID = fmt.Sprintf("%x", b)

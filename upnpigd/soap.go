@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits of SOAP parsing.
@@ -21,8 +22,8 @@ const (
 var (
 	errBadSOAPAction = errors.New("upnpigd: malformed SOAPACTION")
 	errBadEnvelope   = errors.New("upnpigd: malformed SOAP envelope")
-	// errBadArgs: the envelope parses but its arguments cannot be taken
-	// as they are (one given twice, too long, too many): 402 Invalid Args.
+	// errBadArgs: the envelope parses but an argument cannot be taken as
+	// it is (too long): 402 Invalid Args.
 	errBadArgs = errors.New("upnpigd: invalid SOAP arguments")
 )
 
@@ -65,34 +66,43 @@ func isName(s string) bool {
 type soapRequest struct {
 	ns, action string
 	args       map[string]string
-	// argErr (wrapping errBadArgs) is set when an argument was given
-	// twice, was longer than maxArgLen, or was one too many: the action
-	// must not run on what is left (a duplicate would silently take the
-	// last value), and the answer is 402 rather than 401.
+	// argErr (wrapping errBadArgs) is set when an argument was longer
+	// than maxArgLen: the action must not run on a truncated value, and
+	// the answer is 402 rather than 401.
 	argErr error
 }
 
 // parseEnvelope parses a SOAP 1.1 control request: Envelope, Body, one
-// action element whose children are the arguments (text only). DTDs,
-// processing instructions other than the XML declaration, and deep or
-// wide documents (elements nested deeper than maxXMLDepth, with more than
-// maxXMLAttrs attributes) are refused. Arguments given twice, longer than
-// maxArgLen, beyond maxArgs or with a name that is no UPnP name (isName)
-// are reported in r.argErr.
+// action element whose children are the arguments (text only). As
+// miniupnpd, whose parser most control points were tested against, it
+// also takes the action element without Envelope and Body around it,
+// takes the last of an argument given twice, and skips arguments whose
+// name is no UPnP name (isName) and those beyond maxArgs. DTDs,
+// processing instructions other than the XML declaration, charsets other
+// than UTF-8, US-ASCII and ISO-8859-1, and deep or wide documents
+// (elements nested deeper than maxXMLDepth, with more than maxXMLAttrs
+// attributes) are refused. An argument longer than maxArgLen is reported
+// in r.argErr.
 func parseEnvelope(body []byte) (soapRequest, error) {
 	var r soapRequest
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	d.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
-		if strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
+		switch strings.ToLower(charset) {
+		case "utf-8", "utf8", "us-ascii", "ascii":
 			return in, nil
+		case "iso-8859-1", "latin1", "iso_8859-1":
+			return latin1Reader{in}, nil
 		}
 		return nil, fmt.Errorf("charset %q", charset)
 	}
 	depth := 0
+	// actionDepth is the depth of the action element: 3 in an
+	// Envelope, 1 when the action is the root.
+	actionDepth := 3
 	var argName string
 	var argText strings.Builder
-	inArg, inBody, done := false, false, false
+	inArg, skipArg, inBody, done := false, false, false, false
 	badArg := func(format string, a ...any) {
 		if r.argErr == nil {
 			r.argErr = fmt.Errorf("%w: "+format, append([]any{errBadArgs}, a...)...)
@@ -115,15 +125,24 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 			if len(t.Attr) > maxXMLAttrs {
 				return r, fmt.Errorf("%w: too many attributes", errBadEnvelope)
 			}
+			if depth == 1 && t.Name.Local != "Envelope" {
+				// A bare action element (miniupnpd reads any element).
+				actionDepth, inBody = 1, true
+			}
 			switch depth {
 			case 1:
-				if t.Name.Local != "Envelope" {
-					return r, fmt.Errorf("%w: root is %s", errBadEnvelope, t.Name.Local)
+				if actionDepth == 3 {
+					continue
 				}
 			case 2:
-				// Header elements are skipped; Body holds the action.
-				inBody = t.Name.Local == "Body"
-			case 3:
+				if actionDepth == 3 {
+					// Header elements are skipped; Body holds the action.
+					inBody = t.Name.Local == "Body"
+					continue
+				}
+			}
+			switch depth {
+			case actionDepth:
 				if !inBody {
 					continue
 				}
@@ -135,43 +154,39 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 				}
 				r.ns, r.action = t.Name.Space, t.Name.Local
 				r.args = make(map[string]string)
-			case 4:
+			case actionDepth + 1:
 				if !inBody || r.action == "" {
 					continue
 				}
 				argName, inArg = t.Name.Local, true
 				argText.Reset()
-				if !isName(argName) {
-					badArg("argument name %.64q", argName)
-				} else if _, dup := r.args[argName]; dup {
-					badArg("%s given twice", argName)
-				} else if len(r.args) >= maxArgs {
-					badArg("more than %d arguments", maxArgs)
-				}
+				_, seen := r.args[argName]
+				skipArg = !isName(argName) || (!seen && len(r.args) >= maxArgs)
 			default:
-				if inBody && r.action != "" && !done {
+				if depth > actionDepth && inBody && r.action != "" && !done {
 					return r, fmt.Errorf("%w: nested argument", errBadEnvelope)
 				}
 			}
 		case xml.EndElement:
-			if depth == 4 && inArg {
-				if r.argErr == nil {
-					r.args[argName] = argText.String()
+			if depth == actionDepth+1 && inArg {
+				if !skipArg {
+					r.args[argName] = argText.String() // the last one wins
 				}
 				inArg = false
 			}
-			if depth == 3 && inBody && r.action != "" {
+			if depth == actionDepth && inBody && r.action != "" {
 				done = true
 			}
-			if depth == 2 {
+			if depth == 2 && actionDepth == 3 {
 				inBody = false
 			}
 			depth--
 		case xml.CharData:
-			if inArg {
+			if inArg && !skipArg {
 				if argText.Len()+len(t) > maxArgLen {
 					badArg("%s longer than %d bytes", argName, maxArgLen)
-					continue // the rest of the text is not kept
+					skipArg = true // the rest of the text is not kept
+					continue
 				}
 				argText.Write(t)
 			}
@@ -187,6 +202,20 @@ func parseEnvelope(body []byte) (soapRequest, error) {
 		return r, fmt.Errorf("%w: no action", errBadEnvelope)
 	}
 	return r, nil
+}
+
+// latin1Reader decodes ISO-8859-1 to UTF-8.
+type latin1Reader struct{ r io.Reader }
+
+func (l latin1Reader) Read(p []byte) (int, error) {
+	// Each input octet takes at most two octets of output.
+	buf := make([]byte, max(len(p)/2, 1))
+	n, err := l.r.Read(buf)
+	out := p[:0]
+	for _, c := range buf[:n] {
+		out = utf8.AppendRune(out, rune(c))
+	}
+	return len(out), err
 }
 
 const (

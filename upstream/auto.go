@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/pcpclient"
 )
@@ -283,7 +284,7 @@ func (a *Auto) Run(ctx context.Context) {
 	tick := time.NewTicker(min(a.cfg.Recheck, 2*time.Second))
 	defer tick.Stop()
 	lastFull := time.Now()
-	files := fileStamp(a.cfg.PCP.ServersFile)
+	files := filestamp.Of(a.cfg.PCP.ServersFile)
 	for {
 		a.mu.Lock()
 		var evs <-chan Event
@@ -304,7 +305,7 @@ func (a *Auto) Run(ctx context.Context) {
 			a.note(ev)
 			emit(a.events, ev)
 		case now := <-tick.C:
-			if st := fileStamp(a.cfg.PCP.ServersFile); st != files {
+			if st := filestamp.Of(a.cfg.PCP.ServersFile); st != files {
 				files = st
 				a.detect(ctx, "PCP servers from DHCP changed", false)
 				lastFull = now
@@ -613,22 +614,6 @@ func (a *Auto) Close() error {
 		}
 	})
 	return nil
-}
-
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-func fileStamp(name string) stamp {
-	if name == "" {
-		return stamp{}
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
 }
 
 // fileHasServers reports whether the DHCP hooks' servers file names a

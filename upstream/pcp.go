@@ -58,6 +58,19 @@ func (p *PCP) pump() {
 			out.Kind = EventUnreachable
 		case pcpclient.EventReachable:
 			out.Kind = EventReachable
+		case pcpclient.EventWithdrawn:
+			out.Kind = EventWithdrawn
+			if ev.Mapping != nil && ev.Request != nil {
+				res, req := MapResult(*ev.Mapping), MapRequest(*ev.Request)
+				out.Mapping, out.Request = &res, &req
+			}
+			if ev.Error != nil {
+				var ue *Error
+				if e, ok := p.error("map", ev.Error).(*Error); ok {
+					ue = e
+				}
+				out.Err = ue
+			}
 		default:
 			continue
 		}

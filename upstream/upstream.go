@@ -150,6 +150,10 @@ const (
 	// EventKindChanged: another upstream took over (detection found
 	// another kind, or none): every mapping is made again there.
 	EventKindChanged
+	// EventWithdrawn: the upstream ended one mapping by itself (a PCP
+	// server's unsolicited MAP answer with an error or lifetime 0, RFC
+	// 6887 §14.2): Request and Mapping say which, Err why.
+	EventWithdrawn
 )
 
 // Event is one notice from the upstream to the mapping core.
@@ -163,6 +167,8 @@ type Event struct {
 	// Spread asks the core to spread the re-creation of EventStateLost
 	// over a random 0-5 s (RFC 6887 §14.1.1); false: at once.
 	Spread bool
+	// Err is the upstream's refusal of EventWithdrawn.
+	Err *Error
 }
 
 // Info is what the status shows of an upstream.

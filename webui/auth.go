@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/pcpgw/pcpgw/internal/crand"
 )
 
 // kdfParams are the argon2id parameters of new hashes: RFC 9106 §4's
@@ -54,7 +55,7 @@ func hashWith(pw string, p kdfParams) (string, error) {
 		return "", errors.New("webui: empty password")
 	}
 	salt := make([]byte, saltLen)
-	if _, err := rand.Read(salt); err != nil {
+	if err := crand.Read(salt); err != nil {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(pw), salt, p.time, p.mem, p.threads, keyLen)
@@ -104,7 +105,7 @@ func CheckPassword(hash, pw string) (bool, error) {
 // randomToken is 128 random bits in hex.
 func randomToken() string {
 	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand's documentation)
+	crand.Must(b[:])
 	return hex.EncodeToString(b[:])
 }
 

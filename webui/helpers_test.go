@@ -26,11 +26,18 @@ type fakeDaemon struct {
 	cfg     *config.Config
 	rows    []control.Row
 	reloads int
+	up      *control.Upstream // nil: a PCP server
 }
 
 func (d *fakeDaemon) Status() control.Status {
-	return control.Status{Version: "test", Mode: "nat444", ModeConfig: "auto", WAN: "wan0", External: "203.0.113.1",
-		Upstream: control.Upstream{Server: "100.64.0.1:5351", Epoch: 42, Reachable: true}}
+	st := control.Status{Version: "test", Mode: "nat444", ModeConfig: "auto", WAN: "wan0", External: "203.0.113.1",
+		Upstream: control.Upstream{Kind: "pcp", KindConfig: "auto", Address: "100.64.0.1:5351", Server: "100.64.0.1:5351", Epoch: 42, Reachable: true}}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.up != nil {
+		st.Upstream = *d.up
+	}
+	return st
 }
 
 func (d *fakeDaemon) List() []control.Row {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html"
 	"strings"
+
+	"github.com/pcpgw/pcpgw/internal/control"
 )
 
 // The page's HTML is written by hand with html.EscapeString rather than
@@ -145,9 +147,19 @@ func renderIndex(d indexData) string {
 		// ports the provider forwards to this router.
 		p.f("<dt>Port set</dt><dd id=\"portset\">%s</dd>\n", esc(ps.Text))
 	} else {
-		p.f("<dt>PCP server</dt><dd>%s, epoch %d</dd>\n", server, up.Epoch)
-		p.f("<dt>Provider</dt><dd>%s</dd>\n", health)
-		p.f("<dt>Requests</dt><dd>%d sent, %d answered, %d dropped</dd>\n", up.Sent, up.Received, up.Dropped)
+		p.f("<dt>Upstream</dt><dd id=\"upstream\">%s</dd>\n", upstreamText(up))
+		switch up.Kind {
+		case "pcp", "natpmp":
+			p.f("<dt>PCP server</dt><dd>%s, epoch %d</dd>\n", server, up.Epoch)
+		}
+		switch up.Kind {
+		case "pcp", "natpmp", "upnp":
+			p.f("<dt>Provider</dt><dd>%s</dd>\n", health)
+			p.f("<dt>Requests</dt><dd>%d sent, %d answered, %d dropped</dd>\n", up.Sent, up.Received, up.Dropped)
+		}
+		if up.Advice != "" {
+			p.f("<dt>What to do</dt><dd id=\"advice\" class=\"bad\">%s</dd>\n", esc(up.Advice))
+		}
 	}
 	p.f("<dt>Mappings</dt><dd>%d (%d pinholes, %d pending, %d failing)</dd>\n</dl>\n", st.Mappings, st.Pinholes, st.Pending, st.Failing)
 	p.f("<h2>Live mappings, last hour</h2>\n%s\n", d.Chart)
@@ -258,4 +270,42 @@ func renderForm(fd formData) string {
 	p.WriteString("<p><button type=\"submit\" id=\"save\">Save</button> <a href=\"/\">Cancel</a></p>\n</form>\n")
 	p.end()
 	return p.String()
+}
+
+// upstreamText says what opens ports beyond the router: its kind, where
+// it is, and for an ISP box's IGD the device's name and model.
+func upstreamText(up control.Upstream) string {
+	var what string
+	switch up.Kind {
+	case "pcp":
+		what = "the provider's PCP server"
+	case "natpmp":
+		what = "a NAT-PMP gateway"
+	case "upnp":
+		what = "the ISP box's UPnP IGD"
+		if d := up.Device; d != nil {
+			name := strings.TrimSpace(d.FriendlyName + " " + strings.TrimSpace(d.Manufacturer+" "+d.Model))
+			if name != "" {
+				what += " (" + esc(name) + ")"
+			}
+		}
+	case "none":
+		what = `<span class="bad">nothing upstream forwards ports</span>`
+	case "local":
+		what = "none needed (public WAN address)"
+	case "detecting":
+		what = "looking for the upstream NAT"
+	default:
+		what = esc(up.Kind)
+	}
+	if up.Address != "" {
+		what += " at " + esc(up.Address)
+	}
+	if up.External != "" && up.Kind == "upnp" {
+		what += ", which reports " + esc(up.External)
+	}
+	if up.KindConfig != "" && up.KindConfig != "auto" {
+		what += " (configured)"
+	}
+	return what
 }

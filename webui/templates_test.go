@@ -52,7 +52,7 @@ func TestPortSetShown(t *testing.T) {
 	if !strings.Contains(got, `<dt>Port set</dt><dd id="portset">`+text+`</dd>`) || strings.Contains(got, "PCP server") {
 		t.Errorf("portset status:\n%s", got)
 	}
-	if got := renderIndex(indexData{Status: control.Status{Mode: "nat444"}}); strings.Contains(got, "Port set") || !strings.Contains(got, "PCP server") {
+	if got := renderIndex(indexData{Status: control.Status{Mode: "nat444", Upstream: control.Upstream{Kind: "pcp"}}}); strings.Contains(got, "Port set") || !strings.Contains(got, "PCP server") {
 		t.Errorf("nat444 status:\n%.600s", got)
 	}
 }

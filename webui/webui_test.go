@@ -574,3 +574,32 @@ func TestEscaping(t *testing.T) {
 		t.Error("a script element in the page")
 	}
 }
+
+// TestUpstreamShown: the page names the upstream (issue 15): an ISP box's
+// IGD with its name and the address it reports, and, with nothing
+// upstream forwarding ports, the advice.
+func TestUpstreamShown(t *testing.T) {
+	for _, tc := range []struct {
+		up   control.Upstream
+		want []string
+	}{
+		{control.Upstream{Kind: "upnp", KindConfig: "auto", Address: "100.64.0.1:5000", External: "203.0.113.1",
+			Device: &control.Device{FriendlyName: "ISP box", Manufacturer: "Lab", Model: "LabBox <1>"}},
+			[]string{"the ISP box's UPnP IGD (ISP box Lab LabBox &lt;1&gt;) at 100.64.0.1:5000, which reports 203.0.113.1"}},
+		{control.Upstream{Kind: "none", KindConfig: "auto", Advice: "Nothing upstream forwards ports: set this router as DMZ."},
+			[]string{"nothing upstream forwards ports", `id="advice"`, "set this router as DMZ"}},
+		{control.Upstream{Kind: "natpmp", KindConfig: "natpmp", Address: "100.64.0.1:5351", Server: "100.64.0.1:5351"},
+			[]string{"a NAT-PMP gateway at 100.64.0.1:5351 (configured)", "PCP server"}},
+	} {
+		e := newEnv(t, "")
+		e.d.mu.Lock()
+		e.d.up = &tc.up
+		e.d.mu.Unlock()
+		_, body := e.get("/")
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: page lacks %q", tc.up.Kind, w)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@
 //	pcpgw run [-c FILE] [flags]     the daemon, in the foreground
 //	pcpgw status [--json]           ask the running daemon
 //	pcpgw list [--json]             the mappings of the running daemon
+//	pcpgw delete tcp|udp PORT       delete a mapping of the running daemon (or: id ID)
 //	pcpgw check-config -c FILE      validate and print the configuration
 //	pcpgw version
 package main
@@ -23,7 +24,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pcpgw/pcpgw/config"
@@ -39,6 +39,7 @@ commands:
   run            run the daemon in the foreground (pcpgw run -h for its flags)
   status         show the running daemon's state (--json, --socket PATH)
   list           list the running daemon's mappings (--json, --socket PATH)
+  delete         delete a mapping of the running daemon: delete tcp|udp PORT, or delete id ID (--json, --socket PATH)
   check-config   validate a configuration file and print the effective configuration (-c FILE)
   passwd         set the password of the web page (-c FILE; read twice from the terminal or stdin)
   version        print the version
@@ -61,6 +62,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdAsk("status", args, stdout, stderr)
 	case "list":
 		return cmdAsk("list", args, stdout, stderr)
+	case "delete":
+		return cmdDelete(args, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
 	case "passwd":
@@ -146,13 +149,39 @@ func cmdAsk(what string, args []string, stdout, stderr io.Writer) int {
 	case *control.Status:
 		printStatus(stdout, v)
 	case *[]control.Row:
+		// The upstream the mappings are made at heads the table.
+		var st control.Status
+		if control.Ask(ctx, *socket, "status", &st) == nil && st.Mode != "local" {
+			fmt.Fprintln(stdout, upstreamLine(st.Upstream))
+		}
 		printList(stdout, *v, time.Now())
 	}
 	return 0
 }
 
+// upstreamLine names the upstream in one line: "upstream: upnp, ISP box
+// (LabBox) at 100.64.0.1:5000, which reports 203.0.113.1".
+func upstreamLine(up control.Upstream) string {
+	s := "upstream: " + up.Kind
+	if d := up.Device; d != nil {
+		if name := strings.TrimSpace(d.FriendlyName + " " + strings.TrimSpace(d.Manufacturer+" "+d.Model)); name != "" {
+			s += ", " + name
+		}
+	}
+	if up.Address != "" {
+		s += " at " + up.Address
+	}
+	if up.External != "" {
+		s += ", which reports " + up.External
+	}
+	if up.Kind == "none" {
+		s += ": nothing upstream forwards ports (see pcpgw status)"
+	}
+	return s
+}
+
 func printStatus(w io.Writer, s *control.Status) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newColumns(w)
 	mode := s.Mode
 	if s.ModeConfig == "auto" {
 		mode += " (auto)"
@@ -216,7 +245,7 @@ func printUpstream(tw io.Writer, up control.Upstream) {
 // printList writes the mappings as a table; a mapping the provider has
 // not made ends its line with the provider's reason and the next retry.
 func printList(w io.Writer, rows []control.Row, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newColumns(w)
 	fmt.Fprintln(tw, "PROTO\tEXTERNAL\tWAN PORT\tINTERNAL\tLEASE\tORIGIN\tUPSTREAM\tDESCRIPTION\tPROVIDER ERROR")
 	for _, r := range rows {
 		why := r.Error

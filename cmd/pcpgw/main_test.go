@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/internal/control"
 )
 
@@ -81,5 +84,77 @@ func TestPrintList(t *testing.T) {
 	if !strings.HasSuffix(lines[0], "DESCRIPTION  PROVIDER ERROR") || !strings.HasSuffix(strings.TrimRight(lines[1], " "), "ok        web") ||
 		!strings.HasSuffix(lines[2], "failing   nas          CANNOT_PROVIDE_EXTERNAL: the provider refused external port 18443 (retry in 25s)") {
 		t.Errorf("output:\n%s", b.String())
+	}
+}
+
+// ctlSource is a daemon as the control socket sees it: one UPnP mapping
+// (tcp 18080, id 1) and one static forward (tcp 18443, id 2).
+type ctlSource struct{ deletes []control.DeleteRequest }
+
+func (*ctlSource) Status() control.Status { return control.Status{} }
+func (*ctlSource) List() []control.Row    { return nil }
+func (s *ctlSource) Delete(_ context.Context, r control.DeleteRequest) (int, error) {
+	s.deletes = append(s.deletes, r)
+	switch {
+	case r.ID == 2 || r == control.DeleteRequest{Proto: "tcp", Port: 18443}:
+		return 0, errors.New(`tcp 18443 is the static forward "nas": remove or disable its forward section in /etc/config/pcpgw`)
+	case r.ID == 1 || r == control.DeleteRequest{Proto: "tcp", Port: 18080}:
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// pcpgw delete: its arguments, its output as text and JSON, and the
+// daemon's refusal as a clear error (exit 1).
+func TestDeleteCommand(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	src := &ctlSource{}
+	srv, err := control.Listen(sock, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	for _, tc := range []struct {
+		args         []string
+		code         int
+		stdout, errs string
+	}{
+		{[]string{"tcp", "18080"}, 0, "deleted 1 mapping (tcp 18080)\n", ""},
+		{[]string{"--json", "tcp", "18080"}, 0, "{\"deleted\":1}\n", ""},
+		{[]string{"id", "1"}, 0, "deleted 1 mapping (id 1)\n", ""},
+		{[]string{"udp", "18080"}, 0, "no mapping udp 18080: nothing deleted\n", ""},
+		{[]string{"--json", "udp", "18080"}, 0, "{\"deleted\":0}\n", ""},
+		{[]string{"tcp", "18443"}, 1, "", "pcpgw: tcp 18443 is the static forward \"nas\": remove or disable its forward section in /etc/config/pcpgw\n"},
+		{[]string{"--json", "id", "2"}, 1, "", "pcpgw: tcp 18443 is the static forward \"nas\": remove or disable its forward section in /etc/config/pcpgw\n"},
+		{[]string{"tcp"}, 2, "", "pcpgw delete: delete takes PROTO PORT (tcp or udp, 1-65535) or id ID\n"},
+		{[]string{"icmp", "8"}, 2, "", "pcpgw delete: protocol \"icmp\" is neither tcp nor udp\n"},
+		{[]string{"tcp", "0"}, 2, "", "pcpgw delete: port \"0\" is not a number from 1 to 65535\n"},
+	} {
+		code, out, errs := pcpgw(t, append([]string{"delete", "--socket", sock}, tc.args...)...)
+		if tc.code == 2 {
+			// The usage follows the message.
+			errs, _, _ = strings.Cut(errs, "usage:")
+		}
+		if code != tc.code || out != tc.stdout || errs != tc.errs {
+			t.Errorf("pcpgw delete %q: exit %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, out, errs, tc.code, tc.stdout, tc.errs)
+		}
+	}
+	// Usage errors never reach the daemon.
+	want := []control.DeleteRequest{{Proto: "tcp", Port: 18080}, {Proto: "tcp", Port: 18080}, {ID: 1},
+		{Proto: "udp", Port: 18080}, {Proto: "udp", Port: 18080}, {Proto: "tcp", Port: 18443}, {ID: 2}}
+	if diff := cmp.Diff(want, src.deletes); diff != "" {
+		t.Errorf("requests the daemon got (-want +got):\n%s", diff)
+	}
+	code, _, errs := pcpgw(t, "delete", "--socket", filepath.Join(t.TempDir(), "none.sock"), "tcp", "1")
+	if code != 1 || !strings.Contains(errs, "is pcpgw running?") {
+		t.Errorf("delete without a daemon: %d %q", code, errs)
 	}
 }

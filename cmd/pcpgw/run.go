@@ -25,7 +25,9 @@ import (
 
 	"github.com/pcpgw/pcpgw/config"
 	"github.com/pcpgw/pcpgw/firewall"
+	"github.com/pcpgw/pcpgw/igdclient"
 	"github.com/pcpgw/pcpgw/internal/control"
+	"github.com/pcpgw/pcpgw/internal/filestamp"
 	"github.com/pcpgw/pcpgw/mapping"
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
@@ -39,23 +41,6 @@ const wanPoll = 2 * time.Second
 
 // configPoll is how often the configuration file is checked for changes.
 const configPoll = 2 * time.Second
-
-// stamp identifies a version of a file (zero when it cannot be read).
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-func fileStamp(name string) stamp {
-	if name == "" {
-		return stamp{}
-	}
-	fi, err := os.Stat(name)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
 
 func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog.Logger {
 	level.Set(cfg.LogLevel)
@@ -135,6 +120,10 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		}
 		d.up = upstream.NewAuto(upstream.Config{
 			Want: want, WANAddr: wan, Logger: log,
+			// The ISP box's IGD, found by SSDP on the WAN link only.
+			DiscoverIGD: upstream.IGDDiscoverer(upstream.IGDConfig{
+				Client: igdclient.Config{Interface: cfg.WAN}, Logger: log,
+			}),
 			PCP: pcpclient.Config{
 				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
 				ResolvConf: cfg.WANResolvFile, WANInterface: cfg.WAN, WAN6Interface: cfg.WAN6,
@@ -192,6 +181,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	} else {
 		goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
 	}
+	if cfg.DHCPLeases != "" {
+		goRun("leases", func(ctx context.Context) error { d.watchLeases(ctx, cfg.DHCPLeases, log); return nil })
+	}
 
 	if cfg.NATPMP || cfg.PCP {
 		d.lan, err = natpmp.New(natpmp.Config{
@@ -233,20 +225,20 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		// the page of another pcpgw version): checked every few seconds.
 		tick := time.NewTicker(configPoll)
 		defer tick.Stop()
-		seen := fileStamp(cfg.File)
+		seen := filestamp.Of(cfg.File)
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if st := fileStamp(cfg.File); st != seen {
+				if st := filestamp.Of(cfg.File); st != seen {
 					seen = st
 				} else {
 					continue
 				}
 			}
-			seen = fileStamp(cfg.File)
+			seen = filestamp.Of(cfg.File)
 			d.reload(ctx, log) // errors are logged
 		}
 	})
@@ -407,6 +399,7 @@ func restartNeeded(a, b *config.Config) string {
 			a.PortSetRanges.Equal(b.PortSetRanges) && a.PortSetAddr == b.PortSetAddr && a.MapRules == b.MapRules)
 	check("nft_table", a.Table == b.Table)
 	check("lease_file", a.LeaseFile == b.LeaseFile)
+	check("dhcp_leases", a.DHCPLeases == b.DHCPLeases)
 	return strings.Join(diff, ", ")
 }
 

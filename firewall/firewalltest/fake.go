@@ -61,6 +61,7 @@ type Fake struct {
 	pins    map[pinKey]firewall.Pinhole
 	packets map[pinKey]uint64
 	wan     netip.Addr
+	ext     netip.Addr // SetExternalAddr
 	batches []Batch
 	errFn   func(Op) error
 	next    []error
@@ -263,6 +264,29 @@ func (f *Fake) SetWANAddr(ctx context.Context, a netip.Addr) error {
 	}
 	f.record(Batch{Op: OpWANAddr, WANAddr: a, Err: err})
 	return err
+}
+
+// SetExternalAddr records the upstream's external address hairpinned
+// beside the WAN address (the zero Addr clears it).
+func (f *Fake) SetExternalAddr(ctx context.Context, a netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a = a.Unmap()
+	if a.IsValid() && !a.Is4() {
+		return fmt.Errorf("%w: address %v is not IPv4", firewall.ErrInvalid, a)
+	}
+	f.ext = a
+	return nil
+}
+
+// ExternalAddr returns the address last set with SetExternalAddr.
+func (f *Fake) ExternalAddr() netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ext
 }
 
 // Close empties the Fake (the table is removed); later calls fail with

@@ -20,6 +20,7 @@ type backend interface {
 	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
 	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
 	SetWANAddr(ctx context.Context, a netip.Addr) error
+	SetExternalAddr(ctx context.Context, a netip.Addr) error
 	Close() error
 }
 

@@ -1,8 +1,15 @@
 // Package control is the local control channel of a running pcpgw: a unix
-// socket (mode 0600) on which `pcpgw status` and `pcpgw list` ask the daemon.
+// socket (mode 0600) on which `pcpgw status`, `pcpgw list` and `pcpgw
+// delete` ask the daemon (and, through them, OpenWrt's rpcd plugin).
 //
-// The protocol is one request line ("status" or "list") and one JSON
-// document in answer, then the daemon closes the connection.
+// The protocol is one request line and one JSON document in answer, then
+// the daemon closes the connection:
+//
+//	status               -> Status
+//	list                 -> [Row...]
+//	delete PROTO PORT    -> {"deleted":N} or {"error":"..."}   (PROTO tcp or udp)
+//	delete id ID         -> {"deleted":N} or {"error":"..."}   (Row.ID)
+//	anything else        -> {"error":"..."}
 package control
 
 import (
@@ -15,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,10 +142,64 @@ type Row struct {
 	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
+// DeleteRequest selects the mappings an administrator deletes: by
+// protocol and external port (the port `pcpgw delete` takes: Row.WANPort,
+// or the port of Row.External when the CPE does no NAT), or by Row.ID.
+type DeleteRequest struct {
+	Proto string // "tcp" or "udp" (with Port)
+	Port  uint16
+	ID    uint32 // instead of Proto and Port
+}
+
+// DeleteAnswer is the answer to "delete": how many mappings went, or why
+// none did.
+type DeleteAnswer struct {
+	Deleted int    `json:"deleted"`
+	Error   string `json:"error,omitempty"`
+}
+
 // Source answers the requests; the daemon implements it.
 type Source interface {
 	Status() Status
 	List() []Row
+	// Delete removes what r selects, as an administrator (not a LAN
+	// host): it returns how many mappings it removed, 0 when none matched.
+	Delete(ctx context.Context, r DeleteRequest) (int, error)
+}
+
+// deleteTimeout bounds a delete: the core's firewall batch (the provider
+// is told in the background).
+const deleteTimeout = 5 * time.Second
+
+// ParseDelete parses the arguments of a delete request: "PROTO PORT" or
+// "id ID".
+func ParseDelete(args []string) (DeleteRequest, error) {
+	if len(args) != 2 {
+		return DeleteRequest{}, errors.New("delete takes PROTO PORT (tcp or udp, 1-65535) or id ID")
+	}
+	if args[0] == "id" {
+		id, err := strconv.ParseUint(args[1], 10, 32)
+		if err != nil || id == 0 {
+			return DeleteRequest{}, fmt.Errorf("mapping id %q is not a number from 1 to 4294967295", args[1])
+		}
+		return DeleteRequest{ID: uint32(id)}, nil
+	}
+	if args[0] != "tcp" && args[0] != "udp" {
+		return DeleteRequest{}, fmt.Errorf("protocol %q is neither tcp nor udp", args[0])
+	}
+	port, err := strconv.ParseUint(args[1], 10, 16)
+	if err != nil || port == 0 {
+		return DeleteRequest{}, fmt.Errorf("port %q is not a number from 1 to 65535", args[1])
+	}
+	return DeleteRequest{Proto: args[0], Port: uint16(port)}, nil
+}
+
+// String is the request line of r.
+func (r DeleteRequest) String() string {
+	if r.ID != 0 {
+		return fmt.Sprintf("delete id %d", r.ID)
+	}
+	return fmt.Sprintf("delete %s %d", r.Proto, r.Port)
 }
 
 // Server serves a Source on a unix socket.
@@ -191,28 +253,30 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(c)
+			s.handle(ctx, c)
 		}()
 	}
 }
 
-func (s *Server) handle(c net.Conn) {
+func (s *Server) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(5*time.Second + deleteTimeout))
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil {
 		return
 	}
 	var v any
-	switch strings.TrimSpace(line) {
-	case "status":
+	switch f := strings.Fields(line); {
+	case len(f) == 1 && f[0] == "status":
 		v = s.src.Status()
-	case "list":
+	case len(f) == 1 && f[0] == "list":
 		rows := s.src.List()
 		if rows == nil {
 			rows = []Row{}
 		}
 		v = rows
+	case len(f) > 0 && f[0] == "delete":
+		v = s.delete(ctx, f[1:])
 	default:
 		v = map[string]string{"error": "unknown request"}
 	}
@@ -221,10 +285,39 @@ func (s *Server) handle(c net.Conn) {
 	}
 }
 
+func (s *Server) delete(ctx context.Context, args []string) DeleteAnswer {
+	r, err := ParseDelete(args)
+	if err != nil {
+		return DeleteAnswer{Error: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, deleteTimeout)
+	defer cancel()
+	n, err := s.src.Delete(ctx, r)
+	if err != nil {
+		s.log.Info("delete refused", "request", r.String(), "err", err)
+		return DeleteAnswer{Deleted: n, Error: err.Error()}
+	}
+	s.log.Info("deleted", "request", r.String(), "mappings", n)
+	return DeleteAnswer{Deleted: n}
+}
+
 // Close stops the server and removes the socket; idempotent.
 func (s *Server) Close() error {
 	s.once.Do(func() { s.ln.Close() })
 	return nil
+}
+
+// Delete asks the daemon at path to delete what r selects and returns how
+// many mappings it deleted; the daemon's refusal is the error.
+func Delete(ctx context.Context, path string, r DeleteRequest) (int, error) {
+	var a DeleteAnswer
+	if err := Ask(ctx, path, r.String(), &a); err != nil {
+		return 0, err
+	}
+	if a.Error != "" {
+		return a.Deleted, errors.New(a.Error)
+	}
+	return a.Deleted, nil
 }
 
 // Ask sends one request to the daemon at path and decodes its answer into v.

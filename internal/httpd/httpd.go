@@ -13,12 +13,32 @@
 // before the handler runs, within Server.MaxBodyBytes (413 beyond it), and
 // responses are buffered and sent with a Content-Length. Header lines are
 // bounded by Server.MaxHeaderBytes (431 beyond), a request that sends both
-// Content-Length and Transfer-Encoding is refused (request smuggling), and
-// every connection has read, write and idle deadlines and counts against
-// Server.MaxConns and, per client host, Server.MaxConnsPerHost (503
-// beyond either). When MaxConns is reached, the connection that has waited
-// longest for a request (at least 250 ms: idle, or a slowloris from a host
-// with many addresses) is closed to make room; one being answered never is.
+// Content-Length and Transfer-Encoding is refused (request smuggling).
+//
+// Slow clients. A request's head must arrive whole within
+// Server.HeaderTimeout (a byte now and then is not a request), its body
+// within Server.ReadTimeout; a kept-alive connection may wait
+// Server.IdleTimeout for its next request. Every connection counts
+// against Server.MaxConns and, per client host (an IPv4 address, an IPv6
+// /64), Server.MaxConnsPerHost. A connection is idle while it has no
+// whole request to answer: waiting for its first or next one, or
+// receiving one (head or body). A new connection takes its place:
+//
+//   - from a host at MaxConnsPerHost: that host's own connection idle the
+//     longest is closed for it (a program leaking slow connections does
+//     not lock its host's other programs out);
+//   - on a full server: the connection idle the longest is closed for it,
+//     however short that was (slow clients reconnecting in bursts would
+//     keep every slot younger than any minimum age);
+//   - a connection whose whole request has been read, or came with the
+//     connection itself, is never closed for another: 503 when nothing
+//     is idle.
+//
+// On Linux, Serve accepts a TCP connection once its first data has arrived
+// (TCP_DEFER_ACCEPT) and reads what has arrived right away: a client that
+// sends its request with its connection, as every UPnP control point
+// does, is never idle, however long the scheduler takes to run the
+// connection's goroutine.
 package httpd
 
 import (
@@ -138,7 +158,12 @@ type Server struct {
 	ReadTimeout    time.Duration // whole request; 10 s
 	WriteTimeout   time.Duration // whole response; 10 s
 	IdleTimeout    time.Duration // between keep-alive requests; 30 s
-	MaxConns       int           // open connections over every listener; 64
+	// HeaderTimeout bounds the arrival of a request's line and header,
+	// from the moment the server waits for them (the connection's accept,
+	// or the first byte of a kept-alive connection's next request); 2 s,
+	// and never more than ReadTimeout.
+	HeaderTimeout time.Duration
+	MaxConns      int // open connections over every listener; 64
 	// MaxConnsPerHost caps the open connections of one client host (an
 	// IPv4 address, an IPv6 /64), so that one host holding connections
 	// open (slowloris) cannot take every one of MaxConns; 0 means
@@ -149,15 +174,24 @@ type Server struct {
 	// MaxConns or MaxConnsPerHost.
 	ConnRefused func()
 
+	// testHookServe, if set, is called by a connection's goroutine before
+	// it reads anything.
+	testHookServe func(net.Conn)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]*connState
-	perHost   map[netip.Addr]int // open connections by hostKey
-	closed    bool
-	wg        sync.WaitGroup
-	ctx       context.Context
-	cancel    context.CancelFunc
-	once      sync.Once
+	// conns holds every connection until its goroutine ends, also the
+	// ones closed for a new client (closing of them): those count against
+	// no limit, but Serve waits for them to end once they are MaxConns.
+	conns   map[net.Conn]*connState
+	closing int
+	ended   *sync.Cond         // a closing connection's goroutine ended (on mu)
+	perHost map[netip.Addr]int // connections by hostKey, closing ones left out
+	closed  bool
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	once    sync.Once
 }
 
 func (s *Server) init() {
@@ -165,6 +199,7 @@ func (s *Server) init() {
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[net.Conn]*connState{}
 		s.perHost = map[netip.Addr]int{}
+		s.ended = sync.NewCond(&s.mu)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 	})
 }
@@ -180,6 +215,7 @@ func orDefault[T int | time.Duration](v, d T) T {
 // then. ln is closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
 	s.init()
+	deferAccept(ln, s.headerTimeout())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -194,6 +230,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		ln.Close()
 	}()
+	// What came with a new connection is read and parsed here, with
+	// buffers owned by this loop.
+	scratch := make([]byte, earlyReadSize)
+	parse := bufio.NewReaderSize(nil, 4096)
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -213,78 +253,150 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		early := s.readEarly(c, scratch, parse)
+		now := time.Now()
+		host := hostKey(c.RemoteAddr())
 		s.mu.Lock()
+		// Connections closed for new ones end at once, but their
+		// goroutines may not have run yet: under a flood of new
+		// connections, wait for them rather than pile them up.
+		for s.closing >= orDefault(s.MaxConns, 64) && !s.closed {
+			s.ended.Wait()
+		}
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
 			return ErrServerClosed
 		}
-		host := hostKey(c.RemoteAddr())
-		full := len(s.conns) >= orDefault(s.MaxConns, 64)
-		if full && s.perHost[host] < s.maxPerHost() && s.evictLocked(time.Now()) {
-			full = false
-		}
-		if full || s.perHost[host] >= s.maxPerHost() {
+		if !s.admitLocked(host) {
 			s.mu.Unlock()
 			if s.ConnRefused != nil {
 				s.ConnRefused()
 			}
-			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.SetWriteDeadline(now.Add(time.Second))
 			io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 			c.Close()
 			continue
 		}
-		st := &connState{}
-		st.waiting.Store(time.Now().UnixNano())
+		st := &connState{host: host}
+		if early.req == nil {
+			st.waiting.Store(now.UnixNano())
+		} // else its request is here whole: not idle from the start
 		s.conns[c] = st
 		s.perHost[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c, st, host)
+		go s.serveConn(c, st, early, now)
 	}
+}
+
+// earlyReadSize is how much of what came with a connection Serve reads at
+// once: a UPnP request is 1-2 KiB.
+const earlyReadSize = 8 << 10
+
+// early is what came with a connection, read by Serve before the
+// connection's goroutine runs: its first request if it came whole (and
+// what followed it), else the bytes to read it from.
+type early struct {
+	req  *Request
+	rest []byte
+}
+
+// readEarly reads, without waiting, what has arrived on c and parses it
+// with parse (reset on it).
+func (s *Server) readEarly(c net.Conn, scratch []byte, parse *bufio.Reader) early {
+	n := readNow(c, scratch)
+	if n <= 0 {
+		return early{}
+	}
+	return s.parseEarly(scratch[:n], parse)
+}
+
+// parseEarly parses b, what came with a connection, with parse.
+func (s *Server) parseEarly(b []byte, parse *bufio.Reader) early {
+	r := bytes.NewReader(b)
+	parse.Reset(r)
+	defer parse.Reset(nil)
+	req, err := s.readRequest(parse, nil, nil)
+	if err != nil {
+		// Not whole yet, or bad: the goroutine reads it again from the
+		// start, and answers the error if there is one.
+		return early{rest: bytes.Clone(b)}
+	}
+	used := len(b) - r.Len() - parse.Buffered()
+	if used == len(b) {
+		return early{req: req}
+	}
+	return early{req: req, rest: bytes.Clone(b[used:])}
+}
+
+// admitLocked reports whether a new connection of host may be served,
+// closing an idle connection to make room if it must: the host's own if
+// it is at its cap, else, on a full server, anyone's.
+func (s *Server) admitLocked(host netip.Addr) bool {
+	maxConns := orDefault(s.MaxConns, 64)
+	switch {
+	case s.perHost[host] >= s.maxPerHost():
+		return s.evictLocked(host)
+	case len(s.conns)-s.closing >= maxConns:
+		return s.evictLocked(netip.Addr{})
+	}
+	return true
 }
 
 // connState is what eviction needs to know of a connection.
 type connState struct {
-	// waiting is when the connection started waiting for its next
-	// request (Unix ns; 0 while a request is being answered; evicted once
-	// evictLocked has claimed it). A client sends a whole request in well
-	// under a millisecond: one still waiting after evictAfter is idle or a
-	// slowloris.
+	host netip.Addr // its hostKey
+	// waiting is when the connection became idle: accepted without a
+	// whole request, or done answering one (Unix ns); 0 from the moment
+	// a whole request has been read until it is answered; evicted once
+	// evictLocked has claimed it.
 	waiting atomic.Int64
+	closing bool // claimed by evictLocked (guarded by Server.mu)
 }
 
 // evicted marks a connection claimed by evictLocked: its request, if one
 // arrives meanwhile, is not served.
 const evicted = -1
 
-// evictAfter is how long a connection must have been waiting for a
-// request before a new connection may take its place on a full server.
-const evictAfter = 250 * time.Millisecond
-
-// evictLocked closes the connection that has waited longest for a request,
-// if it has waited at least evictAfter, so that a full server still takes
-// a new client: connections held open by hosts with many addresses, or
-// idle keep-alives, give way; connections being answered never do. It
+// evictLocked closes the connection idle the longest (of host only, if
+// host is valid), however long that was, so that a new connection takes
+// its place; connections with a whole request read are never closed. It
 // reports whether it closed one.
-func (s *Server) evictLocked(now time.Time) bool {
-	var victim net.Conn
-	var oldest int64
-	for c, st := range s.conns {
-		if w := st.waiting.Load(); w > 0 && (victim == nil || w < oldest) {
-			victim, oldest = c, w
+func (s *Server) evictLocked(host netip.Addr) bool {
+	for range 3 { // a candidate that has just read its request: the next
+		var victim net.Conn
+		var vst *connState
+		var oldest int64
+		for c, st := range s.conns {
+			if st.closing || host.IsValid() && st.host != host {
+				continue
+			}
+			if w := st.waiting.Load(); w > 0 && (victim == nil || w < oldest) {
+				victim, vst, oldest = c, st, w
+			}
 		}
+		if victim == nil {
+			return false
+		}
+		// Claimed only if it is still idle since then: one that has just
+		// read its request (waiting 0) is being answered.
+		if !vst.waiting.CompareAndSwap(oldest, evicted) {
+			continue
+		}
+		vst.closing = true
+		s.closing++
+		if s.perHost[vst.host]--; s.perHost[vst.host] <= 0 {
+			delete(s.perHost, vst.host)
+		}
+		victim.Close()
+		return true
 	}
-	if victim == nil || now.UnixNano()-oldest < int64(evictAfter) {
-		return false
-	}
-	// Claimed only if it is still waiting since then: a connection that
-	// has just read its request (waiting 0) is being answered.
-	if !s.conns[victim].waiting.CompareAndSwap(oldest, evicted) {
-		return false
-	}
-	victim.Close()
-	return true
+	return false
+}
+
+func (s *Server) headerTimeout() time.Duration {
+	return min(orDefault(s.HeaderTimeout, 2*time.Second), orDefault(s.ReadTimeout, 10*time.Second))
 }
 
 func (s *Server) maxPerHost() int {
@@ -312,6 +424,7 @@ func (s *Server) Close() error {
 	s.init()
 	s.mu.Lock()
 	s.closed = true
+	s.ended.Broadcast()
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -332,49 +445,67 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-func (s *Server) serveConn(c net.Conn, st *connState, host netip.Addr) {
+// serveConn answers the requests of c, accepted at accepted, the first
+// one from e.
+func (s *Server) serveConn(c net.Conn, st *connState, e early, accepted time.Time) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
-		if s.perHost[host]--; s.perHost[host] <= 0 {
-			delete(s.perHost, host)
+		if st.closing {
+			s.closing--
+			s.ended.Broadcast()
+		} else if s.perHost[st.host]--; s.perHost[st.host] <= 0 {
+			delete(s.perHost, st.host)
 		}
 		s.mu.Unlock()
 		c.Close()
 		s.wg.Done()
 	}()
+	if s.testHookServe != nil {
+		s.testHookServe(c)
+	}
 	local := addrPort(c.LocalAddr())
 	remote := addrPort(c.RemoteAddr())
-	br := bufio.NewReaderSize(c, 4096)
+	var in io.Reader = c
+	if len(e.rest) > 0 {
+		in = io.MultiReader(bytes.NewReader(e.rest), c)
+	}
+	br := bufio.NewReaderSize(in, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
-	first := true
-	for {
-		if first {
-			c.SetReadDeadline(time.Now().Add(orDefault(s.ReadTimeout, 10*time.Second)))
-		} else {
-			// Idle between requests: waiting (st.waiting was set at accept
-			// for the first one).
-			st.waiting.Store(time.Now().UnixNano())
-			c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
-			if _, err := br.Peek(1); err != nil {
+	readTimeout := orDefault(s.ReadTimeout, 10*time.Second)
+	for first := true; ; first = false {
+		req := e.req
+		e.req = nil // (not kept for the connection's life)
+		if req == nil {
+			begin := accepted
+			if !first {
+				// Idle until the next request starts (waiting was set
+				// at accept for the first one).
+				st.waiting.Store(time.Now().UnixNano())
+				c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
+				if _, err := br.Peek(1); err != nil {
+					return
+				}
+				begin = time.Now()
+			}
+			// The head within HeaderTimeout, the whole request within
+			// ReadTimeout, both from begin.
+			c.SetReadDeadline(begin.Add(s.headerTimeout()))
+			var err error
+			req, err = s.readRequest(br, bw, func() { c.SetReadDeadline(begin.Add(readTimeout)) })
+			if st.waiting.Swap(0) == evicted {
+				return // closed for a new client while the request came in
+			}
+			if err != nil {
+				var se *statusError
+				if errors.As(err, &se) {
+					c.SetWriteDeadline(time.Now().Add(time.Second))
+					fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+						se.code, StatusText(se.code), len(se.msg)+1, se.msg)
+					bw.Flush()
+				}
 				return
 			}
-			c.SetReadDeadline(time.Now().Add(orDefault(s.ReadTimeout, 10*time.Second)))
-		}
-		first = false
-		req, err := s.readRequest(br, bw, c)
-		if st.waiting.Swap(0) == evicted {
-			return // closed for a new client while the request came in
-		}
-		if err != nil {
-			var se *statusError
-			if errors.As(err, &se) {
-				c.SetWriteDeadline(time.Now().Add(time.Second))
-				fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
-					se.code, StatusText(se.code), len(se.msg)+1, se.msg)
-				bw.Flush()
-			}
-			return
 		}
 		req.LocalAddr, req.RemoteAddr, req.ctx = local, remote, s.ctx
 		keep := wantsKeepAlive(req)
@@ -413,8 +544,10 @@ func wantsKeepAlive(r *Request) bool {
 	return !strings.Contains(conn, "close")
 }
 
-// readRequest reads one request with its body, within the limits.
-func (s *Server) readRequest(br *bufio.Reader, bw *bufio.Writer, c net.Conn) (*Request, error) {
+// readRequest reads one request with its body, within the limits; it
+// calls afterHead (if set) once the head is read, and answers Expect:
+// 100-continue on bw (if set).
+func (s *Server) readRequest(br *bufio.Reader, bw *bufio.Writer, afterHead func()) (*Request, error) {
 	maxHeader := orDefault(s.MaxHeaderBytes, 8<<10)
 	lr := &limitedLines{r: br, left: maxHeader}
 	line, err := lr.readLine()
@@ -454,13 +587,16 @@ func (s *Server) readRequest(br *bufio.Reader, bw *bufio.Writer, c net.Conn) (*R
 	if proto == "HTTP/1.1" && len(h.Values("Host")) != 1 {
 		return nil, &statusError{StatusBadRequest, "missing or repeated Host header"}
 	}
+	if afterHead != nil {
+		afterHead()
+	}
 	maxBody := orDefault(s.MaxBodyBytes, 64<<10)
 	te := strings.ToLower(h.Get("Transfer-Encoding"))
 	cls := h.Values("Content-Length")
 	if te != "" && len(cls) > 0 {
 		return nil, &statusError{StatusBadRequest, "both Content-Length and Transfer-Encoding"}
 	}
-	if strings.EqualFold(h.Get("Expect"), "100-continue") && (te != "" || len(cls) > 0) {
+	if bw != nil && strings.EqualFold(h.Get("Expect"), "100-continue") && (te != "" || len(cls) > 0) {
 		fmt.Fprintf(bw, "HTTP/1.1 100 Continue\r\n\r\n")
 		if err := bw.Flush(); err != nil {
 			return nil, err

@@ -64,8 +64,10 @@ func TestRequests(t *testing.T) {
 			[]string{"200 OK", `POST /c "hello"`}},
 		{"post chunked", "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nhel\r\n2;ext=1\r\nlo\r\n0\r\nTrailer: x\r\n\r\n",
 			[]string{"200 OK", `"hello"`}},
-		{"expect 100-continue", "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
-			[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", `"hi"`}},
+		// The body came with the head: no 100 (RFC 9110 §10.1.1 allows
+		// it); TestExpectContinue waits for it.
+		{"expect 100-continue, body sent", "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+			[]string{"HTTP/1.1 200 OK", `"hi"`}},
 		{"head has no body", "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", []string{"200 OK", "Content-Length: "}},
 		{"http/1.0 closes", "GET / HTTP/1.0\r\n\r\n", []string{"200 OK", "Connection: close"}},
 		{"smuggling", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []string{"400 Bad Request"}},
@@ -94,6 +96,28 @@ func TestRequests(t *testing.T) {
 				t.Errorf("HEAD answered with a body:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestExpectContinue: a client that sends Expect: 100-continue and waits
+// for the 100 before its body gets it, then the answer.
+func TestExpectContinue(t *testing.T) {
+	addr := start(t, &Server{}, echo)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(c)
+	if line, err := br.ReadString('\n'); line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("before the body: %q (%v)", line, err)
+	}
+	io.WriteString(c, "hi")
+	rest, _ := io.ReadAll(br)
+	if !strings.Contains(string(rest), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(rest), `POST /c "hi"`) {
+		t.Errorf("after the body:\n%s", rest)
 	}
 }
 

@@ -26,6 +26,15 @@ type MiniupnpdOptions struct {
 	// Extra lines appended to miniupnpd.conf (after LAB.md's, before the
 	// permission rules).
 	Extra []string
+	// SecureMode writes secure_mode=yes (a host may only map ports to
+	// itself, and in UPnP delete only its own); false writes LAB.md's
+	// secure_mode=no.
+	SecureMode bool
+	// Rules, when not nil, replace LAB.md's permission rules (the
+	// `allow|deny ext_ports int_addr/prefix int_ports` lines at the end of
+	// miniupnpd.conf), e.g. miniupnpd's own defaults
+	// {"allow 1024-65535 0.0.0.0/0 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535"}.
+	Rules []string
 	// Box makes miniupnpd an ISP box in front of the CPE (double NAT)
 	// instead of the CGN of LAB.md: which protocols it serves. The zero
 	// value is the CGN: NAT-PMP and PCP, no UPnP.
@@ -230,7 +239,7 @@ func (m *Miniupnpd) conf() string {
 		"enable_natpmp=" + yn[!b.NoPMP],
 		"enable_pcp_pmp=" + yn[!b.NoPMP],
 		"enable_upnp=" + yn[b.UPnP],
-		"secure_mode=no",
+		"secure_mode=" + yn[m.opt.SecureMode],
 		"pcp_allow_thirdparty=" + yn[m.opt.ThirdParty],
 		"min_lifetime=" + strconv.Itoa(m.opt.MinLifetime),
 		"max_lifetime=" + strconv.Itoa(m.opt.MaxLifetime),
@@ -262,11 +271,15 @@ func (m *Miniupnpd) conf() string {
 			"allow 1024-65535 192.0.0.0/29 1-65535") // the B4's own address
 	}
 	lines = append(lines, m.opt.Extra...)
-	lines = append(lines,
-		"allow 1024-65535 100.64.0.0/24 1-65535",
-		"allow 1024-65535 192.0.2.0/24 1-65535",
-		"deny 0-65535 0.0.0.0/0 0-65535",
-	)
+	rules := m.opt.Rules
+	if rules == nil {
+		rules = []string{
+			"allow 1024-65535 100.64.0.0/24 1-65535",
+			"allow 1024-65535 192.0.2.0/24 1-65535",
+			"deny 0-65535 0.0.0.0/0 0-65535",
+		}
+	}
+	lines = append(lines, rules...)
 	return strings.Join(lines, "\n") + "\n"
 }
 
@@ -506,4 +519,14 @@ func (l *Lab) StartPlainNAT(t testing.TB) {
 		t.Fatal(err)
 	}
 	l.ISP.Run(t, "nft", "-f", f)
+}
+
+// SetExtIP changes the box's ext_ip (Box.ExtIP) for its next start
+// (Restart): its GetExternalIPAddress answers that address.
+func (m *Miniupnpd) SetExtIP(t testing.TB, ip string) {
+	t.Helper()
+	m.opt.Box.ExtIP = ip
+	if err := os.WriteFile(m.Conf, []byte(m.conf()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -78,7 +78,7 @@ func buildPcpgw() (string, error) {
 	}
 	bin := filepath.Join(dir, "pcpgw")
 	// Built as `make build` does (static, stripped): what routers run.
-	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/pcpgw")
+	c := exec.Command("go", "build", "-trimpath", "-gcflags=github.com/pcpgw/pcpgw/...=-l", "-ldflags=-s -w", "-o", bin, "./cmd/pcpgw")
 	c.Dir = root
 	c.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := c.CombinedOutput(); err != nil {

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Shell harness for the OpenWrt package's scripts (openwrt/pcpgw/files):
-# the procd init script, the DHCP hooks and the miniupnpd migration run
-# against stubs of procd/rc.common, uci, /lib/functions.sh and
-# /lib/functions/network.sh (test/stubs), each in a scratch root
-# ($IPKG_INSTROOT). Asserts the exact procd calls (command line) and the
-# resulting /etc/config files.
+# the procd init script, the DHCP hooks, the miniupnpd migration and the
+# rpcd plugin run against stubs of procd/rc.common, uci, /lib/functions.sh,
+# /lib/functions/network.sh and libubox's jshn (test/stubs, test/jshn),
+# each in a scratch root ($IPKG_INSTROOT). Asserts the exact procd calls
+# (command line), the resulting /etc/config files and the plugin's answers
+# (here without a daemon; with pcpgw running: rpcd_test.go).
 #
 #   sh openwrt/test/run.sh [PCPGW_BINARY]
 #
@@ -15,6 +16,11 @@ T="$(cd "$(dirname "$0")" && pwd)"
 FILES="$T/../pcpgw/files"
 STUBS="$T/stubs"
 BIN="${1:-${PCPGW_BIN:-}}"
+# The rpcd cases link it into scratch roots: an absolute path.
+case "$BIN" in
+"" | /*) ;;
+*) BIN="$PWD/$BIN" ;;
+esac
 fails=0
 cases=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pcpgw-owrt.XXXXXX") || exit 1
@@ -447,6 +453,92 @@ cmp -s "$FILES/pcpgw.config" "$ROOT/etc/config/pcpgw" || fail "/etc/config/pcpgw
 [ -s "$ROOT/init.log" ] && fail "miniupnpd touched: $(cat "$ROOT/init.log")"
 check_config
 ok $f0
+
+# --- the rpcd plugin, without a daemon ---------------------------------------
+# (ubus call pcpgw status/list/delete against a running pcpgw: rpcd_test.go.)
+
+# rpcd_call ARGS... <STDIN: the plugin run as rpcd runs it (list, or call
+# METHOD with the arguments on stdin), installed in $ROOT; its stdout in
+# $ROOT/rpcd.out, its exit status in $rc (so not in a pipeline: input
+# comes from a file).
+rpcd_call() {
+	mkdir -p "$ROOT/usr/libexec/rpcd" "$ROOT/usr/share/libubox" "$ROOT/usr/sbin"
+	cp "$FILES/pcpgw.rpcd" "$ROOT/usr/libexec/rpcd/pcpgw"
+	cp "$STUBS/libubox/jshn.sh" "$ROOT/usr/share/libubox/jshn.sh"
+	ln -sf "$BIN" "$ROOT/usr/sbin/pcpgw"
+	PATH="$WORK/bin:$PATH" $PLUGIN_SH "$ROOT/usr/libexec/rpcd/pcpgw" "$@" >"$ROOT/rpcd.out" 2>"$ROOT/rpcd.err"
+	rc=$?
+}
+
+# answer WANT_RC WANT_JSON: the last rpcd_call printed exactly WANT_JSON.
+answer() {
+	[ "$rc" = "$1" ] || fail "exit status $rc, want $1 (stderr: $(cat "$ROOT/rpcd.err"))"
+	# (same, not in a pipeline: its failures must count)
+	printf '%s\n' "$2" >"$ROOT/rpcd.want"
+	same "answer" "$ROOT/rpcd.out" <"$ROOT/rpcd.want"
+}
+
+if [ -z "$BIN" ]; then
+	echo "skip rpcd: no pcpgw binary given"
+elif ! command -v go >/dev/null || ! (cd "$T/jshn" && go build -o "$WORK/bin/jshn" .); then
+	echo "skip rpcd: cannot build the jshn stand-in (test/jshn) with go"
+else
+	# OpenWrt runs it with busybox's ash: so do we, when there is one.
+	PLUGIN_SH=sh
+	command -v busybox >/dev/null && PLUGIN_SH="busybox sh"
+	echo "rpcd plugin under: $PLUGIN_SH"
+	begin "rpcd: list names the methods and their arguments"
+	f0=$fails
+	rpcd_call list </dev/null
+	answer 0 '{"status":{},"list":{},"delete":{"proto":"str","port":32,"id":32}}'
+	ok $f0
+
+	begin "rpcd: no daemon: status, list and delete answer pcpgw's error"
+	f0=$fails
+	uci set pcpgw.main.socket="$ROOT/var/run/none.sock"
+	for m in status list delete; do
+		echo '{"proto":"tcp","port":18080}' >"$ROOT/in"
+		rpcd_call call $m <"$ROOT/in"
+		answer 1 "{\"error\":\"is pcpgw running? dial unix $ROOT/var/run/none.sock: connect: no such file or directory\"}"
+	done
+	ok $f0
+
+	begin "rpcd: bad arguments and unknown methods are refused before asking the daemon"
+	f0=$fails
+	uci set pcpgw.main.socket="$ROOT/var/run/none.sock"
+	while IFS='|' read -r in want; do
+		printf '%s' "$in" >"$ROOT/in"
+		rpcd_call call delete <"$ROOT/in"
+		answer 1 "$want"
+	done <<'EOF'
+{"proto":|{"error":"the arguments are not a JSON object: {\"proto\":"}
+[1,2]|{"error":"the arguments are not a JSON object: [1,2]"}
+{}|{"error":"delete needs proto (tcp or udp) and port, or id"}
+|{"error":"delete needs proto (tcp or udp) and port, or id"}
+{"port":18080}|{"error":"delete needs proto (tcp or udp) and port, or id"}
+{"proto":"icmp","port":1}|{"error":"proto must be tcp or udp, not 'icmp'"}
+{"proto":"tcp"}|{"error":"port must be a number from 1 to 65535, not ''"}
+{"proto":"tcp","port":"80; reboot"}|{"error":"port must be a number from 1 to 65535, not '80; reboot'"}
+{"proto":"tcp","port":-1}|{"error":"port must be a number from 1 to 65535, not '-1'"}
+{"proto":"tcp","port":1.5}|{"error":"port must be a number from 1 to 65535, not '1.500000'"}
+{"proto":"tcp","port":80,"id":3}|{"error":"delete takes proto and port, or id, not both"}
+{"id":"$(reboot)"}|{"error":"id must be a mapping's id (a number), not '$(reboot)'"}
+EOF
+	echo '{}' >"$ROOT/in"
+	rpcd_call call reboot <"$ROOT/in"
+	answer 1 "{\"error\":\"unknown method 'reboot' (status, list or delete)\"}"
+	rpcd_call </dev/null
+	[ "$rc" = 2 ] || fail "no arguments: exit status $rc, want 2"
+	ok $f0
+
+	begin "rpcd: pcpgw's own checks (port range) come back as errors"
+	f0=$fails
+	uci set pcpgw.main.socket="$ROOT/var/run/none.sock"
+	echo '{"proto":"udp","port":70000}' >"$ROOT/in"
+	rpcd_call call delete <"$ROOT/in"
+	answer 1 '{"error":"port \"70000\" is not a number from 1 to 65535"}'
+	ok $f0
+fi
 
 begin "config: the shipped /etc/config/pcpgw"
 f0=$fails

@@ -1,0 +1,194 @@
+package mapping
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/upstream"
+)
+
+// Issue 17: what pcpgw tells a LAN client must be true at the provider.
+
+// TestPCPPreferFailureUpstream (17.1): a LAN PCP client's PREFER_FAILURE
+// goes upstream; with the port taken at the provider the client is told
+// CANNOT_PROVIDE_EXTERNAL and nothing is left behind. Without it, the
+// client gets another port.
+func TestPCPPreferFailureUpstream(t *testing.T) {
+	up := newFakeUp()
+	up.taken[18080] = true
+	c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+	r := req(OriginPCP, host, TCP, 8080, 18080, time.Hour)
+	r.ExactPort = true
+	_, err := c.Map(context.Background(), r)
+	wantCode(t, err, CodeCannotProvideExternal)
+	if !up.lastMap().PreferFailure {
+		t.Errorf("upstream request without PREFER_FAILURE: %+v", up.lastMap())
+	}
+	if c.Count() != 0 || len(fw.Forwards()) != 0 {
+		t.Errorf("left behind: %d mappings, kernel %v", c.Count(), fw.Forwards())
+	}
+	r.ExactPort = false
+	m, err := c.Map(context.Background(), r)
+	if err != nil || m.External.Port() == 18080 || up.lastMap().PreferFailure {
+		t.Errorf("without PREFER_FAILURE: %+v %v (request %+v)", m, err, up.lastMap())
+	}
+}
+
+// TestRecreateKeepsPort (17.2, RFC 6970 §5.10): after the provider lost
+// its state, an exact mapping is asked for again with PREFER_FAILURE; when
+// another took its port meanwhile it stays on its port, failing, instead
+// of moving, and lookups by its port still find it.
+func TestRecreateKeepsPort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		m, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.mu.Lock()
+		up.taken[18080] = true
+		up.mu.Unlock()
+		up.events <- upstream.Event{Kind: upstream.EventStateLost, Spread: true}
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		last := up.lastMap()
+		if !last.PreferFailure || last.SuggestedExternal.Port() != 18080 {
+			t.Errorf("re-created with %+v", last)
+		}
+		got, _ := c.Get(m.ID)
+		if got.External != m.External || got.Upstream != UpstreamFailing {
+			t.Errorf("after the re-creation %+v (was %v)", got, m.External)
+		}
+		if ms := c.Find(Selector{Proto: TCP, External: 18080}); len(ms) != 1 {
+			t.Errorf("lookup by port 18080: %+v", ms)
+		}
+	})
+}
+
+// TestDeleteAllSkipsStatic (17.7, RFC 6886 §3.4): NAT-PMP's delete-all
+// deletes what may be deleted; a static forward of the host stays and the
+// others go, with no error.
+func TestDeleteAllSkipsStatic(t *testing.T) {
+	up := newFakeUp()
+	c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+	ctx := context.Background()
+	static := Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80), ExternalPort: 18000, ExactPort: true}
+	if _, err := c.Map(ctx, static); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint16{5000, 5001} {
+		if _, err := c.Map(ctx, req(OriginNATPMP, host, TCP, p, p, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := c.Delete(ctx, Selector{Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 0)})
+	if err != nil || n != 2 {
+		t.Fatalf("delete all: %d %v, want 2 nil", n, err)
+	}
+	if ms := c.Find(Selector{}); len(ms) != 1 || ms[0].Origin != OriginStatic {
+		t.Errorf("left: %+v", ms)
+	}
+	// One mapping named: still refused.
+	_, err = c.Delete(ctx, Selector{Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80)})
+	wantCode(t, err, CodeNotAuthorized)
+}
+
+// TestWithdrawnMappingForgotten (17.5): the provider ends a mapping by
+// itself (RFC 6887 §14.2); the core forgets it, kernel included, so no
+// LAN client is told it exists. A static forward stays, failing, and is
+// asked for again after the error's lifetime.
+func TestWithdrawnMappingForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		m, err := c.Map(ctx, req(OriginNATPMP, host, TCP, 8080, 18080, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		static := Request{Origin: OriginStatic, Client: host, Proto: TCP, Internal: netip.AddrPortFrom(host, 80), ExternalPort: 18000, ExactPort: true}
+		s, err := c.Map(ctx, static)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonceOf := func(id uint32) Nonce {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.entries[id].nonce
+		}
+		withdraw := func(id uint32) {
+			res := upstream.MapResult{Nonce: pcp.Nonce(nonceOf(id))}
+			rq := upstream.MapRequest{Protocol: 6}
+			up.events <- upstream.Event{Kind: upstream.EventWithdrawn, Mapping: &res, Request: &rq,
+				Err: &upstream.Error{Kind: upstream.KindPCP, Code: pcp.NotAuthorized, Lifetime: 600, Until: time.Now().Add(600 * time.Second)}}
+			synctest.Wait()
+		}
+		n0, _ := up.counts()
+		withdraw(m.ID)
+		if _, ok := c.Get(m.ID); ok || len(fw.Forwards()) != 1 {
+			t.Errorf("still there: kernel %v", fw.Forwards())
+		}
+		withdraw(s.ID)
+		got, ok := c.Get(s.ID)
+		if !ok || got.Upstream != UpstreamFailing || got.UpstreamErr == "" {
+			t.Fatalf("static forward after the withdrawal: %+v %v", got, ok)
+		}
+		time.Sleep(599 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != n0 {
+			t.Errorf("asked again within the error lifetime: %d requests", n-n0)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n, _ := up.counts(); n != n0+1 {
+			t.Errorf("not asked again after the error lifetime: %d requests", n-n0)
+		}
+	})
+}
+
+// TestRenewalThreeQuarters (17.4, RFC 7648 §3): a renewal is answered from
+// the table only while at least 3/4 of the asked lifetime is left at the
+// provider; otherwise the provider is asked first and the answer waits.
+func TestRenewalThreeQuarters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.lifetime = 600
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		r := req(OriginPCP, host, UDP, 5000, 15000, 600*time.Second)
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		n0, _ := up.counts()
+		// 600 s left of 600 asked: from the table.
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := up.counts(); n != n0 {
+			t.Errorf("renewal with the lifetime left went upstream")
+		}
+		// 600 s left of 3600 asked (< 2700): upstream first, answered after.
+		up.block = make(chan struct{})
+		r.Lifetime = 3600 * time.Second
+		done := make(chan error, 1)
+		go func() { _, err := c.Map(ctx, r); done <- err }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("answered before the provider: %v", err)
+		default:
+		}
+		if n, _ := up.counts(); n != n0+1 {
+			t.Fatalf("%d upstream requests, want 1", n-n0)
+		}
+		close(up.block)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
