@@ -40,9 +40,10 @@ type Upstream interface {
 	Delete(ctx context.Context, r upstream.MapRequest) error
 	ExternalAddr(ctx context.Context) (netip.Addr, error)
 	Events() <-chan upstream.Event
-	// Kind returns the upstream in force, waiting while it is being
-	// detected until ctx ends (then KindDetecting).
-	Kind(ctx context.Context) upstream.Kind
+	// Kind returns the upstream in force and its generation
+	// (upstream.Event.Gen), waiting while it is being detected until ctx
+	// ends (then KindDetecting).
+	Kind(ctx context.Context) (upstream.Kind, uint64)
 }
 
 // detectWait bounds how long a LAN request waits for the upstream to be
@@ -116,8 +117,9 @@ type Core struct {
 	// KindLocal make them on the CPE only; KindDetecting until the first
 	// detection (or what the state file says).
 	upKind upstream.Kind
-	// kindGen counts the changes of upKind (see runUpstream).
-	kindGen    uint32
+	// upGen is the generation of the upstream in force (upstream.Event.Gen;
+	// 0 before the first).
+	upGen      uint64
 	wan        netip.Addr
 	external   netip.Addr // provider's external address, last known
 	epochStart time.Time

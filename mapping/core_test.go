@@ -301,7 +301,10 @@ func TestNAT444Upstream(t *testing.T) {
 			t.Fatalf("%d upstream requests by 5/8 of the lifetime, want 2", n)
 		}
 		renew := up.lastMap()
-		if renew.Nonce != up.maps[0].Nonce && up.maps[0].Nonce != (pcp.Nonce{}) || renew.SuggestedExternal != m.External {
+		// An exact (IGD) mapping: its port, with PREFER_FAILURE, and no
+		// address (an upstream back with another would refuse it forever).
+		if renew.Nonce != up.maps[0].Nonce && up.maps[0].Nonce != (pcp.Nonce{}) || !renew.PreferFailure ||
+			renew.SuggestedExternal != netip.AddrPortFrom(netip.IPv4Unspecified(), m.External.Port()) {
 			t.Errorf("renewal %+v", renew)
 		}
 		// Delete goes upstream with the mapping's nonce.

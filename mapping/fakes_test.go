@@ -27,6 +27,7 @@ type fakeUp struct {
 	nonceSeq   byte
 	kind       upstream.Kind
 	detecting  chan struct{}
+	gen        uint64 // setKind calls
 	// ext64 and prefix64: the answer to a request for an IPv6 host (a
 	// NAT64's IPv4 address, its PREFIX64 prefixes).
 	ext64    netip.Addr
@@ -111,9 +112,10 @@ func (u *fakeUp) lastMap() upstream.MapRequest {
 	return u.maps[len(u.maps)-1]
 }
 
-// Kind is the upstream's kind: u.kind, PCP when unset. While u.detecting
-// is set it waits for it to be closed (detection running) or ctx.
-func (u *fakeUp) Kind(ctx context.Context) upstream.Kind {
+// Kind is the upstream's kind: u.kind, PCP when unset, and its
+// generation (1, then one more with each setKind). While u.detecting is set
+// it waits for it to be closed (detection running) or ctx.
+func (u *fakeUp) Kind(ctx context.Context) (upstream.Kind, uint64) {
 	u.mu.Lock()
 	d := u.detecting
 	u.mu.Unlock()
@@ -121,21 +123,24 @@ func (u *fakeUp) Kind(ctx context.Context) upstream.Kind {
 		select {
 		case <-d:
 		case <-ctx.Done():
-			return upstream.KindDetecting
+			return upstream.KindDetecting, 0
 		}
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.kind == upstream.KindDetecting {
-		return upstream.KindPCP
+	k := u.kind
+	if k == upstream.KindDetecting {
+		k = upstream.KindPCP
 	}
-	return u.kind
+	return k, u.gen + 1
 }
 
 // setKind changes the kind and tells the core, as upstream.Auto does.
 func (u *fakeUp) setKind(k upstream.Kind) {
 	u.mu.Lock()
 	u.kind = k
+	u.gen++
+	gen := u.gen + 1
 	u.mu.Unlock()
-	u.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: k}
+	u.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: k, Gen: gen}
 }

@@ -76,8 +76,14 @@ func TestKindChangeMovesMappings(t *testing.T) {
 			t.Fatalf("%d requests at the new upstream, want 2", n1-n0)
 		}
 		for _, r := range up.maps[n0:] {
-			if r.Nonce != (pcp.Nonce{}) {
-				t.Errorf("re-created with the old upstream's nonce %x (first %x)", r.Nonce, first)
+			// The mapping's nonce stays (harmless at another upstream, and
+			// the same one again knows it); the port is asked for, not the
+			// old upstream's address.
+			if r.Nonce == (pcp.Nonce{}) {
+				t.Errorf("re-created without the mapping's nonce (first %x)", first)
+			}
+			if r.SuggestedExternal.Addr() == netip.MustParseAddr("203.0.113.1") {
+				t.Errorf("suggested the old upstream's address: %v", r.SuggestedExternal)
 			}
 			if p := r.SuggestedExternal.Port(); p != 18080 && p != 15000 {
 				t.Errorf("asked for port %d", p)
@@ -205,14 +211,15 @@ func TestStateKeepsKind(t *testing.T) {
 		moved := newFakeUp()
 		moved.kind = upstream.KindUPnP
 		newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: moved, StateDir: dir})
-		moved.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: upstream.KindUPnP}
+		moved.events <- upstream.Event{Kind: upstream.EventKindChanged, Upstream: upstream.KindUPnP, Gen: 1}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		var fresh bool
+		var again bool
 		for _, r := range moved.maps {
-			fresh = fresh || r.Nonce == (pcp.Nonce{})
+			// Made again: the stored external address is not suggested.
+			again = again || r.SuggestedExternal.Addr() == netip.IPv4Unspecified() && r.Nonce == nonce
 		}
-		if !fresh {
+		if !again {
 			t.Errorf("not made again at the new upstream: %+v", moved.maps)
 		}
 	})

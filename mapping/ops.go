@@ -87,7 +87,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	m := e.view(c.upKind)
 	var upReq upstream.MapRequest
 	startUp := created && e.Upstream == UpstreamPending
-	gen := c.kindGen
+	gen := c.upGen
 	if startUp {
 		e.busy = true
 		upReq = c.upstreamRequestLocked(e)
@@ -131,7 +131,13 @@ func (c *Core) refreshUpstreamLocked(e *entry, lifetime time.Duration, now time.
 	if lifetime <= 0 || e.Upstream != UpstreamOK || !c.upstreamLocked() || e.IsPinhole() {
 		return
 	}
-	if left := e.upAt.Add(e.upLife).Sub(now); left >= lifetime/4*3 {
+	// 3/4 of what was asked, or of what the upstream grants at most when
+	// that is less (its cap would send every renewal upstream).
+	want := lifetime
+	if e.upLife > 0 {
+		want = min(want, e.upLife)
+	}
+	if left := e.upAt.Add(e.upLife).Sub(now); left >= want/4*3 {
 		return
 	}
 	if e.ready == nil {
@@ -161,9 +167,9 @@ func (c *Core) awaitKind(ctx context.Context, r Request) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, detectWait)
 	defer cancel()
-	if k := c.up.Kind(ctx); k != upstream.KindDetecting {
+	if k, gen := c.up.Kind(ctx); k != upstream.KindDetecting {
 		c.mu.Lock()
-		c.setKindLocked(k)
+		c.setKindLocked(k, gen)
 		c.mu.Unlock()
 	}
 }
@@ -180,6 +186,15 @@ func (c *Core) await(ctx context.Context, e *entry) (Mapping, error) {
 		select {
 		case <-ready:
 		case <-t.C:
+			c.mu.Lock()
+			ok := e.Upstream == UpstreamOK && !e.removed && e.External.IsValid()
+			m := e.view(c.upKind)
+			c.mu.Unlock()
+			if ok {
+				// A renewal the upstream is slow to answer: the mapping
+				// still stands there; the table's answer is true.
+				return m, nil
+			}
 			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "the upstream NAT did not answer in time"}
 		case <-ctx.Done():
 			return Mapping{}, &Error{Code: CodeNetworkFailure, Msg: "request cancelled", Err: ctx.Err()}
@@ -722,8 +737,14 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 	// a LAN PCP client's PREFER_FAILURE, RFC 6887 §13.2, a static
 	// forward), when it is made and when it is renewed or re-created
 	// after the upstream lost its state (RFC 6970 §5.10): it keeps its
-	// port or fails, and is never moved behind its client's back.
+	// port or fails, and is never moved behind its client's back. Only
+	// the port is exact (RFC 6970 §5.6: the control point names a port):
+	// with the upstream's address as the suggestion, an upstream that
+	// came back with another address would refuse it forever.
 	r.PreferFailure = e.exact || e.Origin == OriginStatic
+	if r.PreferFailure {
+		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), r.SuggestedExternal.Port())
+	}
 	if e.RemoteHost.IsValid() {
 		bits := 32
 		if e.RemoteHost.Is6() {

@@ -152,8 +152,9 @@ func TestWithdrawnMappingForgotten(t *testing.T) {
 }
 
 // TestRenewalThreeQuarters (17.4, RFC 7648 §3): a renewal is answered from
-// the table only while at least 3/4 of the asked lifetime is left at the
-// provider; otherwise the provider is asked first and the answer waits.
+// the table only while at least 3/4 of the asked lifetime (or of what the
+// provider grants at most, when less) is left at the provider; otherwise
+// the provider is asked first and the answer waits.
 func TestRenewalThreeQuarters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := newFakeUp()
@@ -172,7 +173,11 @@ func TestRenewalThreeQuarters(t *testing.T) {
 		if n, _ := up.counts(); n != n0 {
 			t.Errorf("renewal with the lifetime left went upstream")
 		}
-		// 600 s left of 3600 asked (< 2700): upstream first, answered after.
+		// 300 s left at the provider of the 600 it grants (< 450):
+		// upstream first, answered after.
+		time.Sleep(300 * time.Second)
+		synctest.Wait()
+		n0, _ = up.counts()
 		up.block = make(chan struct{})
 		r.Lifetime = 3600 * time.Second
 		done := make(chan error, 1)
@@ -189,6 +194,61 @@ func TestRenewalThreeQuarters(t *testing.T) {
 		close(up.block)
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestExactMappingFollowsNewAddress (review finding): the provider lost
+// its state and came back with another external address; an exact
+// mapping is asked for on its port with no address and is made again
+// there, not left failing on the old address.
+func TestExactMappingFollowsNewAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		m, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.mu.Lock()
+		up.ext = netip.MustParseAddr("198.51.100.20")
+		up.mu.Unlock()
+		up.events <- upstream.Event{Kind: upstream.EventStateLost}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got, _ := c.Get(m.ID)
+		if got.Upstream != UpstreamOK || got.External != netip.MustParseAddrPort("198.51.100.20:18080") {
+			t.Errorf("after the provider came back with another address: %+v", got)
+		}
+	})
+}
+
+// TestMappingUpdateDoesNotMoveExact (review finding): an unsolicited MAP
+// answer giving an exact mapping another port does not move it: its port
+// is asked for again.
+func TestMappingUpdateDoesNotMoveExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		m, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		nonce := c.entries[m.ID].nonce
+		c.mu.Unlock()
+		n0, _ := up.counts()
+		res := upstream.MapResult{External: netip.MustParseAddrPort("203.0.113.1:19999"), Lifetime: 3600, Nonce: pcp.Nonce(nonce)}
+		rq := upstream.MapRequest{Protocol: 6}
+		up.events <- upstream.Event{Kind: upstream.EventExternalChanged, Mapping: &res, Request: &rq}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got, _ := c.Get(m.ID)
+		if got.External.Port() != 18080 {
+			t.Errorf("moved to %v", got.External)
+		}
+		if n, _ := up.counts(); n != n0+1 || !up.lastMap().PreferFailure || up.lastMap().SuggestedExternal.Port() != 18080 {
+			t.Errorf("not asked for its port again: %d requests, last %+v", n-n0, up.lastMap())
 		}
 	})
 }

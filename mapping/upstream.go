@@ -107,10 +107,11 @@ func answered(err error) bool {
 // removes the mapping (its requester is told), while a timeout keeps it
 // pending and retried.
 //
-// gen is c.kindGen when req was built: an answer from an upstream that
-// has been replaced since is not taken (the mapping is made again at the
-// new one).
-func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen uint32) {
+// gen is c.upGen when req was built: an answer from an upstream that has
+// been replaced since (its MapResult.Gen, or for an error gen itself,
+// older than c.upGen) is not taken, and the mapping is made again at the
+// new one.
+func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), upstreamOpTimeout)
 	go func() {
 		select {
@@ -134,7 +135,10 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		}
 		return
 	}
-	if gen != c.kindGen {
+	if err == nil && res.Gen != 0 {
+		gen = res.Gen // the upstream that answered
+	}
+	if gen < c.upGen {
 		// Asked of an upstream that has been replaced meanwhile.
 		e.renewAt = now
 		if e.Upstream == UpstreamPending {
@@ -237,7 +241,7 @@ func (c *Core) startRenewLocked(e *entry) {
 	e.busy = true
 	e.attempt++
 	req := c.upstreamRequestLocked(e)
-	gen := c.kindGen
+	gen := c.upGen
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -302,7 +306,7 @@ func (c *Core) handleUpstreamEvent(ev upstream.Event) {
 		c.log.Warn("upstream unreachable", "upstream", ev.Upstream, "server", ev.Server)
 	case upstream.EventKindChanged:
 		c.mu.Lock()
-		c.setKindLocked(ev.Upstream)
+		c.setKindLocked(ev.Upstream, ev.Gen)
 		onCPE := !c.upstreamLocked()
 		c.mu.Unlock()
 		if onCPE {
@@ -353,34 +357,44 @@ func (c *Core) upstreamLocked() bool {
 	return c.up != nil && c.mode != ModeLocal && c.upKind != upstream.KindNone && c.upKind != upstream.KindLocal
 }
 
-// setKindLocked moves every mapping to the upstream k: made there again
-// (no nonce, the same port asked for), or, when nothing upstream forwards
-// ports, kept on the CPE only with its WAN address as the external one.
-// Nothing happens when k is the kind in force or still being detected.
-func (c *Core) setKindLocked(k upstream.Kind) {
-	if k == upstream.KindDetecting || k == c.upKind {
+// setKindLocked puts in force the upstream k of generation gen (see
+// upstream.Event.Gen) and moves every mapping there: made again (the same
+// nonce and port asked for), or, when nothing upstream forwards ports,
+// kept on the CPE only with its WAN address as the external one. An older
+// or the same generation changes nothing (an event that comes late must
+// not roll back a newer upstream); so does the first detection finding the
+// kind the state file says the mappings were made at (their nonces hold).
+func (c *Core) setKindLocked(k upstream.Kind, gen uint64) {
+	if k == upstream.KindDetecting || gen <= c.upGen {
 		return
 	}
+	first := c.upGen == 0
+	c.upGen = gen
 	was := c.upKind
+	if first && k == was {
+		return
+	}
 	c.upKind = k
-	if was != upstream.KindDetecting {
-		// Requests sent while detecting went to the upstream found; those
-		// sent to the one replaced now are not taken (runUpstream).
-		c.kindGen++
+	if first && was == upstream.KindDetecting && c.upstreamLocked() {
+		// The first detection, and no kind in the state file: the
+		// mappings are pending and go to the upstream found as they are.
+		c.kickLocked()
+		return
 	}
 	c.log.Info("upstream changed: mappings follow", "upstream", k, "was", was)
 	now := time.Now()
 	onCPE := !c.upstreamLocked()
+	moving := errors.New("being made at the new upstream")
 	for _, e := range c.entries {
 		if e.IsPinhole() || c.mode == ModeLocal {
 			continue
 		}
 		e.attempt, e.upErr = 0, nil
-		if was != upstream.KindDetecting || e.Upstream == UpstreamNone {
-			// What the old upstream gave means nothing at the new one.
-			e.nonce, e.upAt, e.upLife = Nonce{}, time.Time{}, 0
-			e.External = netip.AddrPort{}
-		}
+		// What the old upstream gave means nothing at the new one; the
+		// nonce stays (harmless elsewhere, and the same server again
+		// knows it).
+		e.upAt, e.upLife = time.Time{}, 0
+		e.External = netip.AddrPort{}
 		if onCPE {
 			e.Upstream, e.renewAt = UpstreamNone, time.Time{}
 			if e.WANPort != 0 {
@@ -394,17 +408,24 @@ func (c *Core) setKindLocked(k upstream.Kind) {
 				}
 			}
 		} else {
-			if e.Upstream != UpstreamOK || was != upstream.KindDetecting {
-				e.Upstream = UpstreamPending
+			e.Upstream, e.renewAt, e.upErr = UpstreamPending, now, moving
+			// A renewal meanwhile waits (bounded) for the new upstream's
+			// answer instead of being told success with no external
+			// endpoint.
+			if e.ready == nil {
+				e.ready = make(chan struct{})
+			} else {
+				select {
+				case <-e.ready:
+					e.ready = make(chan struct{})
+				default:
+				}
 			}
-			e.renewAt = now
 		}
 		c.pushLocked(e)
 	}
 	old := c.external
-	if was != upstream.KindDetecting || onCPE {
-		c.external = netip.Addr{}
-	}
+	c.external = netip.Addr{}
 	if onCPE && c.mode != ModeDSLite {
 		c.external = c.wan
 	}
@@ -413,7 +434,7 @@ func (c *Core) setKindLocked(k upstream.Kind) {
 	}
 	c.dirtyLocked()
 	c.kickLocked()
-	if !onCPE && was != upstream.KindDetecting {
+	if !onCPE {
 		// Learn the new upstream's external address.
 		c.bg.Add(1)
 		go func() {
@@ -440,6 +461,18 @@ func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
 		if uint8(e.Proto) != req.Protocol || e.IsPinhole() || Nonce(res.Nonce) != e.nonce {
+			continue
+		}
+		if (e.exact || e.Origin == OriginStatic) && e.External.IsValid() && res.External.Port() != e.External.Port() {
+			// An exact mapping the upstream moved (RFC 6887 §14.2 says it
+			// should rather have sent CANNOT_PROVIDE_EXTERNAL): it is not
+			// moved behind its client's back but asked for again on its
+			// port (PREFER_FAILURE), and fails if that port is gone.
+			c.log.Info("upstream moved an exact mapping: asking for its port again", "proto", e.Proto,
+				"internal", e.Internal, "external", e.External, "offered", res.External)
+			e.renewAt = time.Now()
+			c.pushLocked(e)
+			c.kickLocked()
 			continue
 		}
 		e.External = res.External

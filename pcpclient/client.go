@@ -237,6 +237,9 @@ type server struct {
 	// announced: the last packet from this server was an ANNOUNCE already
 	// reported as state loss (repeats of one announcement are not).
 	announced bool
+	// pcpSeen: this server address answered a PCP request of the
+	// client's: its UNSUPP_VERSION (version 0 or another) is not believed.
+	pcpSeen bool
 }
 
 // New makes a client. Sockets toward configured servers and the announcement

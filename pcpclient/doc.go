@@ -106,11 +106,14 @@
 // Config.Protocol says what the client speaks. ProtocolNATPMP speaks
 // NAT-PMP from the start (a NAT-PMP gateway as the upstream).
 // ProtocolAuto sends version 2 and falls back: an answer with version 0
-// and result UNSUPP_VERSION, while a PCP request to that server address
-// is pending (otherwise it is dropped and counted: one spoofed packet
-// must not downgrade the client), makes the client send a NAT-PMP
-// external address request of its own; only when that is answered does
-// it switch to NAT-PMP and resend the pending requests at once.
+// and result UNSUPP_VERSION, on the request socket, while a PCP request of
+// that opcode to that server address is pending, from a server that has
+// never answered a PCP request of the client's (otherwise it is dropped
+// and counted: one spoofed packet must not downgrade the client; miniupnpd
+// speaks both), makes the client send a NAT-PMP external address request
+// of its own; only when that is answered does it switch to NAT-PMP and
+// resend the pending requests at once. The announcement port (5350)
+// carries announcements only: nothing read there is an answer.
 // ProtocolPCP never falls back: UNSUPP_VERSION to a pending request ends
 // it with ErrNATPMPOnly. Maps use opcodes 1 (UDP) and 2 (TCP), the
 // external address opcode 0; the API stays the same. NAT-PMP maps only

@@ -56,27 +56,28 @@ func (c *Client) handle(b []byte, from netip.AddrPort, sock *server) {
 		c.st.Dropped++
 		return
 	}
+	viaAnnounce := sock == nil
 	switch b[0] {
 	case pcp.VersionNATPMP:
-		c.handleNATPMP(s, b, now)
+		c.handleNATPMP(s, b, now, viaAnnounce)
 	case pcp.Version:
-		c.handlePCP(s, b, now, sock == nil)
+		c.handlePCP(s, b, now, viaAnnounce)
 	default:
 		// A version we do not speak: a server answering UNSUPP_VERSION
-		// with a version other than 0 and 2 (RFC 6887 §9 step 5).
+		// with a version other than 0 and 2 (RFC 6887 §9 step 5). Only
+		// an answer, on the request socket, to a pending request of that
+		// opcode, from a server that never answered PCP.
 		resp, _ := pcp.ParseResponse(b)
 		var pending []*txn
-		for _, t := range c.txns {
-			if t.sentTo[s.addr] && !t.finished {
-				pending = append(pending, t)
-			}
+		if !viaAnnounce && !s.pcpSeen && resp.Result == pcp.UnsuppVersion {
+			pending = c.pendingPCPLocked(s, b[1]&0x7f)
 		}
-		if resp.Result != pcp.UnsuppVersion || len(pending) == 0 {
+		if len(pending) == 0 {
 			c.st.Dropped++
 			return
 		}
 		c.acceptLocked(s, now)
-		re := c.resultError(pcp.Opcode(b[1]&0x7f), pcp.UnsuppVersion, 30*60, now)
+		re := c.resultError(pcp.Opcode(b[1]&0x7f), pcp.UnsuppVersion, 30, now)
 		c.st.LastError = re.Error()
 		for _, t := range pending {
 			c.finishLocked(t, MapResult{}, re)
@@ -174,16 +175,27 @@ func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool)
 	}
 	switch resp.Opcode {
 	case pcp.OpAnnounce:
-		if resp.Result != pcp.Success {
-			c.st.Dropped++
+		if t := c.txns[dispatchKey{op: uint8(pcp.OpAnnounce)}]; t != nil && !viaAnnounce && t.sentTo[s.addr] && !t.givenUp[s.addr] {
+			// The answer to the client's own ANNOUNCE request: the
+			// server speaks PCP, whatever the result (RFC 6887 §14 lets a
+			// server leave ANNOUNCE out: UNSUPP_OPCODE), but for
+			// ADDRESS_MISMATCH (a NAT between: not a usable server).
+			s.announced = false
+			s.pcpSeen = true
+			c.acceptLocked(s, now)
+			switch resp.Result {
+			case pcp.Success:
+				c.epochStrictLocked(s, resp.Epoch, now, t.announced)
+				c.finishLocked(t, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
+			case pcp.AddressMismatch:
+				c.finishLocked(t, MapResult{}, c.resultError(pcp.OpAnnounce, resp.Result, resp.Lifetime, now))
+			default:
+				c.finishLocked(t, MapResult{Server: s.addr, At: now}, nil)
+			}
 			return
 		}
-		if t := c.txns[dispatchKey{op: uint8(pcp.OpAnnounce)}]; t != nil && !viaAnnounce && t.sentTo[s.addr] && !t.givenUp[s.addr] {
-			// The answer to the client's own ANNOUNCE request.
-			s.announced = false
-			c.acceptLocked(s, now)
-			c.epochStrictLocked(s, resp.Epoch, now, t.announced)
-			c.finishLocked(t, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
+		if resp.Result != pcp.Success {
+			c.st.Dropped++
 			return
 		}
 		// RFC 6887 §14.1.3: a server sends an unsolicited ANNOUNCE when it
@@ -241,6 +253,7 @@ func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool)
 		return
 	}
 	s.announced = false
+	s.pcpSeen = true
 	c.acceptLocked(s, now)
 	c.epochLocked(s, resp.Epoch, now)
 	c.completePCPLocked(t, s, &resp, m, now)
@@ -399,8 +412,18 @@ func natpmpResult(r pcp.NATPMPResult) pcp.ResultCode {
 // (RFC 6887 §9, Appendix A), in NAT-PMP mode an address announcement
 // (RFC 6886 §3.2.1). Only answers to requests of the client's own change
 // what it believes: an announcement makes it ask again.
-func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
+func (c *Client) handleNATPMP(s *server, b []byte, now time.Time, viaAnnounce bool) {
 	resp, err := pcp.ParseNATPMPResponse(b)
+	if viaAnnounce {
+		// 5350 carries announcements only (RFC 6886 §3.2.1), never
+		// answers: an address announcement is a reason to ask.
+		if err == nil && c.natpmp && resp.Opcode == pcp.NATPMPOpExternalAddr && resp.Result == pcp.NATPMPSuccess {
+			c.askAgainLocked(s, now, kindAddr)
+			return
+		}
+		c.st.Dropped++
+		return
+	}
 	if err == nil {
 		key := dispatchKey{natpmp: true, op: resp.Opcode}
 		if resp.Opcode != pcp.NATPMPOpExternalAddr {
@@ -414,18 +437,12 @@ func (c *Client) handleNATPMP(s *server, b []byte, now time.Time) {
 	}
 	if !c.natpmp {
 		if _, perr := pcp.ParseResponse(b); errors.Is(perr, pcp.ErrNATPMPOnly) {
-			c.unsuppVersionLocked(s, now)
+			c.unsuppVersionLocked(s, b[1]&0x7f, now)
 			return
 		}
-		c.st.Dropped++
-		return
 	}
-	if err == nil && resp.Opcode == pcp.NATPMPOpExternalAddr && resp.Result == pcp.NATPMPSuccess {
-		// An unsolicited address announcement (RFC 6886 §3.2.1): a
-		// reason to ask, not an answer.
-		c.askAgainLocked(s, now, kindAddr)
-		return
-	}
+	// Anything else on the request socket (an address announcement sent
+	// there, an answer to nothing pending) is not taken.
 	c.st.Dropped++
 }
 
@@ -463,24 +480,44 @@ func (c *Client) askAgainLocked(s *server, now time.Time, kind txnKind) {
 }
 
 // pendingPCPLocked returns the PCP transactions sent to s and not yet
-// answered.
-func (c *Client) pendingPCPLocked(s *server) []*txn {
+// answered whose opcode is op (0 ANNOUNCE, 1 MAP, 2 PEER); op 0xff: any.
+func (c *Client) pendingPCPLocked(s *server, op uint8) []*txn {
 	var pending []*txn
 	for _, t := range c.txns {
-		if t.kind != kindAddr && !t.finished && t.sentTo[s.addr] && !t.givenUp[s.addr] && !slices.Contains(pending, t) {
-			pending = append(pending, t)
+		if t.kind == kindAddr || t.finished || !t.sentTo[s.addr] || t.givenUp[s.addr] || slices.Contains(pending, t) {
+			continue
 		}
+		if op != 0xff && op != t.pcpOpcode() {
+			continue
+		}
+		pending = append(pending, t)
 	}
 	return pending
 }
 
-// unsuppVersionLocked takes NAT-PMP's UNSUPP_VERSION to a PCP request
-// (RFC 6887 §9): only while a PCP request to s is pending. With
-// ProtocolPCP the pending requests end (the owner may look for another
-// upstream); with ProtocolAuto the client first checks that s answers a
+// pcpOpcode is the PCP opcode t sends.
+func (t *txn) pcpOpcode() uint8 {
+	switch t.kind {
+	case kindAnnounce:
+		return uint8(pcp.OpAnnounce)
+	case kindPeer:
+		return uint8(pcp.OpPeer)
+	}
+	return uint8(pcp.OpMap)
+}
+
+// unsuppVersionLocked takes NAT-PMP's UNSUPP_VERSION (its opcode op is
+// the request's) to a PCP request (RFC 6887 §9): only on the request
+// socket, while a PCP request of that opcode to s is pending, and never
+// from a server that has answered PCP (a spoofed packet must not
+// downgrade the client). With ProtocolPCP the pending requests of that
+// opcode end; with ProtocolAuto the client first checks that s answers a
 // NAT-PMP request of its own, and only then falls back.
-func (c *Client) unsuppVersionLocked(s *server, now time.Time) {
-	pending := c.pendingPCPLocked(s)
+func (c *Client) unsuppVersionLocked(s *server, op uint8, now time.Time) {
+	var pending []*txn
+	if !s.pcpSeen {
+		pending = c.pendingPCPLocked(s, op)
+	}
 	if len(pending) == 0 {
 		c.st.Dropped++
 		return
@@ -516,7 +553,7 @@ func (c *Client) natpmpAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, 
 	if t.confirm && !c.natpmp && resp.Result == pcp.NATPMPSuccess {
 		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
 		c.natpmp = true
-		for _, p := range c.pendingPCPLocked(s) {
+		for _, p := range c.pendingPCPLocked(s, 0xff) {
 			if p.kind == kindAnnounce {
 				c.finishLocked(p, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
 				continue

@@ -164,7 +164,12 @@ func TestTooLarge(t *testing.T) {
 func TestNATPMPFallback(t *testing.T) {
 	srv := newFake(t)
 	srv.SetMode(pcptest.NATPMPOnly)
-	c := newClient(t, srv, nil)
+	ann := freeUDPPort(t)
+	c := newClient(t, srv, func(cfg *Config) {
+		cfg.ListenAnnounce = true
+		cfg.AnnounceAddr4 = ann.String()
+		cfg.AnnounceAddr6 = "-"
+	})
 	ctx := ctxT(t, 5*time.Second)
 	res, err := c.Map(ctx, MapRequest{Protocol: 17, Internal: netip.MustParseAddrPort("127.0.0.1:5000"), SuggestedExternal: netip.AddrPortFrom(netip.Addr{}, 15000), Lifetime: 600})
 	if err != nil {
@@ -226,7 +231,8 @@ func TestNATPMPFallback(t *testing.T) {
 	// An unsolicited address announcement with a new address.
 	srv.SetNATPMPError(pcp.NATPMPSuccess)
 	srv.SetExternal(netip.MustParseAddr("203.0.113.77"))
-	srv.SendNATPMPAddress(reqs[0].From)
+	// (to the announcement listener: the request socket takes answers only)
+	srv.SendNATPMPAddress(ann)
 	ev := waitEvent(t, c, EventExternalChanged, time.Second)
 	if ev.External != netip.MustParseAddr("203.0.113.77") {
 		t.Errorf("event %+v", ev)

@@ -189,3 +189,64 @@ func TestWithdrawn(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoofedAnnouncementsAreNotAnswers (review finding): with a NAT-PMP
+// request of the client's outstanding, forged address announcements on
+// the announcement socket are not taken as its answer; the address stays
+// the gateway's.
+func TestSpoofedAnnouncementsAreNotAnswers(t *testing.T) {
+	srv := newFake(t)
+	srv.SetMode(pcptest.NATPMPOnly)
+	ann := freeUDPPort(t)
+	c := newClient(t, srv, func(cfg *Config) {
+		cfg.Protocol = ProtocolNATPMP
+		cfg.ListenAnnounce = true
+		cfg.AnnounceAddr4 = ann.String()
+		cfg.AnnounceAddr6 = "-"
+		cfg.IRT = time.Second
+	})
+	if a, err := c.ExternalAddr(ctxT(t, 3*time.Second)); err != nil || a != netip.MustParseAddr("203.0.113.1") {
+		t.Fatalf("ExternalAddr %v %v", a, err)
+	}
+	srv.DropNext(100) // the gateway says nothing for now: the client's request stays outstanding
+	spoof := pcp.NATPMPResponse{Opcode: pcp.NATPMPOpExternalAddr, Epoch: 9, ExternalAddr: netip.MustParseAddr("198.51.100.7")}
+	for range 5 {
+		srv.SendRaw(ann, spoof.AppendMarshal(nil))
+		time.Sleep(300 * time.Millisecond)
+	}
+	noEvent(t, c, EventExternalChanged, 200*time.Millisecond)
+	if st := c.Status(); st.External != netip.MustParseAddr("203.0.113.1") {
+		t.Fatalf("external %v after forged announcements", st.External)
+	}
+}
+
+// TestSpoofedUnsuppVersionServerSpeaksBoth (review finding): a server that
+// has answered PCP also speaks NAT-PMP (miniupnpd does); one forged
+// UNSUPP_VERSION (version 0, or another version) while a PCP request is
+// pending does not downgrade the client nor end the request.
+func TestSpoofedUnsuppVersionServerSpeaksBoth(t *testing.T) {
+	for _, p := range []Protocol{ProtocolAuto, ProtocolPCP} {
+		srv := newFake(t)
+		srv.SetAlsoNATPMP(true)
+		c := newClient(t, srv, func(cfg *Config) { cfg.Protocol = p })
+		if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
+			t.Fatal(err)
+		}
+		to := srv.Requests()[0].From
+		srv.DropNext(3)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Map(ctxT(t, 5*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:82"), Lifetime: 600})
+			done <- err
+		}()
+		eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 2 }, "second request not sent")
+		srv.SendRaw(to, unsuppVersion0(7))
+		srv.SendRaw(to, []byte{1, 0x81, 0, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+		if err := <-done; err != nil {
+			t.Fatalf("protocol %d: %v", p, err)
+		}
+		if st := c.Status(); st.Protocol != "pcp" {
+			t.Fatalf("protocol %d: now %q", p, st.Protocol)
+		}
+	}
+}

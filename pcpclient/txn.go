@@ -733,3 +733,34 @@ func padDescription(s string) string {
 	}
 	return s
 }
+
+// ReleaseAll deletes every mapping this client made and still knows (the
+// upstream is being replaced: what it holds would otherwise stay there
+// until its lifetime ends), with their nonces, at most 8 at a time,
+// within ctx. It returns the first error.
+func (c *Client) ReleaseAll(ctx context.Context) error {
+	c.mu.Lock()
+	reqs := make([]MapRequest, 0, len(c.known))
+	for _, k := range c.known {
+		r := k.req
+		r.Nonce = k.res.Nonce
+		reqs = append(reqs, r)
+	}
+	c.mu.Unlock()
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, len(reqs))
+	for _, r := range reqs {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- c.Delete(ctx, r)
+		}()
+	}
+	var first error
+	for range reqs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

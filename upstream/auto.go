@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,7 @@ type Auto struct {
 	mu       sync.Mutex
 	kind     Kind
 	back     Backend       // nil for none, local, detecting, or an IGD not found yet
+	gen      uint64        // counts the upstreams put in force (Event.Gen)
 	ready    chan struct{} // closed while no detection runs
 	wan      netip.Addr
 	detected time.Time
@@ -109,11 +111,7 @@ type Auto struct {
 	lastErr   string
 	runs      uint64 // detections run
 	aftr      string // the AFTR name (SetAFTRName)
-	// renew: the PCP server's configuration changed (a new AFTR name):
-	// the next detection replaces the backend even when it is the same
-	// kind.
-	renew  bool
-	closed bool
+	closed    bool
 
 	events chan Event
 	kick   chan string
@@ -142,58 +140,61 @@ func NewAuto(cfg Config) *Auto {
 		ready:  make(chan struct{}),
 		wan:    cfg.WANAddr.Unmap(),
 		aftr:   cfg.PCP.AFTRName,
-		events: make(chan Event, 64),
+		events: make(chan Event, 256),
 		kick:   make(chan string, 1),
 		quit:   make(chan struct{}),
 	}
 }
 
-// Kind returns the kind in force, waiting while detection runs until ctx
-// ends (then KindDetecting).
-func (a *Auto) Kind(ctx context.Context) Kind {
+// Kind returns the kind in force and its generation (see Event.Gen),
+// waiting while detection runs until ctx ends (then KindDetecting).
+func (a *Auto) Kind(ctx context.Context) (Kind, uint64) {
 	a.mu.Lock()
 	ready := a.ready
 	a.mu.Unlock()
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		return KindDetecting
+		return KindDetecting, 0
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.kind
+	return a.kind, a.gen
 }
 
 // backend waits for detection (bounded by ctx) and returns the backend
 // in force, or an error saying why there is none.
-func (a *Auto) backend(ctx context.Context, op string) (Backend, error) {
-	k := a.Kind(ctx)
+func (a *Auto) backend(ctx context.Context, op string) (Backend, uint64, error) {
+	k, _ := a.Kind(ctx)
 	a.mu.Lock()
-	b := a.back
+	b, gen := a.back, a.gen
 	a.mu.Unlock()
 	switch {
 	case b != nil:
-		return b, nil
+		return b, gen, nil
 	case k == KindDetecting:
-		return nil, errors.New("upstream: still looking for an upstream NAT")
+		return nil, gen, errors.New("upstream: still looking for an upstream NAT")
 	case k == KindNone || k == KindLocal:
-		return nil, &Error{Kind: k, Op: op, Code: pcp.NetworkFailure, Detail: "no upstream forwards ports"}
+		return nil, gen, &Error{Kind: k, Op: op, Code: pcp.NetworkFailure, Detail: "no upstream forwards ports"}
 	}
-	return nil, errors.New("upstream: " + k.Noun() + " was not found on the WAN link")
+	return nil, gen, errors.New("upstream: " + k.Noun() + " was not found on the WAN link")
 }
 
-// Map makes or renews a mapping at the upstream in force.
+// Map makes or renews a mapping at the upstream in force; the result
+// says which one (Gen).
 func (a *Auto) Map(ctx context.Context, r MapRequest) (MapResult, error) {
-	b, err := a.backend(ctx, "map")
+	b, gen, err := a.backend(ctx, "map")
 	if err != nil {
 		return MapResult{}, err
 	}
-	return b.Map(ctx, r)
+	res, err := b.Map(ctx, r)
+	res.Gen = gen
+	return res, err
 }
 
 // Delete removes a mapping at the upstream in force.
 func (a *Auto) Delete(ctx context.Context, r MapRequest) error {
-	b, err := a.backend(ctx, "delete")
+	b, _, err := a.backend(ctx, "delete")
 	if err != nil {
 		return err
 	}
@@ -202,7 +203,7 @@ func (a *Auto) Delete(ctx context.Context, r MapRequest) error {
 
 // ExternalAddr returns the upstream's external address.
 func (a *Auto) ExternalAddr(ctx context.Context) (netip.Addr, error) {
-	b, err := a.backend(ctx, "external address")
+	b, _, err := a.backend(ctx, "external address")
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -280,7 +281,7 @@ func (a *Auto) Run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	a.detect(ctx, "start", false)
+	a.detect(ctx, "start", detectBlock)
 	tick := time.NewTicker(min(a.cfg.Recheck, 2*time.Second))
 	defer tick.Stop()
 	lastFull := time.Now()
@@ -296,7 +297,7 @@ func (a *Auto) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case reason := <-a.kick:
-			a.detect(ctx, reason, false)
+			a.detect(ctx, reason, detectBlock)
 			lastFull = time.Now()
 		case ev, ok := <-evs:
 			if !ok {
@@ -307,7 +308,7 @@ func (a *Auto) Run(ctx context.Context) {
 		case now := <-tick.C:
 			if st := filestamp.Of(a.cfg.PCP.ServersFile); st != files {
 				files = st
-				a.detect(ctx, "PCP servers from DHCP changed", false)
+				a.detect(ctx, "PCP servers from DHCP changed", detectBlock)
 				lastFull = now
 				continue
 			}
@@ -319,12 +320,12 @@ func (a *Auto) Run(ctx context.Context) {
 			a.mu.Unlock()
 			switch {
 			case k == KindNone || (b == nil && k != KindLocal):
-				a.detect(ctx, "looking again for an upstream", false)
+				a.detect(ctx, "looking again for an upstream", detectQuiet)
 				lastFull = now
 			case !down.IsZero() && now.Sub(down) >= a.cfg.Recheck && a.cfg.Want == KindDetecting:
 				// Only another upstream that answers replaces this one:
 				// a PCP server down for a while is not "none".
-				a.detect(ctx, k.Noun()+" does not answer", true)
+				a.detect(ctx, k.Noun()+" does not answer", detectAnswering)
 				lastFull = now
 			}
 		}
@@ -345,29 +346,44 @@ func (a *Auto) note(ev Event) {
 	}
 }
 
+// How a detection may change the upstream in force.
+type detectMode uint8
+
+const (
+	// detectBlock: requests wait for the answer (start, a WAN change, new
+	// PCP servers from DHCP, an explicit Redetect); a PCP or NAT-PMP
+	// backend is made anew (its server and source address may have
+	// changed).
+	detectBlock detectMode = iota
+	// detectQuiet: look again while nothing upstream forwards ports;
+	// requests go on meanwhile (they are served on the CPE).
+	detectQuiet
+	// detectAnswering: the upstream in force does not answer; only
+	// another that answers replaces it, and requests go on meanwhile.
+	detectAnswering
+)
+
 // detect finds the upstream (or makes the configured one) and switches to
-// it when it differs from the one in force. With answeringOnly, only an
-// upstream that answers replaces the one in force.
-func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
+// it when it differs from the one in force (see detectMode).
+func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 	a.mu.Lock()
 	a.runs++
 	wan := a.wan
 	cur, curBack := a.kind, a.back
-	renew := a.renew
-	a.renew = false
-	select {
-	case <-a.ready:
-		if !answeringOnly {
+	if mode == detectBlock {
+		select {
+		case <-a.ready:
 			// Requests wait for the answer rather than go to an upstream
 			// that may be gone.
 			a.ready = make(chan struct{})
+		default:
 		}
-	default:
 	}
 	ready := a.ready
 	a.mu.Unlock()
-	defer func() {
+	release := func() {
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		if a.ready == ready {
 			select {
 			case <-ready:
@@ -375,12 +391,12 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 				close(ready)
 			}
 		}
-		a.mu.Unlock()
-	}()
+	}
+	defer release()
 
-	k, b, err := a.find(ctx, wan, cur, renew)
+	k, b, err := a.find(ctx, wan, cur, mode == detectBlock)
 	if ctx.Err() != nil {
-		if b != nil {
+		if b != nil && b != curBack {
 			b.Close()
 		}
 		return
@@ -390,10 +406,13 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 		a.lastErr = err.Error()
 		a.mu.Unlock()
 	}
-	if answeringOnly && (k == KindNone || b == nil) {
+	if mode == detectAnswering && (k == KindNone || b == nil) {
 		return
 	}
-	if k == cur && curBack != nil && (b == nil || !renew && sameBackend(curBack, b)) {
+	// A detection that blocks (start, a WAN change, new servers) puts the
+	// new backend in force even when it looks the same: the old one's
+	// sockets and source address may be stale.
+	if k == cur && curBack != nil && (b == nil || b == curBack || mode != detectBlock && sameBackend(curBack, b)) {
 		if b != nil && b != curBack {
 			b.Close()
 		}
@@ -404,19 +423,41 @@ func (a *Auto) detect(ctx context.Context, reason string, answeringOnly bool) {
 		return
 	}
 	a.log.Info("upstream", "kind", k, "was", cur, "reason", reason)
+	if curBack != nil && k != cur {
+		// Another kind takes over: what the old one made is given back
+		// first (bounded), so that it cannot remove what the new one is
+		// about to make on the same box (an IGD and NAT-PMP share one
+		// table). Requests wait meanwhile.
+		a.mu.Lock()
+		select {
+		case <-a.ready:
+			a.ready = make(chan struct{})
+			ready = a.ready
+		default:
+		}
+		a.mu.Unlock()
+		a.releaseAll(curBack)
+	}
 	a.mu.Lock()
 	a.kind, a.back = k, b
+	a.gen++
+	gen := a.gen
 	a.detected = time.Now()
 	a.downSince = time.Time{}
 	a.mu.Unlock()
 	if curBack != nil {
-		a.retire(curBack)
+		// A backend of the same kind replaced (another box, another
+		// server, a new WAN address) holds nothing worth giving back.
+		curBack.Close()
 	}
-	emit(a.events, Event{Kind: EventKindChanged, Upstream: k})
+	// The core makes every mapping again at the new upstream.
+	emit(a.events, Event{Kind: EventKindChanged, Upstream: k, Gen: gen})
+	release()
 }
 
 // sameBackend reports whether b, just found, is the upstream cur already
-// drives (same kind and address): then cur is kept.
+// drives: same kind and address (and for an IGD the same description),
+// so cur is kept.
 func sameBackend(cur, b Backend) bool {
 	if cur.Kind() != b.Kind() {
 		return false
@@ -425,34 +466,32 @@ func sameBackend(cur, b Backend) bool {
 	if ci.Device != nil || bi.Device != nil {
 		return ci.Device != nil && bi.Device != nil && ci.Device.Location == bi.Device.Location
 	}
-	return true
+	return ci.Address == bi.Address && slices.Equal(ci.Servers, bi.Servers)
 }
 
-// retire gives back what the old backend made (an IGD forgets nothing by
-// itself) and closes it, in the background.
-func (a *Auto) retire(b Backend) {
-	a.wg.Add(1) // from Run, which holds the group open
-	go func() {
-		defer a.wg.Done()
-		if r, ok := b.(interface{ ReleaseAll(context.Context) error }); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.ReleaseAll(ctx); err != nil {
-				a.log.Info("releasing the old upstream's mappings", "kind", b.Kind(), "err", err)
-			}
-			cancel()
-		}
-		b.Close()
-	}()
+// releaseAll gives back, within 5 s, what a backend that another kind
+// replaces made (its mappings would otherwise stay there until they
+// expire, or forever on an IGD).
+func (a *Auto) releaseAll(b Backend) {
+	r, ok := b.(interface{ ReleaseAll(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.ReleaseAll(ctx); err != nil {
+		a.log.Info("giving back the old upstream's mappings", "kind", b.Kind(), "err", err)
+	}
 }
 
 // find returns the kind to use and its backend (nil for none and local,
 // or when the configured one was not found).
-func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind, renew bool) (Kind, Backend, error) {
+func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind, fresh bool) (Kind, Backend, error) {
 	switch a.cfg.Want {
 	case KindNone:
 		return KindNone, nil, nil
 	case KindPCP, KindNATPMP:
-		if cur == a.cfg.Want && !renew {
+		if cur == a.cfg.Want && !fresh {
 			a.mu.Lock()
 			b := a.back
 			a.mu.Unlock()
@@ -581,20 +620,29 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 	switch {
 	case p.ok:
 		closeIGD()
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolPCP, true))
-		return KindPCP, b, err
+		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
 	case n.ok || p.natpmp:
 		closeIGD()
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolNATPMP, true))
-		return KindNATPMP, b, err
+		return a.newPCP(KindNATPMP, pcpclient.ProtocolNATPMP)
 	case g.ok:
 		return KindUPnP, g.b, nil
 	case explicit:
 		// The named PCP server is down for now: keep asking it.
-		b, err := NewPCP(a.pcpConfig(pcpclient.ProtocolPCP, true))
-		return KindPCP, b, err
+		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
 	}
 	return KindNone, nil, errors.Join(errs...)
+}
+
+// newPCP makes the backend of kind k speaking proto. When that fails (no
+// route to the server yet, the WAN interface gone) the Backend is a nil
+// interface, never a typed nil: the caller finds no backend and asks
+// again later.
+func (a *Auto) newPCP(k Kind, proto pcpclient.Protocol) (Kind, Backend, error) {
+	b, err := NewPCP(a.pcpConfig(proto, true))
+	if err != nil {
+		return k, nil, err
+	}
+	return k, b, nil
 }
 
 // Close stops Run and closes the backend in force; idempotent.

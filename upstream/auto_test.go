@@ -107,17 +107,18 @@ func kindWithin(t *testing.T, a *Auto, d time.Duration) Kind {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return a.Kind(ctx)
+	k, _ := a.Kind(ctx)
+	return k
 }
 
-func waitKindEvent(t *testing.T, a *Auto, want Kind) {
+func waitKindEvent(t *testing.T, a *Auto, want Kind) uint64 {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
 		case ev := <-a.Events():
 			if ev.Kind == EventKindChanged && ev.Upstream == want {
-				return
+				return ev.Gen
 			}
 		case <-timeout:
 			t.Fatalf("no EventKindChanged to %v", want)
@@ -285,26 +286,88 @@ func TestSwitch(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitKindEvent(t, a, KindUPnP)
+	g1 := waitKindEvent(t, a, KindUPnP)
+	// Another box of the same kind: a new generation (the core makes the
+	// mappings again), the old box closed but not emptied (it is gone or
+	// rebooted; emptying it could remove what the new one made).
 	second := newFakeIGD("http://100.64.0.9:5000/rootDesc.xml")
 	mu.Lock()
 	igd = second
 	mu.Unlock()
 	a.Redetect("test")
-	waitKindEvent(t, a, KindUPnP)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		first.mu.Lock()
-		done := first.release == 1 && first.closed
-		first.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the replaced IGD's mappings were not released")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if g2 := waitKindEvent(t, a, KindUPnP); g2 <= g1 {
+		t.Errorf("generation %d after another box, was %d", g2, g1)
 	}
+	first.mu.Lock()
+	if !first.closed || first.release != 0 {
+		t.Errorf("replaced box: closed %v, released %d", first.closed, first.release)
+	}
+	first.mu.Unlock()
+	// Another kind takes over: the box's mappings are given back first.
 	a.SetWAN(netip.MustParseAddr("203.0.113.2"))
 	waitKindEvent(t, a, KindLocal)
+	second.mu.Lock()
+	if !second.closed || second.release != 1 {
+		t.Errorf("box replaced by another kind: closed %v, released %d", second.closed, second.release)
+	}
+	second.mu.Unlock()
+}
+
+// TestNewPCPFails (review finding): a PCP backend that cannot be made (no
+// route to the named server yet) leaves no backend, never a typed nil:
+// the upstream is reported as not found and nothing panics.
+func TestNewPCPFails(t *testing.T) {
+	a := startAuto(t, Config{Want: KindPCP, PCP: pcpclient.Config{Servers: []netip.AddrPort{netip.MustParseAddrPort("[2001:db8:ffff::1]:5351")}}})
+	if k := kindWithin(t, a, 5*time.Second); k != KindPCP {
+		t.Fatalf("kind %v", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := a.Map(ctx, MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 60}); err == nil {
+		t.Fatal("mapped without a backend")
+	}
+	a.Redetect("again") // Run goes on: no panic on the missing backend
+	time.Sleep(100 * time.Millisecond)
+	if in := a.Info(); in.Kind != KindPCP {
+		t.Errorf("info %+v", in)
+	}
+}
+
+// TestWANChangeNewBackend (review finding): a new WAN address makes a new
+// PCP backend even toward the same server (the old one's socket and source
+// address are stale); the core hears a new generation.
+func TestWANChangeNewBackend(t *testing.T) {
+	srv := newServer(t, pcptest.Normal)
+	a := startAuto(t, Config{routers: []netip.AddrPort{srv.Addr()}})
+	g1 := waitKindEvent(t, a, KindPCP)
+	a.mu.Lock()
+	b1 := a.back
+	a.mu.Unlock()
+	a.SetWAN(netip.MustParseAddr("100.64.0.3"))
+	g2 := waitKindEvent(t, a, KindPCP)
+	a.mu.Lock()
+	b2 := a.back
+	a.mu.Unlock()
+	if g2 <= g1 || b2 == b1 {
+		t.Errorf("after a WAN change: generation %d (was %d), same backend %v", g2, g1, b2 == b1)
+	}
+}
+
+// TestQuietRecheck (review finding): while nothing upstream forwards ports,
+// looking again does not hold requests up.
+func TestQuietRecheck(t *testing.T) {
+	srv := newServer(t, pcptest.Silent)
+	a := startAuto(t, Config{routers: []netip.AddrPort{srv.Addr()}, Recheck: time.Second, ProbeTimeout: 2 * time.Second})
+	waitKindEvent(t, a, KindNone)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		if k := kindWithin(t, a, 3*time.Second); k != KindNone {
+			t.Fatalf("kind %v", k)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("Kind waited %v during a periodic re-check", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -17,15 +17,14 @@ func IsB4(a netip.Addr) bool { a = a.Unmap(); return a.Is4() && b4Space.Contains
 var ietfSpace = netip.MustParsePrefix("192.0.0.0/24")
 
 // SetAFTRName changes the DS-Lite AFTR name (DHCPv6 option 64, the
-// option aftr_name): detection runs again, the new name is resolved and
-// its AFTR replaces the PCP server in force (mappings are then made
-// there). The same name again does nothing.
+// option aftr_name): detection runs again (a blocking one, which puts a
+// fresh backend in force), the new name is resolved and its AFTR replaces
+// the PCP server in force (mappings are then made there). The same name
+// again does nothing.
 func (a *Auto) SetAFTRName(name string) {
 	a.mu.Lock()
 	same := name == a.aftr
-	if !same {
-		a.aftr, a.renew = name, true
-	}
+	a.aftr = name
 	a.mu.Unlock()
 	if !same {
 		a.Redetect("AFTR name " + name)

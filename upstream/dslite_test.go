@@ -1,10 +1,13 @@
 package upstream
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/pcpclient"
 	"github.com/pcpgw/pcpgw/pcpclient/pcptest"
 )
 
@@ -46,5 +49,25 @@ func TestDetectB4(t *testing.T) {
 	a = startAuto(t, Config{WANAddr: netip.MustParseAddr("192.0.0.2"), routers: []netip.AddrPort{pcpSrv.Addr()}})
 	if k := kindWithin(t, a, 5*time.Second); k != KindPCP {
 		t.Fatalf("kind %v, want pcp", k)
+	}
+}
+
+// TestPCPPrefix64: the PCP backend hands the NAT64's prefixes of the
+// server's PREFIX64 options back with the mapping (an IPv4 port for an
+// IPv6 host, THIRD_PARTY).
+func TestPCPPrefix64(t *testing.T) {
+	srv := newServer(t, pcptest.Normal)
+	pfx := netip.MustParsePrefix("2001:db8:64::/96")
+	srv.AddResponseOption(pcp.Option{Code: pcp.OptPrefix64, Prefix64: pcp.Prefix64{Prefix: pfx}})
+	b, err := NewPCP(pcpclient.Config{Servers: []netip.AddrPort{srv.Addr()}, IRT: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := b.Map(ctx, MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:9000"), Lifetime: 600, Prefix64: true})
+	if err != nil || len(res.Prefix64) != 1 || res.Prefix64[0] != pfx {
+		t.Fatalf("Map = %+v, %v; want the prefix %v", res, err, pfx)
 	}
 }

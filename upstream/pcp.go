@@ -51,7 +51,7 @@ func (p *PCP) pump() {
 		case pcpclient.EventExternalChanged:
 			out.Kind = EventExternalChanged
 			if ev.Mapping != nil && ev.Request != nil {
-				res, req := MapResult(*ev.Mapping), MapRequest(*ev.Request)
+				res, req := fromPCP(*ev.Mapping), MapRequest(*ev.Request)
 				out.Mapping, out.Request = &res, &req
 			}
 		case pcpclient.EventUnreachable:
@@ -61,7 +61,7 @@ func (p *PCP) pump() {
 		case pcpclient.EventWithdrawn:
 			out.Kind = EventWithdrawn
 			if ev.Mapping != nil && ev.Request != nil {
-				res, req := MapResult(*ev.Mapping), MapRequest(*ev.Request)
+				res, req := fromPCP(*ev.Mapping), MapRequest(*ev.Request)
 				out.Mapping, out.Request = &res, &req
 			}
 			if ev.Error != nil {
@@ -76,6 +76,12 @@ func (p *PCP) pump() {
 		}
 		emit(p.events, out)
 	}
+}
+
+// fromPCP is the client's result in upstream's terms.
+func fromPCP(r pcpclient.MapResult) MapResult {
+	return MapResult{External: r.External, Lifetime: r.Lifetime, Epoch: r.Epoch, Nonce: r.Nonce, Server: r.Server, At: r.At,
+		Prefix64: r.Prefix64}
 }
 
 func addrPortString(a netip.AddrPort) string {
@@ -99,7 +105,7 @@ func (p *PCP) Map(ctx context.Context, r MapRequest) (MapResult, error) {
 	if err != nil {
 		return MapResult{}, p.error("map", err)
 	}
-	return MapResult(res), nil
+	return fromPCP(res), nil
 }
 
 // Delete removes a mapping with its nonce.
@@ -172,4 +178,9 @@ func (p *PCP) error(op string, err error) error {
 		return &Error{Kind: p.kind, Op: op, Code: pcp.UnsuppOption, Detail: err.Error(), Err: err}
 	}
 	return err
+}
+
+// ReleaseAll deletes what this backend made (another upstream takes over).
+func (p *PCP) ReleaseAll(ctx context.Context) error {
+	return p.error("delete", p.c.ReleaseAll(ctx))
 }

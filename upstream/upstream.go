@@ -95,6 +95,9 @@ type MapResult struct {
 	// At is when the answer was received: the base of the renewal
 	// schedule.
 	At time.Time
+	// Gen is the generation of the upstream that answered (Auto.Map; see
+	// Event.Gen).
+	Gen uint64
 	// Prefix64 are the NAT64's Pref64::/n the answer names (PCP
 	// PREFIX64, RFC 7225); nil without any.
 	Prefix64 []netip.Prefix
@@ -169,6 +172,11 @@ type Event struct {
 	Spread bool
 	// Err is the upstream's refusal of EventWithdrawn.
 	Err *Error
+	// Gen (EventKindChanged) counts the upstreams put in force: it grows
+	// with every change, also of one backend for another of the same kind
+	// (another box, a new WAN address). An answer whose MapResult.Gen is
+	// older came from an upstream replaced since.
+	Gen uint64
 }
 
 // Info is what the status shows of an upstream.

@@ -17,20 +17,27 @@ const leasePoll = 5 * time.Second
 
 // watchLeases deletes the mappings (and pinholes) of a LAN host whose
 // DHCP lease ended or was released (RFC 6970 §5.10), as dnsmasq's lease
-// file tells: an address that held a lease and no longer does, or whose
-// lease expired. Static forwards stay. Hosts that never had a lease
-// (fixed addresses) are left alone.
+// file tells: an address that held a lease and no longer does, whose lease
+// expired, or that another client holds now. Static forwards stay; hosts
+// that never had a lease (fixed addresses) are left alone.
+//
+// dnsmasq rewrites the file in place (truncate, then write): a read can
+// see it empty or half written. So a read is taken only when the file did
+// not change while it was read, and a host is taken for gone only when two
+// reads in a row, a poll apart, say so.
 func (d *daemon) watchLeases(ctx context.Context, name string, log *slog.Logger) {
-	read := func() (map[netip.Addr]dhcpleases.Lease, filestamp.Stamp) {
-		st := filestamp.Of(name)
+	read := func() (map[netip.Addr]dhcpleases.Lease, bool) {
+		before := filestamp.Of(name)
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, st
+			return nil, false
 		}
-		defer f.Close()
-		return dhcpleases.Parse(f), st
+		ls := dhcpleases.Parse(f)
+		f.Close()
+		return ls, !before.Missing() && filestamp.Of(name) == before
 	}
-	held, seen := read()
+	held, _ := read()
+	suspect := map[netip.Addr]bool{} // ended in the last read
 	t := time.NewTicker(leasePoll)
 	defer t.Stop()
 	for {
@@ -39,22 +46,28 @@ func (d *daemon) watchLeases(ctx context.Context, name string, log *slog.Logger)
 			return
 		case <-t.C:
 		}
-		now := time.Now()
-		var cur map[netip.Addr]dhcpleases.Lease
-		if st := filestamp.Of(name); st != seen {
-			if st.Missing() {
-				continue // gone for a moment (rewritten): not "every lease ended"
-			}
-			cur, seen = read()
-		} else {
-			cur = held
+		cur, ok := read()
+		if !ok {
+			continue // gone or being rewritten: not "every lease ended"
 		}
+		now := time.Now()
+		ended := map[netip.Addr]bool{}
 		for _, a := range dhcpleases.Ended(held, cur, now) {
+			ended[a] = true
+			if !suspect[a] {
+				continue // once more before it counts
+			}
 			n, err := d.core.Delete(ctx, mapping.Selector{Internal: netip.AddrPortFrom(a, 0)})
 			if n > 0 || err != nil {
 				log.Info("DHCP lease ended: mappings deleted", "host", a, "mappings", n, "err", err)
 			}
-			delete(cur, a)
+			delete(ended, a)
+		}
+		suspect = ended
+		// What is not confirmed yet stays as it was until the next read
+		// (also an address another client holds now).
+		for a := range ended {
+			cur[a] = held[a]
 		}
 		held = cur
 	}

@@ -113,6 +113,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 
 	var up mapping.Upstream
+	if mode == mapping.ModeLocal && cfg.Upstream != "auto" {
+		log.Warn("mode local: nothing is asked upstream, option upstream " + cfg.Upstream + " is not used")
+	}
 	if mode != mapping.ModeLocal && mode != mapping.ModePortSet {
 		want, ok := upstream.ParseKind(cfg.Upstream)
 		if !ok {

@@ -25,9 +25,15 @@ import (
 // Lease is one lease of the file.
 type Lease struct {
 	Addr     netip.Addr
-	Expires  time.Time // zero: no end
+	Expires  time.Time // zero: no end (or not an absolute time)
 	Hostname string    // "" when the client gave none
+	// Client is who holds it: the MAC address (IAID for DHCPv6).
+	Client string
 }
+
+// absoluteAfter: an expiry before 2000 is not a time of day but what a
+// dnsmasq built with HAVE_BROKEN_RTC writes (seconds left): not believed.
+var absoluteAfter = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
 // maxLines bounds what is read of a file (a home has far fewer leases).
 const maxLines = 65536
@@ -51,8 +57,8 @@ func Parse(r io.Reader) map[netip.Addr]Lease {
 		if err != nil || exp < 0 {
 			continue
 		}
-		l := Lease{Addr: a.Unmap()}
-		if exp > 0 {
+		l := Lease{Addr: a.Unmap(), Client: f[1]}
+		if exp > absoluteAfter {
 			l.Expires = time.Unix(exp, 0)
 		}
 		if f[3] != "*" {
@@ -64,12 +70,14 @@ func Parse(r io.Reader) map[netip.Addr]Lease {
 }
 
 // Ended returns the addresses that held a lease in before and no longer
-// hold one in now, or whose lease expired by at.
+// hold one in now, whose lease expired by at, or that another client
+// holds now (the address was leased again: its old holder's mappings must
+// not lead to the new one).
 func Ended(before, now map[netip.Addr]Lease, at time.Time) []netip.Addr {
 	var out []netip.Addr
-	for a := range before {
+	for a, old := range before {
 		l, ok := now[a]
-		if !ok || (!l.Expires.IsZero() && !l.Expires.After(at)) {
+		if !ok || (!l.Expires.IsZero() && !l.Expires.After(at)) || l.Client != old.Client {
 			out = append(out, a)
 		}
 	}

@@ -23,9 +23,9 @@ garbage line
 func TestParse(t *testing.T) {
 	got := Parse(strings.NewReader(sample))
 	want := map[netip.Addr]Lease{
-		netip.MustParseAddr("192.0.2.100"):     {Addr: netip.MustParseAddr("192.0.2.100"), Expires: time.Unix(1767225600, 0), Hostname: "nas"},
-		netip.MustParseAddr("192.0.2.101"):     {Addr: netip.MustParseAddr("192.0.2.101")},
-		netip.MustParseAddr("2001:db8:1::100"): {Addr: netip.MustParseAddr("2001:db8:1::100"), Expires: time.Unix(1767225600, 0), Hostname: "nas"},
+		netip.MustParseAddr("192.0.2.100"):     {Addr: netip.MustParseAddr("192.0.2.100"), Expires: time.Unix(1767225600, 0), Hostname: "nas", Client: "02:00:00:00:00:01"},
+		netip.MustParseAddr("192.0.2.101"):     {Addr: netip.MustParseAddr("192.0.2.101"), Client: "02:00:00:00:00:02"},
+		netip.MustParseAddr("2001:db8:1::100"): {Addr: netip.MustParseAddr("2001:db8:1::100"), Expires: time.Unix(1767225600, 0), Hostname: "nas", Client: "1234"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %v", got)
@@ -47,6 +47,17 @@ func TestEnded(t *testing.T) {
 	want := []netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("2001:db8:1::100")}
 	if !slices.Equal(got, want) {
 		t.Errorf("ended %v, want %v", got, want)
+	}
+	// The address leased again to another client: ended for the first.
+	again := Parse(strings.NewReader("0 02:00:00:00:00:09 192.0.2.101 other *\n"))
+	if got := Ended(now, again, at); len(got) != 2 {
+		t.Errorf("re-leased: ended %v, want .100 (gone) and .101 (another client)", got)
+	}
+	// Relative expiry times (dnsmasq with HAVE_BROKEN_RTC) are not taken
+	// for times of day.
+	rel := Parse(strings.NewReader("3600 02:00:00:00:00:01 192.0.2.100 nas *\n"))
+	if l := rel[netip.MustParseAddr("192.0.2.100")]; !l.Expires.IsZero() {
+		t.Errorf("relative expiry read as %v", l.Expires)
 	}
 }
 

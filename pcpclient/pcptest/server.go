@@ -62,6 +62,7 @@ type mapping struct {
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
+	alsoNATPMP             bool // SetAlsoNATPMP
 	conn, other, otherAddr *net.UDPConn
 	wg                     sync.WaitGroup
 	closeOnce              sync.Once
@@ -145,6 +146,14 @@ func (s *Server) Close() error {
 		s.wg.Wait()
 	})
 	return nil
+}
+
+// SetAlsoNATPMP makes a PCP server (mode Normal) answer NAT-PMP requests
+// too, as miniupnpd does.
+func (s *Server) SetAlsoNATPMP(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.alsoNATPMP = on
 }
 
 // SetMode changes how the server answers from now on.
@@ -338,7 +347,7 @@ func (s *Server) handle(b []byte, from netip.AddrPort) ([]byte, *net.UDPConn) {
 		return nil, nil
 	}
 	if s.mode == NATPMPOnly || b[0] == pcp.VersionNATPMP {
-		if s.mode != NATPMPOnly && b[0] == pcp.VersionNATPMP {
+		if s.mode != NATPMPOnly && b[0] == pcp.VersionNATPMP && !s.alsoNATPMP {
 			return nil, nil // a PCP-only server ignores NAT-PMP here
 		}
 		return s.natpmpLocked(b, rec.NATPMP), via
