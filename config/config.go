@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/config/uci"
+	"github.com/pcpgw/pcpgw/portset"
 )
 
 // Config is pcpgw's whole configuration, from the UCI file and the flags
@@ -92,6 +93,37 @@ type Config struct {
 	// AFTRName is the DS-Lite AFTR's name (option aftr_name; the DHCPv6
 	// hook may set it). Default "".
 	AFTRName string
+	// WANResolvFile lists, in resolv.conf's format, the DNS resolvers
+	// learned on the WAN; the AFTR name is looked up with them (option
+	// wan_resolv_file). Default /tmp/resolv.conf.d/resolv.conf.auto
+	// (OpenWrt's netifd writes it); missing: the system's resolvers.
+	WANResolvFile string
+	// NAT64Prefixes are the provider's NAT64 prefixes (Pref64::/n, RFC
+	// 6052) that NAT64 mappings admit when the provider's PCP answer
+	// names none (list nat64_prefix). Default none: RFC 7050 discovery,
+	// else 64:ff9b::/96.
+	NAT64Prefixes []netip.Prefix
+	// PortSetRanges is a port set given as ranges (list portset_ranges).
+	// Default none.
+	PortSetRanges portset.Set
+	// PortSetPSID, PortSetPSIDLen and PortSetOffset give a port set by
+	// MAP's parameters (options portset_psid, portset_psid_len,
+	// portset_offset; RFC 7597 §5.1). PortSetPSIDLen 0 means none (the
+	// default); PortSetOffset defaults to 6, MAP's.
+	PortSetPSID, PortSetPSIDLen, PortSetOffset int
+	// PortSetAddr is the IPv4 address shared with other customers (option
+	// portset_addr). Default: the map interface's, else the WAN's.
+	PortSetAddr netip.Addr
+	// PortSetShare is the part of the port set kept for mappings; pcpgw
+	// gives the rest to the router's outbound flows (option
+	// portset_reserve, "25%" or a number of ports; "0": all of it to
+	// mappings, and outbound flows are left to the main firewall).
+	// Default 25%.
+	PortSetShare portset.Share
+	// MapRules is OpenWrt's map rules file of the WAN's map interface
+	// (option map_rules). Default: /tmp/<WAN>.rules when the WAN device
+	// is a map interface's (map-<name>), as map.sh writes it.
+	MapRules string
 	// Table is pcpgw's own nftables table, family inet (option nft_table).
 	// Default "pcpgw".
 	Table string
@@ -110,7 +142,7 @@ type Config struct {
 }
 
 // Modes lists the valid values of Config.Mode.
-var Modes = []string{"auto", "local", "nat444", "dslite"}
+var Modes = []string{"auto", "local", "nat444", "dslite", "portset"}
 
 // Upstreams lists the valid values of Config.Upstream.
 var Upstreams = []string{"auto", "pcp", "natpmp", "upnp", "none"}
@@ -120,6 +152,7 @@ var Upstreams = []string{"auto", "pcp", "natpmp", "upnp", "none"}
 func Default() Config {
 	return Config{
 		PCPServersFile: "/var/run/pcpgw/pcp-servers",
+		WANResolvFile:  "/tmp/resolv.conf.d/resolv.conf.auto",
 		Mode:           "auto",
 		Upstream:       "auto",
 		DHCPLeases:     "/tmp/dhcp.leases",
@@ -138,6 +171,8 @@ func Default() Config {
 		MinLifetime:    120 * time.Second,
 		MaxLifetime:    86400 * time.Second,
 		Table:          "pcpgw",
+		PortSetOffset:  6,
+		PortSetShare:   portset.Share{Percent: 25},
 		PermRules:      DefaultPermRules(),
 		Enabled:        true,
 	}
@@ -387,7 +422,7 @@ func (c *Config) validate(o origins) error {
 	if !slices.Contains(Upstreams, c.Upstream) {
 		return o.errorf(c, "upstream", "%q is not one of %s", c.Upstream, strings.Join(Upstreams, ", "))
 	}
-	for _, nv := range []struct{ name, v string }{{"pcp_servers_file", c.PCPServersFile}, {"state_dir", c.StateDir}, {"socket", c.Socket}} {
+	for _, nv := range []struct{ name, v string }{{"pcp_servers_file", c.PCPServersFile}, {"state_dir", c.StateDir}, {"socket", c.Socket}, {"wan_resolv_file", c.WANResolvFile}} {
 		if err := checkPath(nv.v); err != nil {
 			return o.errorf(c, nv.name, "%v", err)
 		}
@@ -434,6 +469,22 @@ func (c *Config) validate(o origins) error {
 	if err := checkTable(c.Table); err != nil {
 		return o.errorf(c, "nft_table", "%v", err)
 	}
+	set, err := c.PortSet()
+	if err != nil {
+		name := "portset_psid"
+		if !c.PortSetRanges.Empty() {
+			name = "portset_ranges"
+		}
+		return o.errorf(c, name, "%v", err)
+	}
+	if c.PortSetAddr.IsValid() && (!c.PortSetAddr.Is4() || c.PortSetAddr.IsUnspecified() || c.PortSetAddr.IsMulticast()) {
+		return o.errorf(c, "portset_addr", "%s is not a unicast IPv4 address", c.PortSetAddr)
+	}
+	if c.MapRules != "" {
+		if err := checkPath(c.MapRules); err != nil {
+			return o.errorf(c, "map_rules", "%v", err)
+		}
+	}
 	for _, r := range c.PermRules {
 		if err := r.check(); err != nil {
 			return &Error{File: c.File, Line: r.Line, Msg: "perm_rule: " + err.Error()}
@@ -456,6 +507,10 @@ func (c *Config) validate(o origins) error {
 		if !fw.Enabled {
 			continue
 		}
+		if !set.Empty() && !set.Contains(fw.ExtPort) {
+			return &Error{File: c.File, Line: fw.Line, Msg: fmt.Sprintf("forward %q: external port %d is outside the port set (%s): the provider forwards no other port to this router",
+				fw.Name, fw.ExtPort, set.Summary(3))}
+		}
 		for _, p := range []Proto{ProtoTCP, ProtoUDP} {
 			if !fw.Proto.Has(p) {
 				continue
@@ -469,6 +524,27 @@ func (c *Config) validate(o origins) error {
 		}
 	}
 	return nil
+}
+
+// PortSet is the port set the options give (portset_ranges, or
+// portset_psid with portset_psid_len and portset_offset); empty when they
+// give none (portset mode then learns it from the map interface).
+func (c *Config) PortSet() (portset.Set, error) {
+	hasPSID := c.PortSetPSIDLen > 0
+	switch {
+	case hasPSID && !c.PortSetRanges.Empty():
+		return portset.Set{}, fmt.Errorf("give the port set either as portset_ranges or as portset_psid and portset_psid_len, not both")
+	case !c.PortSetRanges.Empty():
+		return c.PortSetRanges, nil
+	case !hasPSID:
+		if c.PortSetPSID != 0 {
+			return portset.Set{}, fmt.Errorf("portset_psid needs portset_psid_len")
+		}
+		return portset.Set{}, nil
+	case c.PortSetPSID < 0 || c.PortSetPSIDLen > 16 || c.PortSetOffset < 0 || c.PortSetOffset > 15:
+		return portset.Set{}, fmt.Errorf("PSID %d, length %d, offset %d: out of range", c.PortSetPSID, c.PortSetPSIDLen, c.PortSetOffset)
+	}
+	return portset.PSID{Offset: uint8(c.PortSetOffset), Len: uint8(c.PortSetPSIDLen), ID: uint16(c.PortSetPSID)}.Set()
 }
 
 // WriteUCI writes the configuration in UCI syntax, every option spelled

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/pcpgw/pcpgw/portset"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata and REFERENCE.md")
@@ -28,7 +29,8 @@ var ignoreOrigin = cmp.Options{
 	cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{}),
 }
 
-var cmpNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{})
+var cmpNetip = cmp.Options{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{}),
+	cmp.Comparer(func(a, b portset.Set) bool { return a.Equal(b) })}
 
 // writeFile writes src to a file named name in a temporary directory.
 func writeFile(t *testing.T, name, src string) string {
@@ -59,7 +61,8 @@ func TestDefault(t *testing.T) {
 		Socket: "/var/run/pcpgw.sock", HTTPPort: 5000, UPnP: true, NATPMP: true, PCP: true,
 		IGDv1: true, IGDv2: true, IPv6Pinholes: true, IPv6Firewall: false, SecureMode: true,
 		LogLevel: slog.LevelInfo, Quota: 128, MinLifetime: 120 * time.Second, MaxLifetime: 86400 * time.Second,
-		Table: "pcpgw", Enabled: true,
+		Table: "pcpgw", Enabled: true, PortSetOffset: 6, PortSetShare: portset.Share{Percent: 25},
+		WANResolvFile: "/tmp/resolv.conf.d/resolv.conf.auto",
 		PermRules: []PermRule{
 			{Allow: true, ExtPorts: PortRange{1024, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{1024, 65535}, Comment: "Allow high ports"},
 			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Comment: "Default deny"},
@@ -94,13 +97,17 @@ func TestLoadFull(t *testing.T) {
 		UPnP: false, IGDv1: false, IGDv2: true, NATPMP: false, PCP: true, IPv6Pinholes: false,
 		IPv6Firewall: true, SecureMode: false, Quota: 16, MinLifetime: time.Minute, MaxLifetime: time.Hour,
 		LeaseFile: "/var/run/miniupnpd.leases", Table: "pcpgw_test", LogLevel: slog.LevelDebug, Syslog: true,
+		WANResolvFile: "/tmp/resolv.wan", NAT64Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:64::/96")},
+		PortSetRanges: portset.New(portset.Range{Lo: 8000, Hi: 8999}, portset.Range{Lo: 27000, Hi: 27099}),
+		PortSetOffset: 6, PortSetAddr: netip.MustParseAddr("203.0.113.9"), PortSetShare: portset.Share{Ports: 64},
+		MapRules: "/tmp/map-wanmap.rules",
 		PermRules: []PermRule{
-			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 34},
-			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 41},
+			{Allow: true, ExtPorts: PortRange{8000, 8999}, IntAddr: netip.MustParsePrefix("192.0.2.0/25"), IntPorts: PortRange{80, 80}, Comment: "Web servers", Line: 41},
+			{ExtPorts: PortRange{0, 65535}, IntAddr: netip.MustParsePrefix("0.0.0.0/0"), IntPorts: PortRange{0, 65535}, Line: 48},
 		},
 		Forwards: []Forward{
-			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 44},
-			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 51},
+			{Name: "nas", Proto: ProtoTCP, ExtPort: 8080, IntAddr: netip.MustParseAddr("192.0.2.10"), IntPort: 80, Enabled: true, Description: "NAS web page", Line: 51},
+			{Name: "game server", Proto: ProtoBoth, ExtPort: 27015, IntAddr: netip.MustParseAddr("2001:db8:1::10"), IntPort: 27015, Line: 58},
 		},
 		File: "testdata/full.conf",
 	}
@@ -231,7 +238,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no wan", "config pcpgw\n\tlist lan br-lan\n", `1: option wan: no WAN interface (set --wan or option wan in the pcpgw section)`},
 		{"two sections", head + "config pcpgw 'other'\n", `4: a second pcpgw section (the first is at line 1): only one is allowed`},
 		{"bool", head + "\toption upnp 'maybe'\n", `4: option upnp: "maybe" is not a boolean (1/0, yes/no, on/off, true/false, enabled/disabled)`},
-		{"mode", head + "\toption mode 'nat64'\n", `4: option mode: "nat64" is not one of auto, local, nat444, dslite`},
+		{"mode", head + "\toption mode 'nat64'\n", `4: option mode: "nat64" is not one of auto, local, nat444, dslite, portset`},
 		{"list for single", head + "\tlist wan 'eth2'\n", `3: option wan: takes one value, not a list`},
 		{"bad lan item", "config pcpgw\n\tlist lan 'br-lan'\n\tlist lan 'a/b'\n", `3: option lan: "a/b" is not an interface name`},
 		{"long ifname", head + "\toption wan6 'abcdefghijklmnop'\n", `4: option wan6: interface name "abcdefghijklmnop" is longer than 15 bytes`},
@@ -272,6 +279,19 @@ func TestLoadErrors(t *testing.T) {
 			"config forward 'b'\n\toption proto 'udp'\n\toption ext_port '80'\n\toption int_addr '192.0.2.6'\n" +
 			"config forward 'c'\n\toption ext_port '80'\n\toption int_addr '192.0.2.7'\n",
 			`12: forward "c": external port tcp/80 already forwarded by "a"`},
+		{"nat64 prefix", head + "\tlist nat64_prefix '2001:db8:64::/80'\n", `4: option nat64_prefix: "2001:db8:64::/80" is not an IPv6 prefix of length 32, 40, 48, 56, 64 or 96`},
+		{"portset psid without length", head + "\toption portset_psid '3'\n", `4: option portset_psid: portset_psid needs portset_psid_len`},
+		{"portset psid too big", head + "\toption portset_psid '300'\n\toption portset_psid_len '8'\n", `4: option portset_psid: portset: PSID 300 does not fit in 8 bits`},
+		{"portset psid over 16 bits", head + "\toption portset_psid '1'\n\toption portset_psid_len '12'\n\toption portset_offset '6'\n", `4: option portset_psid: portset: PSID offset 6 and length 12 exceed 16 bits`},
+		{"portset both", head + "\toption portset_psid '1'\n\toption portset_psid_len '8'\n\tlist portset_ranges '4112-4127'\n", `6: option portset_ranges: give the port set either as portset_ranges or as portset_psid and portset_psid_len, not both`},
+		{"portset ranges", head + "\tlist portset_ranges '4127-4112'\n", `4: option portset_ranges: portset: not a list of ports and ranges: "4127-4112": the range ends before it starts`},
+		{"portset reserve", head + "\toption portset_reserve '100%'\n", `4: option portset_reserve: "100%" is not a percentage from 0% to 99%`},
+		{"portset addr", head + "\toption portset_addr '2001:db8::1'\n", `4: option portset_addr: "2001:db8::1" is not an IPv4 address`},
+		// A static forward outside the port set is refused where it is.
+		{"forward outside port set", head + "\toption portset_psid '1'\n\toption portset_psid_len '8'\n\toption portset_offset '4'\n" +
+			"config forward 'in'\n\toption ext_port '4112'\n\toption int_addr '192.0.2.5'\n" +
+			"config forward 'out'\n\toption ext_port '8080'\n\toption int_addr '192.0.2.5'\n",
+			`10: forward "out": external port 8080 is outside the port set (4112-4127, 8208-8223, 12304-12319, ...): the provider forwards no other port to this router`},
 		{"forward dup name", head + "config forward\n\toption name 'a'\n\toption ext_port '80'\n\toption int_addr '192.0.2.5'\n" +
 			"config forward\n\toption name 'a'\n\toption ext_port '81'\n\toption int_addr '192.0.2.5'\n",
 			`8: forward "a": name already used at line 4`},
@@ -357,7 +377,7 @@ func TestFlagErrors(t *testing.T) {
 	}{
 		{[]string{"--http-port", "70000"}, `invalid value "70000" for flag -http-port: "70000" is not a port`},
 		{[]string{"--http-port", "5350"}, `invalid value "5350" for flag -http-port: 5350 is the NAT-PMP/PCP port`},
-		{[]string{"--mode", "x"}, `invalid value "x" for flag -mode: "x" is not one of auto, local, nat444, dslite`},
+		{[]string{"--mode", "x"}, `invalid value "x" for flag -mode: "x" is not one of auto, local, nat444, dslite, portset`},
 		{[]string{"--upnp=perhaps"}, `invalid boolean value "perhaps" for -upnp: "perhaps" is not a boolean (1/0, yes/no, on/off, true/false, enabled/disabled)`},
 		{[]string{"--pcp-server", "2001:db8::1:99"}, ``},
 		{[]string{"--pcp-server", "host.example:5351"}, `invalid value "host.example:5351" for flag -pcp-server: "host.example:5351" is not an address or address:port`},
@@ -563,7 +583,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"http port", func(c *Config) { c.HTTPPort = 70000 }, "/etc/config/pcpgw: option http_port: 70000 is not a port"},
 		{"http port pcp", func(c *Config) { c.HTTPPort = 5350 }, "/etc/config/pcpgw: option http_port: 5350 is the NAT-PMP/PCP port"},
-		{"mode", func(c *Config) { c.Mode = "" }, `/etc/config/pcpgw: option mode: "" is not one of auto, local, nat444, dslite`},
+		{"mode", func(c *Config) { c.Mode = "" }, `/etc/config/pcpgw: option mode: "" is not one of auto, local, nat444, dslite, portset`},
 		{"level", func(c *Config) { c.LogLevel = 3 }, "/etc/config/pcpgw: option log_level: INFO+3 is not one of debug, info, warn, error"},
 		{"quota", func(c *Config) { c.Quota = -1 }, "/etc/config/pcpgw: option quota: -1 is negative"},
 		{"lifetime", func(c *Config) { c.MaxLifetime = 1500 * time.Millisecond }, "/etc/config/pcpgw: option max_lifetime: 1.5s is not a whole number of seconds from 1 to 4294967295"},
@@ -674,4 +694,34 @@ func FuzzLoad(f *testing.F) {
 		}
 		checkReload(t, c, out.Bytes())
 	})
+}
+
+// TestPortSetOptions: the PSID options give RFC 7597's set, the ranges
+// option the ranges; WriteUCI writes them back.
+func TestPortSetOptions(t *testing.T) {
+	head := "config pcpgw 'main'\n\tlist lan 'br-lan'\n\toption wan 'map-wan'\n"
+	c, _, err := Load(writeFile(t, "pcpgw", head+"\toption mode 'portset'\n\toption portset_psid '1'\n\toption portset_psid_len '8'\n\toption portset_offset '4'\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := c.PortSet()
+	if err != nil || set.Len() != 240 || set.Summary(2) != "4112-4127, 8208-8223, ..." {
+		t.Fatalf("PortSet = %v (%d ports), %v", set, set.Len(), err)
+	}
+	var out bytes.Buffer
+	if err := c.WriteUCI(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"option portset_psid '1'", "option portset_psid_len '8'", "option portset_offset '4'", "option portset_reserve '25%'"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("WriteUCI lacks %q:\n%s", line, out.String())
+		}
+	}
+	c, _, err = Load(writeFile(t, "pcpgw", head+"\toption portset_ranges '3072-4095 8000'\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set, err := c.PortSet(); err != nil || set.String() != "3072-4095, 8000" {
+		t.Errorf("PortSet = %v, %v", set, err)
+	}
 }

@@ -49,6 +49,31 @@ errors name the file and line.
 `
 
 const referenceTail = `
+## Port sets (mode portset: MAP-E, MAP-T, lw4o6, A+P)
+
+When the provider shares one IPv4 address among customers with a fixed port set
+each and no NAT of its own, its border relay forwards only this router's ports:
+a mapping on any other port is useless. pcpgw learns the set, in this order,
+from ` + "`portset_ranges`" + ` or ` + "`portset_psid`" + ` / ` + "`portset_psid_len`" + ` / ` + "`portset_offset`" + `
+(RFC 7597 §5.1: PSID 1 with length 8 and offset 4 is 4112-4127, 8208-8223, ...,
+61456-61471), else from OpenWrt's map rules (` + "`map_rules`" + `, by default
+` + "`/tmp/map-<name>.rules`" + ` when the WAN device is ` + "`map-<name>`" + `, as map.sh writes
+it: the rule's port sets and IPv4 address), and re-reads the map rules every 2 s.
+Mode ` + "`auto`" + ` then picks ` + "`portset`" + `.
+
+Every mapping's external port is in the part of the set kept for mappings
+(` + "`portset_reserve`" + `, the upper quarter by default, always with the static
+forwards' ports): IGD AddPortMapping of another port fails (718 on IGD:1, 729
+ConflictWithOtherMechanisms on IGD:2, CANNOT_PROVIDE_EXTERNAL for PCP with
+PREFER_FAILURE), the other requests get the nearest free port of that part, and
+a static forward outside the set is refused by ` + "`pcpgw check-config`" + ` (when the
+options give the set). The rest of the set goes to the router's outbound
+connections: pcpgw SNATs them to the shared address over those ranges in turn,
+in its own table at priority -10, before fw4's srcnat (where map.sh's rules would
+give every flow the first range only), so that no outbound flow takes a port a
+mapping holds. With ` + "`portset_reserve '0'`" + ` pcpgw installs no SNAT and mappings may
+take any port of the set.
+
 ## Port mapping permissions: ` + "`config perm_rule`" + ` (as in miniupnpd's /etc/config/upnpd)
 
 Rules are tried in file order; the first whose three ranges match a request

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pcpgw/pcpgw/portset"
 )
 
 // setting is one option of the pcpgw section and, for some, its flag.
@@ -122,13 +124,111 @@ var settings = []setting{
 		"File where the DHCP hooks write the PCP servers learned from DHCPv4 option 158 and DHCPv6 option 86, one per line; re-read when it changes.",
 		func(c *Config) *string { return &c.PCPServersFile }, checkPath),
 	strSetting("mode", "mode", "auto",
-		"auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5) or dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4).",
+		"auto (pick one at start and on WAN changes), local (public WAN address: the CPE's own NAT only, no PCP), nat444 (CPE NAT behind the provider's NAT, RFC 6970 §5.5), dslite (no CPE NAT; PCP MAP with THIRD_PARTY, RFC 6970 §5.4) or portset (a shared IPv4 address with a port set: MAP-E, MAP-T, lw4o6; auto picks it when the WAN is a map interface or a port set is configured).",
 		func(c *Config) *string { return &c.Mode }, checkMode),
 	strSetting("upstream", "upstream", "auto",
 		"What opens ports beyond the CPE: auto (at start and on WAN changes try the provider's PCP server, then a NAT-PMP gateway, then an ISP box's UPnP IGD on the WAN link; none if nothing answers), pcp, natpmp, upnp, or none (mappings on the CPE only; the status says what to do).",
 		func(c *Config) *string { return &c.Upstream }, checkUpstream),
-	strSetting("aftr_name", "", "none", "DS-Lite AFTR name (DHCPv6 option 64); the hook may set it.", func(c *Config) *string { return &c.AFTRName },
+	strSetting("aftr_name", "", "none", "DS-Lite AFTR name (DHCPv6 option 64; the DHCPv6 hook sets it): looked up with the WAN's resolvers, its address is the PCP server unless one is configured or learned from DHCP. A new name takes effect on reload.", func(c *Config) *string { return &c.AFTRName },
 		func(v string) error { return checkDNSName(v) }),
+	{name: "nat64_prefix", list: true, def: "none: RFC 7050 discovery, else 64:ff9b::/96",
+		help: "The provider's NAT64 prefix (Pref64::/n: /32, /40, /48, /56, /64 or /96): an IPv4 port made at its NAT64 for an IPv6 LAN host admits inbound IPv6 from it, when the provider's PCP answer names none (PREFIX64).",
+		set: func(c *Config, v string) error {
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || !slices.Contains([]int{32, 40, 48, 56, 64, 96}, p.Bits()) {
+				return fmt.Errorf("%q is not an IPv6 prefix of length 32, 40, 48, 56, 64 or 96", v)
+			}
+			c.NAT64Prefixes = append(c.NAT64Prefixes, p.Masked())
+			return nil
+		},
+		get: func(c *Config) []string {
+			var out []string
+			for _, p := range c.NAT64Prefixes {
+				out = append(out, p.String())
+			}
+			return out
+		},
+		clear: func(c *Config) { c.NAT64Prefixes = nil },
+	},
+	strSetting("wan_resolv_file", "", "/tmp/resolv.conf.d/resolv.conf.auto",
+		"The DNS resolvers learned on the WAN, in resolv.conf's format (OpenWrt's netifd writes this file); the AFTR name is looked up with them, else with the system's.",
+		func(c *Config) *string { return &c.WANResolvFile }, checkPath),
+	{name: "portset_psid", def: "none",
+		help: "The router's PSID (RFC 7597 §5.1, as the provider gives it: right-aligned), with portset_psid_len and portset_offset: the provider's port set for mode portset, when no map interface says it.",
+		set:  intSetter(0, 65535, func(c *Config) *int { return &c.PortSetPSID }),
+		get: func(c *Config) []string {
+			if c.PortSetPSIDLen == 0 {
+				return nil
+			}
+			return []string{strconv.Itoa(c.PortSetPSID)}
+		},
+	},
+	{name: "portset_psid_len", def: "none",
+		help: "PSID length in bits (1-16); the set has 2^offset - 1 ranges of 2^(16 - offset - length) ports.",
+		set:  intSetter(1, 16, func(c *Config) *int { return &c.PortSetPSIDLen }),
+		get: func(c *Config) []string {
+			if c.PortSetPSIDLen == 0 {
+				return nil
+			}
+			return []string{strconv.Itoa(c.PortSetPSIDLen)}
+		},
+	},
+	{name: "portset_offset", def: "6",
+		help: "PSID offset in bits (0-15; MAP's default 6; lw4o6 and some providers use 0 or 4).",
+		set:  intSetter(0, 15, func(c *Config) *int { return &c.PortSetOffset }),
+		get:  func(c *Config) []string { return []string{strconv.Itoa(c.PortSetOffset)} },
+	},
+	{name: "portset_ranges", list: true, def: "none",
+		help: "The provider's port set as ranges (4112-4127 8208-8223 ...), instead of the PSID options.",
+		set: func(c *Config, v string) error {
+			s, err := portset.Parse(v)
+			if err != nil {
+				return err
+			}
+			c.PortSetRanges = c.PortSetRanges.Union(s)
+			return nil
+		},
+		get: func(c *Config) []string {
+			var out []string
+			for _, r := range c.PortSetRanges.Ranges() {
+				out = append(out, r.String())
+			}
+			return out
+		},
+		clear: func(c *Config) { c.PortSetRanges = portset.Set{} },
+	},
+	{name: "portset_addr", def: "the map interface's, else the WAN's",
+		help: "The IPv4 address the router shares with other customers (mode portset).",
+		set: func(c *Config, v string) error {
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.Is4() {
+				return fmt.Errorf("%q is not an IPv4 address", v)
+			}
+			c.PortSetAddr = a
+			return nil
+		},
+		get: func(c *Config) []string {
+			if !c.PortSetAddr.IsValid() {
+				return nil
+			}
+			return []string{c.PortSetAddr.String()}
+		},
+	},
+	{name: "portset_reserve", def: "25%",
+		help: "Part of the port set kept for mappings (a percentage or a number of ports, always with the static forwards' ports); pcpgw gives the rest to the router's outbound connections with its own SNAT, before fw4's. 0: mappings may take any port of the set and outbound NAT is left to the main firewall.",
+		set: func(c *Config, v string) error {
+			sh, err := portset.ParseShare(v)
+			if err != nil {
+				return err
+			}
+			c.PortSetShare = sh
+			return nil
+		},
+		get: func(c *Config) []string { return []string{c.PortSetShare.String()} },
+	},
+	strSetting("map_rules", "", "/tmp/<WAN device>.rules for a map-<name> WAN",
+		"OpenWrt's map rules file of the WAN's map interface (written by map.sh), read for the shared address and the port set.",
+		func(c *Config) *string { return &c.MapRules }, checkPath),
 	strSetting("state_dir", "state-dir", "/var/lib/pcpgw", "Directory of the persisted mapping table.", func(c *Config) *string { return &c.StateDir }, checkPath),
 	strSetting("socket", "socket", "/var/run/pcpgw.sock", "Control socket (mode 0600) used by pcpgw status and pcpgw list.",
 		func(c *Config) *string { return &c.Socket }, checkPath),
@@ -210,6 +310,18 @@ var settings = []setting{
 		s.noNeg = true
 		return s
 	}(),
+}
+
+// intSetter sets *field from a number from lo to hi.
+func intSetter(lo, hi int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%q is not a number from %d to %d", v, lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 var levelNames = map[slog.Level]string{

@@ -37,6 +37,8 @@
 //	set pin6h  { type ipv6_addr . ipv6_addr . inet_proto . inet_service; ... }   # remote . LAN addr . proto . port
 //	set pin6p  { type inet_service . ipv6_addr . inet_proto . inet_service; ... } # remote port . ...
 //	set pin6hp { type ipv6_addr . inet_service . ipv6_addr . inet_proto . inet_service; ... }
+//	set pin6s  { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags interval,timeout; counter }
+//	           # remote prefix (Pinhole.RemotePrefix: a NAT64's Pref64::/n) . LAN addr . proto . port
 //	set lan_ifs { type ifname }     # Config.LAN
 //	set wan4    { type ipv4_addr }  # Config.WANAddr / SetWANAddr (hairpin)
 //
@@ -58,6 +60,7 @@
 //	  iifname WAN6 ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | MARK accept
 //	  iifname WAN6 th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | MARK accept
 //	  iifname WAN6 ip6 saddr . th sport . ip6 daddr . meta l4proto . th dport @pin6hp ct mark set ct mark | MARK accept
+//	  iifname WAN6 ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6s ct mark set ct mark | MARK accept
 //	  meta nfproto ipv6 iifname WAN6 jump wan6_in         # only with Config.IPv6Baseline
 //	}
 //	chain wan6_in {                                      # RFC 6092 baseline, empty without it
@@ -71,6 +74,18 @@
 //	  udp dport 4500 accept                              # IKE/ESP over UDP
 //	  drop                                               # the rest: unsolicited inbound
 //	}
+//
+// Portset mode (SetSNAT) adds the CPE's own outbound NAT over the part of
+// the provider's port set that mappings do not use:
+//
+//	chain portset_snat { type nat hook postrouting priority -10; policy accept;
+//	  meta nfproto ipv4 oifname WAN meta l4proto tcp numgen inc mod N vmap @portset_snat   # and udp, icmp
+//	}
+//	map portset_snat { type integer : verdict }   # i : jump portset_snat_i
+//	chain portset_snat_0 { snat ip to ADDR:4112-4127 }   # one per range
+//
+// It runs before fw4's srcnat (100), so it decides the source port of
+// every new outbound flow on the WAN; New leaves it empty.
 //
 // The forward accept is keyed by the DNATed destination plus the original
 // destination port (ct original proto-dst), so two WAN ports forwarded to

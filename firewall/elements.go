@@ -35,6 +35,7 @@ const (
 	setPin6H               // set: remote . lan addr . l4proto . port
 	setPin6P               // set: remote port . lan addr . l4proto . port
 	setPin6HP              // set: remote . remote port . lan addr . l4proto . port
+	setPin6S               // set: remote prefix (interval) . lan addr . l4proto . port
 	numElemSets
 )
 
@@ -64,6 +65,9 @@ type setDef struct {
 	key     []field
 	val     []field // nil: a plain set
 	counter bool
+	// interval: the first key field is a range (an element has a key and
+	// a key end, the other fields equal in both).
+	interval bool
 }
 
 var setDefs = [numElemSets]setDef{
@@ -75,6 +79,7 @@ var setDefs = [numElemSets]setDef{
 	setPin6H:  {name: "pin6h", key: []field{fIPv6, fIPv6, fProto, fPort}, counter: true},
 	setPin6P:  {name: "pin6p", key: []field{fPort, fIPv6, fProto, fPort}, counter: true},
 	setPin6HP: {name: "pin6hp", key: []field{fIPv6, fPort, fIPv6, fProto, fPort}, counter: true},
+	setPin6S:  {name: "pin6s", key: []field{fIPv6, fIPv6, fProto, fPort}, counter: true, interval: true},
 }
 
 func fieldsLen(fs []field) int {
@@ -89,6 +94,7 @@ func fieldsLen(fs []field) int {
 type elem struct {
 	set     setID
 	key     []byte
+	keyEnd  []byte // interval sets: the range's last key
 	val     []byte // nil for plain sets
 	timeout time.Duration
 }
@@ -191,6 +197,16 @@ func pinholeElem(p Pinhole) (elem, error) {
 	if err != nil {
 		return elem{}, err
 	}
+	if pfx := p.RemotePrefix; pfx.IsValid() {
+		if remote.IsValid() || p.RemotePort != 0 || !pfx.Addr().Is6() || pfx.Addr().Is4In6() || pfx.Addr().Zone() != "" {
+			return elem{}, fmt.Errorf("%w: pinhole remote prefix %v (IPv6, without a remote host or port)", ErrInvalid, pfx)
+		}
+		pfx = pfx.Masked()
+		rest := appendPort(appendProto(appendAddr(make([]byte, 0, 24), to), p.Proto), p.To.Port())
+		return elem{set: setPin6S, timeout: timeout,
+			key:    append(appendAddr(make([]byte, 0, 40), pfx.Addr()), rest...),
+			keyEnd: append(appendAddr(make([]byte, 0, 40), lastAddr(pfx)), rest...)}, nil
+	}
 	e := elem{timeout: timeout, key: make([]byte, 0, 44)}
 	switch {
 	case remote.IsValid() && p.RemotePort != 0:
@@ -207,6 +223,15 @@ func pinholeElem(p Pinhole) (elem, error) {
 	}
 	e.key = appendPort(appendProto(appendAddr(e.key, to), p.Proto), p.To.Port())
 	return e, nil
+}
+
+// lastAddr is the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As16()
+	for i := p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom16(b)
 }
 
 // changeElems turns a Change into the elements to delete and to add.

@@ -81,6 +81,7 @@ type NFT struct {
 	table          *nftables.Table
 	sets           *tableSets
 	refreshInPlace bool // kernel updates an element's timeout on re-add
+	snatRanges     int  // range chains of the outbound NAT (SetSNAT)
 	closed         bool
 }
 
@@ -183,6 +184,7 @@ func newSets(t *nftables.Table) *tableSets {
 			Name:          d.name,
 			KeyType:       nftables.MustConcatSetType(keyTypes...),
 			Concatenation: len(d.key) > 1,
+			Interval:      d.interval,
 			HasTimeout:    true,
 			Counter:       d.counter,
 		}
@@ -255,6 +257,9 @@ func (f *NFT) install() error {
 			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(prioForward), Policy: &accept},
 		chainWAN6In: {Name: chainWAN6In, Table: f.table},
 	}
+	if err := f.installSNAT(); err != nil {
+		return err
+	}
 	rules := f.rules(f.sets)
 	// The regular chain first: the forward chain's rules jump to it.
 	for _, name := range []string{chainWAN6In, chainPrerouting, chainPostrouting, chainForward} {
@@ -311,10 +316,10 @@ const maxMsgElems = 400
 func (f *NFT) queue(p plan) error {
 	var delBySet, addBySet [numElemSets][]nftables.SetElement
 	for _, e := range p.dels {
-		delBySet[e.set] = append(delBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val})
+		delBySet[e.set] = append(delBySet[e.set], nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val})
 	}
 	for _, e := range p.adds {
-		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, Val: e.val, Timeout: e.timeout})
+		addBySet[e.set] = append(addBySet[e.set], nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val, Timeout: e.timeout})
 	}
 	for i, els := range delBySet {
 		if err := f.chunked(f.conn.SetAddElements, f.sets.elems[i], els); err != nil {
@@ -541,7 +546,11 @@ func (f *NFT) readSets(ids []setID) ([]elem, error) {
 			if vlen > 0 {
 				val = e.Val
 			}
-			out = append(out, elem{set: id, key: e.Key, val: val, timeout: e.Timeout})
+			var end []byte
+			if setDefs[id].interval {
+				end = e.KeyEnd
+			}
+			out = append(out, elem{set: id, key: e.Key, keyEnd: end, val: val, timeout: e.Timeout})
 		}
 	}
 	return out, nil

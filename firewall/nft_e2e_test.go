@@ -270,6 +270,7 @@ func TestTableLayout(t *testing.T) {
 			`iifname "Pc1" ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" ip6 saddr . th sport . ip6 daddr . meta l4proto . th dport @pin6hp ct mark set ct mark | 0x20000000 accept`,
+			`iifname "Pc1" ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6s ct mark set ct mark | 0x20000000 accept`,
 			`meta nfproto ipv6 iifname "Pc1" jump wan6_in`,
 		},
 		"wan6_in": {
@@ -293,7 +294,7 @@ func TestTableLayout(t *testing.T) {
 	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
 	newFW(t, l, firewall.Config{IPv6Baseline: false})
 	out = l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw")
-	if got := chainRules(out, "forward", l.Prefix); len(got) != 7 {
+	if got := chainRules(out, "forward", l.Prefix); len(got) != 8 {
 		t.Errorf("forward chain after adopting without baseline:\n%s", strings.Join(got, "\n"))
 	}
 	if got := chainRules(out, "wan6_in", l.Prefix); len(got) != 0 {
@@ -306,8 +307,8 @@ func TestTableLayout(t *testing.T) {
 	// DS-Lite: IPv4 comes from the softwire (WAN), IPv6 from WAN6.
 	newFW(t, l, firewall.Config{WAN6: "wan6x", IPv6Baseline: true})
 	fwd := chainRules(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"), "forward", l.Prefix)
-	if len(fwd) != 8 || !strings.HasPrefix(fwd[0], `iifname "Pc1" `) || !strings.HasPrefix(fwd[3], `iifname "wan6x" `) ||
-		fwd[7] != `meta nfproto ipv6 iifname "wan6x" jump wan6_in` {
+	if len(fwd) != 9 || !strings.HasPrefix(fwd[0], `iifname "Pc1" `) || !strings.HasPrefix(fwd[3], `iifname "wan6x" `) ||
+		!strings.HasPrefix(fwd[7], `iifname "wan6x" `) || fwd[8] != `meta nfproto ipv6 iifname "wan6x" jump wan6_in` {
 		t.Errorf("forward chain with WAN6:\n%s", strings.Join(fwd, "\n"))
 	}
 }

@@ -215,6 +215,7 @@ func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6H], srcIP6Saddr, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6P], srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6HP], srcIP6Saddr, srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
+			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6S], srcIP6Saddr, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 		},
 	}
 	if f.cfg.IPv6Baseline {

@@ -28,7 +28,11 @@ type Pinhole struct {
 	// Remote and RemotePort, when set, restrict the sources; zero: any.
 	Remote     netip.Addr
 	RemotePort uint16
-	Timeout    time.Duration
+	// RemotePrefix, when valid, restricts the sources to a prefix: a
+	// NAT64's Pref64::/n (RFC 6052), whose translated IPv4 peers arrive
+	// from it (RFC 7225). Remote and RemotePort are then zero.
+	RemotePrefix netip.Prefix
+	Timeout      time.Duration
 }
 
 // Change is one batch: everything in it reaches the kernel in one netlink

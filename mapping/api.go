@@ -120,6 +120,13 @@ type Mapping struct {
 	// pending or failing (the error's lifetime, RFC 6887 §7.4); zero while
 	// a request is in flight and otherwise.
 	RetryAt time.Time
+	// NAT64 marks an IPv4 port at the provider's NAT64 for an IPv6 LAN
+	// host (RFC 7225): Internal is IPv6, External the NAT64's IPv4
+	// address and port, and the CPE lets inbound IPv6 from Prefix64 (the
+	// NAT64's Pref64::/n, where its translated IPv4 peers come from) to
+	// Internal.
+	NAT64    bool
+	Prefix64 []netip.Prefix
 }
 
 // Lease returns the lease left at now (0 for a mapping with no end).
@@ -134,7 +141,9 @@ func (m Mapping) Lease(now time.Time) time.Duration {
 }
 
 // IsPinhole reports whether m is an IPv6 firewall pinhole.
-func (m Mapping) IsPinhole() bool { return m.Internal.Addr().Is6() && !m.Internal.Addr().Is4In6() }
+func (m Mapping) IsPinhole() bool {
+	return m.Internal.Addr().Is6() && !m.Internal.Addr().Is4In6() && !m.NAT64
+}
 
 // UpstreamState is the provider side of a mapping.
 type UpstreamState uint8
@@ -208,6 +217,11 @@ const (
 	ModeLocal              // public WAN address: only the CPE's own NAT
 	ModeNAT444             // CPE NAT plus the provider's NAT (RFC 6970 §5.5)
 	ModeDSLite             // no CPE NAT; MAP with THIRD_PARTY (RFC 6970 §5.4)
+	// ModePortSet: the provider shares one IPv4 address among customers
+	// with a fixed port set each and no NAT of its own (A+P: MAP-E RFC
+	// 7597, MAP-T RFC 7599, lw4o6 RFC 7596): the CPE's own NAT, every
+	// external port in Config.PortSet, nothing upstream to ask.
+	ModePortSet
 )
 
 func (m Mode) String() string {
@@ -220,13 +234,15 @@ func (m Mode) String() string {
 		return "nat444"
 	case ModeDSLite:
 		return "dslite"
+	case ModePortSet:
+		return "portset"
 	}
 	return "mode-" + itoa(int(m))
 }
 
 // ParseMode parses a mode name as the config and flags spell it.
 func ParseMode(s string) (Mode, bool) {
-	for m := ModeAuto; m <= ModeDSLite; m++ {
+	for m := ModeAuto; m <= ModePortSet; m++ {
 		if m.String() == s {
 			return m, true
 		}

@@ -59,7 +59,16 @@ type Config struct {
 	// (DS-Lite). It can change later with SetWANAddr.
 	WANAddr netip.Addr
 	// Upstream is the NAT beyond the CPE; nil means none (local only).
+	// Portset mode has none (the provider's border relay is stateless).
 	Upstream Upstream
+	// PortSet is the provider's port set in portset mode (required
+	// there, ignored in the other modes); SetPortSet changes it.
+	PortSet PortSet
+	// Prefix64 are the NAT64 prefixes NAT64 mappings admit when the
+	// provider's answer names none (option nat64_prefix, RFC 7050
+	// discovery); SetPrefix64 changes them. Empty: the well-known
+	// 64:ff9b::/96 (RFC 6052).
+	Prefix64 []netip.Prefix
 	// Firewall is the CPE's firewall; required.
 	Firewall Firewall
 	// SecureMode, when set, lets a host map ports only to itself and
@@ -125,7 +134,9 @@ type Core struct {
 	subs       map[chan Event]struct{}
 	sched      schedHeap
 	closed     bool
-	pinholes   int // live pinholes among entries
+	pinholes   int            // live pinholes among entries
+	ports      PortSet        // portset mode: the external ports mappings may take
+	prefix64   []netip.Prefix // NAT64 prefixes when the provider names none
 	pol        atomic.Pointer[Policy]
 
 	wake chan struct{} // scheduler: the earliest deadline changed
@@ -176,6 +187,9 @@ type entry struct {
 	busy    bool // an upstream operation is in flight
 	removed bool // taken out of the table
 	exact   bool // the external port was asked for exactly
+	// fromProvider64: a NAT64 mapping's Prefix64 came from the provider's
+	// answer (not the configured or well-known fallback).
+	fromProvider64 bool
 	// kernelStale: a batch for e failed; its kernel element is not known
 	// (the next renewal replaces it, a resync rewrites it).
 	kernelStale bool
@@ -250,8 +264,15 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		quit:       make(chan struct{}),
 	}
 	c.pol.Store(&pol)
+	c.prefix64 = slices.Clone(cfg.Prefix64)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
-	if c.mode == ModeLocal {
+	if c.mode == ModePortSet {
+		if cfg.PortSet.Set.Empty() {
+			return nil, errors.New("mapping: portset mode without a port set")
+		}
+		c.ports, c.up = cfg.PortSet, nil
+	}
+	if c.mode == ModeLocal || c.mode == ModePortSet {
 		c.external = cfg.WANAddr
 	}
 	if err := c.load(ctx); err != nil {
@@ -265,14 +286,18 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	return c, nil
 }
 
-// ResolveMode picks the mode for auto: a public WAN address (or no
-// provider to ask) means local; a private or shared (100.64/10) one means
-// nat444; no IPv4 WAN address with a provider means dslite.
+// ResolveMode picks the mode for auto: a DS-Lite B4 address (RFC 6333
+// §5.7's 192.0.0.0/29: OpenWrt's softwire holds 192.0.0.2) means dslite;
+// a public WAN address (or no provider to ask) means local; a private or
+// shared (100.64/10) one means nat444; no IPv4 WAN address with a provider
+// means dslite.
 func ResolveMode(m Mode, wan netip.Addr, haveUpstream bool) Mode {
 	if m != ModeAuto {
 		return m
 	}
 	switch {
+	case upstream.IsB4(wan):
+		return ModeDSLite
 	case !haveUpstream:
 		return ModeLocal
 	case !wan.IsValid():
@@ -580,7 +605,7 @@ func (c *Core) setExternalLocked(a netip.Addr) {
 	old := c.external
 	c.external = a
 	for _, e := range c.entries {
-		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() {
+		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() && !e.NAT64 {
 			e.External = netip.AddrPortFrom(a, e.External.Port())
 			c.markLocked(e, markPut)
 		}

@@ -15,8 +15,21 @@
 //	        the CPE's WAN address and port at the provider (§5.5)
 //	dslite  no NAT on the CPE: a PCP MAP for the LAN host's own address with
 //	        THIRD_PARTY (§5.4), and a forward accept on the CPE
+//	portset the provider shares one IPv4 address with a fixed port set per
+//	        customer and no NAT of its own (A+P: MAP-E, MAP-T, lw4o6): a DNAT
+//	        on the CPE as in local, every external port in Config.PortSet
+//	        (the part of the set kept for mappings), nothing upstream
 //	auto    local with a public WAN address or no PCP server, nat444 with a
-//	        private or shared (100.64.0.0/10) one, dslite with none
+//	        private or shared (100.64.0.0/10) one, dslite with none (the
+//	        daemon picks portset itself when it knows a port set)
+//
+// NAT64 (RFC 7225): a request for an IPv6 host with an IPv4 suggested
+// external address (all zeros for any) asks for an IPv4 port at the
+// provider's NAT64, in any mode with an upstream: made there with
+// THIRD_PARTY and PREFIX64, and on the CPE as pinholes to the host's port
+// that admit only the NAT64's prefixes (the provider's PREFIX64, else
+// Config.Prefix64, else 64:ff9b::/96). Mapping.NAT64 marks it; it is no
+// pinhole, and its IPv4 external address is not the CPE's.
 //
 // Upstreams (issue 15): behind a provider NAT the core asks one Upstream
 // (package upstream: the provider's PCP server, a NAT-PMP gateway, an ISP

@@ -22,6 +22,10 @@ const (
 	CodeUnsupportedProtocol        // neither TCP nor UDP
 	CodeNonceMismatch              // LAN PCP: the mapping belongs to another nonce
 	CodeDisabled                   // the function is turned off (e.g. pinholes)
+	// CodeOutsidePortSet: the external port asked for exactly is not one
+	// the CPE may map in portset mode: outside the provider's port set,
+	// or in the part of it kept for the CPE's outbound flows.
+	CodeOutsidePortSet
 )
 
 var codeNames = [...]string{
@@ -29,7 +33,7 @@ var codeNames = [...]string{
 	CodeConflict: "conflict", CodeQuota: "quota exceeded", CodeNoResources: "no resources",
 	CodeNetworkFailure: "network failure", CodeCannotProvideExternal: "cannot provide external",
 	CodeNotFound: "not found", CodeUnsupportedProtocol: "unsupported protocol",
-	CodeNonceMismatch: "nonce mismatch", CodeDisabled: "disabled",
+	CodeNonceMismatch: "nonce mismatch", CodeDisabled: "disabled", CodeOutsidePortSet: "outside the port set",
 }
 
 func (c Code) String() string {

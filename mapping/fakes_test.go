@@ -34,6 +34,10 @@ type fakeUp struct {
 	onMap func(upstream.MapRequest)
 	// deleteErr is returned by Delete when set (the request still counts).
 	deleteErr error
+	// ext64 and prefix64: the answer to a request for an IPv6 host (a
+	// NAT64's IPv4 address, its PREFIX64 prefixes).
+	ext64    netip.Addr
+	prefix64 []netip.Prefix
 }
 
 func newFakeUp() *fakeUp {
@@ -77,7 +81,14 @@ func (u *fakeUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapRe
 		u.nonceSeq++
 		n[0] = u.nonceSeq
 	}
-	return upstream.MapResult{External: netip.AddrPortFrom(u.ext, port), Lifetime: min(r.Lifetime, u.lifetime), Nonce: n}, nil
+	res := upstream.MapResult{External: netip.AddrPortFrom(u.ext, port), Lifetime: min(r.Lifetime, u.lifetime), Nonce: n}
+	if r.Internal.Addr().Is6() && u.ext64.IsValid() {
+		res.External = netip.AddrPortFrom(u.ext64, port)
+	}
+	if r.Prefix64 {
+		res.Prefix64 = u.prefix64
+	}
+	return res, nil
 }
 
 func (u *fakeUp) Delete(_ context.Context, r upstream.MapRequest) error {

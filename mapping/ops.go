@@ -280,7 +280,8 @@ func (c *Core) clampLease(o Origin, l time.Duration) time.Duration {
 // nil, is a mapping r replaces (IGD AddPortMapping of the same external
 // port by the same host to another internal endpoint).
 func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
-	pinhole := r.Internal.Addr().Is6()
+	nat64 := isNAT64(r)
+	pinhole := r.Internal.Addr().Is6() && !nat64
 	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
 		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {
@@ -301,7 +302,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	// above): two of them may lead to the same LAN port.
 	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
 		for _, x := range c.perClient[r.Client] {
-			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
+			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin && x.NAT64 == nat64 &&
 				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
 				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
 					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
@@ -348,6 +349,9 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 		e.External = r.Internal
 		e.port = r.Internal.Port()
 	} else {
+		if nat64 && !c.upstreamLocked() {
+			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "no port control upstream to ask the provider's NAT64 for an IPv4 port"}
+		}
 		if c.mode == ModeDSLite && !c.upstreamLocked() {
 			return nil, nil, false, &Error{Code: CodeNetworkFailure, Msg: "DS-Lite without port control at the AFTR: no port can be opened"}
 		}
@@ -356,7 +360,10 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 			return nil, nil, false, err
 		}
 		e.port = port
+		e.NAT64 = nat64
 		switch {
+		case e.NAT64:
+			c.planNAT64Locked(e)
 		case c.mode == ModeDSLite:
 			e.Upstream = UpstreamPending
 		case !c.upstreamLocked():
@@ -424,6 +431,11 @@ func (c *Core) pickPortLocked(r Request, replaced *entry) (uint16, error) {
 	want := r.ExternalPort
 	if want == 0 {
 		want = ip
+	}
+	if c.mode == ModePortSet {
+		if p, err, done := c.pickInSetLocked(r, want, free); done {
+			return p, err
+		}
 	}
 	if free(want) {
 		return want, nil
@@ -571,6 +583,9 @@ func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now ti
 			timeout = max(left, 0) + firewallGrace
 			e.kernelExp = now.Add(timeout)
 		}
+	}
+	if e.NAT64 {
+		return fwds, nat64Pinholes(pins, e, timeout)
 	}
 	if e.IsPinhole() {
 		return fwds, append(pins, firewall.Pinhole{
@@ -734,6 +749,9 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.port)
 	default:
 		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
+	}
+	if e.NAT64 {
+		nat64Request(e, &r)
 	}
 	// PREFER_FAILURE for what was asked for exactly (IGD AddPortMapping,
 	// a LAN PCP client's PREFER_FAILURE, RFC 6887 §13.2, a static

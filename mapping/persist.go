@@ -78,7 +78,9 @@ type stateMapping struct {
 	UpAt        time.Time `json:"up_at,omitzero"`
 	// Tentative: its request had not been answered (the mapping is undone
 	// at start).
-	Tentative bool `json:"tentative,omitempty"`
+	Tentative bool     `json:"tentative,omitempty"`
+	NAT64     bool     `json:"nat64,omitempty"`
+	Prefix64  []string `json:"prefix64,omitempty"`
 }
 
 func (c *Core) dirtyLocked() {
@@ -193,6 +195,10 @@ func (e *entry) state() stateMapping {
 	}
 	if e.Nonce != (Nonce{}) {
 		sm.Nonce = hex.EncodeToString(e.Nonce[:])
+	}
+	sm.NAT64 = e.NAT64
+	for _, p := range e.Prefix64 {
+		sm.Prefix64 = append(sm.Prefix64, p.String())
 	}
 	if e.nonce != (Nonce{}) {
 		sm.UpNonce = hex.EncodeToString(e.nonce[:])
@@ -491,12 +497,12 @@ func (c *Core) load(ctx context.Context) error {
 			c.insertLocked(e)
 			continue
 		}
-		if !e.IsPinhole() && c.byExt[keyOf(e.Proto, e.port)] != nil {
+		if !e.IsPinhole() && (c.byExt[keyOf(e.Proto, e.port)] != nil || !c.portAllowedLocked(e.port)) {
 			dropped++
 			continue
 		}
 		switch {
-		case !c.upstreamLocked():
+		case !c.upstreamLocked() && !e.NAT64:
 			e.Upstream = UpstreamNone
 			e.External = netip.AddrPortFrom(c.wan, e.WANPort)
 		default:
@@ -616,6 +622,17 @@ func parseEntry(sm stateMapping) (*entry, error) {
 		return nil, err
 	}
 	e.WANPort, e.RemotePort = sm.WANPort, sm.RemotePort
+	e.NAT64 = sm.NAT64
+	for _, s := range sm.Prefix64 {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is6() {
+			return nil, fmt.Errorf("NAT64 prefix %q", s)
+		}
+		e.Prefix64 = append(e.Prefix64, p)
+	}
+	if e.NAT64 && (!e.Internal.Addr().Is6() || len(e.Prefix64) == 0) {
+		return nil, errors.New("a NAT64 mapping without an IPv6 host or a prefix")
+	}
 	e.Description = SanitizeDescription(sm.Description)
 	e.Created, e.Expires, e.upAt, e.exact = sm.Created, sm.Expires, sm.UpAt, sm.Exact
 	e.lifetime = time.Duration(sm.Lifetime) * time.Second

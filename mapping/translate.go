@@ -72,6 +72,14 @@ func UPnPError(err error, igdVersion int) (code int, description string) {
 		}
 	case CodeConflict, CodeCannotProvideExternal:
 		code = UPnPConflict
+	case CodeOutsidePortSet:
+		// The port belongs to another customer of the shared address
+		// (or to the CPE's outbound NAT): IGD:2's "conflicts with
+		// mappings from other mechanisms"; IGD:1 has only 718.
+		code = UPnPConflict
+		if v2 {
+			code = UPnPConflictWithOther
+		}
 	case CodeQuota, CodeNoResources:
 		code = UPnPActionFailed
 		if v2 {
@@ -141,7 +149,7 @@ func NATPMPResult(err error) pcp.NATPMPResult {
 	switch CodeOf(err) {
 	case CodeOK, CodeNotFound:
 		return pcp.NATPMPSuccess
-	case CodeNotAuthorized, CodeNonceMismatch, CodeDisabled, CodeInvalid, CodeConflict:
+	case CodeNotAuthorized, CodeNonceMismatch, CodeDisabled, CodeInvalid, CodeConflict, CodeOutsidePortSet:
 		return pcp.NATPMPNotAuthorized
 	case CodeQuota, CodeNoResources, CodeCannotProvideExternal:
 		return pcp.NATPMPOutOfResources
@@ -166,6 +174,9 @@ func PCPResult(err error) (code pcp.ResultCode, lifetime uint32) {
 		code, long = pcp.NotAuthorized, true
 	case CodeConflict, CodeCannotProvideExternal:
 		code, long = pcp.CannotProvideExternal, false
+	case CodeOutsidePortSet:
+		// The port set changes only with the provider's configuration.
+		code, long = pcp.CannotProvideExternal, true
 	case CodeQuota:
 		code = pcp.UserExQuota
 	case CodeNoResources:

@@ -170,7 +170,10 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		e.attempt = 0
 		e.upErr = nil
 		e.Upstream = UpstreamOK
-		if c.mode == ModeDSLite && !e.exact && res.External.Port() != e.port {
+		if e.NAT64 {
+			c.nat64AnsweredLocked(e, res.Prefix64, now, &change)
+		}
+		if (c.mode == ModeDSLite || e.NAT64) && !e.exact && res.External.Port() != e.port {
 			if x := c.byExt[keyOf(e.Proto, e.port)]; x == e {
 				delete(c.byExt, keyOf(e.Proto, e.port))
 			}
@@ -188,7 +191,7 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		}
 		ext := res.External.Addr()
 		c.log.Debug("mapped upstream", "proto", e.Proto, "internal", e.Internal, "external", e.External, "lifetime", res.Lifetime)
-		if ext.IsValid() && ext != c.external {
+		if ext.IsValid() && ext != c.external && !e.NAT64 {
 			c.mu.Unlock()
 			c.setExternal(ext)
 			c.mu.Lock()
@@ -542,8 +545,8 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 	now := time.Now()
 	onCPE := !c.upstreamLocked()
 	for _, e := range c.entries {
-		if e.IsPinhole() {
-			continue
+		if e.IsPinhole() || e.NAT64 {
+			continue // the NAT64's mapping is not the CPE's IPv4 address's
 		}
 		switch {
 		case onCPE:

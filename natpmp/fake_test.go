@@ -99,7 +99,11 @@ func (f *fakeCore) Map(ctx context.Context, r mapping.Request) (mapping.Mapping,
 		RemoteHost: r.RemoteHost, RemotePort: r.RemotePort, Description: r.Description,
 		Nonce: r.Nonce, Created: now, Expires: now.Add(r.Lifetime),
 	}
-	if r.Internal.Addr().Is6() {
+	if r.Internal.Addr().Is6() && r.ExternalAddr.Is4() {
+		// An IPv4 port at the provider's NAT64 for an IPv6 host.
+		m.NAT64, m.Prefix64 = true, []netip.Prefix{netip.MustParsePrefix("2001:db8:64::/96")}
+		m.External = netip.AddrPortFrom(f.ext, r.Internal.Port())
+	} else if r.Internal.Addr().Is6() {
 		m.External = r.Internal
 	} else {
 		port := r.ExternalPort

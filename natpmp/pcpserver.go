@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pcpgw/pcpgw/mapping"
@@ -146,7 +147,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		host = opts.thirdParty
 	}
 	internal := netip.AddrPortFrom(host, m.InternalPort)
-	answer := func(external netip.AddrPort, lifetime uint32) []byte {
+	answerWith := func(external netip.AddrPort, lifetime uint32, extra ...pcp.Option) []byte {
 		r := pcp.Response{
 			Version: pcp.Version, Opcode: pcp.OpMap, Result: pcp.Success,
 			Lifetime: lifetime, Epoch: s.cfg.Core.Epoch(now),
@@ -154,10 +155,11 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 				Nonce: m.Nonce, Protocol: m.Protocol, InternalPort: m.InternalPort,
 				ExternalPort: external.Port(), ExternalAddr: external.Addr(),
 			},
-			Options: opts.processed,
+			Options: append(slices.Clip(opts.processed), extra...),
 		}
 		return r.AppendMarshal(make([]byte, 0, pcp.HeaderSize+pcp.MapSize+len(b)))
 	}
+	answer := func(external netip.AddrPort, lifetime uint32) []byte { return answerWith(external, lifetime) }
 	proto := mapping.Proto(m.Protocol)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
 	defer cancel()
@@ -220,6 +222,10 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 	var suggested netip.Addr
 	if a := m.ExternalAddr; a.IsValid() && !a.IsUnspecified() {
 		suggested = a
+	} else if host.Is6() && a.Is4() {
+		// An IPv4 port for an IPv6 host (the all-zeros IPv4-mapped
+		// address, RFC 6887 §11.1): the provider's NAT64's (RFC 7225).
+		suggested = a
 	}
 	if opts.exact && suggested.IsValid() {
 		// PREFER_FAILURE (§13.2): the suggested external address or
@@ -250,7 +256,12 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		}
 		return fail(code, lifetime)
 	}
-	return answer(got.External, leaseSeconds(got, want, now))
+	var prefix64 []pcp.Option
+	for _, p := range got.Prefix64 {
+		// The NAT64's prefixes, as RFC 7225 §4.2 lets a server say them.
+		prefix64 = append(prefix64, pcp.Option{Code: pcp.OptPrefix64, Prefix64: pcp.Prefix64{Prefix: p}})
+	}
+	return answerWith(got.External, leaseSeconds(got, want, now), prefix64...)
 }
 
 // pcpDeleteAll deletes client's PCP mappings of proto for host made with

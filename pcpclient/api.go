@@ -34,6 +34,9 @@ type MapRequest struct {
 	// Nonce is the mapping's nonce: zero asks the client to make a fresh
 	// random one; renewals and deletes must pass the one from the MapResult.
 	Nonce pcp.Nonce
+	// Prefix64 adds PREFIX64 (::/96) to ask the NAT64's prefixes (RFC
+	// 7225 §4.3): for an IPv4 port for an IPv6 internal address.
+	Prefix64 bool
 }
 
 // MapResult is a successful answer.
@@ -46,6 +49,9 @@ type MapResult struct {
 	// At is when the response was received (client clock): the base of the
 	// renewal schedule.
 	At time.Time
+	// Prefix64 are the NAT64's Pref64::/n of the answer's PREFIX64
+	// options (RFC 7225), in its order; nil without any.
+	Prefix64 []netip.Prefix
 }
 
 // PeerRequest / PeerResult are the PEER opcode (§12).

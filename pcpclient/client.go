@@ -88,13 +88,31 @@ type Config struct {
 	// resolved (AAAA) with Resolvers within 5 s; the AFTR becomes the
 	// server. Zero: none.
 	AFTRName string
-	// Resolvers are the WAN's DNS resolvers for AFTRName. Zero: the
-	// nameservers of /etc/resolv.conf.
+	// Resolvers are the WAN's DNS resolvers for AFTRName. Zero:
+	// ResolvConf's, else the nameservers of /etc/resolv.conf.
 	Resolvers []netip.AddrPort
+	// ResolvConf is a file in resolv.conf's format that lists the
+	// resolvers learned on the WAN (OpenWrt's
+	// /tmp/resolv.conf.d/resolv.conf.auto), read at each resolution of
+	// AFTRName; when it is missing or names none, /etc/resolv.conf's are
+	// used. Zero: none.
+	ResolvConf string
 	// WANInterface names the interface toward the provider: default-router
 	// discovery only looks at routes through it, and announcements are
 	// joined on it. Zero: the main table's default routes, any interface.
 	WANInterface string
+	// WANAddr4 is the CPE's own IPv4 address at the provider's NAT: its
+	// WAN address, or DS-Lite's B4 address (RFC 6333 §5.7; OpenWrt's
+	// softwire holds 192.0.0.2). ExternalAddr asks a server reached over
+	// IPv6 for a mapping of it with THIRD_PARTY (a mapping of the IPv6
+	// address the request comes from would be an IPv6 pinhole). Zero:
+	// the probe maps the request's own address.
+	WANAddr4 netip.Addr
+	// WAN6Interface is the IPv6 uplink when it is not WANInterface
+	// (DS-Lite: WANInterface is the softwire, and the AFTR is reached over
+	// the IPv6 uplink): IPv6 announcements are joined on it and IPv6
+	// default routers looked for through it. Zero: WANInterface.
+	WAN6Interface string
 	// Logger receives the client's logs (component=pcpclient). Nil: discard.
 	Logger *slog.Logger
 	// Now is the clock for timestamps, error lifetimes and the epoch check.
@@ -299,13 +317,16 @@ func New(cfg Config) (*Client, error) {
 }
 
 func (c *Client) startAnnounce() error {
-	var ifi *net.Interface
-	if c.cfg.WANInterface != "" {
-		i, err := net.InterfaceByName(c.cfg.WANInterface)
+	var ifis [2]*net.Interface // IPv4's, IPv6's
+	for i, name := range []string{c.cfg.WANInterface, c.wan6()} {
+		if name == "" {
+			continue
+		}
+		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return fmt.Errorf("pcpclient: WAN interface: %w", err)
 		}
-		ifi = i
+		ifis[i] = ifi
 	}
 	addrs := []string{c.cfg.AnnounceAddr4, c.cfg.AnnounceAddr6}
 	defs := []string{DefaultAnnounceAddr4, DefaultAnnounceAddr6}
@@ -317,7 +338,7 @@ func (c *Client) startAnnounce() error {
 		if a == "" {
 			a = defs[i]
 		}
-		pc, err := listenAnnounce(a, ifi)
+		pc, err := listenAnnounce(a, ifis[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -339,6 +360,35 @@ func (c *Client) startAnnounce() error {
 		c.log.Warn("announcement listener", "err", err)
 	}
 	return nil
+}
+
+// aftrResolvers are the resolvers the AFTR name is looked up with:
+// Config.Resolvers, else those of Config.ResolvConf (the WAN's, read
+// now), else the system's.
+func (c *Client) aftrResolvers() []netip.AddrPort {
+	if len(c.cfg.Resolvers) > 0 {
+		return c.cfg.Resolvers
+	}
+	if c.cfg.ResolvConf != "" {
+		res, err := systemResolvers(c.cfg.ResolvConf)
+		if err == nil {
+			return res
+		}
+		c.log.Info("no resolvers learned on the WAN: using the system's", "err", err)
+	}
+	res, err := systemResolvers(resolvConf)
+	if err != nil {
+		c.log.Warn("resolvers", "err", err)
+	}
+	return res
+}
+
+// wan6 is the IPv6 uplink's name.
+func (c *Client) wan6() string {
+	if c.cfg.WAN6Interface != "" {
+		return c.cfg.WAN6Interface
+	}
+	return c.cfg.WANInterface
 }
 
 // setServers replaces the server's addresses, opening a socket toward each.
@@ -457,14 +507,7 @@ func (c *Client) refreshServers(ctx context.Context) {
 	source := "router"
 	if c.cfg.AFTRName != "" {
 		source = "aftr"
-		res := c.cfg.Resolvers
-		if len(res) == 0 {
-			var err error
-			if res, err = systemResolvers(resolvConf); err != nil {
-				c.log.Warn("resolvers", "err", err)
-			}
-		}
-		addrs, err := resolveAFTR(ctx, c.cfg.AFTRName, res)
+		addrs, err := resolveAFTR(ctx, c.cfg.AFTRName, c.aftrResolvers())
 		if err != nil {
 			c.log.Warn("AFTR", "err", err)
 		}
@@ -472,7 +515,7 @@ func (c *Client) refreshServers(ctx context.Context) {
 			list = appendUnique(list, netip.AddrPortFrom(a, pcp.ServerPort))
 		}
 	} else {
-		for _, a := range defaultRouters(c.cfg.WANInterface) {
+		for _, a := range defaultRouters(c.cfg.WANInterface, c.wan6()) {
 			list = appendUnique(list, netip.AddrPortFrom(a, pcp.ServerPort))
 		}
 	}

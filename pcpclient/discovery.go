@@ -107,6 +107,10 @@ func systemResolvers(path string) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
+// ReadResolvConf returns the nameservers of a file in resolv.conf's
+// format (port 53), or an error when it cannot be read or names none.
+func ReadResolvConf(path string) ([]netip.AddrPort, error) { return systemResolvers(path) }
+
 // resolveAFTR looks up the AAAA records of the DS-Lite AFTR name (DHCPv6
 // option 64, RFC 6334) with the given resolvers, each in turn, within
 // dnsTotalTimeout overall. The AFTR is where the provider's PCP server lives
@@ -163,15 +167,15 @@ var (
 )
 
 // defaultRouters returns the IPv4 and IPv6 default routers (RFC 6887 §8.1
-// step 2) of the main routing table, only those through iface when it is
-// not empty.
-func defaultRouters(iface string) []netip.Addr {
+// step 2) of the main routing table, only those through iface (IPv4) and
+// iface6 (IPv6) when they are not empty.
+func defaultRouters(iface, iface6 string) []netip.Addr {
 	var out []netip.Addr
 	if b, err := os.ReadFile(routeFile4); err == nil {
 		out = append(out, parseRoute4(b, iface)...)
 	}
 	if b, err := os.ReadFile(routeFile6); err == nil {
-		out = append(out, parseRoute6(b, iface)...)
+		out = append(out, parseRoute6(b, iface6)...)
 	}
 	return out
 }

@@ -2,10 +2,12 @@ package pcpclient
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -285,5 +287,44 @@ func TestAFTR(t *testing.T) {
 	}
 	if _, err := systemResolvers(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Error("missing resolv.conf accepted")
+	}
+}
+
+// TestAFTRResolvers: the AFTR name is looked up with the configured
+// resolvers, else those learned on the WAN (ResolvConf, read at each
+// lookup), else the system's.
+func TestAFTRResolvers(t *testing.T) {
+	dir := t.TempDir()
+	sys, wan := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "resolv.conf.auto")
+	os.WriteFile(sys, []byte("nameserver 127.0.0.1\n"), 0o644)
+	old := resolvConf
+	resolvConf = sys
+	defer func() { resolvConf = old }()
+	c := &Client{log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		wan  string // content of the WAN's file, "" for none
+		want string
+	}{
+		{"configured", Config{Resolvers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:53")}, ResolvConf: wan}, "nameserver 2001:db8:ff::1\n", "192.0.2.7:53"},
+		// OpenWrt's resolv.conf.auto: one section per interface.
+		{"the WAN's", Config{ResolvConf: wan}, "# Interface wan6\nnameserver 2001:db8:ff::1\nnameserver fe80::1%eth1\n", "[2001:db8:ff::1]:53 [fe80::1%eth1]:53"},
+		{"none learned", Config{ResolvConf: wan}, "# Interface wan6\n", "127.0.0.1:53"},
+		{"no file", Config{ResolvConf: wan}, "", "127.0.0.1:53"},
+		{"not asked", Config{}, "nameserver 2001:db8:ff::1\n", "127.0.0.1:53"},
+	} {
+		os.Remove(wan)
+		if tc.wan != "" {
+			os.WriteFile(wan, []byte(tc.wan), 0o644)
+		}
+		c.cfg = tc.cfg
+		var got []string
+		for _, r := range c.aftrResolvers() {
+			got = append(got, r.String())
+		}
+		if s := strings.Join(got, " "); s != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, s, tc.want)
+		}
 	}
 }

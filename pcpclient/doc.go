@@ -12,8 +12,13 @@
 // DHCPv6 option 86 and which is read again when it changes; else the AFTR
 // named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with the
 // standard library's resolver pointed at the WAN's resolvers within 5 s
-// (not github.com/miekg/dns: see discovery.go); else the
-// IPv4 and IPv6 default routers (for mappings of their own family). The
+// (not github.com/miekg/dns: see discovery.go): Config.Resolvers, else
+// those listed in Config.ResolvConf, read at each lookup, else
+// /etc/resolv.conf's; else the IPv4 and IPv6 default routers (for
+// mappings of their own family; the IPv6 ones through
+// Config.WAN6Interface). With Config.WANAddr4 (the WAN's or DS-Lite's B4
+// address) the external-address probe through a server reached over IPv6
+// maps that IPv4 address with THIRD_PARTY. The
 // addresses of one server are tried in RFC 7488 §3 order: the one that
 // answered last, then those of the request's address family, then the
 // others, each with at most 4 transmissions (MRC) when there are several,
@@ -77,9 +82,12 @@
 // server_delta - server_delta/16, or server_delta+2 < client_delta -
 // client_delta/16, means the server lost state: EventStateLost. An
 // unsolicited ANNOUNCE from the server's address and port (§14.1.3) on
-// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface;
-// datagrams that came in on another interface are dropped, so a LAN host
-// cannot pose as the server) is a reason to ask, not an answer: its epoch
+// 224.0.0.1:5350 or [ff02::1]:5350 (joined on the WAN interface, the IPv6
+// group on Config.WAN6Interface when set; datagrams that came in on
+// another interface are dropped, so a LAN host cannot pose as the server;
+// an IPv6 one from a link-local address stands for the IPv6 server: the
+// kernel gives ff02::1 that source, as miniupnpd sends it) is a reason to
+// ask, not an answer: its epoch
 // is not taken; the client sends its own ANNOUNCE request (§14.1.2) and
 // the epoch of that answer decides (§8.5). Repeats of one announcement,
 // and announcements within 5 s of the last one that made it ask, ask

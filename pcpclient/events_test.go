@@ -333,3 +333,37 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("event %+v status %+v", ev, c.Status())
 	}
 }
+
+// TestLinkLocalAnnounce: a PCP ANNOUNCE from an IPv6 link-local address
+// (miniupnpd's multicast restart announcement: the kernel picks that
+// source for ff02::1) stands for the IPv6 server, only as an unsolicited
+// ANNOUNCE on the announcement listener; anything else from an address
+// that is no server's is not taken.
+func TestLinkLocalAnnounce(t *testing.T) {
+	v4 := &server{addr: netip.MustParseAddrPort("192.0.0.1:5351")}
+	v6 := &server{addr: netip.MustParseAddrPort("[2001:db8:ff::1]:5351")}
+	c := &Client{servers: []*server{v4, v6}}
+	ann := (&pcp.Response{Opcode: pcp.OpAnnounce}).AppendMarshal(nil)
+	mapResp := (&pcp.Response{Opcode: pcp.OpMap, Map: &pcp.Map{Protocol: 6, InternalPort: 80, ExternalAddr: netip.MustParseAddr("203.0.113.1")}}).AppendMarshal(nil)
+	ll := netip.MustParseAddrPort("[fe80::1]:5351")
+	if s := c.linkAnnouncerLocked(ann, ll); s != v6 {
+		t.Errorf("ANNOUNCE from %v: %v, want the IPv6 server", ll, s)
+	}
+	for _, tc := range []struct {
+		b    []byte
+		from string
+	}{
+		{mapResp, "[fe80::1]:5351"},                       // not an ANNOUNCE
+		{ann, "[2001:db8:ff::9]:5351"},                    // a global address that is no server's
+		{ann, "192.0.0.9:5351"},                           // IPv4
+		{ann[:1], "[fe80::1]:5351"},                       // short
+		{append([]byte{0}, ann[1:]...), "[fe80::1]:5351"}, // NAT-PMP
+	} {
+		if s := c.linkAnnouncerLocked(tc.b, netip.MustParseAddrPort(tc.from)); s != nil {
+			t.Errorf("%x from %s taken for %v", tc.b[:min(4, len(tc.b))], tc.from, s.addr)
+		}
+	}
+	if s := (&Client{servers: []*server{v4}}).linkAnnouncerLocked(ann, ll); s != nil {
+		t.Errorf("taken with no IPv6 server: %v", s.addr)
+	}
+}

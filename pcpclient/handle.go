@@ -49,6 +49,9 @@ func (c *Client) handle(b []byte, from netip.AddrPort, sock *server) {
 			s = x
 		}
 	}
+	if s == nil && sock == nil {
+		s = c.linkAnnouncerLocked(b, from)
+	}
 	if s == nil || (sock != nil && s != sock) || len(b) < 4 || b[1]&0x80 == 0 {
 		c.st.Dropped++
 		return
@@ -136,6 +139,28 @@ func (c *Client) resultError(op pcp.Opcode, code pcp.ResultCode, lifetime uint32
 	}
 	hold = min(hold, limit)
 	return &ResultError{Op: op, Code: code, Lifetime: lifetime, Until: now.Add(hold)}
+}
+
+// linkAnnouncerLocked is the server a PCP ANNOUNCE from an IPv6
+// link-local address stands for: the first IPv6 server, or nil. RFC 6887
+// §14.1.3 has a server send its restart announcement from the unicast
+// address it takes requests on, but for ff02::1 the kernel picks the
+// link-local one (RFC 6724 rule 2): miniupnpd 2.3.9 sends it so. The
+// announcement listener only takes what arrives on the WAN interfaces,
+// and an announcement is only a reason to ask the server (at most once
+// per announceHold): taking one from the link costs at worst one ANNOUNCE
+// request to the real server.
+func (c *Client) linkAnnouncerLocked(b []byte, from netip.AddrPort) *server {
+	if !from.Addr().Is6() || !from.Addr().IsLinkLocalUnicast() || len(b) < 2 || b[0] != pcp.Version ||
+		b[1] != 0x80|byte(pcp.OpAnnounce) || c.natpmp {
+		return nil
+	}
+	for _, x := range c.servers {
+		if x.addr.Addr().Is6() {
+			return x
+		}
+	}
+	return nil
 }
 
 func (c *Client) handlePCP(s *server, b []byte, now time.Time, viaAnnounce bool) {
@@ -314,6 +339,11 @@ func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp
 		Server:   s.addr,
 		At:       now,
 	}
+	for _, o := range resp.Options {
+		if p := o.Prefix64.Prefix; o.Code == pcp.OptPrefix64 && p.IsValid() && p.Addr().Is6() && p.Bits() > 0 {
+			res.Prefix64 = append(res.Prefix64, p.Masked())
+		}
+	}
 	if t.req.Lifetime > 0 && resp.Lifetime > 0 && !pcp.UsableExternal(res.External.Addr()) {
 		// No NAT gives out such an address (zero, loopback, multicast,
 		// reserved): not an answer to take.
@@ -321,7 +351,11 @@ func (c *Client) completePCPLocked(t *txn, s *server, resp *pcp.Response, m *pcp
 		c.st.LastError = "the server offered external address " + res.External.Addr().String()
 		return
 	}
-	c.externalFromResultLocked(s, res.External.Addr())
+	if t.req.Internal.Addr().Unmap().Is4() || !res.External.Addr().Is4() {
+		// An IPv4 port for an IPv6 host is the NAT64's (RFC 7225), which
+		// need not be the address the CPE's own IPv4 flows get.
+		c.externalFromResultLocked(s, res.External.Addr())
+	}
 	c.completeMapLocked(t, res, now)
 }
 

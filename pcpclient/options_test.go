@@ -379,3 +379,48 @@ func TestEventsDropOldest(t *testing.T) {
 		t.Errorf("kept %v %v, want the newest two", a.External, b.External)
 	}
 }
+
+// TestExternalAddrProbeB4: DS-Lite, the AFTR reached over IPv6: the
+// external-address probe maps the B4's IPv4 address with THIRD_PARTY
+// (a MAP of the client's IPv6 address would ask for an IPv6 pinhole),
+// and the answer's IPv4 external address is taken.
+func TestExternalAddrProbeB4(t *testing.T) {
+	aftr := netip.MustParseAddrPort("[2001:db8:ff::1]:5351")
+	mc := newMemConn(aftr)
+	c, err := New(Config{Servers: []netip.AddrPort{aftr}, WANAddr4: netip.MustParseAddr("192.0.0.2"), IRT: time.Second, Linger: -1,
+		dial: func(netip.AddrPort) (packetConn, netip.Addr, error) {
+			return mc, netip.MustParseAddr("2001:db8:ff::2"), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	type result struct {
+		a   netip.Addr
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := c.ExternalAddr(ctxT(t, 3*time.Second))
+		done <- result{a, err}
+	}()
+	var q pcp.Request
+	eventually(t, 2*time.Second, func() bool { return len(mc.packets()) > 0 }, "no probe sent")
+	q = parseReq(t, mc.packets()[0].b)
+	var tp netip.Addr
+	for _, o := range q.Options {
+		if o.Code == pcp.OptThirdParty {
+			tp = o.ThirdParty.Unmap()
+		}
+	}
+	if q.Client != netip.MustParseAddr("2001:db8:ff::2") || tp != netip.MustParseAddr("192.0.0.2") || q.Map.ExternalAddr != netip.IPv4Unspecified() {
+		t.Fatalf("probe from %v, THIRD_PARTY %v, suggested %v", q.Client, tp, q.Map.ExternalAddr)
+	}
+	resp := pcp.Response{Version: pcp.Version, Opcode: pcp.OpMap, Lifetime: q.Lifetime, Epoch: 10,
+		Map:     &pcp.Map{Nonce: q.Map.Nonce, Protocol: 17, InternalPort: q.Map.InternalPort, ExternalPort: 40000, ExternalAddr: netip.MustParseAddr("203.0.113.1")},
+		Options: []pcp.Option{{Code: pcp.OptThirdParty, ThirdParty: tp}}}
+	mc.in <- resp.AppendMarshal(nil)
+	if r := <-done; r.err != nil || r.a != netip.MustParseAddr("203.0.113.1") {
+		t.Fatalf("ExternalAddr = %v, %v", r.a, r.err)
+	}
+}

@@ -190,11 +190,19 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 			Lifetime:    probeLifetime,
 			Description: "pcpgw external address probe",
 		}
+		if a4 := c.cfg.WANAddr4; a4.IsValid() && cands[0].local.Is6() {
+			// A server reached over IPv6 (DS-Lite's AFTR, a CGN or NAT64
+			// on an IPv6 link): a MAP of the IPv6 address the request
+			// comes from asks for an IPv6 pinhole. The CPE's own IPv4
+			// address (DS-Lite: the softwire's, which the AFTR NATs like
+			// the LAN's) with THIRD_PARTY gives the IPv4 external address.
+			probe.Internal, probe.ThirdParty = netip.AddrPortFrom(a4, cands[0].probe), true
+		}
 		res, err := c.Map(ctx, probe)
 		if err == nil {
 			c.mu.Lock()
 			if !c.closed {
-				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce})
+				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce, ThirdParty: probe.ThirdParty})
 			}
 			ext = c.ext4
 			natpmp = c.natpmp
@@ -622,6 +630,10 @@ func (c *Client) buildPCP(kind txnKind, r MapRequest, remote netip.AddrPort, loc
 	}
 	if r.ThirdParty {
 		req.Options = append(req.Options, pcp.Option{Code: pcp.OptThirdParty, ThirdParty: r.Internal.Addr()})
+	}
+	if r.Prefix64 && r.Lifetime > 0 {
+		// RFC 7225 §4.3: a request carries ::/96.
+		req.Options = append(req.Options, pcp.Option{Code: pcp.OptPrefix64, Prefix64: pcp.Prefix64{Prefix: netip.PrefixFrom(netip.IPv6Unspecified(), 96)}})
 	}
 	if r.PreferFailure && kind == kindMap && r.Lifetime > 0 {
 		req.Options = append(req.Options, pcp.Option{Code: pcp.OptPreferFailure})

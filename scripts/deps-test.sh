@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps-test.sh installs what pcpgw's tests need, idempotently:
 #   - the real peers from Debian: nftables, miniupnpc (upnpc), natpmpc,
+#     tayga (a userspace NAT64: the provider's NAT64 with nftables),
 #     chromium (the subscriber page's browser test),
 #     iproute2, netcat-openbsd, busybox (the rpcd plugin runs under its ash as on OpenWrt);
 #   - miniupnpd 2.3.9 from Debian 13 (trixie), extracted into a private
@@ -34,7 +35,7 @@ miniupnpd_ok() {
 }
 
 # Debian packages of the peers, and the command each provides.
-pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc iproute2:ip netcat-openbsd:nc.openbsd chromium:chromium busybox:busybox"
+pkgs="nftables:nft miniupnpc:upnpc natpmpc:natpmpc tayga:tayga iproute2:ip netcat-openbsd:nc.openbsd chromium:chromium busybox:busybox"
 missing=""
 for pc in $pkgs; do
 	pkg=${pc%%:*}

@@ -55,7 +55,7 @@ func (k Kind) Noun() string {
 func IsPublic4(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.Is4() && !a.IsUnspecified() && !a.IsPrivate() && !sharedSpace.Contains(a) &&
-		!a.IsLoopback() && !a.IsLinkLocalUnicast()
+		!a.IsLoopback() && !a.IsLinkLocalUnicast() && !ietfSpace.Contains(a)
 }
 
 var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
@@ -110,6 +110,7 @@ type Auto struct {
 	downSince time.Time
 	lastErr   string
 	runs      uint64 // detections run
+	aftr      string // the AFTR name (SetAFTRName)
 	closed    bool
 
 	events chan Event
@@ -138,6 +139,7 @@ func NewAuto(cfg Config) *Auto {
 		kind:   KindDetecting,
 		ready:  make(chan struct{}),
 		wan:    cfg.WANAddr.Unmap(),
+		aftr:   cfg.PCP.AFTRName,
 		events: make(chan Event, 256),
 		kick:   make(chan string, 1),
 		quit:   make(chan struct{}),
@@ -518,6 +520,9 @@ func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind, fresh bool) (
 	if IsPublic4(wan) {
 		return KindLocal, nil, nil
 	}
+	if IsB4(wan) {
+		wan = netip.Addr{} // DS-Lite: no IPv4 of the CPE's own
+	}
 	return a.probe(ctx, wan)
 }
 
@@ -525,6 +530,12 @@ func (a *Auto) find(ctx context.Context, wan netip.Addr, cur Kind, fresh bool) (
 // it listen for announcements (the backend in force, not a probe).
 func (a *Auto) pcpConfig(proto pcpclient.Protocol, announce bool) pcpclient.Config {
 	c := a.cfg.PCP
+	a.mu.Lock()
+	c.AFTRName = a.aftr
+	if a.wan.Is4() {
+		c.WANAddr4 = a.wan
+	}
+	a.mu.Unlock()
 	if len(c.Servers) == 0 && len(a.cfg.routers) > 0 && !fileHasServers(c.ServersFile) {
 		c.Servers = a.cfg.routers
 	}
@@ -554,7 +565,10 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 		err    error
 	}
 	pcpc, natc, igdc := make(chan result, 1), make(chan result, 1), make(chan result, 1)
-	explicit := len(a.cfg.PCP.Servers) > 0 || a.cfg.PCP.AFTRName != "" || fileHasServers(a.cfg.PCP.ServersFile)
+	a.mu.Lock()
+	aftr := a.aftr
+	a.mu.Unlock()
+	explicit := len(a.cfg.PCP.Servers) > 0 || aftr != "" || fileHasServers(a.cfg.PCP.ServersFile)
 	go func() {
 		c, err := pcpclient.New(a.pcpConfig(pcpclient.ProtocolPCP, false))
 		if err != nil {

@@ -80,7 +80,8 @@ func (p *PCP) pump() {
 
 // fromPCP is the client's result in upstream's terms.
 func fromPCP(r pcpclient.MapResult) MapResult {
-	return MapResult{External: r.External, Lifetime: r.Lifetime, Epoch: r.Epoch, Nonce: r.Nonce, Server: r.Server, At: r.At}
+	return MapResult{External: r.External, Lifetime: r.Lifetime, Epoch: r.Epoch, Nonce: r.Nonce, Server: r.Server, At: r.At,
+		Prefix64: r.Prefix64}
 }
 
 func addrPortString(a netip.AddrPort) string {

@@ -76,6 +76,9 @@ type MapRequest struct {
 	// renewals and deletes pass the one of the MapResult. Upstreams
 	// without nonces ignore it and give it back.
 	Nonce pcp.Nonce
+	// Prefix64 asks for the NAT64's prefixes (PCP PREFIX64, RFC 7225):
+	// for an IPv4 port for an IPv6 internal address (ThirdParty set).
+	Prefix64 bool
 }
 
 // MapResult is a successful answer.
@@ -95,6 +98,9 @@ type MapResult struct {
 	// Gen is the generation of the upstream that answered (Auto.Map; see
 	// Event.Gen).
 	Gen uint64
+	// Prefix64 are the NAT64's Pref64::/n the answer names (PCP
+	// PREFIX64, RFC 7225); nil without any.
+	Prefix64 []netip.Prefix
 }
 
 // Error is an upstream's refusal of a request, in PCP's result codes

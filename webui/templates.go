@@ -142,18 +142,24 @@ func renderIndex(d indexData) string {
 	p.f("<dt>Mode</dt><dd>%s</dd>\n", mode)
 	p.f("<dt>WAN</dt><dd>%s %s</dd>\n", esc(st.WAN), esc(st.WANAddr))
 	p.f("<dt>External address</dt><dd id=\"external\">%s</dd>\n", esc(or(st.External, "unknown")))
-	p.f("<dt>Upstream</dt><dd id=\"upstream\">%s</dd>\n", upstreamText(up))
-	switch up.Kind {
-	case "pcp", "natpmp":
-		p.f("<dt>PCP server</dt><dd>%s, epoch %d</dd>\n", server, up.Epoch)
-	}
-	switch up.Kind {
-	case "pcp", "natpmp", "upnp":
-		p.f("<dt>Provider</dt><dd>%s</dd>\n", health)
-		p.f("<dt>Requests</dt><dd>%d sent, %d answered, %d dropped</dd>\n", up.Sent, up.Received, up.Dropped)
-	}
-	if up.Advice != "" {
-		p.f("<dt>What to do</dt><dd id=\"advice\" class=\"bad\">%s</dd>\n", esc(up.Advice))
+	if ps := st.PortSet; ps != nil {
+		// A+P (MAP-E, MAP-T, lw4o6): nothing upstream to ask, only the
+		// ports the provider forwards to this router.
+		p.f("<dt>Port set</dt><dd id=\"portset\">%s</dd>\n", esc(ps.Text))
+	} else {
+		p.f("<dt>Upstream</dt><dd id=\"upstream\">%s</dd>\n", upstreamText(up))
+		switch up.Kind {
+		case "pcp", "natpmp":
+			p.f("<dt>PCP server</dt><dd>%s, epoch %d</dd>\n", server, up.Epoch)
+		}
+		switch up.Kind {
+		case "pcp", "natpmp", "upnp":
+			p.f("<dt>Provider</dt><dd>%s</dd>\n", health)
+			p.f("<dt>Requests</dt><dd>%d sent, %d answered, %d dropped</dd>\n", up.Sent, up.Received, up.Dropped)
+		}
+		if up.Advice != "" {
+			p.f("<dt>What to do</dt><dd id=\"advice\" class=\"bad\">%s</dd>\n", esc(up.Advice))
+		}
 	}
 	p.f("<dt>Mappings</dt><dd>%d (%d pinholes, %d pending, %d failing)</dd>\n</dl>\n", st.Mappings, st.Pinholes, st.Pending, st.Failing)
 	p.f("<h2>Live mappings, last hour</h2>\n%s\n", d.Chart)

@@ -43,3 +43,16 @@ func TestRefreshAtRetry(t *testing.T) {
 		t.Errorf("no refresh at the retry:\n%.400s", got)
 	}
 }
+
+// TestPortSetShown: in portset mode the page shows the port set instead of
+// the PCP server (there is nothing upstream to ask).
+func TestPortSetShown(t *testing.T) {
+	text := "ports 4112-4127, 8208-8223, 12304-12319, ...: 240 usable, 64 for mappings (49168-49183, ...), 176 for outbound connections, 12 mapped"
+	got := renderIndex(indexData{Status: control.Status{Mode: "portset", PortSet: &control.PortSet{Text: text}}})
+	if !strings.Contains(got, `<dt>Port set</dt><dd id="portset">`+text+`</dd>`) || strings.Contains(got, "PCP server") {
+		t.Errorf("portset status:\n%s", got)
+	}
+	if got := renderIndex(indexData{Status: control.Status{Mode: "nat444", Upstream: control.Upstream{Kind: "pcp"}}}); strings.Contains(got, "Port set") || !strings.Contains(got, "PCP server") {
+		t.Errorf("nat444 status:\n%.600s", got)
+	}
+}

@@ -190,7 +190,10 @@ func printStatus(w io.Writer, s *control.Status) {
 	fmt.Fprintf(tw, "mode\t%s\n", mode)
 	fmt.Fprintf(tw, "WAN\t%s %s\n", s.WAN, orNone(s.WANAddr))
 	fmt.Fprintf(tw, "external address\t%s\n", orNone(s.External))
-	if s.Mode != "local" {
+	if s.PortSet != nil {
+		fmt.Fprintf(tw, "port set\t%s (%s)\n", s.PortSet.Text, s.PortSet.Source)
+	}
+	if s.Mode != "local" && s.Mode != "portset" {
 		printUpstream(tw, s.Upstream)
 	}
 	fmt.Fprintf(tw, "listeners\t%s\n", orNone(strings.Join(s.Listeners, " ")))

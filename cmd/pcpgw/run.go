@@ -63,7 +63,9 @@ type daemon struct {
 	level     *slog.LevelVar
 	started   time.Time
 	core      *mapping.Core
-	up        *upstream.Auto  // nil in local mode
+	fw        *firewall.NFT
+	ports     *portsetSplit   // portset mode: the set in force (guarded by mu)
+	up        *upstream.Auto  // nil in local and portset mode
 	lan       *natpmp.Server  // nil when NAT-PMP and PCP are off
 	igd       *upnpigd.Server // nil when UPnP is off
 }
@@ -83,9 +85,16 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		return fmt.Errorf("WAN interface %s: %w", cfg.WAN, err)
 	}
 	wan := wanAddr(cfg.WAN)
+	mode, ps, err := resolvePortSet(cfg, mode, wan, log)
+	if err != nil {
+		return err
+	}
+	if mode == mapping.ModePortSet {
+		wan = ps.addr // the shared address is the external one
+	}
 
 	fw, err := firewall.New(firewall.Config{
-		Table: cfg.Table, WAN: cfg.WAN, LAN: cfg.LAN, WANAddr: wan,
+		Table: cfg.Table, WAN: cfg.WAN, WAN6: cfg.WAN6, LAN: cfg.LAN, WANAddr: wan,
 		IPv6Baseline: cfg.IPv6Firewall, Logger: log,
 	})
 	if err != nil {
@@ -96,12 +105,18 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			log.Error("removing the firewall table", "err", err)
 		}
 	}()
+	d.fw = fw
+	if mode == mapping.ModePortSet {
+		if err := d.applyPortSet(ctx, ps, log); err != nil {
+			return err
+		}
+	}
 
 	var up mapping.Upstream
 	if mode == mapping.ModeLocal && cfg.Upstream != "auto" {
 		log.Warn("mode local: nothing is asked upstream, option upstream " + cfg.Upstream + " is not used")
 	}
-	if mode != mapping.ModeLocal {
+	if mode != mapping.ModeLocal && mode != mapping.ModePortSet {
 		want, ok := upstream.ParseKind(cfg.Upstream)
 		if !ok {
 			return fmt.Errorf("upstream %q", cfg.Upstream)
@@ -114,7 +129,7 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 			}),
 			PCP: pcpclient.Config{
 				Servers: cfg.PCPServers, ServersFile: cfg.PCPServersFile, AFTRName: cfg.AFTRName,
-				WANInterface: cfg.WAN,
+				ResolvConf: cfg.WANResolvFile, WANInterface: cfg.WAN, WAN6Interface: cfg.WAN6,
 			},
 		})
 		defer d.up.Close()
@@ -127,10 +142,10 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	pol := policyOf(cfg)
 	d.core, err = mapping.New(ctx, mapping.Config{
-		Mode: mode, WANAddr: wan, Upstream: up, Firewall: fw,
+		Mode: mode, WANAddr: wan, Upstream: up, Firewall: fw, PortSet: mapping.PortSet{Set: ps.set, Pool: ps.pool},
 		SecureMode: pol.SecureMode, Rules: pol.Rules, ReservedPorts: reserved, Quota: pol.Quota,
 		MinLifetime: pol.MinLifetime, MaxLifetime: pol.MaxLifetime, Pinholes: cfg.IPv6Pinholes,
-		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log,
+		StateDir: cfg.StateDir, LeaseFile: cfg.LeaseFile, Logger: log, Prefix64: cfg.NAT64Prefixes,
 	})
 	if err != nil {
 		return err
@@ -159,9 +174,16 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 	}
 	if d.up != nil {
 		goRun("upstream", func(ctx context.Context) error { d.up.Run(ctx); return nil })
+		if len(cfg.NAT64Prefixes) == 0 {
+			goRun("nat64", func(ctx context.Context) error { d.discoverNAT64(ctx, log); return nil })
+		}
 	}
 	goRun("mapping", func(ctx context.Context) error { d.core.Run(ctx); return nil })
-	goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+	if mode == mapping.ModePortSet {
+		goRun("portset", func(ctx context.Context) error { d.watchPortSet(ctx, log); return nil })
+	} else {
+		goRun("wan", func(ctx context.Context) error { d.watchWAN(ctx, wan); return nil })
+	}
 	if cfg.DHCPLeases != "" {
 		goRun("leases", func(ctx context.Context) error { d.watchLeases(ctx, cfg.DHCPLeases, log); return nil })
 	}
@@ -311,7 +333,27 @@ func (d *daemon) reload(ctx context.Context, log *slog.Logger) error {
 	d.mu.Lock()
 	d.cfg.SecureMode, d.cfg.PermRules, d.cfg.Quota = cfg.SecureMode, cfg.PermRules, cfg.Quota
 	d.cfg.MinLifetime, d.cfg.MaxLifetime, d.cfg.LogLevel, d.cfg.Forwards = cfg.MinLifetime, cfg.MaxLifetime, cfg.LogLevel, cfg.Forwards
+	d.cfg.PortSetShare = cfg.PortSetShare
+	newAFTR := cfg.AFTRName != d.cfg.AFTRName
+	d.cfg.AFTRName = cfg.AFTRName
+	ports := d.ports
 	d.mu.Unlock()
+	if newAFTR && d.up != nil {
+		// DS-Lite: the DHCPv6 hook wrote the AFTR name it was given.
+		log.Info("reload: new AFTR name", "aftr_name", cfg.AFTRName)
+		d.up.SetAFTRName(cfg.AFTRName)
+	}
+	if ports != nil {
+		// The forwards' ports and portset_reserve decide which part of the
+		// set mappings take.
+		if s, err := split(cfg, ports.portsetInfo); err != nil {
+			log.Error("reload: port set not shared anew", "err", err)
+		} else if !s.pool.Equal(ports.pool) {
+			if err := d.applyPortSet(ctx, s, log); err != nil {
+				log.Error("reload: port set", "err", err)
+			}
+		}
+	}
 	// Making forwards waits for the provider: not while the caller (the
 	// page's HTTP answer) waits.
 	d.bg.Add(1)
@@ -353,7 +395,11 @@ func restartNeeded(a, b *config.Config) string {
 	check("igdv1/igdv2", a.IGDv1 == b.IGDv1 && a.IGDv2 == b.IGDv2)
 	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
 	check("upstream", a.Upstream == b.Upstream)
-	check("aftr_name", a.AFTRName == b.AFTRName)
+	check("wan_resolv_file", a.WANResolvFile == b.WANResolvFile)
+	check("nat64_prefix", slices.Equal(a.NAT64Prefixes, b.NAT64Prefixes))
+	check("portset_psid/portset_psid_len/portset_offset/portset_ranges/portset_addr/map_rules",
+		a.PortSetPSID == b.PortSetPSID && a.PortSetPSIDLen == b.PortSetPSIDLen && a.PortSetOffset == b.PortSetOffset &&
+			a.PortSetRanges.Equal(b.PortSetRanges) && a.PortSetAddr == b.PortSetAddr && a.MapRules == b.MapRules)
 	check("nft_table", a.Table == b.Table)
 	check("lease_file", a.LeaseFile == b.LeaseFile)
 	check("dhcp_leases", a.DHCPLeases == b.DHCPLeases)
@@ -491,6 +537,7 @@ func (d *daemon) Status() control.Status {
 		s.External = cs.External.String()
 	}
 	s.Upstream = control.Upstream{Kind: upstream.KindLocal.String(), KindConfig: d.cfg.Upstream, Servers: []string{}}
+	s.PortSet = d.portsetStatus(cs.Mappings)
 	if d.up != nil {
 		s.Upstream = upstreamStatus(d.up.Info(), d.cfg.Upstream)
 	}

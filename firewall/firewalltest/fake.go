@@ -46,6 +46,7 @@ type pinKey struct {
 	to         netip.AddrPort
 	remote     netip.Addr
 	remotePort uint16
+	prefix     netip.Prefix
 }
 
 // Fake implements the methods of firewall.NFT in memory, with the same
@@ -87,7 +88,7 @@ func keyOfForward(f firewall.Forward) fwdKey {
 }
 
 func keyOfPinhole(p firewall.Pinhole) pinKey {
-	return pinKey{proto: p.Proto, to: p.To, remote: normAddr(p.Remote), remotePort: p.RemotePort}
+	return pinKey{proto: p.Proto, to: p.To, remote: normAddr(p.Remote), remotePort: p.RemotePort, prefix: p.RemotePrefix.Masked()}
 }
 
 // SetErr makes every later call of op return fn(op) when that is not nil

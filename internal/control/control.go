@@ -39,6 +39,7 @@ type Status struct {
 	External   string            `json:"external_addr"`
 	Epoch      uint32            `json:"epoch"`
 	Upstream   Upstream          `json:"upstream"`
+	PortSet    *PortSet          `json:"portset,omitempty"`
 	Listeners  []string          `json:"listeners"`
 	Mappings   int               `json:"mappings"`
 	Pinholes   int               `json:"pinholes"`
@@ -82,6 +83,31 @@ type Upstream struct {
 	Sent       uint64    `json:"sent"`
 	Received   uint64    `json:"received"`
 	Dropped    uint64    `json:"dropped"`
+}
+
+// PortSet is the provider's port set in portset mode (A+P: MAP-E, MAP-T,
+// lw4o6) and how pcpgw shares it between mappings and the router's
+// outbound connections.
+type PortSet struct {
+	// Ranges is the set: every port the provider forwards to the router
+	// ("4112-4127"...).
+	Ranges []string `json:"ranges"`
+	// Usable is the number of ports in Ranges.
+	Usable int `json:"usable"`
+	// MappingRanges are the ports mappings take; ForMappings their number.
+	MappingRanges []string `json:"mapping_ranges"`
+	ForMappings   int      `json:"for_mappings"`
+	// OutboundRanges are the ports pcpgw's own SNAT gives outbound
+	// connections; none when pcpgw leaves outbound NAT to the firewall.
+	OutboundRanges []string `json:"outbound_ranges,omitempty"`
+	// Mapped is the number of port mappings (each in MappingRanges).
+	Mapped int `json:"mapped"`
+	// Source says where the set came from: "map rules FILE" or "options".
+	Source string `json:"source"`
+	// Text says it in one line: "ports 4112-4127, 8208-8223, ...: 240
+	// usable, 64 for mappings (...), 176 for outbound connections, 12
+	// mapped".
+	Text string `json:"text"`
 }
 
 // Device is an upstream UPnP IGD as its description names it.

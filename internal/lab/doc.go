@@ -11,7 +11,20 @@
 // no isp: cpe's c1 (203.0.113.2/24, 2001:db8:ff::2/64) links directly to
 // net's n0 (203.0.113.50/24, 2001:db8:ff::1/64). Options.ExtraLANHosts
 // adds LAN hosts (192.0.2.101 and up) behind a bridge in cpe that then
-// holds cpe's LAN addresses.
+// holds cpe's LAN addresses. Options.PortSet builds an A+P (MAP-E, MAP-T,
+// lw4o6) home without the softwire: cpe's c1 holds the shared address
+// 203.0.113.9/32 (MAPShared4), which isp routes to it and net via isp, and
+// isp plays the stateless border relay: it does no NAT and passes to and
+// from 203.0.113.9 only the set's ports (Lab.BRDrops counts the rest).
+// Options.DSLite builds a DS-Lite home without the softwire: the softwire
+// is a veth of its own carrying IPv4 only, cpe's CPEWANIf (192.0.0.2/29,
+// the B4 address) to isp's ISPSoftwireIf (192.0.0.1/29); c1 (CPEWAN6If)
+// is the IPv6 uplink with no IPv4, the AFTR's 2001:db8:ff::1 across it;
+// StartMiniupnpd then also listens on the softwire and permits the B4's
+// own address. Lab.StartNAT64 adds the provider's stateful NAT64 in isp:
+// tayga on a tun device translating NAT64Prefix (2001:db8:64::/96) to its
+// pool 100.64.1.0/24, masqueraded to 203.0.113.1, with a DNAT map that
+// NAT64.Forward fills (what the provider's PCP server does).
 //
 // Every namespace and interface name starts with a random per-lab prefix
 // ("p" and four letters or digits, e.g. namespace "pk3x9cpe", interface

@@ -64,6 +64,23 @@ type Options struct {
 	// one veth per extra host as ports, and CPELANIf names the bridge.
 	// Zero: the single lan host of LAB.md, c0 directly linked to l0.
 	ExtraLANHosts int
+	// PortSet builds the A+P topology (MAP-E, MAP-T, lw4o6 without the
+	// softwire, which this kernel cannot make): cpe's WAN interface holds
+	// the shared address MAPShared4/32 (and 2001:db8:ff::2/64), routed
+	// to it by isp, which plays the stateless border relay: its forward
+	// chain (table inet br) passes TCP and UDP to and from MAPShared4 only
+	// on these ports, and nothing else from cpe's side. isp does no NAT;
+	// net routes MAPShared4 via isp. The ranges are "lo-hi" or "port".
+	PortSet []string
+	// DSLite builds the DS-Lite topology (RFC 6333) without the IPv4-in-
+	// IPv6 softwire, which this kernel cannot make: the softwire is a veth
+	// of its own, cpe's CPEWANIf (192.0.0.2/29, the B4 address OpenWrt's
+	// ds-<name> tunnel holds) to isp's ISPSoftwireIf (192.0.0.1/29, the
+	// AFTR's end), which carries IPv4 only; c1 (CPEWAN6If) is the IPv6
+	// uplink (2001:db8:ff::2/64, no IPv4), where the AFTR's IPv6 address
+	// 2001:db8:ff::1 is. isp routes 192.0.2.0/24 over the softwire (the
+	// AFTR knows the B4's LAN) and NATs it when miniupnpd runs.
+	DSLite bool
 }
 
 // Lab is one instance of the LAB.md topology:
@@ -85,6 +102,10 @@ type Lab struct {
 	// interface holding cpe's LAN addresses: c0, or the bridge with
 	// Options.ExtraLANHosts.
 	LANIf, CPELANIf, CPEWANIf, ISPIf, ISPPubIf, NetIf string
+	// CPEWAN6If is cpe's IPv6 uplink: CPEWANIf, but c1 in the DSLite
+	// topology, where CPEWANIf is the softwire and ISPSoftwireIf its isp
+	// end ("" in the others).
+	CPEWAN6If, ISPSoftwireIf string
 
 	// Dir is a private temporary directory for this lab, removed at the
 	// end of the test.
@@ -113,6 +134,12 @@ const (
 	// In the Local topology the CPE's WAN address is LocalCPEWAN4 and net
 	// holds NetHost4 and CGN6 (2001:db8:ff::1) on the same link.
 	LocalCPEWAN4 = "203.0.113.2"
+	// MAPShared4 is the CPE's shared address in the PortSet topology.
+	MAPShared4 = "203.0.113.9"
+	// B4Addr4 and AFTRAddr4 are the softwire's ends in the DSLite
+	// topology (RFC 6333 §5.7).
+	B4Addr4   = "192.0.0.2"
+	AFTRAddr4 = "192.0.0.1"
 )
 
 const prefixAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -205,6 +232,7 @@ func New(t testing.TB, opt Options) *Lab {
 
 	p := l.Prefix
 	l.LANIf, l.CPELANIf, l.CPEWANIf, l.NetIf = p+"l0", p+"c0", p+"c1", p+"n0"
+	l.CPEWAN6If = l.CPEWANIf
 	links := []string{
 		veth(p+"c0", l.CPE, l.LANIf, l.LAN),
 	}
@@ -235,10 +263,28 @@ func New(t testing.TB, opt Options) *Lab {
 			veth(l.CPEWANIf, l.CPE, l.ISPIf, l.ISP),
 			veth(l.ISPPubIf, l.ISP, l.NetIf, l.Net))
 	}
+	if opt.DSLite {
+		l.CPEWANIf, l.ISPSoftwireIf = p+"ds", p+"a0"
+		links = append(links, veth(l.CPEWANIf, l.CPE, l.ISPSoftwireIf, l.ISP))
+	}
 	if out, err := ipBatch("", links); err != nil {
 		t.Fatalf("lab: creating veths: %v\n%s", err, out)
 	}
 
+	if opt.DSLite {
+		// The softwire carries IPv4 only (an ipip6 tunnel), and net's link
+		// has no IPv6 in this topology: isp's IPv6 (its announcements to
+		// ff02::1) leaves only on the uplink.
+		for n, ifs := range map[*NS][]string{l.CPE: {l.CPEWANIf}, l.ISP: {l.ISPSoftwireIf, l.ISPPubIf}, l.Net: {l.NetIf}} {
+			kv := map[string]string{}
+			for _, i := range ifs {
+				kv["net/ipv6/conf/"+i+"/disable_ipv6"] = "1"
+			}
+			if err := n.sysctls(kv); err != nil {
+				t.Fatalf("lab: %s: %v", n.Name, err)
+			}
+		}
+	}
 	cfg := map[*NS][]string{}
 	for i, n := range l.LANHosts {
 		a4, a6 := l.LANHostAddrs(i)
@@ -263,6 +309,53 @@ func New(t testing.TB, opt Options) *Lab {
 			"addr add 2001:db8:ff::1/64 dev " + l.NetIf + " nodad",
 			"link set " + l.NetIf + " up",
 			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+	} else if opt.DSLite {
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWAN6If+" nodad",
+			"link set "+l.CPEWAN6If+" up",
+			"addr add 192.0.0.2/29 dev "+l.CPEWANIf,
+			"link set "+l.CPEWANIf+" up",
+			"route add default via 192.0.0.1",
+			"route add ::/0 via 2001:db8:ff::1",
+		)
+		cfg[l.ISP] = []string{
+			"addr add 100.64.0.1/24 dev " + l.ISPIf,
+			"addr add 2001:db8:ff::1/64 dev " + l.ISPIf + " nodad",
+			"addr add 192.0.0.1/29 dev " + l.ISPSoftwireIf,
+			"addr add 203.0.113.1/24 dev " + l.ISPPubIf,
+			"link set " + l.ISPIf + " up",
+			"link set " + l.ISPSoftwireIf + " up",
+			"link set " + l.ISPPubIf + " up",
+			"route add 192.0.2.0/24 via 192.0.0.2",
+			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+		cfg[l.Net] = []string{
+			"addr add 203.0.113.50/24 dev " + l.NetIf,
+			"link set " + l.NetIf + " up",
+		}
+	} else if len(opt.PortSet) > 0 {
+		cfg[l.CPE] = append(cpeLAN,
+			"addr add "+MAPShared4+"/32 dev "+l.CPEWANIf,
+			"addr add 2001:db8:ff::2/64 dev "+l.CPEWANIf+" nodad",
+			"link set "+l.CPEWANIf+" up",
+			"route add 100.64.0.1/32 dev "+l.CPEWANIf,
+			"route add default via 100.64.0.1",
+			"route add ::/0 via 2001:db8:ff::1",
+		)
+		cfg[l.ISP] = []string{
+			"addr add 100.64.0.1/24 dev " + l.ISPIf,
+			"addr add 2001:db8:ff::1/64 dev " + l.ISPIf + " nodad",
+			"addr add 203.0.113.1/24 dev " + l.ISPPubIf,
+			"link set " + l.ISPIf + " up",
+			"link set " + l.ISPPubIf + " up",
+			"route add " + MAPShared4 + "/32 dev " + l.ISPIf,
+			"route add 2001:db8:1::/64 via 2001:db8:ff::2",
+		}
+		cfg[l.Net] = []string{
+			"addr add 203.0.113.50/24 dev " + l.NetIf,
+			"link set " + l.NetIf + " up",
+			"route add " + MAPShared4 + "/32 via 203.0.113.1",
 		}
 	} else {
 		cfg[l.CPE] = append(cpeLAN,
@@ -291,6 +384,11 @@ func New(t testing.TB, opt Options) *Lab {
 			t.Fatalf("lab: configuring %s: %v\n%s", n.Name, err, out)
 		}
 	}
+	if len(opt.PortSet) > 0 {
+		if err := l.borderRelay(opt.PortSet); err != nil {
+			t.Fatalf("lab: the border relay's filter: %v", err)
+		}
+	}
 	for _, n := range l.all {
 		if !poll(10*time.Second, n.linksReady) {
 			t.Fatalf("lab: links of %s not up with usable addresses within 10s:\n%s", n.Name, n.state())
@@ -312,8 +410,13 @@ func (l *Lab) Namespaces() []*NS { return append([]*NS(nil), l.all...) }
 
 // WANAddr4 is the CPE's WAN IPv4 address in this lab's topology.
 func (l *Lab) WANAddr4() string {
-	if l.opt.Local {
+	switch {
+	case l.opt.Local:
 		return LocalCPEWAN4
+	case len(l.opt.PortSet) > 0:
+		return MAPShared4
+	case l.opt.DSLite:
+		return B4Addr4
 	}
 	return CPEWAN4
 }

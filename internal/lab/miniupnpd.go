@@ -264,6 +264,12 @@ func (m *Miniupnpd) conf() string {
 	if b.IGDv1 {
 		lines = append(lines, "force_igd_desc_v1=yes")
 	}
+	if m.lab.opt.DSLite {
+		// The AFTR: NAT-PMP on the softwire's end (the lab's readiness
+		// probe), PCP over IPv6 on the uplink.
+		lines = append(lines, "listening_ip="+m.lab.ISPSoftwireIf,
+			"allow 1024-65535 192.0.0.0/29 1-65535") // the B4's own address
+	}
 	lines = append(lines, m.opt.Extra...)
 	rules := m.opt.Rules
 	if rules == nil {

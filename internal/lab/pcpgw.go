@@ -111,8 +111,8 @@ type Pcpgw struct {
 	StateDir string // its --state-dir
 }
 
-// StartPcpgw runs `pcpgw run --lan <CPELANIf> --wan <CPEWANIf> --state-dir
-// <Dir>/pcpgw --socket <Dir>/pcpgw.sock ARGS...` in cpe and waits (at most
+// StartPcpgw runs `pcpgw run --lan <CPELANIf> --wan <CPEWANIf> [--wan6
+// <CPEWAN6If>] --state-dir <Dir>/pcpgw --socket <Dir>/pcpgw.sock ARGS...` in cpe and waits (at most
 // 10 s) until its control socket accepts a connection; it fails the test
 // with the process's output when it exits or the socket does not answer.
 func (l *Lab) StartPcpgw(t testing.TB, args ...string) *Pcpgw {
@@ -135,9 +135,12 @@ func (l *Lab) StartPcpgw(t testing.TB, args ...string) *Pcpgw {
 	if err := os.MkdirAll(p.StateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p.Proc = l.CPE.Start(t, bin, append([]string{"run",
-		"--lan", l.CPELANIf, "--wan", l.CPEWANIf,
-		"--state-dir", p.StateDir, "--socket", p.Socket}, args...)...)
+	base := []string{"run", "--lan", l.CPELANIf, "--wan", l.CPEWANIf}
+	if l.CPEWAN6If != l.CPEWANIf {
+		base = append(base, "--wan6", l.CPEWAN6If)
+	}
+	p.Proc = l.CPE.Start(t, bin, append(append(base,
+		"--state-dir", p.StateDir, "--socket", p.Socket), args...)...)
 	// Unix sockets are not network-namespaced: dial from here.
 	ready := poll(10*time.Second, func() bool {
 		if p.Exited() {

@@ -78,6 +78,7 @@ type Server struct {
 	dropFirst   int
 	extraOpts   []pcp.Option
 	natpmpErr   pcp.NATPMPResult
+	onMap       func(MapEvent)
 	reqs        []Request
 	maps        map[mapKey]mapping
 	natpmpMaps  map[mapKey]mapping
@@ -85,15 +86,25 @@ type Server struct {
 
 // New starts a server on 127.0.0.1 with a random port. The external address
 // it hands out is 203.0.113.1.
-func New() (*Server, error) {
+func New() (*Server, error) { return NewAt(netip.MustParseAddrPort("127.0.0.1:0")) }
+
+// NewAt starts a server on addr (port 0: a random one), in the network
+// namespace of the calling thread: the provider's PCP server in a lab
+// namespace. FromOtherAddr answers from 127.0.0.2 only on 127.0.0.1.
+func NewAt(addr netip.AddrPort) (*Server, error) {
 	lc := func(addr string) (*net.UDPConn, error) {
-		return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		ap := netip.MustParseAddrPort(addr)
+		network := "udp4"
+		if ap.Addr().Is6() {
+			network = "udp6"
+		}
+		return net.ListenUDP(network, net.UDPAddrFromAddrPort(ap))
 	}
-	conn, err := lc("127.0.0.1:0")
+	conn, err := lc(addr.String())
 	if err != nil {
 		return nil, err
 	}
-	other, err := lc("127.0.0.1:0")
+	other, err := lc(netip.AddrPortFrom(addr.Addr(), 0).String())
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -109,8 +120,10 @@ func New() (*Server, error) {
 	}
 	// 127.0.0.2 is loopback on Linux; without it FromOtherAddr falls back
 	// to FromOtherPort.
-	if oa, err := lc("127.0.0.2:0"); err == nil {
-		s.otherAddr = oa
+	if addr.Addr() == netip.MustParseAddr("127.0.0.1") {
+		if oa, err := lc("127.0.0.2:0"); err == nil {
+			s.otherAddr = oa
+		}
 	}
 	s.wg.Add(1)
 	go s.loop()
@@ -240,6 +253,24 @@ func (s *Server) epochLocked() uint32 {
 	return uint32(time.Since(s.start) / time.Second)
 }
 
+// MapEvent is a mapping the server made, renewed or deleted (Lifetime 0).
+type MapEvent struct {
+	Proto    uint8
+	Internal netip.AddrPort // the header's client address or THIRD_PARTY's
+	External netip.AddrPort
+	Lifetime uint32
+}
+
+// SetOnMap makes the server call f after each MAP it answers with
+// SUCCESS (nil: none), outside its lock and before the answer is sent:
+// a test makes the real NAT follow (the provider's NAT64 with tayga and
+// nftables).
+func (s *Server) SetOnMap(f func(MapEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMap = f
+}
+
 func (s *Server) loop() {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
@@ -253,10 +284,37 @@ func (s *Server) loop() {
 		}
 		b := append([]byte(nil), buf[:n]...)
 		out, via := s.handle(b, from)
+		s.mu.Lock()
+		onMap := s.onMap
+		s.mu.Unlock()
+		if ev, ok := mapEvent(b, out); ok && onMap != nil {
+			onMap(ev)
+		}
 		if out != nil {
 			via.WriteToUDPAddrPort(out, from)
 		}
 	}
+}
+
+// mapEvent is the MapEvent of the answer out to request b, if it is a MAP
+// SUCCESS.
+func mapEvent(b, out []byte) (MapEvent, bool) {
+	req, err := pcp.ParseRequest(b)
+	if err != nil || req.Opcode != pcp.OpMap || req.Map == nil {
+		return MapEvent{}, false
+	}
+	resp, err := pcp.ParseResponse(out)
+	if err != nil || resp.Opcode != pcp.OpMap || resp.Result != pcp.Success || resp.Map == nil {
+		return MapEvent{}, false
+	}
+	internal := req.Client
+	for _, o := range req.Options {
+		if o.Code == pcp.OptThirdParty {
+			internal = o.ThirdParty
+		}
+	}
+	return MapEvent{Proto: resp.Map.Protocol, Internal: netip.AddrPortFrom(internal, req.Map.InternalPort),
+		External: netip.AddrPortFrom(resp.Map.ExternalAddr, resp.Map.ExternalPort), Lifetime: resp.Lifetime}, true
 }
 
 func (s *Server) handle(b []byte, from netip.AddrPort) ([]byte, *net.UDPConn) {

@@ -91,3 +91,39 @@ func TestServer(t *testing.T) {
 	s.Close()
 	s.Close()
 }
+
+// TestOnMapIPv6: a server on an IPv6 address tells the hook each MAP it
+// makes and deletes, with THIRD_PARTY's host as the internal address.
+func TestOnMapIPv6(t *testing.T) {
+	s, err := NewAt(netip.MustParseAddrPort("[::1]:0"))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer s.Close()
+	var events []MapEvent
+	done := make(chan struct{}, 4)
+	s.SetOnMap(func(ev MapEvent) { events = append(events, ev); done <- struct{}{} })
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	host := netip.MustParseAddr("2001:db8:1::100")
+	req := pcp.Request{Opcode: pcp.OpMap, Lifetime: 600, Client: netip.IPv6Loopback(),
+		Map:     &pcp.Map{Nonce: pcp.Nonce{1}, Protocol: 6, InternalPort: 9000, ExternalAddr: netip.IPv4Unspecified()},
+		Options: []pcp.Option{{Code: pcp.OptThirdParty, ThirdParty: host}}}
+	if resp, err := pcp.ParseResponse(exchange(t, c, s.Addr(), req.AppendMarshal(nil))); err != nil || resp.Result != pcp.Success {
+		t.Fatalf("map: %+v %v", resp, err)
+	}
+	<-done
+	req.Lifetime = 0
+	exchange(t, c, s.Addr(), req.AppendMarshal(nil))
+	<-done
+	want := []MapEvent{
+		{Proto: 6, Internal: netip.AddrPortFrom(host, 9000), External: netip.MustParseAddrPort("203.0.113.1:9000"), Lifetime: 600},
+		{Proto: 6, Internal: netip.AddrPortFrom(host, 9000), External: netip.MustParseAddrPort("203.0.113.1:9000"), Lifetime: 0},
+	}
+	if len(events) != 2 || events[0] != want[0] || events[1] != want[1] {
+		t.Errorf("events %+v, want %+v", events, want)
+	}
+}
