@@ -81,6 +81,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	if created {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
 	} else {
+		c.refilterLocked(e, r, now, &change)
 		c.renewKernelLocked(e, now, &change)
 		c.refreshUpstreamLocked(e, r.Lifetime, now)
 	}
@@ -278,7 +279,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
 		for _, x := range c.perClient[r.Client] {
 			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin &&
-				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
+				(!pinhole || r.Origin == OriginPCP || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
 				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
 					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
 					// from the mapping's own host for itself, as miniupnpd
