@@ -159,6 +159,7 @@ func (l lanShim) ExternalAddr(ctx context.Context) (netip.Addr, error) { return 
 func (l lanShim) Epoch(now time.Time) uint32                           { return l.c.Epoch(now) }
 func (l lanShim) Subscribe() (<-chan mapping.Event, func())            { return l.c.Subscribe() }
 func (l lanShim) PinholesEnabled() bool                                { return l.c.PinholesEnabled() }
+func (l lanShim) SecureMode() bool                                     { return l.c.SecureMode() }
 
 type syncBuffer struct {
 	mu sync.Mutex

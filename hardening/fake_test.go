@@ -88,6 +88,9 @@ func (f *fakeCore) Subscribe() (<-chan mapping.Event, func()) {
 
 func (f *fakeCore) PinholesEnabled() bool { return true }
 
+// SecureMode is on, as by default.
+func (f *fakeCore) SecureMode() bool { return true }
+
 // calls is how many times the core was asked anything that could change
 // or reveal state.
 func (f *fakeCore) calls() int {

@@ -381,6 +381,9 @@ func (c *Core) Epoch(now time.Time) uint32 {
 	return uint32(d / time.Second)
 }
 
+// SecureMode reports whether secure mode is on (the policy in force).
+func (c *Core) SecureMode() bool { return c.policy().SecureMode }
+
 // PinholesEnabled reports whether IPv6 pinholes may be opened.
 func (c *Core) PinholesEnabled() bool { return c.cfg.Pinholes }
 

@@ -28,6 +28,9 @@ type Core interface {
 	Subscribe() (<-chan mapping.Event, func())
 	// PinholesEnabled reports whether IPv6 pinholes may be opened.
 	PinholesEnabled() bool
+	// SecureMode reports whether secure mode is on (a host maps only to
+	// itself): with it off, PCP THIRD_PARTY is accepted.
+	SecureMode() bool
 }
 
 // *mapping.Core is the Core of the daemon.

@@ -95,12 +95,18 @@
 //     else UNSUPP_OPTION and nothing changes (§13.3). A renewal without
 //     FILTER keeps the mapping's filter. The filter replaces, rather than
 //     adds to, an earlier one.
-//   - THIRD_PARTY (§13.1) is refused with UNSUPP_OPTION unless
-//     Config.ThirdParty (§7.3: a disabled option, or a client not
+//   - THIRD_PARTY (§13.1) follows the policy: refused with UNSUPP_OPTION
+//     while secure mode is on (§7.3: a disabled option, or a client not
 //     authorized to use it, gets UNSUPP_OPTION; the RFC recommends CPEs
-//     refuse it by default). When enabled, it must name another host on a
-//     LAN prefix (not the CPE): naming the sender itself is
-//     MALFORMED_REQUEST, an address off the LAN is UNSUPP_OPTION.
+//     refuse it by default, and secure mode is on by default), taken
+//     while it is off (the user's out-of-band choice the RFC asks for),
+//     or always with Config.ThirdParty. When taken, it must name another
+//     host on a LAN prefix (not the CPE): naming the sender itself is
+//     MALFORMED_REQUEST, an address off the LAN is UNSUPP_OPTION. The
+//     core maps for the host named: behind the CPE's own NAT the provider
+//     is asked for the CPE's WAN port (the mapping's external address is
+//     the CPE's); where the CPE does no NAT (dslite) the upstream request
+//     carries THIRD_PARTY with the host's address (RFC 7648 §3.3).
 //   - PEER (§12.3): the core has no outbound mappings to create, so PEER
 //     is answered from what is known. For an IPv6 internal address the CPE
 //     is a pure firewall with outbound traffic allowed: SUCCESS with

@@ -25,6 +25,7 @@ type fakeCore struct {
 	delErr   error // returned by Delete when set
 	hang     bool  // Map and ExternalAddr wait for the context to end
 	pinholes bool
+	secure   bool // SecureMode
 	maps     []mapping.Mapping
 	nextID   uint32
 	requests []mapping.Request
@@ -38,6 +39,7 @@ func newFakeCore(start time.Time, now func() time.Time) *fakeCore {
 		start: start, now: now,
 		ext:      netip.MustParseAddr("203.0.113.1"),
 		pinholes: true,
+		secure:   true,
 		events:   make(chan mapping.Event, 8),
 	}
 }
@@ -48,6 +50,12 @@ func (f *fakeCore) PinholesEnabled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pinholes
+}
+
+func (f *fakeCore) SecureMode() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.secure
 }
 
 func (f *fakeCore) ExternalAddr(ctx context.Context) (netip.Addr, error) {

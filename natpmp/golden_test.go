@@ -394,9 +394,18 @@ func TestPCPGolden(t *testing.T) {
 			want: okResp},
 		{name: "unknown mandatory option is UNSUPP_OPTION", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optUnknownMand),
 			wantFn: errFn(pcp.UnsuppOption, 1800), check: wantMaps(0)},
-		{name: "third party refused by default", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
+		{name: "third party refused by default (secure mode)", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
 			wantFn: errFn(pcp.UnsuppOption, 1800), check: wantMaps(0)},
 		{name: "third party allowed", mod: func(c *Config) { c.ThirdParty = true },
+			req:  mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
+			want: mapResp(life, "06", "1f90", "1f90", extV4, optThirdParty),
+			check: func(t *testing.T, f *fakeCore) {
+				r := f.requests[0]
+				if r.Client != lanHost.Addr() || r.Internal != netip.MustParseAddrPort("192.0.2.101:8080") {
+					t.Errorf("core request %+v", r)
+				}
+			}},
+		{name: "third party allowed with secure mode off", setup: func(f *fakeCore) { f.secure = false },
 			req:  mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
 			want: mapResp(life, "06", "1f90", "1f90", extV4, optThirdParty),
 			check: func(t *testing.T, f *fakeCore) {

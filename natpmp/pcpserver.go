@@ -81,10 +81,12 @@ func (s *Server) pcpOptions(client netip.Addr, req *pcp.Request) (pcpOpts, pcp.R
 		switch opt.Code {
 		case pcp.OptThirdParty:
 			// §13.1: refused (UNSUPP_OPTION, as §7.3 says for a disabled
-			// option or an unauthorized client) unless enabled, and then
-			// only for another host on a LAN prefix; naming the sender
-			// itself is MALFORMED_REQUEST.
-			if !s.cfg.ThirdParty {
+			// option or an unauthorized client) while secure mode is on
+			// (the policy that a host maps only to itself; the RFC's
+			// default for a CPE) unless enabled, and then only for
+			// another host on a LAN prefix; naming the sender itself is
+			// MALFORMED_REQUEST.
+			if !s.cfg.ThirdParty && s.cfg.Core.SecureMode() {
 				return o, pcp.UnsuppOption
 			}
 			tp := opt.ThirdParty.Unmap().WithZone("")

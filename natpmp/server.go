@@ -46,8 +46,12 @@ type Config struct {
 	// the PCP UNSUPP_VERSION response (RFC 6887 Appendix A, §9).
 	NATPMP, PCP bool
 	// ThirdParty accepts the PCP THIRD_PARTY option from LAN clients, for
-	// internal addresses on a LAN prefix other than the sender's. False
-	// (the default, RFC 6887 §13.1 for CPEs) answers UNSUPP_OPTION.
+	// internal addresses on a LAN prefix other than the sender's, whatever
+	// secure mode says (the core still refuses a mapping for another host
+	// in secure mode). False follows the policy: THIRD_PARTY is accepted
+	// while secure mode is off (Core.SecureMode), and answered
+	// UNSUPP_OPTION while it is on (RFC 6887 §13.1: prohibited by default
+	// on a CPE, allowed by the user's out-of-band choice).
 	ThirdParty bool
 	// MinLifetime and MaxLifetime clamp the lifetimes LAN clients ask for;
 	// 0 means 120 s and 86400 s (RFC 6887 §15).
