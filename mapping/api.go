@@ -191,6 +191,9 @@ const (
 	EventStateLost
 	// EventMappings: the number of mappings changed (GENA).
 	EventMappings
+	// EventFirewall: IPv6 pinholes were turned on or off (SetPinholes):
+	// PinholesEnabled says which (GENA: InboundPinholeAllowed).
+	EventFirewall
 )
 
 // Event is sent to subscribers of the core.

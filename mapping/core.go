@@ -75,7 +75,7 @@ type Config struct {
 	// MinLifetime and MaxLifetime clamp LAN leases that have an end;
 	// zero means 120 s and 86400 s.
 	MinLifetime, MaxLifetime time.Duration
-	// Pinholes enables IPv6 pinholes.
+	// Pinholes enables IPv6 pinholes (SetPinholes changes it later).
 	Pinholes bool
 	// StateDir holds the state file; "" disables persistence.
 	StateDir string
@@ -123,6 +123,9 @@ type Core struct {
 	closed     bool
 	pinholes   int // live pinholes among entries
 	pol        atomic.Pointer[Policy]
+	// pinholesOn: IPv6 pinholes may be opened (Config.Pinholes, then
+	// SetPinholes); changed under mu.
+	pinholesOn atomic.Bool
 
 	wake chan struct{} // scheduler: the earliest deadline changed
 
@@ -228,6 +231,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		quit:       make(chan struct{}),
 	}
 	c.pol.Store(&pol)
+	c.pinholesOn.Store(cfg.Pinholes)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
 	if c.mode == ModeLocal {
 		c.external = cfg.WANAddr
@@ -385,7 +389,7 @@ func (c *Core) Epoch(now time.Time) uint32 {
 func (c *Core) SecureMode() bool { return c.policy().SecureMode }
 
 // PinholesEnabled reports whether IPv6 pinholes may be opened.
-func (c *Core) PinholesEnabled() bool { return c.cfg.Pinholes }
+func (c *Core) PinholesEnabled() bool { return c.pinholesOn.Load() }
 
 // Count returns the number of live port mappings (pinholes excluded).
 func (c *Core) Count() int {

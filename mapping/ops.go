@@ -229,7 +229,7 @@ func (c *Core) validate(r *Request) error {
 	if c.policy().SecureMode && ia != r.Client && r.Origin != OriginStatic {
 		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
 	}
-	if ia.Is6() && !c.cfg.Pinholes {
+	if ia.Is6() && !c.PinholesEnabled() {
 		return &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
 	}
 	return nil
@@ -258,6 +258,9 @@ func (c *Core) clampLease(o Origin, l time.Duration) time.Duration {
 // port by the same host to another internal endpoint).
 func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
 	pinhole := r.Internal.Addr().Is6()
+	if pinhole && !c.PinholesEnabled() {
+		return nil, nil, false, &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
+	}
 	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
 		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {

@@ -372,6 +372,10 @@ func (c *Core) load(ctx context.Context) error {
 			continue
 		}
 		if e.IsPinhole() {
+			if !c.PinholesEnabled() {
+				dropped++ // pinholes were turned off meanwhile
+				continue
+			}
 			c.insertLocked(e)
 			continue
 		}

@@ -408,7 +408,13 @@ func (c *call) getStatusInfo() ([]string, error) {
 	return []string{c.connectionStatus(), "ERROR_NONE", itoa(uint64(up))}, nil
 }
 
+// getNATRSIPStatus: no RSIP; NAT enabled unless the CPE does none
+// (dslite: the LAN hosts' own addresses go to the provider's AFTR, which
+// translates them).
 func (c *call) getNATRSIPStatus() ([]string, error) {
+	if c.s.core.Mode() == mapping.ModeDSLite {
+		return []string{"0", "0"}, nil
+	}
 	return []string{"0", "1"}, nil
 }
 

@@ -127,6 +127,15 @@
 //   - SetConnectionType is 731 ReadOnly, RequestConnection and
 //     ForceTermination 606, RequestTermination 501: the connection is the
 //     provider's.
+//   - GetNATRSIPStatus: RSIP 0; NATEnabled 1, but 0 in dslite mode (the
+//     CPE does no NAT: the LAN hosts' own addresses reach the provider's
+//     AFTR, which translates them; Core.Mode).
+//   - GetFirewallStatus: FirewallEnabled 1 (pinholes only mean something
+//     behind a firewall that drops unsolicited inbound IPv6: pcpgw's
+//     RFC 6092 baseline or the router's own), InboundPinholeAllowed
+//     whether the core allows pinholes now (ipv6_pinholes, which a
+//     reload changes; turned off, the open pinholes are closed and
+//     AddPinhole is 703).
 //   - RemoteHost: empty or the unspecified address is any; an address is
 //     passed to the core (FILTER). Host names are taken in RemoteHost and
 //     InternalClient (REQUIREMENTS 33 for IGD:2; on IGD:1 too, as in
@@ -190,7 +199,8 @@
 //     goroutine, which coalesces changes and sends current values, with a
 //     5 s timeout and no redirects; three failed NOTIFYs in a row end the
 //     subscription. The firewall service events FirewallEnabled and
-//     InboundPinholeAllowed.
+//     InboundPinholeAllowed: in the initial event, and each that changed
+//     when the core says pinholes were turned on or off (EventFirewall).
 //
 // Everything a LAN host can trigger logs at Debug only; Stats counts it.
 //

@@ -21,6 +21,7 @@ type fakeCore struct {
 	extErr   error
 	secure   bool
 	pinholes bool
+	mode     mapping.Mode
 	taken    map[uint16]bool // ports the "provider" cannot give
 	packets  map[uint32]uint64
 	subs     []chan mapping.Event
@@ -35,6 +36,7 @@ func newFakeCore(now func() time.Time) *fakeCore {
 		ext:      netip.MustParseAddr("203.0.113.1"),
 		secure:   true,
 		pinholes: true,
+		mode:     mapping.ModeNAT444,
 		taken:    map[uint16]bool{},
 		packets:  map[uint32]uint64{},
 	}
@@ -247,6 +249,21 @@ func (f *fakeCore) PinholesEnabled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pinholes
+}
+
+func (f *fakeCore) Mode() mapping.Mode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mode
+}
+
+// setPinholes turns pinholes on or off and tells subscribers, as
+// mapping.Core.SetPinholes does.
+func (f *fakeCore) setPinholes(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pinholes = on
+	f.emitLocked(mapping.Event{Kind: mapping.EventFirewall})
 }
 
 func (f *fakeCore) list() []mapping.Mapping { return f.Find(mapping.Selector{}) }
