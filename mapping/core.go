@@ -171,6 +171,10 @@ type entry struct {
 	attempt     int32 // renewal attempt since upAt
 	sidx        int32 // its index in Core.sched; -1 when not scheduled
 
+	// told is the external endpoint LAN clients were last given (kept
+	// while the mapping is made again at another upstream); see
+	// noteExternalLocked.
+	told    netip.AddrPort
 	upErr   error         // why the provider has not made it (nil: it has)
 	ready   chan struct{} // closed when the first upstream attempt ended
 	upAt    time.Time     // when the provider last answered
@@ -469,10 +473,14 @@ func selects(s Selector, e *entry) bool {
 	return true
 }
 
+// subscriberBuffer is the events a subscriber may fall behind by before
+// it loses some: room for the moves of a burst of re-creations.
+const subscriberBuffer = 128
+
 // Subscribe returns a channel of events until the returned func is called.
 // A subscriber that does not keep up loses events (never blocks the core).
 func (c *Core) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 32)
+	ch := make(chan Event, subscriberBuffer)
 	c.mu.Lock()
 	c.subs[ch] = struct{}{}
 	c.mu.Unlock()
@@ -552,6 +560,9 @@ func (c *Core) setExternalLocked(a netip.Addr) {
 	for _, e := range c.entries {
 		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() {
 			e.External = netip.AddrPortFrom(a, e.External.Port())
+			// Every mapping's address changed: EventExternalAddr tells
+			// the front-ends (announcements, GENA, PCP Mapping Updates).
+			c.noteExternalLocked(e, false)
 		}
 	}
 	c.log.Info("external address", "external", a, "was", old)

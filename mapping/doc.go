@@ -48,7 +48,13 @@
 // What was asked for exactly (IGD AddPortMapping, PCP PREFER_FAILURE,
 // static forwards) is asked for with PREFER_FAILURE on creation, renewal
 // and re-creation (RFC 6970 §5.10): it keeps its port or fails, never
-// moves. A renewal is answered from the table only while 3/4 of the asked
+// moves. What was not (NAT-PMP, PCP without PREFER_FAILURE,
+// AddAnyPortMapping) may come back on another port; the core keeps the
+// first port it gave (Mapping.Given) and tells its subscribers
+// (EventMappingMoved), so that the front-ends tell the clients (a PCP
+// Mapping Update, the NAT-PMP announcement with a restarted epoch, GENA);
+// a NAT-PMP mapping's move to another port restarts pcpgw's epoch (RFC
+// 6886 §3.7). A renewal is answered from the table only while 3/4 of the asked
 // lifetime is left upstream (RFC 7648 §3). A mapping the upstream ends by
 // itself (§14.2) leaves the table and the kernel; NAT-PMP's delete-all
 // deletes what it may; a host whose DHCP lease ended loses its mappings

@@ -469,6 +469,7 @@ func (c *Core) insertLocked(e *entry) {
 	c.perClient[e.Client] = append(c.perClient[e.Client], e)
 	c.order = append(c.order, e)
 	c.pushLocked(e)
+	c.noteExternalLocked(e, false)
 	c.emitLocked(Event{Kind: EventMappings, Count: c.countLocked()})
 	c.dirtyLocked()
 }

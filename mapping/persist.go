@@ -67,6 +67,11 @@ type stateMapping struct {
 	Lifetime    int64     `json:"lifetime_s"`
 	Exact       bool      `json:"exact,omitempty"`
 	UpAt        time.Time `json:"up_at,omitzero"`
+	// Given is the first external port the mapping was given; Told the
+	// external endpoint LAN clients were last told, when it is not
+	// External (see noteExternalLocked).
+	Given uint16 `json:"given,omitempty"`
+	Told  string `json:"told,omitempty"`
 }
 
 func (c *Core) dirtyLocked() {
@@ -160,6 +165,10 @@ func (e *entry) state() stateMapping {
 	}
 	if e.External.IsValid() {
 		sm.External = e.External.String()
+	}
+	sm.Given = e.Given
+	if e.told.IsValid() && e.told != e.External {
+		sm.Told = e.told.String()
 	}
 	if e.RemoteHost.IsValid() {
 		sm.RemoteHost = e.RemoteHost.String()
@@ -464,7 +473,12 @@ func (c *Core) entryFromState(sm stateMapping) (*entry, error) {
 	if err := parseNonce(sm.UpNonce, &e.nonce); err != nil {
 		return nil, err
 	}
-	e.WANPort, e.RemotePort = sm.WANPort, sm.RemotePort
+	e.WANPort, e.RemotePort, e.Given = sm.WANPort, sm.RemotePort, sm.Given
+	if sm.Told != "" {
+		if e.told, err = netip.ParseAddrPort(sm.Told); err != nil {
+			return nil, err
+		}
+	}
 	e.Description = SanitizeDescription(sm.Description)
 	e.Created, e.Expires, e.upAt, e.exact = sm.Created, sm.Expires, sm.UpAt, sm.Exact
 	e.lifetime = time.Duration(sm.Lifetime) * time.Second

@@ -173,6 +173,7 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 				c.byExt[keyOf(e.Proto, e.port)] = e
 			}
 		}
+		c.noteExternalLocked(e, true)
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
 		if !e.Expires.IsZero() && !e.renewAt.Before(e.Expires) {
 			e.renewAt = time.Time{} // the lease ends first
@@ -382,6 +383,7 @@ func (c *Core) setKindLocked(k upstream.Kind) {
 			e.Upstream, e.renewAt = UpstreamNone, time.Time{}
 			if e.WANPort != 0 {
 				e.External = netip.AddrPortFrom(c.wan, e.WANPort)
+				c.noteExternalLocked(e, true)
 			}
 			if e.ready != nil {
 				select {
@@ -440,6 +442,7 @@ func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 			continue
 		}
 		e.External = res.External
+		c.noteExternalLocked(e, true)
 		e.upLife = time.Duration(res.Lifetime) * time.Second
 		e.upAt = time.Now()
 		e.attempt = 0
@@ -506,6 +509,7 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 		case onCPE:
 			e.Upstream = UpstreamNone
 			e.External = netip.AddrPortFrom(a, e.WANPort)
+			c.noteExternalLocked(e, false) // EventExternalAddr tells everyone
 		default:
 			if e.Upstream == UpstreamNone {
 				e.Upstream = UpstreamPending
