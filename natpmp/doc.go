@@ -127,10 +127,38 @@
 // The epoch in every response is pcpgw's own (Core.Epoch), never the
 // upstream server's (RFC 7648 §3, REQUIREMENTS 25).
 //
+// # Mappings that move (RFC 6887 §14.2, RFC 6886 §3.2.1)
+//
+// A mapping that was not asked for exactly may come back from the
+// upstream on another external port (the provider lost its state,
+// another upstream took over, a PCP Mapping Update from the provider);
+// the core then says so (EventMappingMoved). Its client learns it:
+//
+//   - a PCP client gets the Mapping Update: the MAP response its request
+//     would now get (its nonce, protocol and internal port, the new
+//     external address and port, the lease left, the epoch), with
+//     THIRD_PARTY when the mapping is for another host and FILTER when it
+//     has one, no optional option, sent from the LAN socket its request
+//     came to (source 5351, so that the client takes it, §8.3) to the
+//     address and port the request came from, three times (at once, 250
+//     ms later, 500 ms after that), the repeats stopping once the client
+//     asks again. The server remembers, for each PCP mapping, where the
+//     last request for it came from (at most 4096 mappings; the least
+//     recently heard from are forgotten first; a delete forgets it). The
+//     same update goes to every remembered client whose mapping's
+//     endpoint changed when the external address changes
+//     (EventExternalAddr, §14.2's own example).
+//   - NAT-PMP has no notice for one mapping: the core restarts pcpgw's
+//     epoch when a NAT-PMP mapping moves to another port (its mapping at
+//     the old port is lost state, RFC 6886 §3.7), and the server sends the
+//     announcements (below), whose epoch tells every NAT-PMP client to ask
+//     for its mappings again (§3.2.1, §3.6); the client of the moved
+//     mapping is answered its new port.
+//
 // # Announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)
 //
-// At start, and on the core's EventExternalAddr and EventStateLost, the
-// server sends 10 rounds, the first at once, then after 250 ms, each
+// At start, on the core's EventExternalAddr and EventStateLost, and when
+// a NAT-PMP mapping moved, the server sends 10 rounds, the first at once, then after 250 ms, each
 // interval doubling (0, 0.25, 0.75, 1.75, 3.75 ... 127.75 s); a new event
 // restarts the schedule. One round sends, on each LAN interface, from its
 // IPv4 socket (source port 5351, multicast interface set, TTL 1) the

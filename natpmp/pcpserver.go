@@ -11,7 +11,8 @@ import (
 )
 
 // handlePCP answers a version-2 request (RFC 6887 §8.2, in its order).
-func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, b []byte, now time.Time) []byte {
+// dst is the LAN address it arrived on.
+func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, now time.Time) []byte {
 	client := src.Addr().WithZone("")
 	req, err := pcp.ParseRequest(b)
 	var perr *pcp.ParseError
@@ -41,7 +42,7 @@ func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, b []byte, no
 		// Answered here, never relayed (RFC 7648 §3.5, RFC 6887 §14.1.2).
 		return pcpAnnounceResponse(s.cfg.Core.Epoch(now))
 	case pcp.OpMap:
-		return s.pcpMap(ctx, client, b, &req, now)
+		return s.pcpMap(ctx, src, dst, b, &req, now)
 	case pcp.OpPeer:
 		return s.pcpPeer(client, b, &req, now)
 	}
@@ -134,7 +135,8 @@ func (s *Server) pcpOptions(client netip.Addr, req *pcp.Request) (pcpOpts, pcp.R
 
 // pcpMap creates, renews or deletes a mapping (RFC 6887 §11.3, §15.1;
 // RFC 7648 §3: the core answers from its table or goes upstream).
-func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+	client := src.Addr().WithZone("")
 	fail := func(code pcp.ResultCode, lifetime uint32) []byte {
 		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, lifetime, s.cfg.Core.Epoch(now))
 	}
@@ -195,6 +197,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 				return fail(code, lifetime)
 			}
 		}
+		s.updates.forget(client, proto, internal, nonce)
 		return answer(echo, 0)
 	}
 	if m.Protocol == 0 || m.InternalPort == 0 || (proto != mapping.TCP && proto != mapping.UDP) {
@@ -252,6 +255,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		}
 		return fail(code, lifetime)
 	}
+	s.updates.remember(got, src, dst, now)
 	return answer(got.External, leaseSeconds(got, want, now))
 }
 
@@ -270,6 +274,7 @@ func (s *Server) pcpDeleteAll(ctx context.Context, client, host netip.Addr, prot
 				return fail(code, lifetime)
 			}
 		}
+		s.updates.forget(client, proto, x.Internal, nonce)
 		deleted = true
 	}
 	if others && !deleted {

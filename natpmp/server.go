@@ -90,6 +90,7 @@ type Stats struct {
 	Overload           uint64 // packets dropped because too many were in flight
 	NotLAN             uint64 // packets to an address that is not a LAN address
 	Announcements      uint64 // multicast announcement datagrams sent
+	MappingUpdates     uint64 // unsolicited PCP MAP responses sent (RFC 6887 §14.2)
 	SendErrors         uint64 // replies or announcements the kernel refused
 }
 
@@ -98,6 +99,7 @@ type counters struct {
 	pcpAnnounce, pcpMap, pcpPeer, pcpOther                   atomic.Uint64
 	unsuppVersion, replies, errorReplies, malformed          atomic.Uint64
 	rateLimited, overload, notLAN, announcements, sendErrors atomic.Uint64
+	mappingUpdates                                           atomic.Uint64
 }
 
 // Server answers NAT-PMP and PCP on UDP 5351 of the LAN addresses.
@@ -124,6 +126,8 @@ type Server struct {
 	warnedBind bool
 	// debugLimit rate-limits per-packet debug logs.
 	debugLimit *limiter
+	// updates remembers PCP clients for Mapping Updates.
+	updates updates
 }
 
 // New checks cfg, fills in defaults and returns a Server; Run starts it.
@@ -211,7 +215,7 @@ func (s *Server) Stats() Stats {
 		PCPOther: c.pcpOther.Load(), UnsuppVersion: c.unsuppVersion.Load(),
 		Replies: c.replies.Load(), ErrorReplies: c.errorReplies.Load(), Malformed: c.malformed.Load(),
 		RateLimited: c.rateLimited.Load(), Overload: c.overload.Load(), NotLAN: c.notLAN.Load(),
-		Announcements: c.announcements.Load(), SendErrors: c.sendErrors.Load(),
+		Announcements: c.announcements.Load(), SendErrors: c.sendErrors.Load(), MappingUpdates: c.mappingUpdates.Load(),
 	}
 }
 
