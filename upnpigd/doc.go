@@ -107,7 +107,11 @@
 //   - GetGeneric/GetSpecific/GetListOfPortMappings are answered from the
 //     core's table (§5.7), pinholes excluded, in creation order; a
 //     mapping is looked up by port and protocol (a remote host does not
-//     tell mappings apart); an index out of range is 713, a missing entry
+//     tell mappings apart), and one that moved (the upstream gave an
+//     AddAnyPortMapping, NAT-PMP or PCP mapping another port; an exact one
+//     never moves) by its port now or else by the port first given
+//     (Mapping.Given), so that GetSpecificPortMappingEntry and
+//     DeletePortMapping of what the control point was told still find it; an index out of range is 713, a missing entry
 //     714, start above end 733, an empty range an empty listing (as
 //     miniupnpd; WANIPConnection:2 says 730). The listing follows
 //     WANIPConnection-v2.xsd and travels as CDATA, as miniupnpd sends it
@@ -195,7 +199,11 @@
 //     CVE-2020-12695). The initial event (SEQ 0, every evented variable)
 //     follows the flushed answer; core events (Core.Subscribe) mark
 //     ExternalIPAddress, ConnectionStatus, PortMappingNumberOfEntries and
-//     SystemUpdateID changed; each subscription has at most one sender
+//     SystemUpdateID changed (SystemUpdateID, IGD:2's, goes up with every
+//     change of a mapping: added, deleted, or moved to another port by the
+//     upstream, EventMappingMoved; on a move IGD:1 subscribers get
+//     PortMappingNumberOfEntries, unchanged, the only variable of theirs
+//     that tells them to read the table again); each subscription has at most one sender
 //     goroutine, which coalesces changes and sends current values, with a
 //     5 s timeout and no redirects; three failed NOTIFYs in a row end the
 //     subscription. The firewall service events FirewallEnabled and

@@ -125,7 +125,7 @@ func (f *fakeCore) Map(ctx context.Context, r mapping.Request) (mapping.Mapping,
 		}
 	}
 	m := mapping.Mapping{ID: f.next, Origin: r.Origin, Client: r.Client, Proto: r.Proto, Internal: r.Internal,
-		External: netip.AddrPortFrom(f.ext, port), WANPort: port, RemoteHost: r.RemoteHost, Description: r.Description,
+		External: netip.AddrPortFrom(f.ext, port), WANPort: port, Given: port, RemoteHost: r.RemoteHost, Description: r.Description,
 		Created: f.now(), Expires: expires, Upstream: mapping.UpstreamOK}
 	f.next++
 	f.maps = append(f.maps, m)
@@ -255,6 +255,22 @@ func (f *fakeCore) Mode() mapping.Mode {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.mode
+}
+
+// moveMapping gives mapping id another external port (the CPE's WAN port
+// stays) and tells subscribers, as mapping.Core does when the upstream
+// gave it another port.
+func (f *fakeCore) moveMapping(id uint32, port uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.maps {
+		if m.ID == id {
+			was := m.External
+			m.External = netip.AddrPortFrom(m.External.Addr(), port)
+			f.maps[i] = m
+			f.emitLocked(mapping.Event{Kind: mapping.EventMappingMoved, Mapping: m, Was: was})
+		}
+	}
 }
 
 // setPinholes turns pinholes on or off and tells subscribers, as

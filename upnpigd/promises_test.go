@@ -93,3 +93,82 @@ func waitSubscribed(t *testing.T, f *fakeCore) {
 	}
 	t.Fatal("watchCore did not subscribe within 5 s")
 }
+
+// TestMappingMoved (issue 17.2): when the upstream gives a mapping made
+// by AddAnyPortMapping another port, subscribers of both WANIPConnection
+// services get an event (IGD:1: PortMappingNumberOfEntries; IGD:2 also
+// SystemUpdateID, one more), GetGenericPortMappingEntry shows the new
+// port, and GetSpecificPortMappingEntry and DeletePortMapping of the port
+// the control point was given still find it.
+func TestMappingMoved(t *testing.T) {
+	ti := newTestIGD(t, nil)
+	es := newEventSink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); ti.s.watchCore(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitSubscribed(t, ti.core)
+
+	st, body := ti.post(t, ctlIP2, `"`+nsIP2+`#AddAnyPortMapping"`, soapBody(nsIP2, "AddAnyPortMapping", addArgs("NewLeaseDuration", "3600")...))
+	if st != 200 || !strings.Contains(body, "<NewReservedPort>18080</NewReservedPort>") {
+		t.Fatalf("AddAnyPortMapping: %d %s", st, body)
+	}
+	ti.gena(t, "SUBSCRIBE", evtIP1, map[string]string{"CALLBACK": "<" + es.ts.URL + "/ip1>", "NT": "upnp:event"})
+	es.next(t)
+	ti.gena(t, "SUBSCRIBE", "/igd2/WANIPConn1/evt", map[string]string{"CALLBACK": "<" + es.ts.URL + "/ip2>", "NT": "upnp:event"})
+	initial := es.next(t)
+	id0 := between(initial.body, "<SystemUpdateID>", "</SystemUpdateID>")
+
+	m := ti.core.list()[0]
+	ti.core.moveMapping(m.ID, 19080)
+	got := map[string]notifyMsg{}
+	for range 2 {
+		n := es.next(t)
+		got[n.header.Get("SID")] = n
+	}
+	var ip1, ip2 bool
+	for _, n := range got {
+		if n.header.Get("SEQ") != "1" || !strings.Contains(n.body, "<PortMappingNumberOfEntries>1</PortMappingNumberOfEntries>") {
+			t.Errorf("event after the move: %v\n%s", n.header, n.body)
+		}
+		if id := between(n.body, "<SystemUpdateID>", "</SystemUpdateID>"); id != "" {
+			ip2 = true
+			if id == id0 {
+				t.Errorf("SystemUpdateID still %s after the move", id)
+			}
+		} else {
+			ip1 = true
+		}
+	}
+	if !ip1 || !ip2 {
+		t.Errorf("events to IGD:1 %v, IGD:2 %v", ip1, ip2)
+	}
+
+	st, body = ti.post(t, ctlIP2, `"`+nsIP2+`#GetGenericPortMappingEntry"`, soapBody(nsIP2, "GetGenericPortMappingEntry", "NewPortMappingIndex", "0"))
+	if st != 200 || !strings.Contains(body, "<NewExternalPort>19080</NewExternalPort>") {
+		t.Errorf("GetGenericPortMappingEntry: %d %s", st, body)
+	}
+	for _, port := range []string{"19080", "18080"} {
+		st, body = ti.post(t, ctlIP1, `"`+nsIP1+`#GetSpecificPortMappingEntry"`,
+			soapBody(nsIP1, "GetSpecificPortMappingEntry", "NewRemoteHost", "", "NewExternalPort", port, "NewProtocol", "TCP"))
+		if st != 200 || !strings.Contains(body, "<NewInternalPort>8080</NewInternalPort>") {
+			t.Errorf("GetSpecificPortMappingEntry %s: %d %s", port, st, body)
+		}
+	}
+	st, body = ti.post(t, ctlIP1, `"`+nsIP1+`#DeletePortMapping"`,
+		soapBody(nsIP1, "DeletePortMapping", "NewRemoteHost", "", "NewExternalPort", "18080", "NewProtocol", "TCP"))
+	if st != 200 || len(ti.core.list()) != 0 {
+		t.Errorf("DeletePortMapping of the first port: %d %s; left %+v", st, body, ti.core.list())
+	}
+}
+
+// between returns what s holds between from and to ("" when not there).
+func between(s, from, to string) string {
+	_, after, ok := strings.Cut(s, from)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(after, to)
+	return v
+}

@@ -578,6 +578,14 @@ func (s *Server) coreEvent(ev mapping.Event) {
 		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
 	case mapping.EventFirewall:
 		s.firewallChanged()
+	case mapping.EventMappingMoved:
+		// A mapping's external port changed: the table GetGeneric and
+		// GetListOfPortMappings read changed (IGD:2's SystemUpdateID
+		// counts every change of a mapping; IGD:1 has only
+		// PortMappingNumberOfEntries, evented with its value, unchanged,
+		// as the hint to read the table again).
+		s.updateID.Add(1)
+		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
 	}
 }
 
