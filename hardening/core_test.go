@@ -161,6 +161,12 @@ func (l lanShim) Subscribe() (<-chan mapping.Event, func())            { return 
 func (l lanShim) PinholesEnabled() bool                                { return l.c.PinholesEnabled() }
 func (l lanShim) SecureMode() bool                                     { return l.c.SecureMode() }
 
+func (l lanShim) Peer(ctx context.Context, r mapping.PeerRequest) (mapping.PeerResult, error) {
+	r.Client = toLAN(r.Client)
+	r.Internal = netip.AddrPortFrom(toLAN(r.Internal.Addr()), r.Internal.Port())
+	return l.c.Peer(ctx, r)
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

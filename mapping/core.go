@@ -126,6 +126,10 @@ type Core struct {
 	// pinholesOn: IPv6 pinholes may be opened (Config.Pinholes, then
 	// SetPinholes); changed under mu.
 	pinholesOn atomic.Bool
+	// peers are the PEER mappings (peer.go); peerLost counts the
+	// upstream's losses of state, which end them upstream.
+	peers    map[peerKey]*peerEntry
+	peerLost uint32
 
 	wake chan struct{} // scheduler: the earliest deadline changed
 

@@ -60,6 +60,17 @@
 // deletes what it may; a host whose DHCP lease ended loses its mappings
 // (RFC 6970 §5.10, by the daemon through Delete).
 //
+// PEER (RFC 6887 §12, relayed as RFC 7648 §3 says): Core.Peer fixes an
+// outbound flow's WAN source on the CPE before the flow exists
+// (firewall.Outbound), or takes the source an existing flow has
+// (conntrack), relays a PEER for it to the provider's PCP server (dslite:
+// for the LAN host, with THIRD_PARTY), and answers the outermost endpoint;
+// in local mode the CPE's own NAT is the outermost. Other upstreams have
+// no PEER: CodeUnsupported. PEER mappings are kept in memory only (their
+// clients renew them; their kernel entries expire by themselves) and are
+// not answered from the table after the upstream changed or lost its
+// state.
+//
 // Persistence: the table is written to StateDir/state.json atomically
 // (temporary file, fsync, rename), coalesced to at most one write every
 // 200 ms, and optionally to miniupnpd's lease-file format for OpenWrt's

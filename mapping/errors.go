@@ -22,6 +22,7 @@ const (
 	CodeUnsupportedProtocol        // neither TCP nor UDP
 	CodeNonceMismatch              // LAN PCP: the mapping belongs to another nonce
 	CodeDisabled                   // the function is turned off (e.g. pinholes)
+	CodeUnsupported                // the operation cannot be done here (PCP PEER with an upstream that has none)
 )
 
 var codeNames = [...]string{
@@ -29,7 +30,7 @@ var codeNames = [...]string{
 	CodeConflict: "conflict", CodeQuota: "quota exceeded", CodeNoResources: "no resources",
 	CodeNetworkFailure: "network failure", CodeCannotProvideExternal: "cannot provide external",
 	CodeNotFound: "not found", CodeUnsupportedProtocol: "unsupported protocol",
-	CodeNonceMismatch: "nonce mismatch", CodeDisabled: "disabled",
+	CodeNonceMismatch: "nonce mismatch", CodeDisabled: "disabled", CodeUnsupported: "unsupported",
 }
 
 func (c Code) String() string {

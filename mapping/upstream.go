@@ -458,6 +458,7 @@ func (c *Core) recreateAll(spread bool) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.peerLost++ // PEER mappings are gone upstream: not answered from the table
 	for _, e := range c.entries {
 		if e.IsPinhole() || !c.upstreamLocked() {
 			continue

@@ -107,16 +107,24 @@
 //     is asked for the CPE's WAN port (the mapping's external address is
 //     the CPE's); where the CPE does no NAT (dslite) the upstream request
 //     carries THIRD_PARTY with the host's address (RFC 7648 §3.3).
-//   - PEER (§12.3): the core has no outbound mappings to create, so PEER
-//     is answered from what is known. For an IPv6 internal address the CPE
-//     is a pure firewall with outbound traffic allowed: SUCCESS with
-//     external = internal and the requested lifetime clamped (the stateless
-//     answer of §11.3). For IPv4, if the requester has a mapping for that
-//     protocol and internal port whose filter admits the peer, its
-//     external address, port and lease left are returned (nothing
-//     changes); otherwise NO_RESOURCES with a 30 s error lifetime, because
-//     the port an outbound flow gets at the provider's NAT can neither be
-//     known nor reserved from the CPE.
+//   - PEER (§12) for an IPv4 flow goes to the core (Core.Peer), which
+//     makes it true: where the CPE translates (local, nat444) it fixes the
+//     flow's WAN source before the flow exists (an nftables source NAT for
+//     that flow: the internal port when no mapping's WAN port holds it,
+//     else another), or, for a flow that exists, reads the source it has
+//     from conntrack (its NAT cannot change); behind the provider's PCP
+//     server it relays a PEER for that source (dslite: for the LAN host,
+//     with THIRD_PARTY) with the client's remote peer, suggested external
+//     endpoint and nonce (RFC 7648 §3), and the client is answered the
+//     outermost endpoint and the provider's lifetime; in local mode the
+//     CPE's NAT is the outermost. A renewal with 3/4 of the asked lifetime
+//     left is answered from the table. An upstream with nothing like PEER
+//     (a NAT-PMP gateway, an ISP box's IGD, or none) cannot tell the port
+//     a flow gets at the outermost NAT: UNSUPP_OPCODE (30 min). THIRD_PARTY
+//     follows the policy as for MAP; PREFER_FAILURE is MALFORMED_REQUEST
+//     (§12.1). For an IPv6 internal address the CPE is a pure firewall with
+//     outbound traffic allowed: SUCCESS with external = internal and the
+//     requested lifetime clamped (the stateless answer of §11.3).
 //   - ANNOUNCE from a client is answered here (SUCCESS, lifetime 0, our
 //     epoch) and never relayed (RFC 7648 §3.5).
 //   - Unknown opcodes and unknown mandatory options are rejected
@@ -231,9 +239,6 @@
 //   - core: origin: a host's UPnP mapping of the same internal port is
 //     another mapping in the core, so NAT-PMP and PCP make their own;
 //     miniupnpd turns the UPnP mapping into theirs.
-//   - core: PEER: the core makes no outbound mappings: PEER is answered
-//     from the requester's MAP mapping of the port, or NO_RESOURCES;
-//     miniupnpd creates a PEER mapping.
 //
 // The rows, by reason:
 //
@@ -275,6 +280,4 @@
 //	pcp map SCTP | v2 MAP SUCCESS L3600 ext=ext:28080 +UDP/*>self:8080 L0 | v2 MAP UNSUPP_PROTOCOL | core: protocols
 //	natpmp map over own UPnP mapping of the internal port | op130 r0 ext=28080 L3600 ~TCP/28080>self:8080 L3600 | op130 r0 ext=* L3600 +TCP/*>self:8080 L3600 | core: origin
 //	pcp map over own UPnP mapping | v2 MAP SUCCESS L3600 ext=ext:28080 ~TCP/28080>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:* +TCP/*>self:8080 L3600 | core: origin
-//	pcp peer with a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER SUCCESS L3600 ext=ext:28080 | core: PEER
-//	pcp peer without a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER NO_RESOURCES | core: PEER
 package natpmp

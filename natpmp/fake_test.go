@@ -32,6 +32,20 @@ type fakeCore struct {
 	deletes  []mapping.Selector
 	events   chan mapping.Event
 	subs     int
+	peers    []mapping.PeerRequest
+	peerErr  error // returned by Peer when set
+}
+
+// Peer answers the flow's outermost endpoint as the ext address and the
+// internal port + 10000, for the lifetime asked.
+func (f *fakeCore) Peer(ctx context.Context, r mapping.PeerRequest) (mapping.PeerResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = append(f.peers, r)
+	if f.peerErr != nil {
+		return mapping.PeerResult{}, f.peerErr
+	}
+	return mapping.PeerResult{External: netip.AddrPortFrom(f.ext, r.Internal.Port()+10000), Lifetime: r.Lifetime}, nil
 }
 
 func newFakeCore(start time.Time, now func() time.Time) *fakeCore {
