@@ -87,6 +87,13 @@ func TestModeDSLite(t *testing.T) {
 	if s := status(t, p); s.Mode != "dslite" {
 		t.Errorf("mode %q", s.Mode)
 	}
+	// The CPE does no NAT: IGD says so (issue 17.9).
+	body := `<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:GetNATRSIPStatus xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:1"></u:GetNATRSIPStatus></s:Body></s:Envelope>`
+	code, answer := igdRequest(t, l, fmt.Sprintf("POST /igd1/WANIPConn1/ctl HTTP/1.1\r\nHost: %s:5000\r\nContent-Type: text/xml\r\nSOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#GetNATRSIPStatus\"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", lab.CPELAN4, len(body), body))
+	if code != 200 || !strings.Contains(answer, "<NewNATEnabled>0</NewNATEnabled>") {
+		t.Errorf("GetNATRSIPStatus in dslite: %d %s", code, answer)
+	}
 }
 
 // TestIPv6PinholePCP: with the RFC 6092 baseline on, an inbound IPv6
