@@ -61,7 +61,7 @@
 //	| `pcp` | `--pcp`, `--no-pcp` | on | Serve PCP (RFC 6887, proxied per RFC 7648) on UDP 5351 on the LAN. |
 //	| `ipv6_pinholes` | `--ipv6-pinholes`, `--no-ipv6-pinholes` | on | Let LAN hosts open IPv6 pinholes (IGD:2 firewall control, PCP MAP for IPv6). |
 //	| `ipv6_firewall` |  | off | Install the RFC 6092 IPv6 baseline (stateful inbound filter, RFC 4890 ICMPv6) in pcpgw's own table; leave off when the router's firewall does it. |
-//	| `secure_mode` | `--secure-mode`, `--no-secure-mode` | on | A LAN host may only map ports to itself. |
+//	| `secure_mode` | `--secure-mode`, `--no-secure-mode` | on | A LAN host may only map ports to itself; off, it may map for other LAN hosts too (UPnP NewInternalClient, PCP THIRD_PARTY). |
 //	| `quota` |  | 128 | Mappings one LAN host may hold; 0: no limit. |
 //	| `min_lifetime` |  | 120 | Shortest lease granted to a LAN host, in seconds. |
 //	| `max_lifetime` |  | 86400 | Longest lease granted to a LAN host, in seconds. |

@@ -256,7 +256,7 @@ var settings = []setting{
 		func(c *Config) *bool { return &c.IPv6Pinholes }),
 	boolSetting("ipv6_firewall", "", false, "Install the RFC 6092 IPv6 baseline (stateful inbound filter, RFC 4890 ICMPv6) in pcpgw's own table; leave off when the router's firewall does it.",
 		func(c *Config) *bool { return &c.IPv6Firewall }),
-	boolSetting("secure_mode", "secure-mode", true, "A LAN host may only map ports to itself.", func(c *Config) *bool { return &c.SecureMode }),
+	boolSetting("secure_mode", "secure-mode", true, "A LAN host may only map ports to itself; off, it may map for other LAN hosts too (UPnP NewInternalClient, PCP THIRD_PARTY).", func(c *Config) *bool { return &c.SecureMode }),
 	{name: "quota", def: "128", help: "Mappings one LAN host may hold; 0: no limit.",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 31)

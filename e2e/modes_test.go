@@ -72,7 +72,15 @@ func TestModeDSLite(t *testing.T) {
 	l.ISP.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", "100.64.0.2")
 	p := l.StartPcpgw(t, "--mode", "dslite", "--pcp-server", "100.64.0.1")
 	serveLAN(t, l, 8085)
-	r := natpmpMapTCP(t, l, 8085, 18085, 3600)
+	// The first request may come while pcpgw still looks for its upstream
+	// (about 2 s, the NAT-PMP server's bound on a core call): NETWORK_FAILURE,
+	// after which a client asks again.
+	var r pcp.NATPMPResponse
+	lab.Eventually(t, 15*time.Second, func() bool {
+		var err error
+		r, err = natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: 8085, SuggestedExternalPort: 18085, Lifetime: 3600})
+		return err == nil && r.Result == pcp.NATPMPSuccess
+	}, "NAT-PMP map 8085 never succeeded: %+v", r)
 	ext := netip.AddrPortFrom(cgnPublic, r.ExternalPort)
 	if !reachable(t, l.Net, "tcp", ext, 5*time.Second) {
 		t.Fatalf("not reachable through the provider's NAT:\n%s", m.Ruleset(t))
@@ -86,6 +94,13 @@ func TestModeDSLite(t *testing.T) {
 	}
 	if s := status(t, p); s.Mode != "dslite" {
 		t.Errorf("mode %q", s.Mode)
+	}
+	// The CPE does no NAT: IGD says so (issue 17.9).
+	body := `<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:GetNATRSIPStatus xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:1"></u:GetNATRSIPStatus></s:Body></s:Envelope>`
+	code, answer := igdRequest(t, l, fmt.Sprintf("POST /igd1/WANIPConn1/ctl HTTP/1.1\r\nHost: %s:5000\r\nContent-Type: text/xml\r\nSOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#GetNATRSIPStatus\"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", lab.CPELAN4, len(body), body))
+	if code != 200 || !strings.Contains(answer, "<NewNATEnabled>0</NewNATEnabled>") {
+		t.Errorf("GetNATRSIPStatus in dslite: %d %s", code, answer)
 	}
 }
 

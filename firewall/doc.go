@@ -39,6 +39,8 @@
 //	set pin6hp { type ipv6_addr . inet_service . ipv6_addr . inet_proto . inet_service; ... }
 //	set pin6s  { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags interval,timeout; counter }
 //	           # remote prefix (Pinhole.RemotePrefix: a NAT64's Pref64::/n) . LAN addr . proto . port
+//	map peer4  { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout }
+//	           # LAN address . l4proto . LAN port . remote . remote port -> WAN address . WAN port (Outbound: PCP PEER)
 //	set lan_ifs { type ifname }     # Config.LAN
 //	set wan4    { type ipv4_addr }  # Config.WANAddr / SetWANAddr (hairpin)
 //
@@ -51,6 +53,7 @@
 //	}
 //	chain postrouting { type nat hook postrouting priority srcnat - 5; policy accept;
 //	  iifname @lan_ifs oifname @lan_ifs ct status dnat ct mark & MARK == MARK masquerade  # hairpin replies
+//	  oifname WAN snat ip to ip saddr . meta l4proto . th sport . ip daddr . th dport map @peer4
 //	}
 //	chain forward { type filter hook forward priority filter - 5; policy accept;
 //	  iifname WAN ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | MARK accept
@@ -92,6 +95,18 @@
 // the same LAN port are two elements. DNAT runs at dstnat + 5, after the
 // main firewall's own redirects, which therefore win. The counter of a
 // pinhole element (Packets) counts every inbound packet that matched it.
+//
+// # Outbound flows (PCP PEER)
+//
+// An Outbound fixes the source a flow's first packet leaves the WAN with
+// (RFC 6887 §12: a PEER mapping exists before its flow). The SNAT runs at
+// srcnat - 5, before fw4's masquerade at srcnat: the first NAT chain to
+// bind a connection wins, so the flow keeps the port pcpgw told its
+// client. A flow that exists already keeps its NAT (conntrack decides a
+// flow's NAT once); FlowSource reads it (one ctnetlink GET by the original
+// tuple), so that a PEER for an existing flow is answered with the source
+// it really has. Sync leaves the peer4 elements alone: they expire by
+// their timeouts.
 //
 // # Living with a main firewall (OpenWrt fw4)
 //

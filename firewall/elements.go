@@ -36,6 +36,7 @@ const (
 	setPin6P               // set: remote port . lan addr . l4proto . port
 	setPin6HP              // set: remote . remote port . lan addr . l4proto . port
 	setPin6S               // set: remote prefix (interval) . lan addr . l4proto . port
+	setPeer4               // map: lan addr . l4proto . lan port . remote . remote port : wan addr . wan port
 	numElemSets
 )
 
@@ -80,6 +81,7 @@ var setDefs = [numElemSets]setDef{
 	setPin6P:  {name: "pin6p", key: []field{fPort, fIPv6, fProto, fPort}, counter: true},
 	setPin6HP: {name: "pin6hp", key: []field{fIPv6, fPort, fIPv6, fProto, fPort}, counter: true},
 	setPin6S:  {name: "pin6s", key: []field{fIPv6, fIPv6, fProto, fPort}, counter: true, interval: true},
+	setPeer4:  {name: "peer4", key: []field{fIPv4, fProto, fPort, fIPv4, fPort}, val: []field{fIPv4, fPort}},
 }
 
 func fieldsLen(fs []field) int {
@@ -234,8 +236,48 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
+// outboundElem returns the element that implements o.
+func outboundElem(o Outbound) (elem, error) {
+	if !supported(o.Proto) {
+		return elem{}, fmt.Errorf("%w: outbound protocol %d", ErrInvalid, o.Proto)
+	}
+	from, to, via := o.From.Addr().Unmap(), o.To.Addr().Unmap(), o.Via.Addr().Unmap()
+	if !from.Is4() || !to.Is4() || !via.Is4() || o.From.Port() == 0 || o.To.Port() == 0 || o.Via.Port() == 0 {
+		return elem{}, fmt.Errorf("%w: outbound %v -> %v via %v is not IPv4 addresses and ports", ErrInvalid, o.From, o.To, o.Via)
+	}
+	timeout, err := kernelTimeout(o.Timeout)
+	if err != nil {
+		return elem{}, err
+	}
+	k := appendAddr(make([]byte, 0, 20), from)
+	k = appendPort(appendAddr(appendPort(appendProto(k, o.Proto), o.From.Port()), to), o.To.Port())
+	return elem{set: setPeer4, key: k, val: appendPort(appendAddr(make([]byte, 0, 8), via), o.Via.Port()), timeout: timeout}, nil
+}
+
+// Validate reports whether the firewall can install o (an error wrapping
+// ErrInvalid when not): TCP, UDP, DCCP, SCTP or UDP-Lite; IPv4 addresses
+// and ports all through; a timeout not negative.
+func (o Outbound) Validate() error {
+	_, err := outboundElem(o)
+	return err
+}
+
 // changeElems turns a Change into the elements to delete and to add.
 func changeElems(c Change) (dels, adds []elem, err error) {
+	for _, o := range c.DelOutbound {
+		e, err := outboundElem(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		dels = append(dels, e)
+	}
+	for _, o := range c.AddOutbound {
+		e, err := outboundElem(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		adds = append(adds, e)
+	}
 	for _, f := range c.DelForwards {
 		es, err := forwardElems(f)
 		if err != nil {

@@ -560,8 +560,8 @@ func (f *NFT) readSets(ids []setID) ([]elem, error) {
 // netlink socket's buffer.
 const maxSyncBatch = 2000
 
-// Sync makes the kernel hold exactly fwds and pins: it reads the table's
-// elements, deletes what is not wanted and adds what is missing (refreshing
+// Sync makes the kernel hold exactly fwds and pins (Outbound elements are
+// left as they are): it reads the table's elements, deletes what is not wanted and adds what is missing (refreshing
 // the timeouts of what is kept). It never flushes the sets, so entries that
 // stay wanted keep working throughout.
 func (f *NFT) Sync(ctx context.Context, fwds []Forward, pins []Pinhole) error {
@@ -574,9 +574,14 @@ func (f *NFT) Sync(ctx context.Context, fwds []Forward, pins []Pinhole) error {
 	if f.closed {
 		return ErrClosed
 	}
-	all := make([]setID, numElemSets)
-	for i := range all {
-		all[i] = setID(i)
+	// The outbound NAT of PEER mappings is not the table's to restore:
+	// those elements live out their timeouts (the core does not keep
+	// them across a restart; its PEER clients ask again).
+	all := make([]setID, 0, numElemSets)
+	for i := range numElemSets {
+		if i != setPeer4 {
+			all = append(all, i)
+		}
 	}
 	kernel, err := f.readSets(all)
 	if err != nil {

@@ -261,6 +261,7 @@ func TestTableLayout(t *testing.T) {
 		},
 		"postrouting": {
 			`meta nfproto ipv4 iifname @lan_ifs oifname @lan_ifs ct status dnat ct mark & 0x20000000 == 0x20000000 masquerade`,
+			`oifname "Pc1" snat ip to ip saddr . meta l4proto . th sport . ip daddr . th dport map @peer4`,
 		},
 		"forward": {
 			`iifname "Pc1" ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | 0x20000000 accept`,

@@ -179,6 +179,22 @@ func dnatVia(m *nftables.Set, srcs ...src) []expr.Any {
 	)
 }
 
+// snatVia is `snat ip to <key> map @m`: the map's value (address . port)
+// lands in reg0 and reg0+1.
+func snatVia(m *nftables.Set, srcs ...src) []expr.Any {
+	return append(load(srcs...),
+		&expr.Lookup{SourceRegister: reg0, DestRegister: reg0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg0, RegProtoMin: reg0 + 1},
+	)
+}
+
+func oifname(name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg0},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg0, Data: ifname(name)},
+	}
+}
+
 // wan6 is the interface inbound IPv6 arrives on.
 func (f *NFT) wan6() string {
 	if f.cfg.WAN6 != "" {
@@ -205,6 +221,8 @@ func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 			// hairpin: replies must come back through the CPE
 			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), ifIn(expr.MetaKeyOIFNAME, sets.lanIfs),
 				ctBits(expr.CtKeySTATUS, ipsDstNAT), hasMark(f.mark), []expr.Any{&expr.Masq{}}),
+			// PEER: an outbound flow leaves with the source chosen for it
+			cat(nfproto(ipv4), oifname(f.cfg.WAN), snatVia(el[setPeer4], srcIPSaddr, srcL4Proto, srcTHSport, srcIPDaddr, srcTHDport)),
 		},
 		chainForward: {
 			cat(nfproto(ipv4), iifname(f.cfg.WAN), lookup(el[setAcc4], srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),

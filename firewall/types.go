@@ -35,6 +35,23 @@ type Pinhole struct {
 	Timeout      time.Duration
 }
 
+// Outbound is the source NAT of one outbound IPv4 flow on the CPE (a PCP
+// PEER mapping, RFC 6887 §12, RFC 7648 §3): packets of Proto from the LAN
+// host From to the remote To leave the WAN with the source Via (the WAN
+// address and a port chosen before the flow exists), instead of whatever
+// port the main firewall's masquerade would pick. It only decides the
+// NAT of a flow's first packet: a flow that exists keeps its own (see
+// NFT.FlowSource).
+type Outbound struct {
+	Proto uint8 // 6 TCP, 17 UDP
+	From  netip.AddrPort
+	To    netip.AddrPort
+	Via   netip.AddrPort
+	// Timeout lets the kernel expire the entry (the PEER lifetime); the
+	// flows it started keep their NAT in conntrack.
+	Timeout time.Duration
+}
+
 // Change is one batch: everything in it reaches the kernel in one netlink
 // transaction, deletions first.
 type Change struct {
@@ -42,9 +59,12 @@ type Change struct {
 	DelForwards []Forward
 	AddPinholes []Pinhole
 	DelPinholes []Pinhole
+	AddOutbound []Outbound
+	DelOutbound []Outbound
 }
 
 // Empty reports whether c changes nothing.
 func (c Change) Empty() bool {
-	return len(c.AddForwards)+len(c.DelForwards)+len(c.AddPinholes)+len(c.DelPinholes) == 0
+	return len(c.AddForwards)+len(c.DelForwards)+len(c.AddPinholes)+len(c.DelPinholes)+
+		len(c.AddOutbound)+len(c.DelOutbound) == 0
 }

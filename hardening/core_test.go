@@ -159,6 +159,13 @@ func (l lanShim) ExternalAddr(ctx context.Context) (netip.Addr, error) { return 
 func (l lanShim) Epoch(now time.Time) uint32                           { return l.c.Epoch(now) }
 func (l lanShim) Subscribe() (<-chan mapping.Event, func())            { return l.c.Subscribe() }
 func (l lanShim) PinholesEnabled() bool                                { return l.c.PinholesEnabled() }
+func (l lanShim) SecureMode() bool                                     { return l.c.SecureMode() }
+
+func (l lanShim) Peer(ctx context.Context, r mapping.PeerRequest) (mapping.PeerResult, error) {
+	r.Client = toLAN(r.Client)
+	r.Internal = netip.AddrPortFrom(toLAN(r.Internal.Addr()), r.Internal.Port())
+	return l.c.Peer(ctx, r)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex

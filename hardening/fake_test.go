@@ -88,6 +88,14 @@ func (f *fakeCore) Subscribe() (<-chan mapping.Event, func()) {
 
 func (f *fakeCore) PinholesEnabled() bool { return true }
 
+// Peer answers the internal port on the external address.
+func (f *fakeCore) Peer(_ context.Context, r mapping.PeerRequest) (mapping.PeerResult, error) {
+	return mapping.PeerResult{External: netip.AddrPortFrom(extIP, r.Internal.Port()), Lifetime: r.Lifetime}, nil
+}
+
+// SecureMode is on, as by default.
+func (f *fakeCore) SecureMode() bool { return true }
+
 // calls is how many times the core was asked anything that could change
 // or reveal state.
 func (f *fakeCore) calls() int {

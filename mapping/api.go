@@ -101,7 +101,11 @@ type Mapping struct {
 	External netip.AddrPort
 	// WANPort is the CPE's own WAN port of its DNAT (nat444, local); 0 when
 	// the CPE does no NAT for this mapping.
-	WANPort     uint16
+	WANPort uint16
+	// Given is the first external port the mapping was given (what a LAN
+	// client was told when it was made); External.Port() differs from it
+	// after the mapping moved (EventMappingMoved). 0 until it has one.
+	Given       uint16
 	RemoteHost  netip.Addr
 	RemotePort  uint16
 	Description string
@@ -200,6 +204,17 @@ const (
 	EventStateLost
 	// EventMappings: the number of mappings changed (GENA).
 	EventMappings
+	// EventFirewall: IPv6 pinholes were turned on or off (SetPinholes):
+	// PinholesEnabled says which (GENA: InboundPinholeAllowed).
+	EventFirewall
+	// EventMappingMoved: one mapping's external endpoint changed from Was
+	// to Mapping.External (the upstream gave another port after it lost
+	// its state, after a change of upstream, or in a PCP Mapping Update):
+	// its client must learn it (PCP Mapping Update, NAT-PMP announcement,
+	// GENA). A NAT-PMP mapping's move of port also restarts pcpgw's epoch
+	// (RFC 6886 §3.7: the only thing that makes NAT-PMP clients ask
+	// again). Exact mappings never move: they fail instead.
+	EventMappingMoved
 )
 
 // Event is sent to subscribers of the core.
@@ -207,6 +222,11 @@ type Event struct {
 	Kind     EventKind
 	External netip.Addr // EventExternalAddr
 	Count    int        // EventMappings: live port mappings
+	// Mapping is the mapping as it now is (EventMappingMoved): its ID,
+	// Origin, Client, Nonce, Internal, filter and new External.
+	Mapping Mapping
+	// Was is the external endpoint the mapping had (EventMappingMoved).
+	Was netip.AddrPort
 }
 
 // Mode is how pcpgw reaches the internet.

@@ -85,7 +85,7 @@ type Config struct {
 	// MinLifetime and MaxLifetime clamp LAN leases that have an end;
 	// zero means 120 s and 86400 s.
 	MinLifetime, MaxLifetime time.Duration
-	// Pinholes enables IPv6 pinholes.
+	// Pinholes enables IPv6 pinholes (SetPinholes changes it later).
 	Pinholes bool
 	// StateDir holds the state file and its journal (see doc.go,
 	// "Persistence"); "" disables persistence (answers then wait for no
@@ -138,6 +138,13 @@ type Core struct {
 	ports      PortSet        // portset mode: the external ports mappings may take
 	prefix64   []netip.Prefix // NAT64 prefixes when the provider names none
 	pol        atomic.Pointer[Policy]
+	// pinholesOn: IPv6 pinholes may be opened (Config.Pinholes, then
+	// SetPinholes); changed under mu.
+	pinholesOn atomic.Bool
+	// peers are the PEER mappings (peer.go); peerLost counts the
+	// upstream's losses of state, which end them upstream.
+	peers    map[peerKey]*peerEntry
+	peerLost uint32
 
 	wake chan struct{} // scheduler: the earliest deadline changed
 
@@ -203,6 +210,10 @@ type entry struct {
 	// padding: an entry stays 448 bytes).
 	jwant uint32
 
+	// told is the external endpoint LAN clients were last given (kept
+	// while the mapping is made again at another upstream); see
+	// noteExternalLocked.
+	told    netip.AddrPort
 	upErr   error         // why the provider has not made it (nil: it has)
 	ready   chan struct{} // closed when the first upstream attempt ended
 	upAt    time.Time     // when the provider last answered
@@ -265,6 +276,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 	}
 	c.pol.Store(&pol)
 	c.prefix64 = slices.Clone(cfg.Prefix64)
+	c.pinholesOn.Store(cfg.Pinholes)
 	c.mode = ResolveMode(cfg.Mode, cfg.WANAddr, cfg.Upstream != nil)
 	if c.mode == ModePortSet {
 		if cfg.PortSet.Set.Empty() {
@@ -443,8 +455,11 @@ func (c *Core) Epoch(now time.Time) uint32 {
 	return uint32(d / time.Second)
 }
 
+// SecureMode reports whether secure mode is on (the policy in force).
+func (c *Core) SecureMode() bool { return c.policy().SecureMode }
+
 // PinholesEnabled reports whether IPv6 pinholes may be opened.
-func (c *Core) PinholesEnabled() bool { return c.cfg.Pinholes }
+func (c *Core) PinholesEnabled() bool { return c.pinholesOn.Load() }
 
 // Count returns the number of live port mappings (pinholes excluded).
 func (c *Core) Count() int {
@@ -524,10 +539,14 @@ func selects(s Selector, e *entry) bool {
 	return true
 }
 
+// subscriberBuffer is the events a subscriber may fall behind by before
+// it loses some: room for the moves of a burst of re-creations.
+const subscriberBuffer = 128
+
 // Subscribe returns a channel of events until the returned func is called.
 // A subscriber that does not keep up loses events (never blocks the core).
 func (c *Core) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 32)
+	ch := make(chan Event, subscriberBuffer)
 	c.mu.Lock()
 	c.subs[ch] = struct{}{}
 	c.mu.Unlock()
@@ -608,6 +627,9 @@ func (c *Core) setExternalLocked(a netip.Addr) {
 		if e.Upstream == UpstreamOK && e.External.Addr().Is4() && !e.IsPinhole() && !e.NAT64 {
 			e.External = netip.AddrPortFrom(a, e.External.Port())
 			c.markLocked(e, markPut)
+			// Every mapping's address changed: EventExternalAddr tells
+			// the front-ends (announcements, GENA, PCP Mapping Updates).
+			c.noteExternalLocked(e, false)
 		}
 	}
 	c.markHeadLocked()

@@ -61,11 +61,28 @@
 // What was asked for exactly (IGD AddPortMapping, PCP PREFER_FAILURE,
 // static forwards) is asked for with PREFER_FAILURE on creation, renewal
 // and re-creation (RFC 6970 §5.10): it keeps its port or fails, never
-// moves. A renewal is answered from the table only while 3/4 of the asked
+// moves. What was not (NAT-PMP, PCP without PREFER_FAILURE,
+// AddAnyPortMapping) may come back on another port; the core keeps the
+// first port it gave (Mapping.Given) and tells its subscribers
+// (EventMappingMoved), so that the front-ends tell the clients (a PCP
+// Mapping Update, the NAT-PMP announcement with a restarted epoch, GENA);
+// a NAT-PMP mapping's move to another port restarts pcpgw's epoch (RFC
+// 6886 §3.7). A renewal is answered from the table only while 3/4 of the asked
 // lifetime is left upstream (RFC 7648 §3). A mapping the upstream ends by
 // itself (§14.2) leaves the table and the kernel; NAT-PMP's delete-all
 // deletes what it may; a host whose DHCP lease ended loses its mappings
 // (RFC 6970 §5.10, by the daemon through Delete).
+//
+// PEER (RFC 6887 §12, relayed as RFC 7648 §3 says): Core.Peer fixes an
+// outbound flow's WAN source on the CPE before the flow exists
+// (firewall.Outbound), or takes the source an existing flow has
+// (conntrack), relays a PEER for it to the provider's PCP server (dslite:
+// for the LAN host, with THIRD_PARTY), and answers the outermost endpoint;
+// in local mode the CPE's own NAT is the outermost. Other upstreams have
+// no PEER: CodeUnsupported. PEER mappings are kept in memory only (their
+// clients renew them; their kernel entries expire by themselves) and are
+// not answered from the table after the upstream changed or lost its
+// state.
 //
 // Persistence (issue 18): a request's success is sent only once its change
 // would survive a crash of the process at any instant (kill -9, a panic,

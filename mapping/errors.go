@@ -26,6 +26,7 @@ const (
 	// the CPE may map in portset mode: outside the provider's port set,
 	// or in the part of it kept for the CPE's outbound flows.
 	CodeOutsidePortSet
+	CodeUnsupported // the operation cannot be done here (PCP PEER with an upstream that has none)
 )
 
 var codeNames = [...]string{
@@ -34,6 +35,7 @@ var codeNames = [...]string{
 	CodeNetworkFailure: "network failure", CodeCannotProvideExternal: "cannot provide external",
 	CodeNotFound: "not found", CodeUnsupportedProtocol: "unsupported protocol",
 	CodeNonceMismatch: "nonce mismatch", CodeDisabled: "disabled", CodeOutsidePortSet: "outside the port set",
+	CodeUnsupported: "unsupported",
 }
 
 func (c Code) String() string {

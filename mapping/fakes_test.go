@@ -38,6 +38,34 @@ type fakeUp struct {
 	// NAT64's IPv4 address, its PREFIX64 prefixes).
 	ext64    netip.Addr
 	prefix64 []netip.Prefix
+	peers    []upstream.PeerRequest
+	peerErr  error // returned by Peer when set
+}
+
+// Peer grants an outbound mapping on the suggested port, else the
+// internal port + 10000; a suggested port that is taken is
+// CANNOT_PROVIDE_EXTERNAL (PEER implies PREFER_FAILURE, RFC 6887 §12.1).
+func (u *fakeUp) Peer(_ context.Context, r upstream.PeerRequest) (upstream.MapResult, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.peers = append(u.peers, r)
+	if u.peerErr != nil {
+		return upstream.MapResult{}, u.peerErr
+	}
+	port := r.Internal.Port() + 10000
+	if p := r.SuggestedExternal.Port(); p != 0 {
+		if u.taken[p] {
+			return upstream.MapResult{}, &upstream.Error{Kind: upstream.KindPCP, Op: "peer", Code: pcp.CannotProvideExternal, Lifetime: 30}
+		}
+		port = p
+	}
+	return upstream.MapResult{External: netip.AddrPortFrom(u.ext, port), Lifetime: min(r.Lifetime, u.lifetime), Nonce: r.Nonce}, nil
+}
+
+func (u *fakeUp) peerRequests() []upstream.PeerRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]upstream.PeerRequest(nil), u.peers...)
 }
 
 func newFakeUp() *fakeUp {

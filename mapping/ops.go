@@ -81,6 +81,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	if created {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
 	} else {
+		c.refilterLocked(e, r, now, &change)
 		c.renewKernelLocked(e, now, &change)
 		c.refreshUpstreamLocked(e, r.Lifetime, now)
 	}
@@ -252,7 +253,7 @@ func (c *Core) validate(r *Request) error {
 	if c.policy().SecureMode && ia != r.Client && r.Origin != OriginStatic {
 		return &Error{Code: CodeNotAuthorized, Msg: "secure mode: a host may map ports only to itself"}
 	}
-	if ia.Is6() && !c.cfg.Pinholes {
+	if ia.Is6() && !c.PinholesEnabled() {
 		return &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
 	}
 	return nil
@@ -282,6 +283,9 @@ func (c *Core) clampLease(o Origin, l time.Duration) time.Duration {
 func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool, err error) {
 	nat64 := isNAT64(r)
 	pinhole := r.Internal.Addr().Is6() && !nat64
+	if pinhole && !c.PinholesEnabled() {
+		return nil, nil, false, &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
+	}
 	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
 		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {
@@ -303,7 +307,7 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
 		for _, x := range c.perClient[r.Client] {
 			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin && x.NAT64 == nat64 &&
-				(!pinhole || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
+				(!pinhole || r.Origin == OriginPCP || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
 				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
 					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
 					// from the mapping's own host for itself, as miniupnpd
@@ -504,6 +508,7 @@ func (c *Core) insertLocked(e *entry) {
 	c.perClient[e.Client] = append(c.perClient[e.Client], e)
 	c.order = append(c.order, e)
 	c.pushLocked(e)
+	c.noteExternalLocked(e, false)
 	c.emitLocked(Event{Kind: EventMappings, Count: c.countLocked()})
 	c.markLocked(e, markPut)
 	c.dirtyLocked()

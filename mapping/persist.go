@@ -81,6 +81,11 @@ type stateMapping struct {
 	Tentative bool     `json:"tentative,omitempty"`
 	NAT64     bool     `json:"nat64,omitempty"`
 	Prefix64  []string `json:"prefix64,omitempty"`
+	// Given is the first external port the mapping was given; Told the
+	// external endpoint LAN clients were last told, when it is not
+	// External (see noteExternalLocked).
+	Given uint16 `json:"given,omitempty"`
+	Told  string `json:"told,omitempty"`
 }
 
 func (c *Core) dirtyLocked() {
@@ -189,6 +194,10 @@ func (e *entry) state() stateMapping {
 	}
 	if e.External.IsValid() {
 		sm.External = e.External.String()
+	}
+	sm.Given = e.Given
+	if e.told.IsValid() && e.told != e.External {
+		sm.Told = e.told.String()
 	}
 	if e.RemoteHost.IsValid() {
 		sm.RemoteHost = e.RemoteHost.String()
@@ -494,6 +503,10 @@ func (c *Core) load(ctx context.Context) error {
 			continue
 		}
 		if e.IsPinhole() {
+			if !c.PinholesEnabled() {
+				dropped++ // pinholes were turned off meanwhile
+				continue
+			}
 			c.insertLocked(e)
 			continue
 		}
@@ -621,7 +634,7 @@ func parseEntry(sm stateMapping) (*entry, error) {
 	if err := parseNonce(sm.UpNonce, &e.nonce); err != nil {
 		return nil, err
 	}
-	e.WANPort, e.RemotePort = sm.WANPort, sm.RemotePort
+	e.WANPort, e.RemotePort, e.Given = sm.WANPort, sm.RemotePort, sm.Given
 	e.NAT64 = sm.NAT64
 	for _, s := range sm.Prefix64 {
 		p, err := netip.ParsePrefix(s)
@@ -632,6 +645,11 @@ func parseEntry(sm stateMapping) (*entry, error) {
 	}
 	if e.NAT64 && (!e.Internal.Addr().Is6() || len(e.Prefix64) == 0) {
 		return nil, errors.New("a NAT64 mapping without an IPv6 host or a prefix")
+	}
+	if sm.Told != "" {
+		if e.told, err = netip.ParseAddrPort(sm.Told); err != nil {
+			return nil, err
+		}
 	}
 	e.Description = SanitizeDescription(sm.Description)
 	e.Created, e.Expires, e.upAt, e.exact = sm.Created, sm.Expires, sm.UpAt, sm.Exact

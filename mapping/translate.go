@@ -153,7 +153,7 @@ func NATPMPResult(err error) pcp.NATPMPResult {
 		return pcp.NATPMPNotAuthorized
 	case CodeQuota, CodeNoResources, CodeCannotProvideExternal:
 		return pcp.NATPMPOutOfResources
-	case CodeUnsupportedProtocol:
+	case CodeUnsupportedProtocol, CodeUnsupported:
 		return pcp.NATPMPUnsuppOpcode
 	default:
 		return pcp.NATPMPNetworkFailure
@@ -183,6 +183,8 @@ func PCPResult(err error) (code pcp.ResultCode, lifetime uint32) {
 		code = pcp.NoResources
 	case CodeUnsupportedProtocol:
 		code, long = pcp.UnsuppProtocol, true
+	case CodeUnsupported:
+		code, long = pcp.UnsuppOpcode, true
 	case CodeNotFound:
 		// Deleting what does not exist succeeds (RFC 6887 §15: idempotent).
 		return pcp.Success, 0

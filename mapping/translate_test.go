@@ -34,6 +34,7 @@ func TestTranslation(t *testing.T) {
 		{CodeUnsupportedProtocol, 402, 402, 705, pcp.NATPMPUnsuppOpcode, pcp.UnsuppProtocol, 1800},
 		{CodeNonceMismatch, 718, 606, 606, pcp.NATPMPNotAuthorized, pcp.NotAuthorized, 1800},
 		{CodeDisabled, 718, 606, 702, pcp.NATPMPNotAuthorized, pcp.NotAuthorized, 1800},
+		{CodeUnsupported, 501, 501, 501, pcp.NATPMPUnsuppOpcode, pcp.UnsuppOpcode, 1800},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {

@@ -185,6 +185,7 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 				c.byExt[keyOf(e.Proto, e.port)] = e
 			}
 		}
+		c.noteExternalLocked(e, true)
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
 		if !e.Expires.IsZero() && !e.renewAt.Before(e.Expires) {
 			e.renewAt = time.Time{} // the lease ends first
@@ -407,6 +408,7 @@ func (c *Core) setKindLocked(k upstream.Kind, gen uint64) {
 			e.Upstream, e.renewAt = UpstreamNone, time.Time{}
 			if e.WANPort != 0 {
 				e.External = netip.AddrPortFrom(c.wan, e.WANPort)
+				c.noteExternalLocked(e, true)
 			}
 			if e.ready != nil {
 				select {
@@ -485,6 +487,7 @@ func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 			continue
 		}
 		e.External = res.External
+		c.noteExternalLocked(e, true)
 		e.upLife = time.Duration(res.Lifetime) * time.Second
 		e.upAt = time.Now()
 		e.attempt = 0
@@ -501,6 +504,7 @@ func (c *Core) recreateAll(spread bool) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.peerLost++ // PEER mappings are gone upstream: not answered from the table
 	for _, e := range c.entries {
 		if e.IsPinhole() || !c.upstreamLocked() {
 			continue
@@ -552,6 +556,7 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 		case onCPE:
 			e.Upstream = UpstreamNone
 			e.External = netip.AddrPortFrom(a, e.WANPort)
+			c.noteExternalLocked(e, false) // EventExternalAddr tells everyone
 		default:
 			if e.Upstream == UpstreamNone {
 				e.Upstream = UpstreamPending

@@ -28,6 +28,11 @@ type Core interface {
 	Subscribe() (<-chan mapping.Event, func())
 	// PinholesEnabled reports whether IPv6 pinholes may be opened.
 	PinholesEnabled() bool
+	// Peer serves a PCP PEER for an IPv4 flow (RFC 6887 §12, RFC 7648 §3).
+	Peer(ctx context.Context, r mapping.PeerRequest) (mapping.PeerResult, error)
+	// SecureMode reports whether secure mode is on (a host maps only to
+	// itself): with it off, PCP THIRD_PARTY is accepted.
+	SecureMode() bool
 }
 
 // *mapping.Core is the Core of the daemon.

@@ -95,22 +95,36 @@
 //     else UNSUPP_OPTION and nothing changes (§13.3). A renewal without
 //     FILTER keeps the mapping's filter. The filter replaces, rather than
 //     adds to, an earlier one.
-//   - THIRD_PARTY (§13.1) is refused with UNSUPP_OPTION unless
-//     Config.ThirdParty (§7.3: a disabled option, or a client not
+//   - THIRD_PARTY (§13.1) follows the policy: refused with UNSUPP_OPTION
+//     while secure mode is on (§7.3: a disabled option, or a client not
 //     authorized to use it, gets UNSUPP_OPTION; the RFC recommends CPEs
-//     refuse it by default). When enabled, it must name another host on a
-//     LAN prefix (not the CPE): naming the sender itself is
-//     MALFORMED_REQUEST, an address off the LAN is UNSUPP_OPTION.
-//   - PEER (§12.3): the core has no outbound mappings to create, so PEER
-//     is answered from what is known. For an IPv6 internal address the CPE
-//     is a pure firewall with outbound traffic allowed: SUCCESS with
-//     external = internal and the requested lifetime clamped (the stateless
-//     answer of §11.3). For IPv4, if the requester has a mapping for that
-//     protocol and internal port whose filter admits the peer, its
-//     external address, port and lease left are returned (nothing
-//     changes); otherwise NO_RESOURCES with a 30 s error lifetime, because
-//     the port an outbound flow gets at the provider's NAT can neither be
-//     known nor reserved from the CPE.
+//     refuse it by default, and secure mode is on by default), taken
+//     while it is off (the user's out-of-band choice the RFC asks for),
+//     or always with Config.ThirdParty. When taken, it must name another
+//     host on a LAN prefix (not the CPE): naming the sender itself is
+//     MALFORMED_REQUEST, an address off the LAN is UNSUPP_OPTION. The
+//     core maps for the host named: behind the CPE's own NAT the provider
+//     is asked for the CPE's WAN port (the mapping's external address is
+//     the CPE's); where the CPE does no NAT (dslite) the upstream request
+//     carries THIRD_PARTY with the host's address (RFC 7648 §3.3).
+//   - PEER (§12) for an IPv4 flow goes to the core (Core.Peer), which
+//     makes it true: where the CPE translates (local, nat444) it fixes the
+//     flow's WAN source before the flow exists (an nftables source NAT for
+//     that flow: the internal port when no mapping's WAN port holds it,
+//     else another), or, for a flow that exists, reads the source it has
+//     from conntrack (its NAT cannot change); behind the provider's PCP
+//     server it relays a PEER for that source (dslite: for the LAN host,
+//     with THIRD_PARTY) with the client's remote peer, suggested external
+//     endpoint and nonce (RFC 7648 §3), and the client is answered the
+//     outermost endpoint and the provider's lifetime; in local mode the
+//     CPE's NAT is the outermost. A renewal with 3/4 of the asked lifetime
+//     left is answered from the table. An upstream with nothing like PEER
+//     (a NAT-PMP gateway, an ISP box's IGD, or none) cannot tell the port
+//     a flow gets at the outermost NAT: UNSUPP_OPCODE (30 min). THIRD_PARTY
+//     follows the policy as for MAP; PREFER_FAILURE is MALFORMED_REQUEST
+//     (§12.1). For an IPv6 internal address the CPE is a pure firewall with
+//     outbound traffic allowed: SUCCESS with external = internal and the
+//     requested lifetime clamped (the stateless answer of §11.3).
 //   - ANNOUNCE from a client is answered here (SUCCESS, lifetime 0, our
 //     epoch) and never relayed (RFC 7648 §3.5).
 //   - Unknown opcodes and unknown mandatory options are rejected
@@ -121,10 +135,38 @@
 // The epoch in every response is pcpgw's own (Core.Epoch), never the
 // upstream server's (RFC 7648 §3, REQUIREMENTS 25).
 //
+// # Mappings that move (RFC 6887 §14.2, RFC 6886 §3.2.1)
+//
+// A mapping that was not asked for exactly may come back from the
+// upstream on another external port (the provider lost its state,
+// another upstream took over, a PCP Mapping Update from the provider);
+// the core then says so (EventMappingMoved). Its client learns it:
+//
+//   - a PCP client gets the Mapping Update: the MAP response its request
+//     would now get (its nonce, protocol and internal port, the new
+//     external address and port, the lease left, the epoch), with
+//     THIRD_PARTY when the mapping is for another host and FILTER when it
+//     has one, no optional option, sent from the LAN socket its request
+//     came to (source 5351, so that the client takes it, §8.3) to the
+//     address and port the request came from, three times (at once, 250
+//     ms later, 500 ms after that), the repeats stopping once the client
+//     asks again. The server remembers, for each PCP mapping, where the
+//     last request for it came from (at most 4096 mappings; the least
+//     recently heard from are forgotten first; a delete forgets it). The
+//     same update goes to every remembered client whose mapping's
+//     endpoint changed when the external address changes
+//     (EventExternalAddr, §14.2's own example).
+//   - NAT-PMP has no notice for one mapping: the core restarts pcpgw's
+//     epoch when a NAT-PMP mapping moves to another port (its mapping at
+//     the old port is lost state, RFC 6886 §3.7), and the server sends the
+//     announcements (below), whose epoch tells every NAT-PMP client to ask
+//     for its mappings again (§3.2.1, §3.6); the client of the moved
+//     mapping is answered its new port.
+//
 // # Announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)
 //
-// At start, and on the core's EventExternalAddr and EventStateLost, the
-// server sends 10 rounds, the first at once, then after 250 ms, each
+// At start, on the core's EventExternalAddr and EventStateLost, and when
+// a NAT-PMP mapping moved, the server sends 10 rounds, the first at once, then after 250 ms, each
 // interval doubling (0, 0.25, 0.75, 1.75, 3.75 ... 127.75 s); a new event
 // restarts the schedule. One round sends, on each LAN interface, from its
 // IPv4 socket (source port 5351, multicast interface set, TTL 1) the
@@ -197,9 +239,6 @@
 //   - core: origin: a host's UPnP mapping of the same internal port is
 //     another mapping in the core, so NAT-PMP and PCP make their own;
 //     miniupnpd turns the UPnP mapping into theirs.
-//   - core: PEER: the core makes no outbound mappings: PEER is answered
-//     from the requester's MAP mapping of the port, or NO_RESOURCES;
-//     miniupnpd creates a PEER mapping.
 //
 // The rows, by reason:
 //
@@ -241,6 +280,4 @@
 //	pcp map SCTP | v2 MAP SUCCESS L3600 ext=ext:28080 +UDP/*>self:8080 L0 | v2 MAP UNSUPP_PROTOCOL | core: protocols
 //	natpmp map over own UPnP mapping of the internal port | op130 r0 ext=28080 L3600 ~TCP/28080>self:8080 L3600 | op130 r0 ext=* L3600 +TCP/*>self:8080 L3600 | core: origin
 //	pcp map over own UPnP mapping | v2 MAP SUCCESS L3600 ext=ext:28080 ~TCP/28080>self:8080 L3600 | v2 MAP SUCCESS L3600 ext=ext:* +TCP/*>self:8080 L3600 | core: origin
-//	pcp peer with a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER SUCCESS L3600 ext=ext:28080 | core: PEER
-//	pcp peer without a mapping | v2 PEER SUCCESS L3600 ext=ext:8080 | v2 PEER NO_RESOURCES | core: PEER
 package natpmp

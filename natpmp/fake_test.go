@@ -25,12 +25,27 @@ type fakeCore struct {
 	delErr   error // returned by Delete when set
 	hang     bool  // Map and ExternalAddr wait for the context to end
 	pinholes bool
+	secure   bool // SecureMode
 	maps     []mapping.Mapping
 	nextID   uint32
 	requests []mapping.Request
 	deletes  []mapping.Selector
 	events   chan mapping.Event
 	subs     int
+	peers    []mapping.PeerRequest
+	peerErr  error // returned by Peer when set
+}
+
+// Peer answers the flow's outermost endpoint as the ext address and the
+// internal port + 10000, for the lifetime asked.
+func (f *fakeCore) Peer(ctx context.Context, r mapping.PeerRequest) (mapping.PeerResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = append(f.peers, r)
+	if f.peerErr != nil {
+		return mapping.PeerResult{}, f.peerErr
+	}
+	return mapping.PeerResult{External: netip.AddrPortFrom(f.ext, r.Internal.Port()+10000), Lifetime: r.Lifetime}, nil
 }
 
 func newFakeCore(start time.Time, now func() time.Time) *fakeCore {
@@ -38,6 +53,7 @@ func newFakeCore(start time.Time, now func() time.Time) *fakeCore {
 		start: start, now: now,
 		ext:      netip.MustParseAddr("203.0.113.1"),
 		pinholes: true,
+		secure:   true,
 		events:   make(chan mapping.Event, 8),
 	}
 }
@@ -48,6 +64,12 @@ func (f *fakeCore) PinholesEnabled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pinholes
+}
+
+func (f *fakeCore) SecureMode() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.secure
 }
 
 func (f *fakeCore) ExternalAddr(ctx context.Context) (netip.Addr, error) {

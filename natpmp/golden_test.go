@@ -394,9 +394,18 @@ func TestPCPGolden(t *testing.T) {
 			want: okResp},
 		{name: "unknown mandatory option is UNSUPP_OPTION", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optUnknownMand),
 			wantFn: errFn(pcp.UnsuppOption, 1800), check: wantMaps(0)},
-		{name: "third party refused by default", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
+		{name: "third party refused by default (secure mode)", req: mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
 			wantFn: errFn(pcp.UnsuppOption, 1800), check: wantMaps(0)},
 		{name: "third party allowed", mod: func(c *Config) { c.ThirdParty = true },
+			req:  mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
+			want: mapResp(life, "06", "1f90", "1f90", extV4, optThirdParty),
+			check: func(t *testing.T, f *fakeCore) {
+				r := f.requests[0]
+				if r.Client != lanHost.Addr() || r.Internal != netip.MustParseAddrPort("192.0.2.101:8080") {
+					t.Errorf("core request %+v", r)
+				}
+			}},
+		{name: "third party allowed with secure mode off", setup: func(f *fakeCore) { f.secure = false },
 			req:  mapReq(life, hostV4, "06", "1f90", "1f90", anyV4, optThirdParty),
 			want: mapResp(life, "06", "1f90", "1f90", extV4, optThirdParty),
 			check: func(t *testing.T, f *fakeCore) {
@@ -490,12 +499,31 @@ func TestPCPGolden(t *testing.T) {
 		{name: "announce", req: "0200 0000 00000000" + hostV4, want: "0280 0000 00000000" + epochHex + zeros12},
 		{name: "announce with an option", req: "0200 0000 00000000" + hostV4 + optUnknownOpt, want: "0280 0000 00000000" + epochHex + zeros12},
 		{name: "announce address mismatch", req: "0200 0000 00000000" + otherV4, wantFn: errFn(pcp.AddressMismatch, 1800)},
-		{name: "peer with a mapping", setup: func(f *fakeCore) {
-			mapOf(f, mapping.Request{Client: lanHost.Addr(), Proto: mapping.TCP, Internal: netip.AddrPortFrom(lanHost.Addr(), 8080), ExternalPort: 8080, Lifetime: 600 * time.Second})
-		}, req: peerReq(life, hostV4, "1f90"),
-			want: "0282 0000 00000258" + epochHex + zeros12 + nonceHex + "06000000 1f90 1f90" + extV4 + "0050 0000" + peerV4},
-		{name: "peer without a mapping is NO_RESOURCES", req: peerReq(life, hostV4, "1f90"), wantFn: errFn(pcp.NoResources, 30)},
-		{name: "peer with prefer failure is MALFORMED_OPTION", req: peerReq(life, hostV4, "1f90", optPreferFailure), wantFn: errFn(pcp.MalformedOption, 1800)},
+		{name: "peer goes to the core", req: peerReq(life, hostV4, "1f90"),
+			// The fake core answers the internal port + 10000 (0x46a0).
+			want: "0282 0000" + life + epochHex + zeros12 + nonceHex + "06000000 1f90 46a0" + extV4 + "0050 0000" + peerV4,
+			check: func(t *testing.T, f *fakeCore) {
+				want := []mapping.PeerRequest{{Client: lanHost.Addr(), Proto: mapping.TCP, Internal: netip.AddrPortFrom(lanHost.Addr(), 8080),
+					Remote: netip.MustParseAddrPort("203.0.113.50:80"), Lifetime: time.Hour, Nonce: testNonce}}
+				if diff := cmp.Diff(want, f.peers, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+					cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+					t.Errorf("core PEER (-want +got):\n%s", diff)
+				}
+			}},
+		{name: "peer the upstream cannot make is UNSUPP_OPCODE", setup: func(f *fakeCore) {
+			f.peerErr = &mapping.Error{Code: mapping.CodeUnsupported}
+		}, req: peerReq(life, hostV4, "1f90"), wantFn: errFn(pcp.UnsuppOpcode, 1800)},
+		{name: "peer without an answer upstream is NETWORK_FAILURE", setup: func(f *fakeCore) { f.peerErr = errNetFail },
+			req: peerReq(life, hostV4, "1f90"), wantFn: errFn(pcp.NetworkFailure, 30)},
+		{name: "peer with prefer failure is MALFORMED_REQUEST", req: peerReq(life, hostV4, "1f90", optPreferFailure), wantFn: errFn(pcp.MalformedRequest, 1800)},
+		{name: "peer for another host with secure mode off", setup: func(f *fakeCore) { f.secure = false },
+			req:  peerReq(life, hostV4, "1f90", optThirdParty),
+			want: "0282 0000" + life + epochHex + zeros12 + nonceHex + "06000000 1f90 46a0" + extV4 + "0050 0000" + peerV4 + optThirdParty,
+			check: func(t *testing.T, f *fakeCore) {
+				if r := f.peers[0]; r.Client != lanHost.Addr() || r.Internal != netip.MustParseAddrPort("192.0.2.101:8080") {
+					t.Errorf("core PEER %+v", r)
+				}
+			}},
 		{name: "peer to an invalid peer is MALFORMED_REQUEST",
 			req:    "0202 0000" + life + hostV4 + nonceHex + "06000000 1f90 0000" + anyV4 + "0050 0000" + "00000000000000000000ffff7f000001",
 			wantFn: errFn(pcp.MalformedRequest, 1800)},

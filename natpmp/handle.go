@@ -69,7 +69,7 @@ func (s *Server) serve(ctx context.Context, src netip.AddrPort, dst netip.Addr, 
 	case b[0] == pcp.VersionNATPMP && s.cfg.NATPMP:
 		reply = s.handleNATPMP(ctx, src, b, now)
 	case b[0] == pcp.Version && s.cfg.PCP:
-		reply = s.handlePCP(ctx, src, b, now)
+		reply = s.handlePCP(ctx, src, dst, b, now)
 	case !s.cfg.PCP:
 		// A NAT-PMP-only server (RFC 6886 §3.5).
 		s.stats.unsuppVersion.Add(1)

@@ -107,7 +107,9 @@ func (s *Server) Addrs() []netip.AddrPort {
 
 // Run listens on the LAN addresses, answers requests and sends the
 // announcements (at start, and on the core's EventExternalAddr and
-// EventStateLost) until ctx ends. It returns after every goroutine it
+// EventStateLost, and when a NAT-PMP mapping moved) and the PCP Mapping
+// Updates (when a PCP mapping moved or the external address changed)
+// until ctx ends. It returns after every goroutine it
 // started has ended. The LAN addresses are re-read every Config.Rescan:
 // sockets are opened for new addresses and closed for gone ones (an IPv6
 // address still in duplicate address detection is retried at the next scan).
@@ -169,6 +171,11 @@ func (s *Server) Run(ctx context.Context) error {
 			case mapping.EventExternalAddr, mapping.EventStateLost:
 				s.log.Info("announcing", "event", ev.Kind, "external", ev.External)
 				poke()
+				if ev.Kind == mapping.EventExternalAddr {
+					s.updateAll(ctx, &wg)
+				}
+			case mapping.EventMappingMoved:
+				s.mappingMoved(ctx, &wg, ev, poke)
 			}
 		case <-tick.C:
 			// Hosts on a LAN address that just appeared (an interface

@@ -12,7 +12,8 @@ import (
 )
 
 // handlePCP answers a version-2 request (RFC 6887 §8.2, in its order).
-func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, b []byte, now time.Time) []byte {
+// dst is the LAN address it arrived on.
+func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, now time.Time) []byte {
 	client := src.Addr().WithZone("")
 	req, err := pcp.ParseRequest(b)
 	var perr *pcp.ParseError
@@ -42,9 +43,9 @@ func (s *Server) handlePCP(ctx context.Context, src netip.AddrPort, b []byte, no
 		// Answered here, never relayed (RFC 7648 §3.5, RFC 6887 §14.1.2).
 		return pcpAnnounceResponse(s.cfg.Core.Epoch(now))
 	case pcp.OpMap:
-		return s.pcpMap(ctx, client, b, &req, now)
+		return s.pcpMap(ctx, src, dst, b, &req, now)
 	case pcp.OpPeer:
-		return s.pcpPeer(client, b, &req, now)
+		return s.pcpPeer(ctx, client, b, &req, now)
 	}
 	return fail(pcp.UnsuppOpcode, errLifetime(pcp.UnsuppOpcode)) // ParseRequest knows only those three
 }
@@ -82,10 +83,12 @@ func (s *Server) pcpOptions(client netip.Addr, req *pcp.Request) (pcpOpts, pcp.R
 		switch opt.Code {
 		case pcp.OptThirdParty:
 			// §13.1: refused (UNSUPP_OPTION, as §7.3 says for a disabled
-			// option or an unauthorized client) unless enabled, and then
-			// only for another host on a LAN prefix; naming the sender
-			// itself is MALFORMED_REQUEST.
-			if !s.cfg.ThirdParty {
+			// option or an unauthorized client) while secure mode is on
+			// (the policy that a host maps only to itself; the RFC's
+			// default for a CPE) unless enabled, and then only for
+			// another host on a LAN prefix; naming the sender itself is
+			// MALFORMED_REQUEST.
+			if !s.cfg.ThirdParty && s.cfg.Core.SecureMode() {
 				return o, pcp.UnsuppOption
 			}
 			tp := opt.ThirdParty.Unmap().WithZone("")
@@ -133,7 +136,8 @@ func (s *Server) pcpOptions(client netip.Addr, req *pcp.Request) (pcpOpts, pcp.R
 
 // pcpMap creates, renews or deletes a mapping (RFC 6887 §11.3, §15.1;
 // RFC 7648 §3: the core answers from its table or goes upstream).
-func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+	client := src.Addr().WithZone("")
 	fail := func(code pcp.ResultCode, lifetime uint32) []byte {
 		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, lifetime, s.cfg.Core.Epoch(now))
 	}
@@ -195,6 +199,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 				return fail(code, lifetime)
 			}
 		}
+		s.updates.forget(client, proto, internal, nonce)
 		return answer(echo, 0)
 	}
 	if m.Protocol == 0 || m.InternalPort == 0 || (proto != mapping.TCP && proto != mapping.UDP) {
@@ -256,6 +261,7 @@ func (s *Server) pcpMap(ctx context.Context, client netip.Addr, b []byte, req *p
 		}
 		return fail(code, lifetime)
 	}
+	s.updates.remember(got, src, dst, now)
 	var prefix64 []pcp.Option
 	for _, p := range got.Prefix64 {
 		// The NAT64's prefixes, as RFC 7225 §4.2 lets a server say them.
@@ -279,6 +285,7 @@ func (s *Server) pcpDeleteAll(ctx context.Context, client, host netip.Addr, prot
 				return fail(code, lifetime)
 			}
 		}
+		s.updates.forget(client, proto, x.Internal, nonce)
 		deleted = true
 	}
 	if others && !deleted {
@@ -287,26 +294,22 @@ func (s *Server) pcpDeleteAll(ctx context.Context, client, host netip.Addr, prot
 	return answer(echo, 0)
 }
 
-// pcpPeer answers PEER (RFC 6887 §12.3). The core has no outbound mappings
-// to create, so pcpgw answers what it knows:
-//   - an IPv6 internal address: the CPE is a pure firewall for it and
-//     outbound traffic is allowed, so the answer is the stateless one
-//     (§11.3): external = internal, the requested lifetime clamped;
-//   - an IPv4 internal address with a mapping of the requester for that
-//     protocol and internal port whose filter admits the peer: that
-//     mapping's external address and port and its lease left (nothing is
-//     changed, the mapping is renewed with MAP);
-//   - otherwise NO_RESOURCES with a short error lifetime: the external port
-//     an outbound flow will get at the provider's NAT cannot be known or
-//     reserved from here.
-func (s *Server) pcpPeer(client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
-	fail := func(code pcp.ResultCode) []byte {
-		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, errLifetime(code), s.cfg.Core.Epoch(now))
+// pcpPeer answers PEER (RFC 6887 §12.3). An IPv6 internal address needs no
+// mapping: the CPE is a pure firewall for it and lets outbound traffic
+// out, so the answer is the stateless one (§11.3), external = internal,
+// the requested lifetime clamped. An IPv4 flow goes to the core, which
+// fixes the flow's WAN source on the CPE and relays the PEER to the
+// provider's PCP server (RFC 7648 §3): the answer is the outermost
+// external endpoint, or the core's refusal (UNSUPP_OPCODE when the
+// upstream cannot make PEER mappings).
+func (s *Server) pcpPeer(ctx context.Context, client netip.Addr, b []byte, req *pcp.Request, now time.Time) []byte {
+	fail := func(code pcp.ResultCode, lifetime uint32) []byte {
+		return pcp.AppendErrorResponse(nil, b, pcp.Version, code, lifetime, s.cfg.Core.Epoch(now))
 	}
 	p := req.Peer
 	opts, code := s.pcpOptions(client, req)
 	if code != pcp.Success {
-		return fail(code)
+		return fail(code, errLifetime(code))
 	}
 	host := client
 	if opts.thirdParty.IsValid() {
@@ -314,12 +317,12 @@ func (s *Server) pcpPeer(client netip.Addr, b []byte, req *pcp.Request, now time
 	}
 	proto := mapping.Proto(p.Protocol)
 	if proto != mapping.TCP && proto != mapping.UDP {
-		return fail(pcp.UnsuppProtocol)
+		return fail(pcp.UnsuppProtocol, errLifetime(pcp.UnsuppProtocol))
 	}
 	peer := p.RemoteAddr.Unmap()
 	if p.InternalPort == 0 || p.RemotePort == 0 || !peer.IsValid() || peer.IsUnspecified() ||
 		peer.IsLoopback() || peer.IsMulticast() || peer.Is4() != host.Is4() {
-		return fail(pcp.MalformedRequest) // §12.3: an invalid remote peer
+		return fail(pcp.MalformedRequest, errLifetime(pcp.MalformedRequest)) // §12.3: an invalid remote peer
 	}
 	answer := func(external netip.AddrPort, lifetime uint32) []byte {
 		r := pcp.Response{
@@ -336,6 +339,8 @@ func (s *Server) pcpPeer(client netip.Addr, b []byte, req *pcp.Request, now time
 		}
 		return r.AppendMarshal(make([]byte, 0, pcp.HeaderSize+pcp.PeerSize+len(b)))
 	}
+	// PEER cannot shorten or delete (§12.1): lifetime 0 asks for the
+	// shortest.
 	want := s.clampLifetime(req.Lifetime)
 	if host.Is6() {
 		if req.Lifetime == 0 {
@@ -343,11 +348,29 @@ func (s *Server) pcpPeer(client netip.Addr, b []byte, req *pcp.Request, now time
 		}
 		return answer(netip.AddrPortFrom(host, p.InternalPort), uint32(want/time.Second))
 	}
-	for _, m := range s.cfg.Core.Find(mapping.Selector{Client: client, Proto: proto, Internal: netip.AddrPortFrom(host, p.InternalPort)}) {
-		if m.RemoteHost.IsValid() && (m.RemoteHost != peer || (m.RemotePort != 0 && m.RemotePort != p.RemotePort)) {
-			continue
-		}
-		return answer(m.External, leaseSeconds(m, want, now))
+	var suggested netip.AddrPort
+	if a := p.ExternalAddr.Unmap(); a.Is4() && !a.IsUnspecified() {
+		suggested = netip.AddrPortFrom(a, p.ExternalPort)
+	} else if p.ExternalPort != 0 {
+		suggested = netip.AddrPortFrom(netip.IPv4Unspecified(), p.ExternalPort)
 	}
-	return fail(pcp.NoResources)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
+	defer cancel()
+	got, err := s.cfg.Core.Peer(cctx, mapping.PeerRequest{
+		Client:            client,
+		Proto:             proto,
+		Internal:          netip.AddrPortFrom(host, p.InternalPort),
+		Remote:            netip.AddrPortFrom(peer, p.RemotePort),
+		SuggestedExternal: suggested,
+		Lifetime:          want,
+		Nonce:             mapping.Nonce(p.Nonce),
+	})
+	if err != nil {
+		code, lifetime := mapping.PCPResult(err)
+		if code == pcp.Success {
+			code, lifetime = pcp.NetworkFailure, errLifetime(pcp.NetworkFailure)
+		}
+		return fail(code, lifetime)
+	}
+	return answer(got.External, uint32(min((got.Lifetime+time.Second-1)/time.Second, 1<<32-1)))
 }

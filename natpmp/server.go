@@ -46,8 +46,12 @@ type Config struct {
 	// the PCP UNSUPP_VERSION response (RFC 6887 Appendix A, §9).
 	NATPMP, PCP bool
 	// ThirdParty accepts the PCP THIRD_PARTY option from LAN clients, for
-	// internal addresses on a LAN prefix other than the sender's. False
-	// (the default, RFC 6887 §13.1 for CPEs) answers UNSUPP_OPTION.
+	// internal addresses on a LAN prefix other than the sender's, whatever
+	// secure mode says (the core still refuses a mapping for another host
+	// in secure mode). False follows the policy: THIRD_PARTY is accepted
+	// while secure mode is off (Core.SecureMode), and answered
+	// UNSUPP_OPTION while it is on (RFC 6887 §13.1: prohibited by default
+	// on a CPE, allowed by the user's out-of-band choice).
 	ThirdParty bool
 	// MinLifetime and MaxLifetime clamp the lifetimes LAN clients ask for;
 	// 0 means 120 s and 86400 s (RFC 6887 §15).
@@ -86,6 +90,7 @@ type Stats struct {
 	Overload           uint64 // packets dropped because too many were in flight
 	NotLAN             uint64 // packets to an address that is not a LAN address
 	Announcements      uint64 // multicast announcement datagrams sent
+	MappingUpdates     uint64 // unsolicited PCP MAP responses sent (RFC 6887 §14.2)
 	SendErrors         uint64 // replies or announcements the kernel refused
 }
 
@@ -94,6 +99,7 @@ type counters struct {
 	pcpAnnounce, pcpMap, pcpPeer, pcpOther                   atomic.Uint64
 	unsuppVersion, replies, errorReplies, malformed          atomic.Uint64
 	rateLimited, overload, notLAN, announcements, sendErrors atomic.Uint64
+	mappingUpdates                                           atomic.Uint64
 }
 
 // Server answers NAT-PMP and PCP on UDP 5351 of the LAN addresses.
@@ -120,6 +126,8 @@ type Server struct {
 	warnedBind bool
 	// debugLimit rate-limits per-packet debug logs.
 	debugLimit *limiter
+	// updates remembers PCP clients for Mapping Updates.
+	updates updates
 }
 
 // New checks cfg, fills in defaults and returns a Server; Run starts it.
@@ -207,7 +215,7 @@ func (s *Server) Stats() Stats {
 		PCPOther: c.pcpOther.Load(), UnsuppVersion: c.unsuppVersion.Load(),
 		Replies: c.replies.Load(), ErrorReplies: c.errorReplies.Load(), Malformed: c.malformed.Load(),
 		RateLimited: c.rateLimited.Load(), Overload: c.overload.Load(), NotLAN: c.notLAN.Load(),
-		Announcements: c.announcements.Load(), SendErrors: c.sendErrors.Load(),
+		Announcements: c.announcements.Load(), SendErrors: c.sendErrors.Load(), MappingUpdates: c.mappingUpdates.Load(),
 	}
 }
 

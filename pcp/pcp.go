@@ -225,6 +225,11 @@ func checkRequestOption(r *Request, o *Option, seen *optCounts) error {
 		}
 		return parseErr(UnsuppOption, ErrUnknownOption, "option %d", uint8(c))
 	}
+	if c == OptPreferFailure && r.Opcode == OpPeer {
+		// §12.1: "if a PCP server receives a PEER request containing the
+		// PREFER_FAILURE option it MUST return a MALFORMED_REQUEST".
+		return parseErr(MalformedRequest, ErrMalformed, "%s in a PEER request", c)
+	}
 	if !c.ValidFor(r.Opcode) {
 		return parseErr(MalformedOption, ErrOption, "%s not valid for %s", c, r.Opcode)
 	}

@@ -341,24 +341,35 @@ func extPort(m mapping.Mapping) uint16 { return m.External.Port() }
 // The core's index by external port answers at once when the control
 // point's port is the CPE's WAN port (always, but for a nat444 mapping the
 // provider gave another port); only a miss scans the table.
+//
+// A mapping that moved (the upstream gave it another port after it lost
+// its state or was replaced: only AddAnyPortMapping's, NAT-PMP's and
+// PCP's, never an exact one) is found by its port now and, failing
+// that, by the port its control point was given first (Mapping.Given),
+// so that GetSpecificPortMappingEntry and DeletePortMapping of what the
+// control point knows still reach it.
 func (s *Server) lookup(rh netip.Addr, port uint16, p mapping.Proto) (mapping.Mapping, bool) {
-	if m, ok := pick(s.core.Find(mapping.Selector{Proto: p, External: port}), rh, port, p); ok {
+	if m, ok := pick(s.core.Find(mapping.Selector{Proto: p, External: port}), rh, port, p, extPort); ok {
 		return m, true
 	}
-	return pick(s.portMappings(), rh, port, p)
+	all := s.portMappings()
+	if m, ok := pick(all, rh, port, p, extPort); ok {
+		return m, true
+	}
+	return pick(all, rh, port, p, func(m mapping.Mapping) uint16 { return m.Given })
 }
 
-// pick chooses among ms the port mapping of (remote host, port, proto): an
-// exact remote host first, else any: as in miniupnpd, the remote host
-// does not tell mappings apart (a port maps one way whatever the remote
-// host, in pcpgw's core too).
-func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto) (mapping.Mapping, bool) {
+// pick chooses among ms the port mapping of (remote host, port, proto),
+// its port read by portOf: an exact remote host first, else any: as in
+// miniupnpd, the remote host does not tell mappings apart (a port maps
+// one way whatever the remote host, in pcpgw's core too).
+func pick(ms []mapping.Mapping, rh netip.Addr, port uint16, p mapping.Proto, portOf func(mapping.Mapping) uint16) (mapping.Mapping, bool) {
 	var loose *mapping.Mapping
 	for _, m := range ms {
 		if m.IsPinhole() {
 			continue
 		}
-		if m.Proto != p || extPort(m) != port {
+		if m.Proto != p || portOf(m) != port {
 			continue
 		}
 		if addrStr(m.RemoteHost) == addrStr(rh) {
@@ -408,7 +419,13 @@ func (c *call) getStatusInfo() ([]string, error) {
 	return []string{c.connectionStatus(), "ERROR_NONE", itoa(uint64(up))}, nil
 }
 
+// getNATRSIPStatus: no RSIP; NAT enabled unless the CPE does none
+// (dslite: the LAN hosts' own addresses go to the provider's AFTR, which
+// translates them).
 func (c *call) getNATRSIPStatus() ([]string, error) {
+	if c.s.core.Mode() == mapping.ModeDSLite {
+		return []string{"0", "0"}, nil
+	}
 	return []string{"0", "1"}, nil
 }
 

@@ -107,7 +107,11 @@
 //   - GetGeneric/GetSpecific/GetListOfPortMappings are answered from the
 //     core's table (§5.7), pinholes excluded, in creation order; a
 //     mapping is looked up by port and protocol (a remote host does not
-//     tell mappings apart); an index out of range is 713, a missing entry
+//     tell mappings apart), and one that moved (the upstream gave an
+//     AddAnyPortMapping, NAT-PMP or PCP mapping another port; an exact one
+//     never moves) by its port now or else by the port first given
+//     (Mapping.Given), so that GetSpecificPortMappingEntry and
+//     DeletePortMapping of what the control point was told still find it; an index out of range is 713, a missing entry
 //     714, start above end 733, an empty range an empty listing (as
 //     miniupnpd; WANIPConnection:2 says 730). The listing follows
 //     WANIPConnection-v2.xsd and travels as CDATA, as miniupnpd sends it
@@ -127,6 +131,15 @@
 //   - SetConnectionType is 731 ReadOnly, RequestConnection and
 //     ForceTermination 606, RequestTermination 501: the connection is the
 //     provider's.
+//   - GetNATRSIPStatus: RSIP 0; NATEnabled 1, but 0 in dslite mode (the
+//     CPE does no NAT: the LAN hosts' own addresses reach the provider's
+//     AFTR, which translates them; Core.Mode).
+//   - GetFirewallStatus: FirewallEnabled 1 (pinholes only mean something
+//     behind a firewall that drops unsolicited inbound IPv6: pcpgw's
+//     RFC 6092 baseline or the router's own), InboundPinholeAllowed
+//     whether the core allows pinholes now (ipv6_pinholes, which a
+//     reload changes; turned off, the open pinholes are closed and
+//     AddPinhole is 703).
 //   - RemoteHost: empty or the unspecified address is any; an address is
 //     passed to the core (FILTER). Host names are taken in RemoteHost and
 //     InternalClient (REQUIREMENTS 33 for IGD:2; on IGD:1 too, as in
@@ -186,11 +199,16 @@
 //     CVE-2020-12695). The initial event (SEQ 0, every evented variable)
 //     follows the flushed answer; core events (Core.Subscribe) mark
 //     ExternalIPAddress, ConnectionStatus, PortMappingNumberOfEntries and
-//     SystemUpdateID changed; each subscription has at most one sender
+//     SystemUpdateID changed (SystemUpdateID, IGD:2's, goes up with every
+//     change of a mapping: added, deleted, or moved to another port by the
+//     upstream, EventMappingMoved; on a move IGD:1 subscribers get
+//     PortMappingNumberOfEntries, unchanged, the only variable of theirs
+//     that tells them to read the table again); each subscription has at most one sender
 //     goroutine, which coalesces changes and sends current values, with a
 //     5 s timeout and no redirects; three failed NOTIFYs in a row end the
 //     subscription. The firewall service events FirewallEnabled and
-//     InboundPinholeAllowed.
+//     InboundPinholeAllowed: in the initial event, and each that changed
+//     when the core says pinholes were turned on or off (EventFirewall).
 //
 // Everything a LAN host can trigger logs at Debug only; Stats counts it.
 //

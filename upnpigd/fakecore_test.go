@@ -21,6 +21,7 @@ type fakeCore struct {
 	extErr   error
 	secure   bool
 	pinholes bool
+	mode     mapping.Mode
 	taken    map[uint16]bool // ports the "provider" cannot give
 	packets  map[uint32]uint64
 	subs     []chan mapping.Event
@@ -35,6 +36,7 @@ func newFakeCore(now func() time.Time) *fakeCore {
 		ext:      netip.MustParseAddr("203.0.113.1"),
 		secure:   true,
 		pinholes: true,
+		mode:     mapping.ModeNAT444,
 		taken:    map[uint16]bool{},
 		packets:  map[uint32]uint64{},
 	}
@@ -123,7 +125,7 @@ func (f *fakeCore) Map(ctx context.Context, r mapping.Request) (mapping.Mapping,
 		}
 	}
 	m := mapping.Mapping{ID: f.next, Origin: r.Origin, Client: r.Client, Proto: r.Proto, Internal: r.Internal,
-		External: netip.AddrPortFrom(f.ext, port), WANPort: port, RemoteHost: r.RemoteHost, Description: r.Description,
+		External: netip.AddrPortFrom(f.ext, port), WANPort: port, Given: port, RemoteHost: r.RemoteHost, Description: r.Description,
 		Created: f.now(), Expires: expires, Upstream: mapping.UpstreamOK}
 	f.next++
 	f.maps = append(f.maps, m)
@@ -247,6 +249,37 @@ func (f *fakeCore) PinholesEnabled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pinholes
+}
+
+func (f *fakeCore) Mode() mapping.Mode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mode
+}
+
+// moveMapping gives mapping id another external port (the CPE's WAN port
+// stays) and tells subscribers, as mapping.Core does when the upstream
+// gave it another port.
+func (f *fakeCore) moveMapping(id uint32, port uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.maps {
+		if m.ID == id {
+			was := m.External
+			m.External = netip.AddrPortFrom(m.External.Addr(), port)
+			f.maps[i] = m
+			f.emitLocked(mapping.Event{Kind: mapping.EventMappingMoved, Mapping: m, Was: was})
+		}
+	}
+}
+
+// setPinholes turns pinholes on or off and tells subscribers, as
+// mapping.Core.SetPinholes does.
+func (f *fakeCore) setPinholes(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pinholes = on
+	f.emitLocked(mapping.Event{Kind: mapping.EventFirewall})
 }
 
 func (f *fakeCore) list() []mapping.Mapping { return f.Find(mapping.Selector{}) }

@@ -33,6 +33,8 @@ type Core interface {
 	Subscribe() (<-chan mapping.Event, func())
 	Count() int
 	PinholesEnabled() bool
+	// Mode is how the CPE reaches the internet (dslite: it does no NAT).
+	Mode() mapping.Mode
 }
 
 // Defaults of Config.
@@ -165,6 +167,10 @@ type Server struct {
 	ready    chan struct{} // closed once Run listens
 	updateID atomic.Uint32 // SystemUpdateID (IGD:2)
 	extAddr  atomic.Value  // string: last ExternalIPAddress evented
+	// fwState is the firewall service's evented values last sent
+	// (FirewallEnabled, InboundPinholeAllowed); under fwMu.
+	fwMu    sync.Mutex
+	fwState [2]string
 
 	warnedBind bool // under mu: logged that sockets cannot be bound to the LAN interface
 }
@@ -250,6 +256,7 @@ func New(cfg Config) (*Server, error) {
 		s.devices = append(s.devices, newRootDevice(2, cfg))
 	}
 	s.gena = newGena(s)
+	s.fwState = [2]string{s.value(s.ctx, varFirewallEnabled), s.value(s.ctx, varInboundPinholeAllowed)}
 	return s, nil
 }
 
@@ -569,5 +576,35 @@ func (s *Server) coreEvent(ev mapping.Event) {
 	case mapping.EventStateLost:
 		s.updateID.Add(1)
 		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
+	case mapping.EventFirewall:
+		s.firewallChanged()
+	case mapping.EventMappingMoved:
+		// A mapping's external port changed: the table GetGeneric and
+		// GetListOfPortMappings read changed (IGD:2's SystemUpdateID
+		// counts every change of a mapping; IGD:1 has only
+		// PortMappingNumberOfEntries, evented with its value, unchanged,
+		// as the hint to read the table again).
+		s.updateID.Add(1)
+		s.gena.changed(varPortMappingNumberOfEntries, varSystemUpdateID)
+	}
+}
+
+// firewallChanged events the firewall service's variables that changed
+// since they were last evented (pinholes turned on or off).
+func (s *Server) firewallChanged() {
+	now := [2]string{s.value(s.ctx, varFirewallEnabled), s.value(s.ctx, varInboundPinholeAllowed)}
+	s.fwMu.Lock()
+	was := s.fwState
+	s.fwState = now
+	s.fwMu.Unlock()
+	var vars []string
+	for i, name := range []string{varFirewallEnabled, varInboundPinholeAllowed} {
+		if now[i] != was[i] {
+			vars = append(vars, name)
+		}
+	}
+	if len(vars) > 0 {
+		s.log.Info("IPv6 firewall state", "firewall_enabled", now[0], "inbound_pinhole_allowed", now[1])
+		s.gena.changed(vars...)
 	}
 }

@@ -211,7 +211,9 @@ func run(ctx context.Context, cfg *config.Config, level *slog.LevelVar, reload f
 		}
 		d.igd, err = upnpigd.New(upnpigd.Config{
 			Core: d.core, Interfaces: cfg.LAN, WAN: cfg.WAN, HTTPPort: httpPort,
-			IGDv1: cfg.IGDv1, IGDv2: cfg.IGDv2, Pinholes: cfg.IPv6Pinholes,
+			// Pinholes as far as the core allows them (ipv6_pinholes,
+			// which a reload changes).
+			IGDv1: cfg.IGDv1, IGDv2: cfg.IGDv2, Pinholes: true,
 			UUID: uuid, BootID: boot, Friendly: "pcpgw", Logger: log, Extra: page,
 		})
 		if err != nil {
@@ -307,8 +309,8 @@ func policyOf(cfg *config.Config) mapping.Policy {
 }
 
 // reload applies a re-read configuration (SIGHUP): the policy (secure
-// mode, perm_rules, quota, lifetimes), the log level and the static
-// forwards change at once; interfaces, mode, ports and the rest need a
+// mode, perm_rules, quota, lifetimes), ipv6_pinholes, the log level and
+// the static forwards change at once; interfaces, mode, ports and the rest need a
 // restart, which it says.
 func (d *daemon) reload(ctx context.Context, log *slog.Logger) error {
 	d.reloading.Lock()
@@ -329,8 +331,11 @@ func (d *daemon) reload(ctx context.Context, log *slog.Logger) error {
 		log.Warn("reload: a restart is needed to apply " + restart)
 	}
 	d.core.SetPolicy(policyOf(cfg))
+	// Pinholes turned off are closed; UPnP subscribers hear of it.
+	d.core.SetPinholes(ctx, cfg.IPv6Pinholes)
 	d.level.Set(cfg.LogLevel)
 	d.mu.Lock()
+	d.cfg.IPv6Pinholes = cfg.IPv6Pinholes
 	d.cfg.SecureMode, d.cfg.PermRules, d.cfg.Quota = cfg.SecureMode, cfg.PermRules, cfg.Quota
 	d.cfg.MinLifetime, d.cfg.MaxLifetime, d.cfg.LogLevel, d.cfg.Forwards = cfg.MinLifetime, cfg.MaxLifetime, cfg.LogLevel, cfg.Forwards
 	d.cfg.PortSetShare = cfg.PortSetShare
@@ -393,7 +398,7 @@ func restartNeeded(a, b *config.Config) string {
 	check("http_port", a.HTTPPort == b.HTTPPort)
 	check("upnp/natpmp/pcp", a.UPnP == b.UPnP && a.NATPMP == b.NATPMP && a.PCP == b.PCP)
 	check("igdv1/igdv2", a.IGDv1 == b.IGDv1 && a.IGDv2 == b.IGDv2)
-	check("ipv6_pinholes/ipv6_firewall", a.IPv6Pinholes == b.IPv6Pinholes && a.IPv6Firewall == b.IPv6Firewall)
+	check("ipv6_firewall", a.IPv6Firewall == b.IPv6Firewall)
 	check("upstream", a.Upstream == b.Upstream)
 	check("wan_resolv_file", a.WANResolvFile == b.WANResolvFile)
 	check("nat64_prefix", slices.Equal(a.NAT64Prefixes, b.NAT64Prefixes))

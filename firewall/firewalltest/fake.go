@@ -41,6 +41,16 @@ type fwdKey struct {
 	remote netip.Addr
 }
 
+type outKey struct {
+	proto    uint8
+	from, to netip.AddrPort
+}
+
+type flowKey struct {
+	proto    uint8
+	from, to netip.AddrPort
+}
+
 type pinKey struct {
 	proto      uint8
 	to         netip.AddrPort
@@ -60,6 +70,8 @@ type Fake struct {
 	fwds    map[fwdKey]firewall.Forward
 	pins    map[pinKey]firewall.Pinhole
 	packets map[pinKey]uint64
+	outs    map[outKey]firewall.Outbound
+	flows   map[flowKey]netip.AddrPort // SetFlow: conntrack's flows
 	wan     netip.Addr
 	ext     netip.Addr // SetExternalAddr
 	batches []Batch
@@ -134,7 +146,13 @@ func (f *Fake) init() {
 		f.fwds = make(map[fwdKey]firewall.Forward)
 		f.pins = make(map[pinKey]firewall.Pinhole)
 		f.packets = make(map[pinKey]uint64)
+		f.outs = make(map[outKey]firewall.Outbound)
+		f.flows = make(map[flowKey]netip.AddrPort)
 	}
+}
+
+func keyOfOutbound(o firewall.Outbound) outKey {
+	return outKey{proto: o.Proto, from: o.From, to: o.To}
 }
 
 func validate(fwds []firewall.Forward, pins []firewall.Pinhole) error {
@@ -163,7 +181,18 @@ func (f *Fake) Apply(ctx context.Context, c firewall.Change) error {
 	if err == nil {
 		err = validate(append(slices.Clone(c.AddForwards), c.DelForwards...), append(slices.Clone(c.AddPinholes), c.DelPinholes...))
 	}
+	for _, o := range append(slices.Clone(c.AddOutbound), c.DelOutbound...) {
+		if err == nil {
+			err = o.Validate()
+		}
+	}
 	if err == nil {
+		for _, o := range c.DelOutbound {
+			delete(f.outs, keyOfOutbound(o))
+		}
+		for _, o := range c.AddOutbound {
+			f.outs[keyOfOutbound(o)] = o
+		}
 		for _, x := range c.DelForwards {
 			delete(f.fwds, keyOfForward(x))
 		}
@@ -295,7 +324,7 @@ func (f *Fake) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
-	f.fwds, f.pins, f.packets = nil, nil, nil
+	f.fwds, f.pins, f.packets, f.outs, f.flows = nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -326,6 +355,53 @@ func (f *Fake) Expire(c firewall.Change) {
 		delete(f.pins, keyOfPinhole(p))
 		delete(f.packets, keyOfPinhole(p))
 	}
+}
+
+// Outbound returns the outbound NAT entries held, sorted by protocol,
+// LAN endpoint, remote.
+func (f *Fake) Outbound() []firewall.Outbound {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]firewall.Outbound, 0, len(f.outs))
+	for _, o := range f.outs {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b firewall.Outbound) int {
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.From.Compare(b.From), a.To.Compare(b.To))
+	})
+	return out
+}
+
+// SetFlow makes FlowSource find a flow of proto from -> to leaving with
+// the source src (the zero src forgets it), as conntrack would.
+func (f *Fake) SetFlow(proto uint8, from, to, src netip.AddrPort) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	k := flowKey{proto: proto, from: from, to: to}
+	if !src.IsValid() {
+		delete(f.flows, k)
+		return
+	}
+	f.flows[k] = src
+}
+
+// FlowSource returns the source set with SetFlow, else an error wrapping
+// firewall.ErrNotFound (as firewall.NFT.FlowSource).
+func (f *Fake) FlowSource(ctx context.Context, proto uint8, from, to netip.AddrPort) (netip.AddrPort, error) {
+	if err := ctx.Err(); err != nil {
+		return netip.AddrPort{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.init()
+	if f.closed {
+		return netip.AddrPort{}, ErrClosed
+	}
+	if src, ok := f.flows[flowKey{proto: proto, from: from, to: to}]; ok {
+		return src, nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("%w: flow %v -> %v", firewall.ErrNotFound, from, to)
 }
 
 // Forwards returns the forwards held, sorted by protocol, WAN port, target.
@@ -387,5 +463,6 @@ func cloneChange(c firewall.Change) firewall.Change {
 	return firewall.Change{
 		AddForwards: slices.Clone(c.AddForwards), DelForwards: slices.Clone(c.DelForwards),
 		AddPinholes: slices.Clone(c.AddPinholes), DelPinholes: slices.Clone(c.DelPinholes),
+		AddOutbound: slices.Clone(c.AddOutbound), DelOutbound: slices.Clone(c.DelOutbound),
 	}
 }

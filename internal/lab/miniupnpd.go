@@ -447,24 +447,45 @@ func (m *Miniupnpd) Announce(t testing.TB) {
 // rebooted CGN box loses its state); without, it reloads its lease file.
 func (m *Miniupnpd) Restart(t testing.TB, clearLeases bool) {
 	t.Helper()
+	if clearLeases {
+		m.RestartHolding(t)
+		return
+	}
 	m.age()
 	if err := m.stop(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	if clearLeases {
-		if err := os.WriteFile(m.LeaseFile, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var cmds []string
-		for _, c := range []string{"forward_pcp", "prerouting_pcp", "postrouting_pcp"} {
-			cmds = append(cmds, "flush chain inet cgn "+c)
-		}
-		f := filepath.Join(m.lab.Dir, "miniupnpd", "flush.nft")
-		if err := os.WriteFile(f, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		m.lab.ISP.Run(t, "nft", "-f", f)
+	m.start(t)
+}
+
+// RestartHolding restarts miniupnpd as Restart with clearLeases does (a
+// rebooted CGN that lost its state), except that it comes back holding
+// the given mappings: lines of its lease file,
+// PROTO:eport:iaddr:iport:expiry:description with the expiry in Unix
+// seconds or 0 for none ("TCP:28080:100.64.0.9:28080:0:taken"), e.g. ports
+// another subscriber took while it restarted.
+func (m *Miniupnpd) RestartHolding(t testing.TB, leases ...string) {
+	t.Helper()
+	m.age()
+	if err := m.stop(); err != nil {
+		t.Fatalf("lab: %v", err)
 	}
+	var content []byte
+	for _, l := range leases {
+		content = append(content, l+"\n"...)
+	}
+	if err := os.WriteFile(m.LeaseFile, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, c := range []string{"forward_pcp", "prerouting_pcp", "postrouting_pcp"} {
+		cmds = append(cmds, "flush chain inet cgn "+c)
+	}
+	f := filepath.Join(m.lab.Dir, "miniupnpd", "flush.nft")
+	if err := os.WriteFile(f, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.lab.ISP.Run(t, "nft", "-f", f)
 	m.start(t)
 }
 
