@@ -39,7 +39,7 @@ func (u *fakeUpstream) Delete(context.Context, upstream.MapRequest) error { retu
 func (u *fakeUpstream) ExternalAddr(context.Context) (netip.Addr, error) {
 	return netip.MustParseAddr("203.0.113.1"), nil
 }
-func (u *fakeUpstream) Events() <-chan upstream.Event      { return u.events }
+func (u *fakeUpstream) Events() <-chan upstream.Event                { return u.events }
 func (u *fakeUpstream) Kind(context.Context) (upstream.Kind, uint64) { return upstream.KindPCP, 1 }
 func (u *fakeUpstream) requests() []upstream.MapRequest {
 	u.mu.Lock()
