@@ -41,8 +41,13 @@
 //	           # remote prefix (Pinhole.RemotePrefix: a NAT64's Pref64::/n) . LAN addr . proto . port
 //	map peer4  { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout }
 //	           # LAN address . l4proto . LAN port . remote . remote port -> WAN address . WAN port (Outbound: PCP PEER)
+//	map fwd4x  { type inet_proto . inet_service : ipv4_addr . inet_service; flags timeout }
+//	           # l4proto . upstream port -> LAN address . port (Forward.UpstreamPort: hairpin of the external address)
+//	set acc4x  { type ipv4_addr . inet_proto . inet_service . inet_service; flags timeout }
+//	           # LAN address . l4proto . LAN port . upstream port
 //	set lan_ifs { type ifname }     # Config.LAN
-//	set wan4    { type ipv4_addr }  # Config.WANAddr / SetWANAddr (hairpin)
+//	set wan4    { type ipv4_addr }  # Config.WANAddr / SetWANAddr (hairpin by the WAN port)
+//	set ext4    { type ipv4_addr }  # SetExternalAddr (hairpin by the upstream port)
 //
 // (WAN is Config.WAN; WAN6 is Config.WAN6, or WAN when that is empty.)
 //
@@ -50,6 +55,7 @@
 //	  iifname WAN dnat ip to ip saddr . meta l4proto . th dport map @fwd4h
 //	  iifname WAN dnat ip to meta l4proto . th dport map @fwd4
 //	  iifname @lan_ifs ip daddr @wan4 dnat ip to meta l4proto . th dport map @fwd4   # hairpin
+//	  iifname @lan_ifs ip daddr @ext4 dnat ip to meta l4proto . th dport map @fwd4x  # hairpin
 //	}
 //	chain postrouting { type nat hook postrouting priority srcnat - 5; policy accept;
 //	  iifname @lan_ifs oifname @lan_ifs ct status dnat ct mark & MARK == MARK masquerade  # hairpin replies
@@ -59,6 +65,7 @@
 //	  iifname WAN ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | MARK accept
 //	  iifname WAN ip saddr . ip daddr . meta l4proto . th dport . ct original proto-dst @acc4h ct mark set ct mark | MARK accept
 //	  iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | MARK accept
+//	  iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4x ct mark set ct mark | MARK accept
 //	  iifname WAN6 ip6 daddr . meta l4proto . th dport @pin6 ct mark set ct mark | MARK accept
 //	  iifname WAN6 ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | MARK accept
 //	  iifname WAN6 th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | MARK accept
@@ -95,6 +102,23 @@
 // the same LAN port are two elements. DNAT runs at dstnat + 5, after the
 // main firewall's own redirects, which therefore win. The counter of a
 // pinhole element (Packets) counts every inbound packet that matched it.
+//
+// # Hairpin (RFC 7648 §3.1)
+//
+// A LAN host may connect to a mapped LAN service at the address the
+// internet uses. At the CPE's WAN address that is the forward's WAN port
+// (set wan4, map fwd4). At the upstream's external address (the
+// provider's CGN address, the ISP box's WAN address: SetExternalAddr, set
+// ext4) it is the port the upstream gave the mapping, which need not be
+// the WAN port (the CGN had the WAN port taken, or translates ports): map
+// fwd4x is keyed by it (Forward.UpstreamPort), so that a connection to
+// the external address never lands on another forward whose WAN port
+// happens to be that number. Its accept element (acc4x) carries the
+// upstream port as the original destination port. The connection's
+// source is masqueraded to the CPE's LAN address (postrouting), so that
+// the replies come back through the CPE. A forward with a Remote
+// has no hairpin (a LAN host is not its remote host). DS-Lite forwards
+// (Port 0) have none either: the CPE does not NAT, and the AFTR hairpins.
 //
 // # Outbound flows (PCP PEER)
 //

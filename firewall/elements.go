@@ -37,6 +37,8 @@ const (
 	setPin6HP              // set: remote . remote port . lan addr . l4proto . port
 	setPin6S               // set: remote prefix (interval) . lan addr . l4proto . port
 	setPeer4               // map: lan addr . l4proto . lan port . remote . remote port : wan addr . wan port
+	setFwd4X               // map: l4proto . upstream port : lan addr . lan port (hairpin of the external address)
+	setAcc4X               // set: lan addr . l4proto . lan port . upstream port
 	numElemSets
 )
 
@@ -82,6 +84,8 @@ var setDefs = [numElemSets]setDef{
 	setPin6HP: {name: "pin6hp", key: []field{fIPv6, fPort, fIPv6, fProto, fPort}, counter: true},
 	setPin6S:  {name: "pin6s", key: []field{fIPv6, fIPv6, fProto, fPort}, counter: true, interval: true},
 	setPeer4:  {name: "peer4", key: []field{fIPv4, fProto, fPort, fIPv4, fPort}, val: []field{fIPv4, fPort}},
+	setFwd4X:  {name: "fwd4x", key: []field{fProto, fPort}, val: []field{fIPv4, fPort}},
+	setAcc4X:  {name: "acc4x", key: []field{fIPv4, fProto, fPort, fPort}},
 }
 
 func fieldsLen(fs []field) int {
@@ -134,7 +138,8 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 }
 
 // forwardElems returns the elements that implement f: a DNAT map entry
-// (unless f.Port is 0) and a forward accept entry.
+// (unless f.Port is 0) and a forward accept entry, and for f.UpstreamPort
+// the hairpin DNAT entry and its accept entry.
 func forwardElems(f Forward) ([]elem, error) {
 	if !supported(f.Proto) {
 		return nil, fmt.Errorf("%w: forward protocol %d", ErrInvalid, f.Proto)
@@ -149,6 +154,9 @@ func forwardElems(f Forward) ([]elem, error) {
 	}
 	if remote.IsValid() && !remote.Is4() {
 		return nil, fmt.Errorf("%w: forward remote %v is not IPv4", ErrInvalid, f.Remote)
+	}
+	if f.UpstreamPort != 0 && (f.Port == 0 || remote.IsValid()) {
+		return nil, fmt.Errorf("%w: forward upstream port %d without a WAN port, or with a remote host", ErrInvalid, f.UpstreamPort)
 	}
 	timeout, err := kernelTimeout(f.Timeout)
 	if err != nil {
@@ -175,7 +183,14 @@ func forwardElems(f Forward) ([]elem, error) {
 		out = append(out, elem{set: setFwd4, key: k, val: val, timeout: timeout})
 	}
 	k := appendPort(appendPort(appendProto(appendAddr(make([]byte, 0, 16), to), f.Proto), f.To.Port()), wanPort)
-	return append(out, elem{set: setAcc4, key: k, timeout: timeout}), nil
+	out = append(out, elem{set: setAcc4, key: k, timeout: timeout})
+	if f.UpstreamPort != 0 {
+		k := appendPort(appendProto(make([]byte, 0, 8), f.Proto), f.UpstreamPort)
+		out = append(out, elem{set: setFwd4X, key: k, val: val, timeout: timeout})
+		k = appendPort(appendPort(appendProto(appendAddr(make([]byte, 0, 16), to), f.Proto), f.To.Port()), f.UpstreamPort)
+		out = append(out, elem{set: setAcc4X, key: k, timeout: timeout})
+	}
+	return out, nil
 }
 
 // pinholeElem returns the element that implements p.
@@ -439,7 +454,8 @@ func sortElems(es []elem) {
 
 // Validate reports whether the firewall can install f (an error wrapping
 // ErrInvalid when not): TCP, UDP, DCCP, SCTP or UDP-Lite; an IPv4 target
-// with a port; an IPv4 Remote if any; a timeout not negative.
+// with a port; an IPv4 Remote if any; an UpstreamPort only with a Port
+// and no Remote; a timeout not negative.
 func (f Forward) Validate() error {
 	_, err := forwardElems(f)
 	return err

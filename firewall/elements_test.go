@@ -25,6 +25,13 @@ func TestForwardElems(t *testing.T) {
 			{set: setFwd4, key: []byte{6, 0, 0, 0, 0x46, 0xa0, 0, 0}, val: []byte{192, 0, 2, 100, 0x1f, 0x90, 0, 0}, timeout: 2 * time.Millisecond},
 			{set: setAcc4, key: []byte{192, 0, 2, 100, 6, 0, 0, 0, 0x1f, 0x90, 0, 0, 0x46, 0xa0, 0, 0}, timeout: 2 * time.Millisecond},
 		}},
+		// 18081 = 0x46a1
+		{"upstream port", Forward{Proto: 6, Port: 18080, To: to, UpstreamPort: 18081, Timeout: time.Second}, []elem{
+			{set: setFwd4, key: []byte{6, 0, 0, 0, 0x46, 0xa0, 0, 0}, val: []byte{192, 0, 2, 100, 0x1f, 0x90, 0, 0}, timeout: time.Second},
+			{set: setAcc4, key: []byte{192, 0, 2, 100, 6, 0, 0, 0, 0x1f, 0x90, 0, 0, 0x46, 0xa0, 0, 0}, timeout: time.Second},
+			{set: setFwd4X, key: []byte{6, 0, 0, 0, 0x46, 0xa1, 0, 0}, val: []byte{192, 0, 2, 100, 0x1f, 0x90, 0, 0}, timeout: time.Second},
+			{set: setAcc4X, key: []byte{192, 0, 2, 100, 6, 0, 0, 0, 0x1f, 0x90, 0, 0, 0x46, 0xa1, 0, 0}, timeout: time.Second},
+		}},
 		{"accept only (DS-Lite)", Forward{Proto: 17, To: to}, []elem{
 			{set: setAcc4, key: []byte{192, 0, 2, 100, 17, 0, 0, 0, 0x1f, 0x90, 0, 0, 0x1f, 0x90, 0, 0}},
 		}},
@@ -102,13 +109,15 @@ func TestInvalid(t *testing.T) {
 	v4 := netip.MustParseAddrPort("192.0.2.100:80")
 	v6 := netip.MustParseAddrPort("[2001:db8:1::100]:80")
 	fwds := map[string]Forward{
-		"icmp":          {Proto: 1, Port: 80, To: v4},
-		"no proto":      {Port: 80, To: v4},
-		"ipv6 target":   {Proto: 6, Port: 80, To: v6},
-		"no target":     {Proto: 6, Port: 80},
-		"target port 0": {Proto: 6, Port: 80, To: netip.AddrPortFrom(v4.Addr(), 0)},
-		"ipv6 remote":   {Proto: 6, Port: 80, To: v4, Remote: v6.Addr()},
-		"negative":      {Proto: 6, Port: 80, To: v4, Timeout: -time.Second},
+		"icmp":                             {Proto: 1, Port: 80, To: v4},
+		"no proto":                         {Port: 80, To: v4},
+		"ipv6 target":                      {Proto: 6, Port: 80, To: v6},
+		"no target":                        {Proto: 6, Port: 80},
+		"target port 0":                    {Proto: 6, Port: 80, To: netip.AddrPortFrom(v4.Addr(), 0)},
+		"ipv6 remote":                      {Proto: 6, Port: 80, To: v4, Remote: v6.Addr()},
+		"negative":                         {Proto: 6, Port: 80, To: v4, Timeout: -time.Second},
+		"upstream port without a WAN port": {Proto: 6, To: v4, UpstreamPort: 80},
+		"upstream port with a remote":      {Proto: 6, Port: 80, To: v4, Remote: netip.MustParseAddr("203.0.113.50"), UpstreamPort: 80},
 	}
 	for name, f := range fwds {
 		if _, err := forwardElems(f); !errors.Is(err, ErrInvalid) {
@@ -141,6 +150,12 @@ func TestWantedElemsConflict(t *testing.T) {
 	}
 	if _, err := wantedElems([]Forward{a, a}, nil); err != nil {
 		t.Errorf("the same forward twice: %v", err)
+	}
+	// Two forwards with one upstream port: the hairpin map holds one.
+	x := Forward{Proto: 6, Port: 81, To: netip.MustParseAddrPort("192.0.2.100:81"), UpstreamPort: 90}
+	y := Forward{Proto: 6, Port: 82, To: netip.MustParseAddrPort("192.0.2.101:82"), UpstreamPort: 90}
+	if _, err := wantedElems([]Forward{x, y}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("two targets for one upstream port: err %v, want ErrInvalid", err)
 	}
 }
 

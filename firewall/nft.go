@@ -88,7 +88,8 @@ type NFT struct {
 type tableSets struct {
 	elems  [numElemSets]*nftables.Set
 	lanIfs *nftables.Set
-	wan4   *nftables.Set
+	wan4   *nftables.Set // the WAN address: hairpin by the WAN port (fwd4)
+	ext4   *nftables.Set // the upstream's external address: by the upstream port (fwd4x)
 }
 
 // New creates table inet <Table>, or adopts it when it exists (left by a
@@ -200,6 +201,7 @@ func newSets(t *nftables.Table) *tableSets {
 	}
 	s.lanIfs = &nftables.Set{Table: t, Name: setLANIf, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	s.wan4 = &nftables.Set{Table: t, Name: setWAN4, KeyType: nftables.TypeIPAddr}
+	s.ext4 = &nftables.Set{Table: t, Name: setExt4, KeyType: nftables.TypeIPAddr}
 	return s
 }
 
@@ -227,7 +229,7 @@ func (f *NFT) install() error {
 			return err
 		}
 	}
-	for _, s := range []*nftables.Set{f.sets.lanIfs, f.sets.wan4} {
+	for _, s := range []*nftables.Set{f.sets.lanIfs, f.sets.wan4, f.sets.ext4} {
 		if err := c.AddSet(s, nil); err != nil {
 			return err
 		}
@@ -242,9 +244,14 @@ func (f *NFT) install() error {
 			return err
 		}
 	}
-	if els := f.hairpinElements(); len(els) > 0 {
-		if err := c.SetAddElements(f.sets.wan4, els); err != nil {
-			return err
+	for _, h := range []struct {
+		set *nftables.Set
+		a   netip.Addr
+	}{{f.sets.wan4, f.cfg.WANAddr}, {f.sets.ext4, f.external}} {
+		if els := addrElements(h.a); len(els) > 0 {
+			if err := c.SetAddElements(h.set, els); err != nil {
+				return err
+			}
 		}
 	}
 	accept := nftables.ChainPolicyAccept
@@ -657,17 +664,19 @@ func (f *NFT) Packets(ctx context.Context, p Pinhole) (uint64, error) {
 	return 0, fmt.Errorf("%w: pinhole %v", ErrNotFound, p.To)
 }
 
-// SetWANAddr replaces the CPE's WAN address used for hairpin NAT; the zero
-// Addr removes it (no hairpin).
+// SetWANAddr replaces the CPE's WAN address used for hairpin NAT (a LAN
+// host connecting to it at a forward's Port); the zero Addr removes it (no
+// hairpin). One batch.
 func (f *NFT) SetWANAddr(ctx context.Context, a netip.Addr) error {
 	return f.setHairpin(ctx, a, true)
 }
 
-// SetExternalAddr replaces the upstream's external address (the provider's,
-// the ISP box's) that is hairpinned too, so that a LAN host reaches a
-// mapped LAN service at the address the internet uses (RFC 7648 §3.1;
-// mappings whose upstream port is their WAN port, which pcpgw asks for);
-// the zero Addr removes it.
+// SetExternalAddr replaces the upstream's external address (the
+// provider's, the ISP box's) that is hairpinned too, so that a LAN host
+// reaches a mapped LAN service at the endpoint the internet uses (RFC 7648
+// §3.1): connections to it are DNATed by the forwards' UpstreamPort, the
+// port the upstream gave, which need not be the WAN port. The zero Addr
+// removes it. One batch.
 func (f *NFT) SetExternalAddr(ctx context.Context, a netip.Addr) error {
 	return f.setHairpin(ctx, a, false)
 }
@@ -685,36 +694,34 @@ func (f *NFT) setHairpin(ctx context.Context, a netip.Addr, wan bool) error {
 	if f.closed {
 		return ErrClosed
 	}
-	wanAddr, ext := f.cfg.WANAddr, f.external
+	set, held := f.sets.ext4, &f.external
 	if wan {
-		f.cfg.WANAddr = a
-	} else {
-		f.external = a
+		set, held = f.sets.wan4, &f.cfg.WANAddr
 	}
-	f.conn.FlushSet(f.sets.wan4)
-	if els := f.hairpinElements(); len(els) > 0 {
-		if err := f.conn.SetAddElements(f.sets.wan4, els); err != nil {
-			f.cfg.WANAddr, f.external = wanAddr, ext
+	f.conn.FlushSet(set)
+	if els := addrElements(a); len(els) > 0 {
+		if err := f.conn.SetAddElements(set, els); err != nil {
+			// Nothing was sent: drop what was queued.
+			if rerr := f.redial(); rerr != nil {
+				f.log.Error("netlink: reconnecting", "err", rerr)
+			}
 			return fmt.Errorf("firewall: hairpin address: %w", err)
 		}
 	}
 	if err := f.flush(); err != nil {
-		f.cfg.WANAddr, f.external = wanAddr, ext
 		return fmt.Errorf("firewall: hairpin address: %w", err)
 	}
+	*held = a
 	return nil
 }
 
-// hairpinElements are the addresses of set wan4: the WAN address and the
-// upstream's external one. Called with f.mu held (or before f is shared).
-func (f *NFT) hairpinElements() []nftables.SetElement {
-	var els []nftables.SetElement
-	for _, a := range []netip.Addr{f.cfg.WANAddr.Unmap(), f.external} {
-		if a.Is4() && (len(els) == 0 || netip.AddrFrom4([4]byte(els[0].Key)) != a) {
-			els = append(els, nftables.SetElement{Key: a.AsSlice()})
-		}
+// addrElements is the element of a hairpin address set (wan4, ext4):
+// none for the zero Addr.
+func addrElements(a netip.Addr) []nftables.SetElement {
+	if a = a.Unmap(); !a.Is4() {
+		return nil
 	}
-	return els
+	return []nftables.SetElement{{Key: a.AsSlice()}}
 }
 
 func (f *NFT) closeNS() {

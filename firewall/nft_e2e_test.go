@@ -258,6 +258,7 @@ func TestTableLayout(t *testing.T) {
 			`iifname "Pc1" dnat ip to ip saddr . meta l4proto . th dport map @fwd4h`,
 			`meta nfproto ipv4 iifname "Pc1" dnat ip to meta l4proto . th dport map @fwd4`,
 			`iifname @lan_ifs ip daddr @wan4 dnat ip to meta l4proto . th dport map @fwd4`,
+			`iifname @lan_ifs ip daddr @ext4 dnat ip to meta l4proto . th dport map @fwd4x`,
 		},
 		"postrouting": {
 			`meta nfproto ipv4 iifname @lan_ifs oifname @lan_ifs ct status dnat ct mark & 0x20000000 == 0x20000000 masquerade`,
@@ -267,6 +268,7 @@ func TestTableLayout(t *testing.T) {
 			`iifname "Pc1" ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" ip saddr . ip daddr . meta l4proto . th dport . ct original proto-dst @acc4h ct mark set ct mark | 0x20000000 accept`,
 			`iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4 ct mark set ct mark | 0x20000000 accept`,
+			`iifname @lan_ifs ct status dnat ip daddr . meta l4proto . th dport . ct original proto-dst @acc4x ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" ip6 daddr . meta l4proto . th dport @pin6 ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" ip6 saddr . ip6 daddr . meta l4proto . th dport @pin6h ct mark set ct mark | 0x20000000 accept`,
 			`iifname "Pc1" th sport . ip6 daddr . meta l4proto . th dport @pin6p ct mark set ct mark | 0x20000000 accept`,
@@ -295,7 +297,7 @@ func TestTableLayout(t *testing.T) {
 	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
 	newFW(t, l, firewall.Config{IPv6Baseline: false})
 	out = l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw")
-	if got := chainRules(out, "forward", l.Prefix); len(got) != 8 {
+	if got := chainRules(out, "forward", l.Prefix); len(got) != 9 {
 		t.Errorf("forward chain after adopting without baseline:\n%s", strings.Join(got, "\n"))
 	}
 	if got := chainRules(out, "wan6_in", l.Prefix); len(got) != 0 {
@@ -308,8 +310,8 @@ func TestTableLayout(t *testing.T) {
 	// DS-Lite: IPv4 comes from the softwire (WAN), IPv6 from WAN6.
 	newFW(t, l, firewall.Config{WAN6: "wan6x", IPv6Baseline: true})
 	fwd := chainRules(l.CPE.Run(t, "nft", "list", "table", "inet", "pcpgw"), "forward", l.Prefix)
-	if len(fwd) != 9 || !strings.HasPrefix(fwd[0], `iifname "Pc1" `) || !strings.HasPrefix(fwd[3], `iifname "wan6x" `) ||
-		!strings.HasPrefix(fwd[7], `iifname "wan6x" `) || fwd[8] != `meta nfproto ipv6 iifname "wan6x" jump wan6_in` {
+	if len(fwd) != 10 || !strings.HasPrefix(fwd[0], `iifname "Pc1" `) || !strings.HasPrefix(fwd[4], `iifname "wan6x" `) ||
+		!strings.HasPrefix(fwd[8], `iifname "wan6x" `) || fwd[9] != `meta nfproto ipv6 iifname "wan6x" jump wan6_in` {
 		t.Errorf("forward chain with WAN6:\n%s", strings.Join(fwd, "\n"))
 	}
 }
@@ -547,25 +549,149 @@ func TestAdoptIncompatible(t *testing.T) {
 
 // SetExternalAddr hairpins the upstream's external address beside the WAN
 // address (RFC 7648 §3.1): a LAN host reaches a mapped LAN service at the
-// address the internet uses.
+// address the internet uses, by the port the upstream gave
+// (Forward.UpstreamPort), not by the WAN port.
 func TestSetExternalAddr(t *testing.T) {
 	l, fw := setup(t, false)
 	listen(t, l.LAN, "192.0.2.100:8080")
-	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080")}}})
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080"), UpstreamPort: 28080}}})
 	const ext = "203.0.113.99" // held by nobody: only hairpin NAT answers
-	wantReach(t, l.LAN, "tcp", ext+":18080", false)
+	wantReach(t, l.LAN, "tcp", ext+":28080", false)
 	if err := fw.SetExternalAddr(context.Background(), netip.MustParseAddr(ext)); err != nil {
 		t.Fatal(err)
 	}
-	wantReach(t, l.LAN, "tcp", ext+":18080", true)
-	wantReach(t, l.LAN, "tcp", lab.CPEWAN4+":18080", true) // the WAN address still
+	wantReach(t, l.LAN, "tcp", ext+":28080", true)
+	wantReach(t, l.LAN, "tcp", ext+":18080", false)        // the WAN port is not the upstream's
+	wantReach(t, l.LAN, "tcp", lab.CPEWAN4+":18080", true) // the WAN address still, by the WAN port
+	wantReach(t, l.LAN, "tcp", lab.CPEWAN4+":28080", false)
 	// A WAN address change keeps the external one.
 	if err := fw.SetWANAddr(context.Background(), netip.MustParseAddr("100.64.0.3")); err != nil {
 		t.Fatal(err)
 	}
-	wantReach(t, l.LAN, "tcp", ext+":18080", true)
+	wantReach(t, l.LAN, "tcp", ext+":28080", true)
 	if err := fw.SetExternalAddr(context.Background(), netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
-	wantReach(t, l.LAN, "tcp", ext+":18080", false)
+	wantReach(t, l.LAN, "tcp", ext+":28080", false)
+	if err := fw.SetExternalAddr(context.Background(), netip.MustParseAddr("2001:db8::1")); !errors.Is(err, firewall.ErrInvalid) {
+		t.Errorf("SetExternalAddr(IPv6): %v", err)
+	}
+}
+
+// listenSay is listen with another greeting than "hello", so that a test
+// tells which service it reached.
+func listenSay(t *testing.T, ns *lab.NS, addr, say string) {
+	t.Helper()
+	var ln net.Listener
+	ns.Do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(say))
+			c.Close()
+		}
+	}()
+}
+
+// greeting connects from ns to addr over TCP and returns what the far end
+// says ("" when nothing answers).
+func greeting(t *testing.T, ns *lab.NS, addr string) string {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.DialTimeout("tcp", addr, 700*time.Millisecond) })
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(700 * time.Millisecond))
+	buf := make([]byte, 32)
+	n, _ := c.Read(buf)
+	return string(buf[:n])
+}
+
+// The hairpin of the upstream's external address is keyed by the
+// upstream port: forward A has WAN port 18080 and upstream port 18081,
+// forward B WAN port 18081 and upstream port 18082. A LAN host connecting
+// to the external address at 18081 reaches A (not B, whose WAN port is
+// that number), at 18082 B, at 18080 nothing; the WAN address still goes
+// by the WAN port, and the WAN side is not let in by the upstream ports.
+// A forward's upstream port changes in one batch (delete and add); the
+// kernel holds what Sync asks, hairpin elements included.
+func TestHairpinUpstreamPort(t *testing.T) {
+	l, fw := setup(t, false)
+	listenSay(t, l.LAN, "192.0.2.100:8080", "A")
+	listenSay(t, l.LAN, "192.0.2.100:9090", "B")
+	const ext = "203.0.113.99"
+	if err := fw.SetExternalAddr(context.Background(), netip.MustParseAddr(ext)); err != nil {
+		t.Fatal(err)
+	}
+	a := firewall.Forward{Proto: tcp, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080"), UpstreamPort: 18081, Timeout: time.Hour}
+	b := firewall.Forward{Proto: tcp, Port: 18081, To: netip.MustParseAddrPort("192.0.2.100:9090"), UpstreamPort: 18082, Timeout: time.Hour}
+	apply(t, fw, firewall.Change{AddForwards: []firewall.Forward{a, b}})
+	check := func(ns *lab.NS, want map[string]string) {
+		t.Helper()
+		for addr, say := range want {
+			if got := greeting(t, ns, addr); got != say {
+				t.Errorf("%s from %s: %q, want %q", addr, ns.Name, got, say)
+			}
+		}
+	}
+	check(l.LAN, map[string]string{
+		ext + ":18081":         "A",
+		ext + ":18082":         "B",
+		ext + ":18080":         "",
+		lab.CPEWAN4 + ":18080": "A",
+		lab.CPEWAN4 + ":18081": "B",
+		lab.CPEWAN4 + ":18082": "",
+	})
+	check(l.ISP, map[string]string{
+		lab.CPEWAN4 + ":18080": "A",
+		lab.CPEWAN4 + ":18081": "B",
+		lab.CPEWAN4 + ":18082": "",
+	})
+	if diff := cmp.Diff([]string{"tcp . 18081 timeout=3600 : 192.0.2.100 . 8080", "tcp . 18082 timeout=3600 : 192.0.2.100 . 9090"},
+		kernelElems(t, l, "pcpgw")["fwd4x"]); diff != "" {
+		t.Errorf("fwd4x (-want +got):\n%s", diff)
+	}
+
+	// A moves to upstream port 18083: one batch.
+	a2 := a
+	a2.UpstreamPort = 18083
+	apply(t, fw, firewall.Change{DelForwards: []firewall.Forward{a}, AddForwards: []firewall.Forward{a2}})
+	check(l.LAN, map[string]string{
+		ext + ":18081":         "",
+		ext + ":18083":         "A",
+		lab.CPEWAN4 + ":18080": "A",
+	})
+	// Sync to a state where B holds 18081 too.
+	b2 := b
+	b2.UpstreamPort = 18081
+	if err := fw.Sync(context.Background(), []firewall.Forward{a2, b2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(l.LAN, map[string]string{
+		ext + ":18081": "B",
+		ext + ":18082": "",
+		ext + ":18083": "A",
+	})
+	if got := kernelElems(t, l, "pcpgw")["acc4x"]; len(got) != 2 {
+		t.Errorf("acc4x %q, want two", got)
+	}
+	apply(t, fw, firewall.Change{DelForwards: []firewall.Forward{a2, b2}})
+	if got := kernelElems(t, l, "pcpgw"); len(got["fwd4x"])+len(got["acc4x"])+len(got["fwd4"]) != 0 {
+		t.Errorf("left after deleting: %v", got)
+	}
 }

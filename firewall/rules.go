@@ -20,6 +20,7 @@ const (
 	chainWAN6In      = "wan6_in"
 	setLANIf         = "lan_ifs"
 	setWAN4          = "wan4"
+	setExt4          = "ext4"
 	setProbe         = "probe"
 )
 
@@ -216,6 +217,10 @@ func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 			// hairpin: a LAN host connecting to the CPE's WAN address
 			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), lookup(sets.wan4, srcIPDaddr),
 				dnatVia(el[setFwd4], srcL4Proto, srcTHDport)),
+			// hairpin: a LAN host connecting to the upstream's external
+			// address, by the port the upstream gave (not the WAN port)
+			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), lookup(sets.ext4, srcIPDaddr),
+				dnatVia(el[setFwd4X], srcL4Proto, srcTHDport)),
 		},
 		chainPostrouting: {
 			// hairpin: replies must come back through the CPE
@@ -229,6 +234,8 @@ func (f *NFT) rules(sets *tableSets) map[string][][]expr.Any {
 			cat(nfproto(ipv4), iifname(f.cfg.WAN), lookup(el[setAcc4H], srcIPSaddr, srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),
 			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), ctBits(expr.CtKeySTATUS, ipsDstNAT),
 				lookup(el[setAcc4], srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),
+			cat(nfproto(ipv4), ifIn(expr.MetaKeyIIFNAME, sets.lanIfs), ctBits(expr.CtKeySTATUS, ipsDstNAT),
+				lookup(el[setAcc4X], srcIPDaddr, srcL4Proto, srcTHDport, srcCtOrigDport), mark, accept),
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6], srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6H], srcIP6Saddr, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),
 			cat(nfproto(ipv6), iifname(f.wan6()), lookup(el[setPin6P], srcTHSport, srcIP6Daddr, srcL4Proto, srcTHDport), mark, accept),

@@ -8,10 +8,20 @@ import (
 // Forward is one IPv4 port forward on the CPE: packets arriving on the WAN
 // for Proto/Port are DNATed to To and accepted in forward. Port 0 means the
 // CPE does no NAT for it (DS-Lite): only the forward accept towards To.
+//
+// A LAN host reaches it through the CPE's own NAT too (hairpin, RFC 7648
+// §3.1): at the WAN address (SetWANAddr) and Port, and at the upstream's
+// external address (SetExternalAddr) and UpstreamPort.
 type Forward struct {
 	Proto uint8          // 6 TCP, 17 UDP
 	Port  uint16         // the CPE's WAN port; 0: accept only, no DNAT
 	To    netip.AddrPort // the LAN host and port
+	// UpstreamPort is the forward's port at the upstream's external
+	// address (the provider's CGN, the ISP box), which may differ from
+	// Port (the CGN gave another one): LAN packets to that address and
+	// port are DNATed to To. 0: none (nothing upstream, or not known yet).
+	// It needs a Port and no Remote (a LAN host is never the remote).
+	UpstreamPort uint16
 	// Remote, when valid, restricts the forward to that source address.
 	Remote netip.Addr
 	// Timeout, when not zero, lets the kernel expire the entry on its own

@@ -22,6 +22,7 @@ const (
 	OpSync    Op = "sync"
 	OpPackets Op = "packets"
 	OpWANAddr Op = "wanaddr"
+	OpExtAddr Op = "extaddr"
 )
 
 // Batch is one recorded call that would have reached the kernel.
@@ -31,6 +32,7 @@ type Batch struct {
 	Fwds    []firewall.Forward // OpSync: the wanted state
 	Pins    []firewall.Pinhole // OpSync
 	WANAddr netip.Addr         // OpWANAddr
+	ExtAddr netip.Addr         // OpExtAddr
 	Err     error              // what the call returned
 }
 
@@ -39,6 +41,22 @@ type fwdKey struct {
 	port   uint16         // WAN port; 0 for accept-only forwards
 	to     netip.AddrPort // only for accept-only forwards (the kernel's key)
 	remote netip.Addr
+}
+
+// hpKey is the key of the kernel's hairpin map fwd4x: protocol and
+// upstream port.
+type hpKey struct {
+	proto uint8
+	port  uint16
+}
+
+// Hairpin is one entry of the hairpin of the upstream's external address
+// as the kernel holds it (map fwd4x): a LAN connection to that address at
+// Proto/Port goes to To.
+type Hairpin struct {
+	Proto uint8
+	Port  uint16 // the upstream port (Forward.UpstreamPort)
+	To    netip.AddrPort
 }
 
 type outKey struct {
@@ -62,12 +80,16 @@ type pinKey struct {
 // Fake implements the methods of firewall.NFT in memory, with the same
 // semantics: entries are validated as the kernel backend does, a change is
 // all or nothing, adding an existing entry replaces it (refresh), deleting
-// a missing one is not an error, Sync leaves exactly the wanted state. It
+// a missing one is not an error, Sync leaves exactly the wanted state. A
+// forward's hairpin by its UpstreamPort is kept apart, keyed as the
+// kernel's map is (protocol and upstream port): adding a forward replaces
+// whatever held its upstream port, deleting one deletes what holds it. It
 // records every call and can be told to fail. Safe for concurrent use; the
 // zero value is ready.
 type Fake struct {
 	mu      sync.Mutex
 	fwds    map[fwdKey]firewall.Forward
+	hps     map[hpKey]firewall.Forward // by UpstreamPort
 	pins    map[pinKey]firewall.Pinhole
 	packets map[pinKey]uint64
 	outs    map[outKey]firewall.Outbound
@@ -144,6 +166,7 @@ func (f *Fake) record(b Batch) {
 func (f *Fake) init() {
 	if f.fwds == nil {
 		f.fwds = make(map[fwdKey]firewall.Forward)
+		f.hps = make(map[hpKey]firewall.Forward)
 		f.pins = make(map[pinKey]firewall.Pinhole)
 		f.packets = make(map[pinKey]uint64)
 		f.outs = make(map[outKey]firewall.Outbound)
@@ -195,6 +218,9 @@ func (f *Fake) Apply(ctx context.Context, c firewall.Change) error {
 		}
 		for _, x := range c.DelForwards {
 			delete(f.fwds, keyOfForward(x))
+			if x.UpstreamPort != 0 {
+				delete(f.hps, hpKey{x.Proto, x.UpstreamPort})
+			}
 		}
 		for _, p := range c.DelPinholes {
 			delete(f.pins, keyOfPinhole(p))
@@ -202,6 +228,9 @@ func (f *Fake) Apply(ctx context.Context, c firewall.Change) error {
 		}
 		for _, x := range c.AddForwards {
 			f.fwds[keyOfForward(x)] = x
+			if x.UpstreamPort != 0 {
+				f.hps[hpKey{x.Proto, x.UpstreamPort}] = x
+			}
 		}
 		for _, p := range c.AddPinholes {
 			f.pins[keyOfPinhole(p)] = p
@@ -225,21 +254,34 @@ func (f *Fake) Sync(ctx context.Context, fwds []firewall.Forward, pins []firewal
 	}
 	if err == nil {
 		seen := make(map[fwdKey]firewall.Forward, len(fwds))
+		seenHP := make(map[hpKey]firewall.Forward)
 		for _, x := range fwds {
 			if prev, ok := seen[keyOfForward(x)]; ok && prev.To != x.To {
 				err = fmt.Errorf("%w: two entries for the same key (%d/%d)", firewall.ErrInvalid, x.Proto, x.Port)
 				break
 			}
 			seen[keyOfForward(x)] = x
+			if x.UpstreamPort == 0 {
+				continue
+			}
+			if prev, ok := seenHP[hpKey{x.Proto, x.UpstreamPort}]; ok && prev.To != x.To {
+				err = fmt.Errorf("%w: two entries for the same upstream port (%d/%d)", firewall.ErrInvalid, x.Proto, x.UpstreamPort)
+				break
+			}
+			seenHP[hpKey{x.Proto, x.UpstreamPort}] = x
 		}
 	}
 	if err == nil {
 		old := f.packets
 		f.fwds = make(map[fwdKey]firewall.Forward, len(fwds))
+		f.hps = make(map[hpKey]firewall.Forward)
 		f.pins = make(map[pinKey]firewall.Pinhole, len(pins))
 		f.packets = make(map[pinKey]uint64)
 		for _, x := range fwds {
 			f.fwds[keyOfForward(x)] = x
+			if x.UpstreamPort != 0 {
+				f.hps[hpKey{x.Proto, x.UpstreamPort}] = x
+			}
 		}
 		for _, p := range pins {
 			k := keyOfPinhole(p)
@@ -296,19 +338,62 @@ func (f *Fake) SetWANAddr(ctx context.Context, a netip.Addr) error {
 }
 
 // SetExternalAddr records the upstream's external address hairpinned
-// beside the WAN address (the zero Addr clears it).
+// beside the WAN address, by the forwards' upstream ports (the zero Addr
+// clears it).
 func (f *Fake) SetExternalAddr(ctx context.Context, a netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	err := f.injected(OpExtAddr)
 	a = a.Unmap()
-	if a.IsValid() && !a.Is4() {
-		return fmt.Errorf("%w: address %v is not IPv4", firewall.ErrInvalid, a)
+	if err == nil && a.IsValid() && !a.Is4() {
+		err = fmt.Errorf("%w: address %v is not IPv4", firewall.ErrInvalid, a)
 	}
-	f.ext = a
-	return nil
+	if err == nil {
+		f.ext = a
+	}
+	f.record(Batch{Op: OpExtAddr, ExtAddr: a, Err: err})
+	return err
+}
+
+// Hairpin says where the CPE sends a LAN host's connection of proto to
+// dst, as the kernel's rules do: at the WAN address by the WAN port of a
+// forward without a remote host (map fwd4), at the upstream's external
+// address by the upstream port (map fwd4x). ok is false when nothing
+// there takes it.
+func (f *Fake) Hairpin(proto uint8, dst netip.AddrPort) (to netip.AddrPort, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := dst.Addr().Unmap()
+	if !a.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	if a == f.wan {
+		if x, ok := f.fwds[fwdKey{proto: proto, port: dst.Port()}]; ok && dst.Port() != 0 {
+			return x.To, true
+		}
+	}
+	if a == f.ext {
+		if x, ok := f.hps[hpKey{proto, dst.Port()}]; ok {
+			return x.To, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// Hairpins returns the hairpin entries of the upstream's external address
+// (map fwd4x), sorted by protocol and upstream port.
+func (f *Fake) Hairpins() []Hairpin {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Hairpin, 0, len(f.hps))
+	for k, x := range f.hps {
+		out = append(out, Hairpin{Proto: k.proto, Port: k.port, To: x.To})
+	}
+	slices.SortFunc(out, func(a, b Hairpin) int { return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port)) })
+	return out
 }
 
 // ExternalAddr returns the address last set with SetExternalAddr.
@@ -324,7 +409,7 @@ func (f *Fake) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
-	f.fwds, f.pins, f.packets, f.outs, f.flows = nil, nil, nil, nil, nil
+	f.fwds, f.hps, f.pins, f.packets, f.outs, f.flows = nil, nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -350,6 +435,9 @@ func (f *Fake) Expire(c firewall.Change) {
 	f.init()
 	for _, x := range append(slices.Clone(c.DelForwards), c.AddForwards...) {
 		delete(f.fwds, keyOfForward(x))
+		if x.UpstreamPort != 0 {
+			delete(f.hps, hpKey{x.Proto, x.UpstreamPort})
+		}
 	}
 	for _, p := range append(slices.Clone(c.DelPinholes), c.AddPinholes...) {
 		delete(f.pins, keyOfPinhole(p))

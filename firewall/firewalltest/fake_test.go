@@ -187,3 +187,103 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d forwards, want 400", got)
 	}
 }
+
+// The hairpin of the upstream's external address is keyed as the
+// kernel's map fwd4x is, by protocol and upstream port, apart from the
+// WAN forwards: adding a forward with an upstream port another holds
+// takes it over, deleting a forward deletes what holds its upstream port,
+// Sync refuses two targets for one upstream port, expiry removes it.
+// SetExternalAddr is recorded and fails as the other calls do.
+func TestHairpin(t *testing.T) {
+	f := firewalltest.New()
+	wan, ext := netip.MustParseAddr("100.64.0.2"), netip.MustParseAddr("203.0.113.1")
+	if err := f.SetWANAddr(ctx, wan); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetExternalAddr(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	x := firewall.Forward{Proto: 6, Port: 18080, To: netip.MustParseAddrPort("192.0.2.100:8080"), UpstreamPort: 19080}
+	y := firewall.Forward{Proto: 6, Port: 19080, To: netip.MustParseAddrPort("192.0.2.101:9090"), UpstreamPort: 20080}
+	if err := f.Apply(ctx, firewall.Change{AddForwards: []firewall.Forward{x, y}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dst  netip.AddrPort
+		want netip.AddrPort
+	}{
+		{netip.AddrPortFrom(ext, 19080), x.To},
+		{netip.AddrPortFrom(ext, 20080), y.To},
+		{netip.AddrPortFrom(ext, 18080), netip.AddrPort{}},
+		{netip.AddrPortFrom(wan, 19080), y.To},
+		{netip.AddrPortFrom(wan, 18080), x.To},
+		{netip.MustParseAddrPort("203.0.113.9:19080"), netip.AddrPort{}},
+	} {
+		if got, ok := f.Hairpin(6, tc.dst); got != tc.want || ok != tc.want.IsValid() {
+			t.Errorf("Hairpin(%v) = %v %v, want %v", tc.dst, got, ok, tc.want)
+		}
+	}
+	if _, ok := f.Hairpin(17, netip.AddrPortFrom(ext, 19080)); ok {
+		t.Error("Hairpin of another protocol")
+	}
+	// y takes 19080 over (x's kernel forward still says 19080).
+	y2 := y
+	y2.UpstreamPort = 19080
+	if err := f.Apply(ctx, firewall.Change{DelForwards: []firewall.Forward{y}, AddForwards: []firewall.Forward{y2}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []firewalltest.Hairpin{{Proto: 6, Port: 19080, To: y.To}}
+	if diff := cmp.Diff(want, f.Hairpins(), eq); diff != "" {
+		t.Errorf("hairpins after the take-over (-want +got):\n%s", diff)
+	}
+	// Deleting x (with the upstream port it was added with) deletes what
+	// holds 19080, as the kernel deletes by key.
+	if err := f.Apply(ctx, firewall.Change{DelForwards: []firewall.Forward{x}}); err != nil {
+		t.Fatal(err)
+	}
+	if hp := f.Hairpins(); len(hp) != 0 {
+		t.Errorf("hairpins after deleting x: %v", hp)
+	}
+	if err := f.Sync(ctx, []firewall.Forward{x, y2}, nil); !errors.Is(err, firewall.ErrInvalid) {
+		t.Errorf("Sync with two targets for one upstream port: %v", err)
+	}
+	if err := f.Sync(ctx, []firewall.Forward{x, y}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Expire(firewall.Change{AddForwards: []firewall.Forward{x}})
+	if diff := cmp.Diff([]firewalltest.Hairpin{{Proto: 6, Port: 20080, To: y.To}}, f.Hairpins(), eq); diff != "" {
+		t.Errorf("hairpins after x expired (-want +got):\n%s", diff)
+	}
+	bad := firewall.Forward{Proto: 6, To: x.To, UpstreamPort: 1}
+	if err := f.Apply(ctx, firewall.Change{AddForwards: []firewall.Forward{bad}}); !errors.Is(err, firewall.ErrInvalid) {
+		t.Errorf("an upstream port without a WAN port: %v", err)
+	}
+
+	boom := errors.New("boom")
+	f.FailNext(boom)
+	if err := f.SetExternalAddr(ctx, netip.MustParseAddr("198.51.100.1")); !errors.Is(err, boom) || f.ExternalAddr() != ext {
+		t.Errorf("failing SetExternalAddr: %v, holds %v", err, f.ExternalAddr())
+	}
+	if err := f.SetExternalAddr(ctx, netip.MustParseAddr("2001:db8::1")); !errors.Is(err, firewall.ErrInvalid) {
+		t.Errorf("SetExternalAddr(IPv6): %v", err)
+	}
+	if err := f.SetExternalAddr(ctx, netip.Addr{}); err != nil || f.ExternalAddr().IsValid() {
+		t.Errorf("clearing the external address: %v, holds %v", err, f.ExternalAddr())
+	}
+	if _, ok := f.Hairpin(6, netip.AddrPortFrom(ext, 20080)); ok {
+		t.Error("hairpinned after the external address was cleared")
+	}
+	n := 0
+	for _, b := range f.Batches() {
+		if b.Op == firewalltest.OpExtAddr {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d SetExternalAddr calls recorded, want 4", n)
+	}
+	f.Close()
+	if err := f.SetExternalAddr(ctx, ext); !errors.Is(err, firewall.ErrClosed) {
+		t.Errorf("SetExternalAddr after Close: %v", err)
+	}
+}
