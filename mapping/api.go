@@ -215,6 +215,16 @@ const (
 	// (RFC 6886 §3.7: the only thing that makes NAT-PMP clients ask
 	// again). Exact mappings never move: they fail instead.
 	EventMappingMoved
+	// EventMappingLost: a mapping ended without its client asking: the
+	// upstream could not give a LAN PCP client's exact mapping
+	// (PREFER_FAILURE) its external port back after it lost its state,
+	// another upstream took over or it moved the mapping (Err
+	// CodeCannotProvideExternal), or the upstream ended a mapping by
+	// itself (RFC 6887 §14.2; Err its refusal, nil when it deleted it).
+	// Mapping is the mapping as it was, Was the external endpoint its
+	// client was last told. Its client must learn it (a PCP Mapping
+	// Update with the error, RFC 6887 §14.2), not be moved.
+	EventMappingLost
 )
 
 // Event is sent to subscribers of the core.
@@ -223,10 +233,14 @@ type Event struct {
 	External netip.Addr // EventExternalAddr
 	Count    int        // EventMappings: live port mappings
 	// Mapping is the mapping as it now is (EventMappingMoved): its ID,
-	// Origin, Client, Nonce, Internal, filter and new External.
+	// Origin, Client, Nonce, Internal, filter and new External; or as it
+	// was (EventMappingLost).
 	Mapping Mapping
-	// Was is the external endpoint the mapping had (EventMappingMoved).
+	// Was is the external endpoint the mapping had (EventMappingMoved),
+	// or its client was last told (EventMappingLost).
 	Was netip.AddrPort
+	// Err is why the mapping ended (EventMappingLost): a core *Error.
+	Err error
 }
 
 // Mode is how pcpgw reaches the internet.

@@ -61,7 +61,8 @@
 // What was asked for exactly (IGD AddPortMapping, PCP PREFER_FAILURE,
 // static forwards) is asked for with PREFER_FAILURE on creation, renewal
 // and re-creation (RFC 6970 §5.10): it keeps its port or fails, never
-// moves. What was not (NAT-PMP, PCP without PREFER_FAILURE,
+// moves; a LAN PCP client's that fails so ends, and its subscribers are
+// told (EventMappingLost) so that the client learns it (RFC 6887 §14.2). What was not (NAT-PMP, PCP without PREFER_FAILURE,
 // AddAnyPortMapping) may come back on another port; the core keeps the
 // first port it gave (Mapping.Given) and tells its subscribers
 // (EventMappingMoved), so that the front-ends tell the clients (a PCP

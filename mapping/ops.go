@@ -286,7 +286,16 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	if pinhole && !c.PinholesEnabled() {
 		return nil, nil, false, &Error{Code: CodeDisabled, Msg: "IPv6 pinholes are disabled"}
 	}
-	if r.ExactPort && r.ExternalPort != 0 && !pinhole {
+	// The requester's own mapping of this internal endpoint, which the
+	// request renews. Static forwards are told apart by their external
+	// port (looked up below): two of them may lead to the same LAN port.
+	var own *entry
+	if (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
+		own = c.ownLocked(r, nat64, pinhole)
+	}
+	// PCP has no replacing: a request for an existing mapping renews it
+	// whatever port it suggests (RFC 6887 §11.3).
+	if r.ExactPort && r.ExternalPort != 0 && !pinhole && (own == nil || r.Origin != OriginPCP) {
 		if x := c.byExt[keyOf(r.Proto, r.ExternalPort)]; x != nil {
 			switch {
 			case x.Origin == OriginStatic && r.Origin != OriginStatic:
@@ -297,33 +306,37 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is mapped for another host"}
 			case x.Internal == r.Internal:
 				return c.renewLocked(x, r, now), nil, false, nil
+			case r.Origin == OriginPCP:
+				// The host's mapping of another internal port holds it.
+				return nil, nil, false, &Error{Code: CodeConflict, Msg: "the port is mapped to another internal port"}
 			default:
 				old = x
 			}
 		}
 	}
-	// Static forwards are told apart by their external port (looked up
-	// above): two of them may lead to the same LAN port.
-	if old == nil && (r.Origin != OriginStatic || pinhole) && (r.Origin != OriginUPnP || !r.ExactPort || pinhole) {
-		for _, x := range c.perClient[r.Client] {
-			if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin && x.NAT64 == nat64 &&
-				(!pinhole || r.Origin == OriginPCP || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
-				if r.Origin == OriginPCP && x.Nonce != r.Nonce {
-					// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
-					// from the mapping's own host for itself, as miniupnpd
-					// does: tailscale's portmapper sends a fresh nonce with
-					// every renewal. Third-party mappings and deletes keep
-					// the check.
-					if x.Internal.Addr() != r.Client {
-						return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
-					}
-					x.Nonce = r.Nonce
-					c.markLocked(x, markPut)
-					c.dirtyLocked() // a new nonce is written at once
-				}
-				return c.renewLocked(x, r, now), nil, false, nil
+	if old == nil && own != nil {
+		x := own
+		if r.Origin == OriginPCP && x.Nonce != r.Nonce {
+			// RFC 6887 §11.3 refuses another nonce. pcpgw accepts it
+			// from the mapping's own host for itself, as miniupnpd
+			// does: tailscale's portmapper sends a fresh nonce with
+			// every renewal. Third-party mappings and deletes keep
+			// the check.
+			if x.Internal.Addr() != r.Client {
+				return nil, nil, false, &Error{Code: CodeNonceMismatch, Msg: "the mapping belongs to another nonce"}
 			}
 		}
+		if r.Origin == OriginPCP && !pinhole {
+			if err := c.pcpExactLocked(x, r); err != nil {
+				return nil, nil, false, err
+			}
+		}
+		if r.Origin == OriginPCP && x.Nonce != r.Nonce {
+			x.Nonce = r.Nonce
+			c.markLocked(x, markPut)
+			c.dirtyLocked() // a new nonce is written at once
+		}
+		return c.renewLocked(x, r, now), nil, false, nil
 	}
 	n := len(c.perClient[r.Client])
 	if old != nil {
@@ -386,6 +399,47 @@ func (c *Core) planLocked(r Request, now time.Time) (e, old *entry, created bool
 	e.exact = r.ExactPort
 	c.insertLocked(e)
 	return e, old, true, nil
+}
+
+// ownLocked is the requester's mapping of r's protocol and internal
+// endpoint from the same front-end (for pinholes from UPnP, also the
+// same remote host and port), which r renews; nil when there is none.
+func (c *Core) ownLocked(r Request, nat64, pinhole bool) *entry {
+	for _, x := range c.perClient[r.Client] {
+		if x.Proto == r.Proto && x.Internal == r.Internal && x.Origin == r.Origin && x.NAT64 == nat64 &&
+			(!pinhole || r.Origin == OriginPCP || x.RemoteHost == r.RemoteHost && x.RemotePort == r.RemotePort) {
+			return x
+		}
+	}
+	return nil
+}
+
+// pcpExactLocked applies a LAN PCP client's renewal of x to its
+// exactness. With PREFER_FAILURE the suggested port must be the one x
+// has (RFC 6887 §11.3: CANNOT_PROVIDE_EXTERNAL otherwise, not another
+// port or a success), and x is asked for exactly from then on (its
+// renewals and re-creations upstream carry PREFER_FAILURE); without it, x
+// may move (§11.3: the server assigns another port when it must).
+func (c *Core) pcpExactLocked(x *entry, r Request) error {
+	if r.ExactPort && r.ExternalPort != 0 {
+		// The port the client was given: the upstream's, or the WAN's
+		// when the CPE is the outermost NAT; the one it was last told
+		// while the mapping is made again elsewhere.
+		have := x.External
+		if !have.IsValid() {
+			have = x.told
+		}
+		if have.IsValid() && have.Port() != r.ExternalPort {
+			return &Error{Code: CodeCannotProvideExternal,
+				Msg: "PREFER_FAILURE: the mapping's external port is " + itoa(int(have.Port())) + ", not " + itoa(int(r.ExternalPort))}
+		}
+	}
+	if x.exact != r.ExactPort {
+		x.exact = r.ExactPort
+		c.markLocked(x, markPut)
+		c.dirtyLocked()
+	}
+	return nil
 }
 
 // renewLocked updates x from r (lease, description) and returns it.
@@ -747,13 +801,17 @@ func (c *Core) upstreamRequestLocked(e *entry) upstream.MapRequest {
 		r.Internal = netip.AddrPortFrom(c.wan, e.WANPort)
 	}
 	// Ask for the port the LAN sees; keep what the provider gave on renewals.
+	port := e.port
+	if e.exact && e.told.IsValid() {
+		port = e.told.Port() // its port, also while it is made again elsewhere
+	}
 	switch {
 	case e.External.IsValid():
 		r.SuggestedExternal = e.External
 	case c.external.IsValid():
-		r.SuggestedExternal = netip.AddrPortFrom(c.external, e.port)
+		r.SuggestedExternal = netip.AddrPortFrom(c.external, port)
 	default:
-		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), e.port)
+		r.SuggestedExternal = netip.AddrPortFrom(netip.IPv4Unspecified(), port)
 	}
 	if e.NAT64 {
 		nat64Request(e, &r)

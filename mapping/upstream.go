@@ -204,6 +204,18 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		if creating && code != CodeNetworkFailure && e.Origin != OriginStatic {
 			c.log.Info("provider refused mapping", "proto", e.Proto, "internal", e.Internal, "err", err)
 			c.removeLocked(e, &change)
+		} else if code == CodeCannotProvideExternal && e.exact && e.Origin == OriginPCP {
+			// A LAN PCP client's exact mapping (PREFER_FAILURE) that the
+			// upstream cannot give its port back (it lost its state,
+			// another upstream took over, it moved the mapping): not
+			// moved behind the client's back (RFC 6887 §13.2), nor kept
+			// as if it stood. It ends; its client gets CANNOT_PROVIDE_
+			// EXTERNAL in a Mapping Update (§14.2) and when it asks again
+			// (§11.3: a new exact request then fails the same way).
+			c.log.Info("upstream cannot give an exact mapping its port back: ended", "proto", e.Proto,
+				"internal", e.Internal, "client", e.Client, "external", e.told, "err", err)
+			c.emitLocked(Event{Kind: EventMappingLost, Mapping: e.view(c.upKind), Was: e.told, Err: uerr})
+			c.removeLocked(e, &change)
 		} else {
 			next := now.Add(retryWait(err, uerr, now))
 			switch {
@@ -352,6 +364,11 @@ func (c *Core) withdrawn(req upstream.MapRequest, res upstream.MapResult, uerr *
 			c.dirtyLocked()
 			continue
 		}
+		ev := Event{Kind: EventMappingLost, Mapping: e.view(c.upKind), Was: e.told}
+		if uerr != nil {
+			ev.Err = upstreamError(uerr)
+		}
+		c.emitLocked(ev)
 		c.removeLocked(e, &change)
 	}
 	c.mu.Unlock()

@@ -163,6 +163,18 @@
 //     for its mappings again (§3.2.1, §3.6); the client of the moved
 //     mapping is answered its new port.
 //
+// A PCP client's exact mapping (PREFER_FAILURE, RFC 6887 §13.2) never
+// moves: when the upstream cannot give it its port back (it lost its
+// state, another upstream took over), or the upstream ends a mapping by
+// itself, the core ends it and says so (EventMappingLost). Its PCP client
+// gets, as a Mapping Update is sent (same socket, same schedule, stopping
+// once it asks again), an unsolicited MAP response about the endpoint it
+// knew with the error (CANNOT_PROVIDE_EXTERNAL and its lifetime, §14.2),
+// or SUCCESS with lifetime 0 when the upstream just deleted it; asking
+// again with PREFER_FAILURE it is told CANNOT_PROVIDE_EXTERNAL (§11.3). A
+// renewal with PREFER_FAILURE that suggests another port than the
+// mapping's is refused the same way and changes nothing.
+//
 // # Announcements (RFC 6886 §3.2.1, RFC 6887 §14.1.3)
 //
 // At start, on the core's EventExternalAddr and EventStateLost, and when

@@ -176,6 +176,8 @@ func (s *Server) Run(ctx context.Context) error {
 				}
 			case mapping.EventMappingMoved:
 				s.mappingMoved(ctx, &wg, ev, poke)
+			case mapping.EventMappingLost:
+				s.mappingLost(ctx, &wg, ev)
 			}
 		case <-tick.C:
 			// Hosts on a LAN address that just appeared (an interface

@@ -131,6 +131,33 @@ func (u *updates) setTold(id uint32, gen uint32, x netip.AddrPort) {
 	}
 }
 
+// take removes and returns the record of mapping id when it is the
+// mapping of client, proto, internal and nonce (the ID of a mapping that
+// ended may be another's by now).
+func (u *updates) take(id uint32, client netip.Addr, proto mapping.Proto, internal netip.AddrPort, nonce mapping.Nonce) (pcpRecord, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := u.m[id]
+	if r == nil || r.client.Addr() != client || r.proto != proto || r.internal != internal || r.nonce != nonce {
+		return pcpRecord{}, false
+	}
+	delete(u.m, id)
+	return *r, true
+}
+
+// heard reports whether the client of rec was answered for the same
+// mapping (its socket, protocol, internal endpoint and nonce) after since.
+func (u *updates) heard(rec pcpRecord, since time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range u.m {
+		if r.client == rec.client && r.proto == rec.proto && r.internal == rec.internal && r.nonce == rec.nonce && r.seen.After(since) {
+			return true
+		}
+	}
+	return false
+}
+
 func (u *updates) drop(id uint32) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -152,6 +179,72 @@ func (s *Server) mappingMoved(ctx context.Context, wg *sync.WaitGroup, ev mappin
 	case mapping.OriginPCP:
 		if s.cfg.PCP {
 			s.startUpdate(ctx, wg, ev.Mapping.ID)
+		}
+	}
+}
+
+// mappingLost tells the PCP client of a mapping the core ended by itself
+// (the core's EventMappingLost: the upstream could not give an exact
+// mapping its port back, or withdrew the mapping) that it is gone: a
+// Mapping Update with the error (RFC 6887 §14.2: CANNOT_PROVIDE_EXTERNAL
+// for an exact mapping whose port cannot be provided again), or with
+// lifetime 0 when the upstream just deleted it, sent as a move's is. The
+// client is not told of a move: asking again, it gets the error too
+// (§11.3).
+func (s *Server) mappingLost(ctx context.Context, wg *sync.WaitGroup, ev mapping.Event) {
+	if !s.cfg.PCP || ev.Mapping.Origin != mapping.OriginPCP {
+		return
+	}
+	m := ev.Mapping
+	rec, ok := s.updates.take(m.ID, m.Client, m.Proto, m.Internal, m.Nonce)
+	if !ok {
+		return // its client was never answered, or is forgotten
+	}
+	code, lifetime := mapping.PCPResult(ev.Err)
+	if ev.Err == nil {
+		code, lifetime = pcp.Success, 0
+	}
+	if ev.Was.IsValid() {
+		m.External = ev.Was // what the client knows it by
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sendLost(ctx, rec, m, code, lifetime)
+	}()
+}
+
+// sendLost sends the Mapping Update of a mapping that ended on
+// updateSchedule, stopping once its client asks again for it.
+func (s *Server) sendLost(ctx context.Context, rec pcpRecord, m mapping.Mapping, code pcp.ResultCode, lifetime uint32) {
+	started := s.now()
+	for i, wait := range updateSchedule {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if i > 0 && s.updates.heard(rec, started) {
+			return // the client asked again: it has its answer
+		}
+		now := s.now()
+		msg := s.updateMsg(m, code, lifetime, now)
+		c := s.connFor(rec.local)
+		if c == nil {
+			return
+		}
+		if _, err := c.conn.WriteToUDPAddrPort(msg, rec.client); err != nil {
+			s.stats.sendErrors.Add(1)
+			s.debug("mapping update", "client", rec.client, "err", err)
+			return
+		}
+		s.stats.mappingUpdates.Add(1)
+		if i == 0 {
+			s.log.Info("PCP mapping update: mapping ended", "client", rec.client, "internal", m.Internal, "external", m.External, "result", code)
 		}
 	}
 }
@@ -239,9 +332,15 @@ func (s *Server) sendUpdates(ctx context.Context, id, gen uint32) {
 // THIRD_PARTY when the mapping is for another host and FILTER when it has
 // one; no optional options.
 func (s *Server) mappingUpdateMsg(m mapping.Mapping, now time.Time) []byte {
+	return s.updateMsg(m, pcp.Success, leaseSeconds(m, s.cfg.MaxLifetime, now), now)
+}
+
+// updateMsg is an unsolicited MAP response about m with result code and
+// lifetime: a Mapping Update, or (an error) the notice that m ended.
+func (s *Server) updateMsg(m mapping.Mapping, code pcp.ResultCode, lifetime uint32, now time.Time) []byte {
 	r := pcp.Response{
-		Version: pcp.Version, Opcode: pcp.OpMap, Result: pcp.Success,
-		Lifetime: leaseSeconds(m, s.cfg.MaxLifetime, now), Epoch: s.cfg.Core.Epoch(now),
+		Version: pcp.Version, Opcode: pcp.OpMap, Result: code,
+		Lifetime: lifetime, Epoch: s.cfg.Core.Epoch(now),
 		Map: &pcp.Map{
 			Nonce: pcp.Nonce(m.Nonce), Protocol: uint8(m.Proto), InternalPort: m.Internal.Port(),
 			ExternalPort: m.External.Port(), ExternalAddr: m.External.Addr(),
