@@ -17,15 +17,17 @@ import (
 )
 
 // Firewall is what the core needs of the CPE's firewall: one batch per
-// change, a full reconciliation at start, pinhole counters and the WAN
-// address for hairpin. firewall.NFT implements it; firewalltest.Fake fakes it.
+// change, a full reconciliation at start, pinhole counters and the
+// addresses for hairpin. firewall.NFT implements it; firewalltest.Fake
+// fakes it. A forward carries its port at the upstream
+// (firewall.Forward.UpstreamPort) for the hairpin of the external address.
 type Firewall interface {
 	Apply(ctx context.Context, c firewall.Change) error
 	Sync(ctx context.Context, fwds []firewall.Forward, pins []firewall.Pinhole) error
 	Packets(ctx context.Context, p firewall.Pinhole) (uint64, error)
 	SetWANAddr(ctx context.Context, a netip.Addr) error
 	// SetExternalAddr is the upstream's external address, hairpinned too
-	// (RFC 7648 §3.1).
+	// (RFC 7648 §3.1) by the forwards' UpstreamPort.
 	SetExternalAddr(ctx context.Context, a netip.Addr) error
 }
 
@@ -145,6 +147,9 @@ type Core struct {
 	// upstream's losses of state, which end them upstream.
 	peers    map[peerKey]*peerEntry
 	peerLost uint32
+	// byHairpin is the mapping whose kernel forward carries each
+	// upstream port (entry.hairpin), so that no two do (hairpin.go).
+	byHairpin map[extKey]*entry
 
 	wake chan struct{} // scheduler: the earliest deadline changed
 
@@ -206,9 +211,12 @@ type entry struct {
 	attempt   int32 // renewal attempt since upAt
 	sidx      int32 // its index in Core.sched; -1 when not scheduled
 	// jwant is the journal group holding e's last change, modulo 2^32
-	// (see wantLocked; the fields above and this one fill the struct's
-	// padding: an entry stays 448 bytes).
+	// (see wantLocked; the fields above and these fill the struct's
+	// padding: an entry stays 520 bytes).
 	jwant uint32
+	// hairpin is the upstream port e's kernel forward carries
+	// (firewall.Forward.UpstreamPort; 0: none): see hairpin.go.
+	hairpin uint16
 
 	// told is the external endpoint LAN clients were last given (kept
 	// while the mapping is made again at another upstream); see
@@ -264,6 +272,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		epochStart: time.Now(),
 		entries:    make(map[uint32]*entry),
 		byExt:      make(map[extKey]*entry),
+		byHairpin:  make(map[extKey]*entry),
 		perClient:  make(map[netip.Addr][]*entry),
 		subs:       make(map[chan Event]struct{}),
 		undoKeys:   make(map[extKey]int),

@@ -74,6 +74,17 @@
 // deletes what it may; a host whose DHCP lease ended loses its mappings
 // (RFC 6970 §5.10, by the daemon through Delete).
 //
+// Hairpin (RFC 7648 §3.1): a LAN host reaches a mapped LAN service at the
+// endpoint the internet uses. In nat444 that is the upstream's external
+// address and the port the upstream gave, which need not be the WAN port:
+// each forward carries that port (firewall.Forward.UpstreamPort) while the
+// mapping is made upstream, kept in step with the upstream's answers,
+// Mapping Updates, withdrawals, a new upstream and restarts (hairpin.go);
+// when two mappings claim one upstream port, the newer answer holds it.
+// In local and portset mode, with no upstream (kind none) and in DS-Lite
+// (the AFTR hairpins) no forward carries one: the WAN address is
+// hairpinned by the WAN port.
+//
 // PEER (RFC 6887 §12, relayed as RFC 7648 §3 says): Core.Peer fixes an
 // outbound flow's WAN source on the CPE before the flow exists
 // (firewall.Outbound), or takes the source an existing flow has

@@ -178,9 +178,11 @@ func (c *Core) awaitKind(ctx context.Context, r Request) {
 	ctx, cancel := context.WithTimeout(ctx, detectWait)
 	defer cancel()
 	if k, gen := c.up.Kind(ctx); k != upstream.KindDetecting {
+		var change firewall.Change
 		c.mu.Lock()
-		c.setKindLocked(k, gen)
+		c.setKindLocked(k, gen, &change)
 		c.mu.Unlock()
+		c.apply(ctx, change)
 	}
 }
 
@@ -604,6 +606,7 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 		c.order = slices.Delete(c.order, i, i+1)
 	}
 	change.DelForwards, change.DelPinholes = appendFW(change.DelForwards, change.DelPinholes, e, time.Time{})
+	c.dropHairpinLocked(e)
 	c.markRemovedLocked(e)
 	if e.ready != nil {
 		select {
@@ -652,7 +655,7 @@ func appendFW(fwds []firewall.Forward, pins []firewall.Pinhole, e *entry, now ti
 		})
 	}
 	return append(fwds, firewall.Forward{
-		Proto: uint8(e.Proto), Port: e.WANPort, To: e.Internal, Remote: e.RemoteHost, Timeout: timeout,
+		Proto: uint8(e.Proto), Port: e.WANPort, To: e.Internal, Remote: e.RemoteHost, UpstreamPort: e.hairpin, Timeout: timeout,
 	}), pins
 }
 

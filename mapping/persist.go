@@ -529,6 +529,9 @@ func (c *Core) load(ctx context.Context) error {
 		}
 		c.insertLocked(e)
 	}
+	// The upstream's ports of the mappings made there are hairpinned
+	// (hairpin.go).
+	c.rehairpinAllLocked(now, nil)
 	var fwds []firewall.Forward
 	var pins []firewall.Pinhole
 	for _, e := range c.order {

@@ -237,6 +237,7 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 			c.log.Info("provider did not map", "proto", e.Proto, "internal", e.Internal, "err", err, "retry", next.Sub(now))
 		}
 	}
+	c.rehairpinLocked(e, now, &change)
 	c.pushLocked(e)
 	if e.ready != nil {
 		select {
@@ -324,10 +325,12 @@ func (c *Core) handleUpstreamEvent(ev upstream.Event) {
 	case upstream.EventUnreachable:
 		c.log.Warn("upstream unreachable", "upstream", ev.Upstream, "server", ev.Server)
 	case upstream.EventKindChanged:
+		var change firewall.Change
 		c.mu.Lock()
-		c.setKindLocked(ev.Upstream, ev.Gen)
+		c.setKindLocked(ev.Upstream, ev.Gen, &change)
 		onCPE := !c.upstreamLocked()
 		c.mu.Unlock()
+		c.apply(context.Background(), change)
 		if onCPE {
 			// No upstream address to hairpin any more (the WAN's is).
 			c.fw.SetExternalAddr(context.Background(), netip.Addr{})
@@ -359,6 +362,7 @@ func (c *Core) withdrawn(req upstream.MapRequest, res upstream.MapResult, uerr *
 		if e.Origin == OriginStatic {
 			e.upErr, e.Upstream, e.upAt = err, UpstreamFailing, time.Time{}
 			e.renewAt = now.Add(retryWait(err, err, now))
+			c.rehairpinLocked(e, now, &change)
 			c.pushLocked(e)
 			c.markLocked(e, markPut)
 			c.dirtyLocked()
@@ -389,7 +393,9 @@ func (c *Core) upstreamLocked() bool {
 // or the same generation changes nothing (an event that comes late must
 // not roll back a newer upstream); so does the first detection finding the
 // kind the state file says the mappings were made at (their nonces hold).
-func (c *Core) setKindLocked(k upstream.Kind, gen uint64) {
+// What the kernel must change (the hairpins of the old upstream's ports
+// go) is added to change.
+func (c *Core) setKindLocked(k upstream.Kind, gen uint64, change *firewall.Change) {
 	if k == upstream.KindDetecting || gen <= c.upGen {
 		return
 	}
@@ -451,6 +457,7 @@ func (c *Core) setKindLocked(k upstream.Kind, gen uint64) {
 		}
 		c.pushLocked(e)
 	}
+	c.rehairpinAllLocked(now, change)
 	old := c.external
 	c.external = netip.Addr{}
 	if onCPE && c.mode != ModeDSLite {
@@ -485,8 +492,11 @@ func (c *Core) setKindLocked(k upstream.Kind, gen uint64) {
 
 // mappingUpdate applies an unsolicited MAP response (RFC 6887 §14.2).
 func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
+	var change firewall.Change
+	defer func() { c.apply(context.Background(), change) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
 	for _, e := range c.entries {
 		if uint8(e.Proto) != req.Protocol || e.IsPinhole() || Nonce(res.Nonce) != e.nonce {
 			continue
@@ -506,9 +516,10 @@ func (c *Core) mappingUpdate(req upstream.MapRequest, res upstream.MapResult) {
 		e.External = res.External
 		c.noteExternalLocked(e, true)
 		e.upLife = time.Duration(res.Lifetime) * time.Second
-		e.upAt = time.Now()
+		e.upAt = now
 		e.attempt = 0
 		e.renewAt = pcpclient.NextRenewal(e.upAt, e.upLife, 0, time.Time{}, rand.Float64())
+		c.rehairpinLocked(e, now, &change)
 		c.pushLocked(e)
 		c.markLocked(e, markPut)
 		c.dirtyLocked()
@@ -586,10 +597,13 @@ func (c *Core) SetWANAddr(ctx context.Context, a netip.Addr) {
 		c.external = a
 		c.emitLocked(Event{Kind: EventExternalAddr, External: a})
 	}
+	var change firewall.Change
+	c.rehairpinAllLocked(now, &change)
 	c.markAllLocked()
 	c.dirtyLocked()
 	c.kickLocked()
 	c.mu.Unlock()
+	c.apply(ctx, change)
 	if err := c.fw.SetWANAddr(ctx, a); err != nil {
 		c.log.Error("firewall WAN address", "err", err)
 	}
