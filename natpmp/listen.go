@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"github.com/pcpgw/pcpgw/mapping"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // lanView is what the LAN interfaces hold at one scan.
@@ -257,24 +257,14 @@ func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 // deviceBound is false.
 func listen(ap netip.AddrPort, a lanAddr) (c *lanConn, deviceBound bool, err error) {
 	deviceBound = true
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, a.ifname)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	pc, err := lc.ListenPacket(context.Background(), udpNet(ap.Addr()), ap.String())
+	uc, err := sock.ListenUDP(ap, sock.Options{Device: a.ifname})
 	if errors.Is(err, syscall.EPERM) {
 		deviceBound = false
-		pc, err = net.ListenPacket(udpNet(ap.Addr()), ap.String())
+		uc, err = sock.ListenUDP(ap, sock.Options{})
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	uc := pc.(*net.UDPConn)
 	ifi := &net.Interface{Index: a.ifindex, Name: a.ifname}
 	if ap.Addr().Is4() {
 		p := ipv4.NewPacketConn(uc)
@@ -290,13 +280,6 @@ func listen(ap netip.AddrPort, a lanAddr) (c *lanConn, deviceBound bool, err err
 	local := uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	local = netip.AddrPortFrom(local.Addr().Unmap().WithZone(ap.Addr().Zone()), local.Port())
 	return &lanConn{lanAddr: a, conn: uc, local: local}, deviceBound, nil
-}
-
-func udpNet(a netip.Addr) string {
-	if a.Is4() {
-		return "udp4"
-	}
-	return "udp6"
 }
 
 // readLoop reads requests from one socket and hands each to a worker; it
