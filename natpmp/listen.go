@@ -303,17 +303,33 @@ func (s *Server) readLoop(ctx context.Context, c *lanConn, wg *sync.WaitGroup, s
 		if !s.admit(client, dst, now) {
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
+		// A retransmission of a request being served is dropped: the
+		// answer to the first copy goes to the same source and serves
+		// it (a client retransmits while the request waits for the
+		// upstream's detection or a slow provider). The same client's
+		// next retransmission after that answer is served again.
+		pkt := slices.Clone(buf[:n])
+		key := inflightKey{src: client, dst: dst, pkt: string(pkt)}
+		switch s.inflight.take(key) {
+		case duplicate:
+			s.stats.duplicates.Add(1)
+			continue
+		case hostFull:
 			s.stats.overload.Add(1)
 			continue
 		}
-		pkt := slices.Clone(buf[:n])
+		select {
+		case sem <- struct{}{}:
+		default:
+			s.inflight.done(key)
+			s.stats.overload.Add(1)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer s.inflight.done(key)
 			reply := s.serve(ctx, client, dst, pkt, now)
 			if reply == nil {
 				return
