@@ -145,7 +145,7 @@ func chain(n int, last string) []string {
 	return append(rrs, "c"+itoa(n)+".example. 60 IN AAAA "+last)
 }
 
-func itoa(i int) string { return string(rune('0' + i/10)) + string(rune('0'+i%10)) }
+func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
 
 func addrs(s ...string) []netip.Addr {
 	var out []netip.Addr

@@ -18,8 +18,8 @@ import (
 // peer is a miekg/dns server on UDP and TCP on one port of 127.0.0.1,
 // which records the questions it is asked.
 type peer struct {
-	addr netip.AddrPort
-	mu   sync.Mutex
+	addr  netip.AddrPort
+	mu    sync.Mutex
 	asked []string // "name TYPE udp|tcp"
 }
 
