@@ -72,15 +72,9 @@ func TestModeDSLite(t *testing.T) {
 	l.ISP.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", "100.64.0.2")
 	p := l.StartPcpgw(t, "--mode", "dslite", "--pcp-server", "100.64.0.1")
 	serveLAN(t, l, 8085)
-	// The first request may come while pcpgw still looks for its upstream
-	// (about 2 s, the NAT-PMP server's bound on a core call): NETWORK_FAILURE,
-	// after which a client asks again.
-	var r pcp.NATPMPResponse
-	lab.Eventually(t, 15*time.Second, func() bool {
-		var err error
-		r, err = natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: 8085, SuggestedExternalPort: 18085, Lifetime: 3600})
-		return err == nil && r.Result == pcp.NATPMPSuccess
-	}, "NAT-PMP map 8085 never succeeded: %+v", r)
+	// The first request may come while pcpgw still looks for its upstream:
+	// it is answered when the upstream is known, as that one says.
+	r := natpmpMapTCP(t, l, 8085, 18085, 3600)
 	ext := netip.AddrPortFrom(cgnPublic, r.ExternalPort)
 	if !reachable(t, l.Net, "tcp", ext, 5*time.Second) {
 		t.Fatalf("not reachable through the provider's NAT:\n%s", m.Ruleset(t))

@@ -157,6 +157,7 @@ func (l lanShim) Find(s mapping.Selector) []mapping.Mapping {
 
 func (l lanShim) ExternalAddr(ctx context.Context) (netip.Addr, error) { return l.c.ExternalAddr(ctx) }
 func (l lanShim) Epoch(now time.Time) uint32                           { return l.c.Epoch(now) }
+func (l lanShim) AwaitUpstream(ctx context.Context)                    { l.c.AwaitUpstream(ctx) }
 func (l lanShim) Subscribe() (<-chan mapping.Event, func())            { return l.c.Subscribe() }
 func (l lanShim) PinholesEnabled() bool                                { return l.c.PinholesEnabled() }
 func (l lanShim) SecureMode() bool                                     { return l.c.SecureMode() }

@@ -96,6 +96,9 @@ func (f *fakeCore) Peer(_ context.Context, r mapping.PeerRequest) (mapping.PeerR
 // SecureMode is on, as by default.
 func (f *fakeCore) SecureMode() bool { return true }
 
+// AwaitUpstream returns at once: the upstream is known.
+func (f *fakeCore) AwaitUpstream(context.Context) {}
+
 // calls is how many times the core was asked anything that could change
 // or reveal state.
 func (f *fakeCore) calls() int {

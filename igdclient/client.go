@@ -46,7 +46,8 @@ type Config struct {
 	// MaxDescription bounds a description's size in bytes. Zero: 64 KiB.
 	MaxDescription int
 	// Dial opens the TCP connections, once the address is checked to be
-	// inside Subnets. Nil: a net.Dialer bound to Interface.
+	// inside Subnets. Nil: a TCP connection bound to Interface
+	// (internal/sock).
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Logger receives the logs (component=igdclient). Nil: discard.
 	Logger *slog.Logger

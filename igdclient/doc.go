@@ -103,6 +103,6 @@
 //
 // Client.Discover and Client.ListenNotify open their UDP sockets in the
 // calling goroutine; TCP connections go through Config.Dial (default: a
-// net.Dialer bound to the WAN interface). The fake device for tests is
+// connection bound to the WAN interface, internal/sock). The fake device for tests is
 // package igdtest.
 package igdclient

@@ -9,31 +9,17 @@ import (
 	"syscall"
 
 	"github.com/pcpgw/pcpgw/internal/mcast"
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
-// bindControl binds a socket to Interface (SO_BINDTODEVICE); none when
-// Interface is empty.
-func (c *Client) bindControl(bind bool) func(network, address string, rc syscall.RawConn) error {
-	if !bind || c.cfg.Interface == "" {
-		return nil
-	}
-	return func(network, address string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, c.cfg.Interface)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}
-}
-
-// withDevice runs open with sockets bound to Interface, and again without
-// (with a warning, once) when that is not permitted (no CAP_NET_RAW).
-func (c *Client) withDevice(open func(control func(string, string, syscall.RawConn) error) error) error {
-	err := open(c.bindControl(true))
+// withDevice runs open with the options for a socket bound to Interface
+// (SO_BINDTODEVICE), and again without (with a warning, once) when that is
+// not permitted (no CAP_NET_RAW).
+func (c *Client) withDevice(o sock.Options, open func(sock.Options) error) error {
+	o.Device = c.cfg.Interface
+	err := open(o)
 	if !errors.Is(err, syscall.EPERM) || c.cfg.Interface == "" {
 		return err
 	}
@@ -44,18 +30,23 @@ func (c *Client) withDevice(open func(control func(string, string, syscall.RawCo
 	if warn {
 		c.log.Warn("cannot bind sockets to the WAN interface (no CAP_NET_RAW): bound to its address only", "interface", c.cfg.Interface, "err", err)
 	}
-	return open(nil)
+	o.Device = ""
+	return open(o)
 }
 
-// dial opens a TCP connection (address already checked by the caller).
+// dial opens a TCP connection (address already checked by the caller: an
+// IP address and port).
 func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	if c.cfg.Dial != nil {
 		return c.cfg.Dial(ctx, network, address)
 	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || network != "tcp" {
+		return nil, fmt.Errorf("igdclient: cannot dial %s %q", network, address)
+	}
 	var conn net.Conn
-	err := c.withDevice(func(control func(string, string, syscall.RawConn) error) (err error) {
-		d := net.Dialer{Control: control}
-		conn, err = d.DialContext(ctx, network, address)
+	err = c.withDevice(sock.Options{}, func(o sock.Options) (err error) {
+		conn, err = sock.DialTCP(ctx, netip.AddrPort{}, ap, o)
 		return err
 	})
 	return conn, err
@@ -65,20 +56,18 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 // to: bound to Local (or any address) and an ephemeral port on Interface,
 // multicast out of Interface only, TTL 2 (UDA 1.1 §1.1.2), loopback off.
 func (c *Client) openSearch() (*net.UDPConn, error) {
-	laddr := "0.0.0.0:0"
+	laddr := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	if c.local.IsValid() {
-		laddr = netip.AddrPortFrom(c.local, 0).String()
+		laddr = netip.AddrPortFrom(c.local, 0)
 	}
-	var pc net.PacketConn
-	err := c.withDevice(func(control func(string, string, syscall.RawConn) error) (err error) {
-		lc := net.ListenConfig{Control: control}
-		pc, err = lc.ListenPacket(context.Background(), "udp4", laddr)
+	var conn *net.UDPConn
+	err := c.withDevice(sock.Options{}, func(o sock.Options) (err error) {
+		conn, err = sock.ListenUDP(laddr, o)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("igdclient: SSDP socket: %w", err)
 	}
-	conn := pc.(*net.UDPConn)
 	p := ipv4.NewPacketConn(conn)
 	if c.cfg.Interface != "" {
 		ifi, err := net.InterfaceByName(c.cfg.Interface)
@@ -118,15 +107,21 @@ func (c *Client) ListenNotify(addr string) (*NotifyListener, error) {
 		if conn, err = mcast.ListenGroup(SSDPGroup, []*net.Interface{ifi}); err != nil {
 			return nil, fmt.Errorf("igdclient: NOTIFY: %w", err)
 		}
-		if err := c.withDevice(func(control func(string, string, syscall.RawConn) error) error {
-			if control == nil {
+		if err := c.withDevice(sock.Options{}, func(o sock.Options) error {
+			if o.Device == "" {
 				return nil
 			}
 			rc, err := conn.SyscallConn()
 			if err != nil {
 				return err
 			}
-			return control("udp4", SSDPGroup.String(), rc)
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, o.Device)
+			}); err != nil {
+				return err
+			}
+			return serr
 		}); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("igdclient: NOTIFY: %w", err)

@@ -48,9 +48,10 @@ type Upstream interface {
 	Kind(ctx context.Context) (upstream.Kind, uint64)
 }
 
-// detectWait bounds how long a LAN request waits for the upstream to be
-// detected before it is treated as pending.
-const detectWait = 5 * time.Second
+// DetectWait bounds how long a LAN request waits for the upstream to be
+// detected (AwaitUpstream) before it is treated as pending. Detection
+// itself is bounded: its probes take at most 3 s (upstream.Config.ProbeTimeout).
+const DetectWait = 5 * time.Second
 
 // Config configures a Core. Zero values are documented per field.
 type Config struct {
@@ -582,6 +583,9 @@ func (c *Core) emitLocked(ev Event) {
 // provider's (nat444, dslite: learned through PCP, never the CPE's private
 // WAN address) or the WAN's (local).
 func (c *Core) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	// While the upstream is being detected the answer is not known yet:
+	// which upstream (or none: the WAN address) says it.
+	c.AwaitUpstream(ctx)
 	c.mu.Lock()
 	mode, ext, up, wan := c.mode, c.external, c.up, c.wan
 	onCPE := !c.upstreamLocked()

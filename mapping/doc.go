@@ -34,7 +34,12 @@
 // Upstreams (issue 15): behind a provider NAT the core asks one Upstream
 // (package upstream: the provider's PCP server, a NAT-PMP gateway, an ISP
 // box's UPnP IGD, or none), in PCP's terms whatever it speaks. A request
-// that comes while the upstream is being detected waits for it (5 s).
+// that may go upstream (a mapping of an IPv4 port, NAT64's too, a PEER,
+// the external address) and comes while the upstream is being detected
+// waits for it (at most DetectWait, 5 s; Core.AwaitUpstream), and only
+// then for the upstream's answer (Config.UpstreamTimeout): it is answered
+// as the upstream found says. A front-end with a shorter bound of its own
+// (the NAT-PMP/PCP server) calls AwaitUpstream before it starts it.
 // With kind none the mapping is made on the CPE only and its external
 // address is the CPE's WAN address (it works where the box in front
 // exposes the CPE); the status says what to do. When another kind takes

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 
@@ -73,7 +74,27 @@ func newFakeUp() *fakeUp {
 		taken: map[uint16]bool{}, events: make(chan upstream.Event, 8)}
 }
 
+// detected waits, as upstream.Auto does before it asks a backend, while
+// u.detecting is set and open: the error is Auto's when ctx ends first.
+func (u *fakeUp) detected(ctx context.Context) error {
+	u.mu.Lock()
+	d := u.detecting
+	u.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	select {
+	case <-d:
+		return nil
+	case <-ctx.Done():
+		return errors.New("upstream: still looking for an upstream NAT")
+	}
+}
+
 func (u *fakeUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapResult, error) {
+	if err := u.detected(ctx); err != nil {
+		return upstream.MapResult{}, err
+	}
 	u.mu.Lock()
 	u.maps = append(u.maps, r)
 	block, err, onMap := u.block, u.err, u.onMap
@@ -126,7 +147,10 @@ func (u *fakeUp) Delete(_ context.Context, r upstream.MapRequest) error {
 	return u.deleteErr
 }
 
-func (u *fakeUp) ExternalAddr(context.Context) (netip.Addr, error) {
+func (u *fakeUp) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	if err := u.detected(ctx); err != nil {
+		return netip.Addr{}, err
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.err != nil {

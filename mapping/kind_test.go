@@ -159,7 +159,7 @@ func TestRequestWaitsForDetection(t *testing.T) {
 }
 
 // TestDetectionWaitBounded: detection that does not end within
-// detectWait leaves the request pending at the upstream, answered within
+// DetectWait leaves the request pending at the upstream, answered within
 // the upstream timeout as no answer (RFC 6970 §5.1).
 func TestDetectionWaitBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -170,8 +170,8 @@ func TestDetectionWaitBounded(t *testing.T) {
 		start := time.Now()
 		_, err := c.Map(context.Background(), req(OriginUPnP, host, TCP, 8080, 18080, 0))
 		wantCode(t, err, CodeNetworkFailure)
-		if d := time.Since(start); d != detectWait+2*time.Second {
-			t.Errorf("answered after %v, want %v", d, detectWait+2*time.Second)
+		if d := time.Since(start); d != DetectWait+2*time.Second {
+			t.Errorf("answered after %v, want %v", d, DetectWait+2*time.Second)
 		}
 		close(up.block)
 		close(up.detecting)
@@ -236,4 +236,139 @@ func readState(t *testing.T, name string) stateFile {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestExternalAddrWaitsForDetection: the external address asked while the
+// upstream is being detected is the one the upstream found says, given
+// when detection ends: the provider's (PCP), or the CPE's WAN address
+// when nothing upstream forwards ports. Before, it failed after the
+// upstream timeout (NAT-PMP opcode 0 answered NETWORK_FAILURE, IGD
+// GetExternalIPAddress the empty string).
+func TestExternalAddrWaitsForDetection(t *testing.T) {
+	for _, tc := range []struct {
+		kind upstream.Kind
+		want netip.Addr
+	}{
+		{upstream.KindPCP, netip.MustParseAddr("203.0.113.1")},
+		{upstream.KindNone, wanCGN},
+	} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := newFakeUp()
+				up.kind = tc.kind
+				up.detecting = make(chan struct{})
+				c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up})
+				start := time.Now()
+				time.AfterFunc(3*time.Second, func() { close(up.detecting) })
+				a, err := c.ExternalAddr(context.Background())
+				if err != nil || a != tc.want {
+					t.Fatalf("ExternalAddr = %v, %v; want %v", a, err, tc.want)
+				}
+				if d := time.Since(start); d != 3*time.Second {
+					t.Errorf("answered after %v, want when detection ended (3s)", d)
+				}
+			})
+		})
+	}
+}
+
+// TestAwaitUpstream: AwaitUpstream returns when detection ends, with the
+// upstream found in force; at once when none runs or the CPE asks no
+// upstream (local mode); after DetectWait when detection does not end;
+// and when its context ends.
+func TestAwaitUpstream(t *testing.T) {
+	t.Run("ends with detection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			up := newFakeUp()
+			up.kind = upstream.KindNone
+			up.detecting = make(chan struct{})
+			c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up})
+			time.AfterFunc(2500*time.Millisecond, func() { close(up.detecting) })
+			start := time.Now()
+			c.AwaitUpstream(context.Background())
+			if d := time.Since(start); d != 2500*time.Millisecond {
+				t.Errorf("returned after %v, want 2.5s", d)
+			}
+			if k := c.Status().Upstream; k != upstream.KindNone {
+				t.Errorf("upstream in force %q, want none", k)
+			}
+		})
+	})
+	t.Run("no detection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: newFakeUp()})
+			start := time.Now()
+			c.AwaitUpstream(context.Background())
+			if d := time.Since(start); d != 0 {
+				t.Errorf("returned after %v", d)
+			}
+		})
+	})
+	t.Run("local mode", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			up := newFakeUp()
+			up.detecting = make(chan struct{}) // never closed: not asked
+			c, _ := newCore(t, Config{Mode: ModeLocal, WANAddr: wanCGN, Upstream: up})
+			start := time.Now()
+			c.AwaitUpstream(context.Background())
+			if d := time.Since(start); d != 0 {
+				t.Errorf("returned after %v", d)
+			}
+		})
+	})
+	t.Run("bounded", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			up := newFakeUp()
+			up.detecting = make(chan struct{})
+			c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up})
+			start := time.Now()
+			c.AwaitUpstream(context.Background())
+			if d := time.Since(start); d != DetectWait {
+				t.Errorf("returned after %v, want DetectWait %v", d, DetectWait)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			start = time.Now()
+			c.AwaitUpstream(ctx)
+			if d := time.Since(start); d != time.Second {
+				t.Errorf("returned after %v, want its context's 1s", d)
+			}
+			close(up.detecting)
+		})
+	})
+}
+
+// TestNAT64WaitsForDetection: an IPv4 port for an IPv6 host goes to the
+// provider's NAT64, so it waits for the upstream as an IPv4 mapping does:
+// here nothing upstream forwards ports, which refuses it when detection
+// ends instead of leaving it pending for an upstream that is not there.
+// A pinhole does not wait.
+func TestNAT64WaitsForDetection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.kind = upstream.KindNone
+		up.detecting = make(chan struct{})
+		c, _ := newCore(t, Config{Mode: ModeAuto, WANAddr: wanCGN, Upstream: up, Pinholes: true})
+		time.AfterFunc(3*time.Second, func() { close(up.detecting) })
+		start := time.Now()
+		p, err := c.Map(context.Background(), Request{Origin: OriginPCP, Client: host6, Proto: TCP,
+			Internal: netip.AddrPortFrom(host6, 9001), Lifetime: time.Hour, Nonce: Nonce{6, 4}})
+		if err != nil || !p.IsPinhole() {
+			t.Fatalf("pinhole: %+v %v", p, err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the pinhole waited %v for detection", d)
+		}
+		_, err = c.Map(context.Background(), nat64Req(9000, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		if d := time.Since(start); d != 3*time.Second {
+			t.Errorf("NAT64 request answered after %v, want when detection ended (3s)", d)
+		}
+		if n := len(c.Find(Selector{Client: host6})); n != 1 {
+			t.Errorf("%d mappings of the IPv6 host, want the pinhole only", n)
+		}
+		if maps, _ := up.counts(); maps != 0 {
+			t.Errorf("%d upstream requests to an upstream that forwards nothing", maps)
+		}
+	})
 }

@@ -164,18 +164,36 @@ func (c *Core) refreshUpstreamLocked(e *entry, lifetime time.Duration, now time.
 	}
 }
 
-// awaitKind waits, for a request that may go upstream, until the upstream
-// is known (bounded by detectWait and ctx), and applies it: a request
-// that arrives while detection runs is answered as the upstream found
-// says, not failed.
+// awaitKind waits, for a request that may go upstream (an IPv4 port, or
+// an IPv4 port for an IPv6 host at the provider's NAT64), until the
+// upstream is known: see AwaitUpstream. A pinhole never waits.
 func (c *Core) awaitKind(ctx context.Context, r Request) {
+	if r.Internal.Addr().Is6() && !isNAT64(r) {
+		return
+	}
+	c.AwaitUpstream(ctx)
+}
+
+// AwaitUpstream waits while the upstream is being detected (at start, after
+// a WAN change, new PCP servers: detection that blocks, see upstream.Auto),
+// at most DetectWait and until ctx ends, and puts the upstream found in
+// force. It returns at once when no detection runs, in local and portset
+// mode, and without an upstream.
+//
+// Map, Peer and ExternalAddr call it themselves before they ask the
+// upstream (bounded by Config.UpstreamTimeout): a request that arrives
+// while detection runs is answered as the upstream found says, not failed.
+// A front-end that bounds its own calls into the core by a short timeout
+// (the NAT-PMP/PCP server's CoreTimeout) calls it first and starts that
+// timeout after it: the detection's time is not the request's.
+func (c *Core) AwaitUpstream(ctx context.Context) {
 	c.mu.Lock()
-	ask := c.up != nil && c.mode != ModeLocal && !r.Internal.Addr().Is6()
+	ask := c.up != nil && c.mode != ModeLocal
 	c.mu.Unlock()
 	if !ask {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, detectWait)
+	ctx, cancel := context.WithTimeout(ctx, DetectWait)
 	defer cancel()
 	if k, gen := c.up.Kind(ctx); k != upstream.KindDetecting {
 		var change firewall.Change

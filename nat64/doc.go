@@ -15,5 +15,6 @@
 //	|96|     prefix                                    |    v4(32)     |
 //	+--+---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+
 //
-// PrefixOf is the pure part; Discover asks the given resolvers.
+// PrefixOf is the pure part; Discover asks the given resolvers in turn
+// (internal/dnsq: the query has CD clear, as §3 wants).
 package nat64

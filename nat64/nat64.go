@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 )
 
 // WKN is the well-known IPv4-only name (RFC 7050 §2).
@@ -72,9 +73,14 @@ func Prefixes(addrs []netip.Addr) []netip.Prefix {
 // DNS64 on the way: no NAT64 to find).
 var ErrNone = errors.New("nat64: no Pref64::/n in the answers for ipv4only.arpa")
 
+// queryTimeout bounds the query to one resolver.
+const queryTimeout = 2 * time.Second
+
 // Discover asks the resolvers, each in turn, for WKN's AAAA records and
 // returns the prefixes of the first answer that has some, within timeout
-// overall.
+// overall and 2 s for each resolver. A resolver that answers NXDOMAIN or
+// NODATA (no synthesis), or addresses without a prefix, gives ErrNone;
+// the errors of all are joined.
 func Discover(ctx context.Context, resolvers []netip.AddrPort, timeout time.Duration) ([]netip.Prefix, error) {
 	if len(resolvers) == 0 {
 		return nil, errors.New("nat64: no DNS resolver")
@@ -84,15 +90,11 @@ func Discover(ctx context.Context, resolvers []netip.AddrPort, timeout time.Dura
 	var errs []error
 	for _, r := range resolvers {
 		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
 			break
 		}
-		res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp", r.String())
-		}}
-		addrs, err := res.LookupNetIP(ctx, "ip6", WKN)
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		addrs, err := dnsq.Query(ctx, r, WKN, dnsq.TypeAAAA, queryTimeout)
+		if dnsq.NotFound(err) {
 			err = ErrNone // the name's own answer: no synthesis
 		}
 		if err != nil {

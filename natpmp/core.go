@@ -22,6 +22,11 @@ type Core interface {
 	// ExternalAddr is the provider's external IPv4 address; an error with
 	// CodeNetworkFailure when it is unknown or unreachable.
 	ExternalAddr(ctx context.Context) (addr netip.Addr, err error)
+	// AwaitUpstream waits while the upstream is being detected (at start,
+	// after a WAN change), bounded by the core (mapping.DetectWait) and
+	// ctx; at once otherwise. The server calls it before it starts
+	// CoreTimeout for a request that may go upstream.
+	AwaitUpstream(ctx context.Context)
 	// Epoch is pcpgw's own epoch: seconds since its start of epoch.
 	Epoch(now time.Time) uint32
 	// Subscribe delivers events until the returned func is called.

@@ -16,11 +16,41 @@
 // events, to stay small) and sockets follow them; new addresses get the
 // announcements too. A request whose destination is not a LAN address is
 // dropped (counted NotLAN).
-// Each request is handled in its own goroutine (at most 64 at once, more
-// are dropped and counted) and every core call is bounded by
-// Config.CoreTimeout (2 s): a LAN client gets NETWORK_FAILURE (NAT-PMP
-// result 3, PCP result 7) rather than silence when the provider does not
-// answer. The requester is always the packet's source address.
+// Each request is handled in its own goroutine (at most 64 at once, 16
+// of one host; more are dropped and counted as Overload) and every core
+// call is bounded by Config.CoreTimeout (2 s): a LAN client gets
+// NETWORK_FAILURE (NAT-PMP result 3, PCP result 7) rather than silence
+// when the provider does not answer. The requester is always the packet's
+// source address.
+//
+// # Requests while the upstream is being detected
+//
+// At start and after a WAN change pcpgw detects its upstream (PCP, NAT-PMP,
+// UPnP IGD, or none: package upstream, about 3 s). A request that may go
+// upstream (an IPv4 or NAT64 mapping, a PEER, the external address) and
+// arrives meanwhile waits for the detection (Core.AwaitUpstream, at most
+// mapping.DetectWait, 5 s), and CoreTimeout starts after it: the client
+// gets the answer of the upstream found, at most 7 s later. Not
+// NETWORK_FAILURE: that is an error the client did nothing to earn, which
+// a PCP client then does not repeat for its lifetime (RFC 6887 §8.3: 30 s
+// for NETWORK_FAILURE, §7.4), and NAT-PMP's result 3 is for a gateway
+// without an external address (RFC 6886 §3.5), not one that will know in
+// seconds (libnatpmp hands it to the application as
+// NATPMP_ERR_NETWORKFAILURE and stops retransmitting; natpmpc exits 1).
+// Not silence either: the answer would then wait for the client's next
+// retransmission (PCP: 3 s, 6 s, ... RFC 6887 §8.1.1) instead of going
+// out when the upstream is known. Clients wait long enough: NAT-PMP
+// clients retransmit 250 ms doubling up to 9 times (RFC 6886 §3.1, 127 s
+// in all; libnatpmp's readnatpmpresponseorretry does), PCP clients retry
+// without end (MRC 0). Their retransmissions while the request waits are
+// the same datagram from the same source: one that arrives while its
+// first copy is served is dropped (Stats.Duplicates) and the first
+// copy's answer serves both, so a waiting request holds one worker slot
+// however often it is sent; a retransmission after the answer is served
+// again (the core renews the same mapping: a request asked twice makes
+// one mapping). A detection that does not end within DetectWait leaves
+// the request to CoreTimeout: NETWORK_FAILURE, true by then. Requests for
+// IPv6 pinholes and deletes do not wait.
 //
 // # Protocol selection (RFC 6887 Appendix A, §9; RFC 6886 §3.5)
 //
@@ -193,9 +223,11 @@
 // Each source address has a token bucket (RatePerHost, Burst; 50/s, 100 by
 // default) in a map of at most 4096 entries (refilled entries, then the
 // least recently seen, are evicted), checked by the read loop before a
-// datagram gets one of the 64 worker slots, so one flooding host cannot
-// starve the others. Dropped packets are counted in Stats and logged at Debug at
-// most once a second.
+// datagram gets one of the 64 worker slots; one host holds at most 16 of
+// them, and a retransmission of a request being served takes none (see
+// above), so one flooding host cannot starve the others, also while
+// requests wait for the upstream's detection. Dropped packets are counted
+// in Stats and logged at Debug at most once a second.
 //
 // # A CPE that does not NAT (REQUIREMENTS 24)
 //

@@ -34,6 +34,33 @@ type fakeCore struct {
 	subs     int
 	peers    []mapping.PeerRequest
 	peerErr  error // returned by Peer when set
+	// detecting, when set, makes AwaitUpstream wait for it to be closed
+	// (the upstream is being detected) or its context; awaiting counts
+	// the calls waiting, maxAwaiting the most at once, awaited all calls.
+	detecting             chan struct{}
+	awaiting, maxAwaiting int
+	awaited               int
+}
+
+func (f *fakeCore) AwaitUpstream(ctx context.Context) {
+	f.mu.Lock()
+	d := f.detecting
+	f.awaited++
+	if d != nil {
+		f.awaiting++
+		f.maxAwaiting = max(f.maxAwaiting, f.awaiting)
+	}
+	f.mu.Unlock()
+	if d == nil {
+		return
+	}
+	select {
+	case <-d:
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	f.awaiting--
+	f.mu.Unlock()
 }
 
 // Peer answers the flow's outermost endpoint as the ext address and the

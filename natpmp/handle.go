@@ -13,7 +13,8 @@ import (
 // dst at now. It returns the reply, or nil for silence (every silence is
 // counted in Stats). The requester is always src, never what the payload
 // says. Handle is safe for concurrent use; the core calls it makes are
-// bounded by Config.CoreTimeout.
+// bounded by Config.CoreTimeout, after the upstream's detection for
+// requests that may go upstream (see coreContext).
 //
 // The first octet picks the protocol (RFC 6887 Appendix A): 0 NAT-PMP,
 // 2 PCP. A version not served gets the "unsupported version" answer of the
@@ -88,6 +89,20 @@ func (s *Server) serve(ctx context.Context, src netip.AddrPort, dst netip.Addr, 
 		s.stats.errorReplies.Add(1)
 	}
 	return reply
+}
+
+// coreContext bounds a request's calls into the core by
+// Config.CoreTimeout. A request that may go upstream (an IPv4 or NAT64
+// mapping, a PEER, the external address) first waits while the upstream
+// is being detected (Core.AwaitUpstream, bounded by the core), and the
+// timeout starts after: it is answered as the upstream found says, not
+// NETWORK_FAILURE (see the package doc, "Requests while the upstream is
+// being detected").
+func (s *Server) coreContext(ctx context.Context, upstream bool) (context.Context, context.CancelFunc) {
+	if upstream {
+		s.cfg.Core.AwaitUpstream(ctx)
+	}
+	return context.WithTimeout(ctx, s.cfg.CoreTimeout)
 }
 
 // replyFailed reports whether a reply carries a non-zero result code.

@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"github.com/pcpgw/pcpgw/mapping"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // lanView is what the LAN interfaces hold at one scan.
@@ -259,24 +259,14 @@ func (s *Server) rescan(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 // deviceBound is false.
 func listen(ap netip.AddrPort, a lanAddr) (c *lanConn, deviceBound bool, err error) {
 	deviceBound = true
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, a.ifname)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	pc, err := lc.ListenPacket(context.Background(), udpNet(ap.Addr()), ap.String())
+	uc, err := sock.ListenUDP(ap, sock.Options{Device: a.ifname})
 	if errors.Is(err, syscall.EPERM) {
 		deviceBound = false
-		pc, err = net.ListenPacket(udpNet(ap.Addr()), ap.String())
+		uc, err = sock.ListenUDP(ap, sock.Options{})
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	uc := pc.(*net.UDPConn)
 	ifi := &net.Interface{Index: a.ifindex, Name: a.ifname}
 	if ap.Addr().Is4() {
 		p := ipv4.NewPacketConn(uc)
@@ -292,13 +282,6 @@ func listen(ap netip.AddrPort, a lanAddr) (c *lanConn, deviceBound bool, err err
 	local := uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	local = netip.AddrPortFrom(local.Addr().Unmap().WithZone(ap.Addr().Zone()), local.Port())
 	return &lanConn{lanAddr: a, conn: uc, local: local}, deviceBound, nil
-}
-
-func udpNet(a netip.Addr) string {
-	if a.Is4() {
-		return "udp4"
-	}
-	return "udp6"
 }
 
 // readLoop reads requests from one socket and hands each to a worker; it
@@ -322,17 +305,33 @@ func (s *Server) readLoop(ctx context.Context, c *lanConn, wg *sync.WaitGroup, s
 		if !s.admit(client, dst, now) {
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
+		// A retransmission of a request being served is dropped: the
+		// answer to the first copy goes to the same source and serves
+		// it (a client retransmits while the request waits for the
+		// upstream's detection or a slow provider). The same client's
+		// next retransmission after that answer is served again.
+		pkt := slices.Clone(buf[:n])
+		key := inflightKey{src: client, dst: dst, pkt: string(pkt)}
+		switch s.inflight.take(key) {
+		case duplicate:
+			s.stats.duplicates.Add(1)
+			continue
+		case hostFull:
 			s.stats.overload.Add(1)
 			continue
 		}
-		pkt := slices.Clone(buf[:n])
+		select {
+		case sem <- struct{}{}:
+		default:
+			s.inflight.done(key)
+			s.stats.overload.Add(1)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer s.inflight.done(key)
 			reply := s.serve(ctx, client, dst, pkt, now)
 			if reply == nil {
 				return

@@ -31,7 +31,7 @@ func (s *Server) handleNATPMP(ctx context.Context, src netip.AddrPort, b []byte,
 	}
 	s.countNATPMP(req.Opcode)
 	if req.Opcode == pcp.NATPMPOpExternalAddr {
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
+		cctx, cancel := s.coreContext(ctx, true)
 		defer cancel()
 		ext, err := s.cfg.Core.ExternalAddr(cctx)
 		resp := pcp.NATPMPResponse{Opcode: req.Opcode, Result: mapping.NATPMPResult(err), ExternalAddr: netip.IPv4Unspecified()}
@@ -79,14 +79,14 @@ func (s *Server) natpmpMap(ctx context.Context, client netip.Addr, req pcp.NATPM
 		// NAT-PMP maps IPv4 only (RFC 6886 §1); PCP serves IPv6 hosts.
 		return answer(pcp.NATPMPNotAuthorized, 0, 0)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
-	defer cancel()
 	if req.Lifetime == 0 {
 		// Delete; internal port 0 deletes all of the client's mappings of
 		// this protocol, and the suggested external port is ignored
 		// (RFC 6886 §3.4). Nothing to delete is a success. Only NAT-PMP
 		// mappings are deleted, as in miniupnpd: a host's UPnP or PCP
 		// mappings of the same port are not NAT-PMP's to remove.
+		cctx, cancel := s.coreContext(ctx, false)
+		defer cancel()
 		_, err := s.cfg.Core.Delete(cctx, mapping.Selector{
 			Client:   client,
 			Origin:   mapping.OriginNATPMP,
@@ -101,6 +101,8 @@ func (s *Server) natpmpMap(ctx context.Context, client netip.Addr, req pcp.NATPM
 		return answer(pcp.NATPMPNotAuthorized, 0, 0)
 	}
 	want := s.clampLifetime(req.Lifetime)
+	cctx, cancel := s.coreContext(ctx, true)
+	defer cancel()
 	m, err := s.cfg.Core.Map(cctx, mapping.Request{
 		Origin:       mapping.OriginNATPMP,
 		Client:       client,

@@ -165,9 +165,9 @@ func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr,
 	}
 	answer := func(external netip.AddrPort, lifetime uint32) []byte { return answerWith(external, lifetime) }
 	proto := mapping.Proto(m.Protocol)
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
-	defer cancel()
 	if req.Lifetime == 0 {
+		cctx, cancel := s.coreContext(ctx, false)
+		defer cancel()
 		if m.Protocol == 0 && m.InternalPort != 0 {
 			return fail(pcp.MalformedRequest, errLifetime(pcp.MalformedRequest)) // §15.1
 		}
@@ -232,6 +232,10 @@ func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr,
 		// address, RFC 6887 §11.1): the provider's NAT64's (RFC 7225).
 		suggested = a
 	}
+	// An IPv4 port (for an IPv4 host, or at the NAT64 for an IPv6 one)
+	// may go upstream; a pinhole is the CPE's alone.
+	cctx, cancel := s.coreContext(ctx, host.Is4() || suggested.Unmap().Is4())
+	defer cancel()
 	if opts.exact && suggested.IsValid() {
 		// PREFER_FAILURE (§13.2): the suggested external address or
 		// nothing. The core gives the address it has.
@@ -354,7 +358,7 @@ func (s *Server) pcpPeer(ctx context.Context, client netip.Addr, b []byte, req *
 	} else if p.ExternalPort != 0 {
 		suggested = netip.AddrPortFrom(netip.IPv4Unspecified(), p.ExternalPort)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CoreTimeout)
+	cctx, cancel := s.coreContext(ctx, true)
 	defer cancel()
 	got, err := s.cfg.Core.Peer(cctx, mapping.PeerRequest{
 		Client:            client,

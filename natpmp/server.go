@@ -61,7 +61,10 @@ type Config struct {
 	RatePerHost float64
 	Burst       int
 	// CoreTimeout bounds each call into the core so that no LAN request
-	// waits longer (the answer is then NETWORK_FAILURE); 0 means 2 s.
+	// waits longer (the answer is then NETWORK_FAILURE); 0 means 2 s. A
+	// request that may go upstream and arrives while the upstream is
+	// being detected waits for that first (Core.AwaitUpstream, at most
+	// mapping.DetectWait), then CoreTimeout.
 	CoreTimeout time.Duration
 	// Rescan is how often the LAN interfaces' addresses are re-read;
 	// 0 means 5 s.
@@ -87,7 +90,8 @@ type Stats struct {
 	ErrorReplies       uint64 // of which with a non-zero result code
 	Malformed          uint64 // packets dropped without reply as unanswerable
 	RateLimited        uint64 // packets dropped by the per-host rate limit
-	Overload           uint64 // packets dropped because too many were in flight
+	Overload           uint64 // packets dropped because too many were in flight (in all, or of their host)
+	Duplicates         uint64 // retransmissions dropped while the same request was being served
 	NotLAN             uint64 // packets to an address that is not a LAN address
 	Announcements      uint64 // multicast announcement datagrams sent
 	MappingUpdates     uint64 // unsolicited PCP MAP responses sent (RFC 6887 §14.2)
@@ -99,7 +103,7 @@ type counters struct {
 	pcpAnnounce, pcpMap, pcpPeer, pcpOther                   atomic.Uint64
 	unsuppVersion, replies, errorReplies, malformed          atomic.Uint64
 	rateLimited, overload, notLAN, announcements, sendErrors atomic.Uint64
-	mappingUpdates                                           atomic.Uint64
+	mappingUpdates, duplicates                               atomic.Uint64
 }
 
 // Server answers NAT-PMP and PCP on UDP 5351 of the LAN addresses.
@@ -128,6 +132,8 @@ type Server struct {
 	debugLimit *limiter
 	// updates remembers PCP clients for Mapping Updates.
 	updates updates
+	// inflight is what the read loops' workers serve.
+	inflight inflight
 }
 
 // New checks cfg, fills in defaults and returns a Server; Run starts it.
@@ -216,6 +222,7 @@ func (s *Server) Stats() Stats {
 		Replies: c.replies.Load(), ErrorReplies: c.errorReplies.Load(), Malformed: c.malformed.Load(),
 		RateLimited: c.rateLimited.Load(), Overload: c.overload.Load(), NotLAN: c.notLAN.Load(),
 		Announcements: c.announcements.Load(), SendErrors: c.sendErrors.Load(), MappingUpdates: c.mappingUpdates.Load(),
+		Duplicates: c.duplicates.Load(),
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 	"github.com/pcpgw/pcpgw/pcp"
 )
 
@@ -85,78 +85,41 @@ func appendUnique(list []netip.AddrPort, ap netip.AddrPort) []netip.AddrPort {
 // Config.Resolvers is empty.
 var resolvConf = "/etc/resolv.conf"
 
-// systemResolvers reads the nameserver lines of resolv.conf.
+// systemResolvers reads the nameserver lines of a resolv.conf file.
 func systemResolvers(path string) ([]netip.AddrPort, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.AddrPort
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "nameserver" {
-			continue
-		}
-		if a, err := netip.ParseAddr(f[1]); err == nil {
-			out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("pcpclient: no nameserver in %s", path)
-	}
-	return out, nil
+	c, err := dnsq.ReadResolvConf(path)
+	return c.Servers, err
 }
 
-// ReadResolvConf returns the nameservers of a file in resolv.conf's
-// format (port 53), or an error when it cannot be read or names none.
-func ReadResolvConf(path string) ([]netip.AddrPort, error) { return systemResolvers(path) }
-
 // resolveAFTR looks up the AAAA records of the DS-Lite AFTR name (DHCPv6
-// option 64, RFC 6334) with the given resolvers, each in turn, within
-// dnsTotalTimeout overall. The AFTR is where the provider's PCP server lives
-// (RFC 6970 §1).
+// option 64, RFC 6334) with the given resolvers, each in turn, each query
+// within dnsQueryTimeout and all within dnsTotalTimeout. The AFTR is where
+// the provider's PCP server lives (RFC 6970 §1). The name is fully
+// qualified: no search list.
 //
-// It uses the standard library's DNS client pointed at each resolver rather
-// than github.com/miekg/dns, which would bring crypto/tls (about 1.5 MB on
-// a MIPS router) into the binary for this one query.
+// It uses internal/dnsq rather than Go's resolver (about 260 KB on a MIPS
+// router) or github.com/miekg/dns (which brings crypto/tls, about 1.5 MB).
 func resolveAFTR(ctx context.Context, name string, resolvers []netip.AddrPort) ([]netip.Addr, error) {
 	if len(resolvers) == 0 {
 		return nil, errors.New("pcpclient: no DNS resolver for the AFTR name")
 	}
 	ctx, cancel := context.WithTimeout(ctx, dnsTotalTimeout)
 	defer cancel()
-	fqdn := strings.TrimSuffix(name, ".") + "." // no search domains
-	var errs []error
-	for _, r := range resolvers {
-		if ctx.Err() != nil {
-			break
-		}
-		res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp", r.String())
-		}}
-		qctx, qcancel := context.WithTimeout(ctx, dnsQueryTimeout)
-		addrs, err := res.LookupNetIP(qctx, "ip6", fqdn)
-		qcancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%v: %w", r, err))
-			continue
-		}
-		var out []netip.Addr
-		for _, a := range addrs {
-			if a.Is6() && !a.Is4In6() {
-				out = append(out, a)
-			}
-		}
-		if len(out) > 0 {
-			return out, nil
-		}
-		errs = append(errs, fmt.Errorf("%v: no AAAA record for %s", r, name))
+	fqdn := strings.TrimSuffix(name, ".") + "."
+	addrs, err := dnsq.Lookup(ctx, resolvers, fqdn, dnsq.TypeAAAA, dnsQueryTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("pcpclient: resolving AFTR %q: %w", name, err)
 	}
-	if ctx.Err() != nil {
-		errs = append(errs, ctx.Err())
+	var out []netip.Addr
+	for _, a := range addrs {
+		if !a.Is4In6() {
+			out = append(out, a)
+		}
 	}
-	return nil, fmt.Errorf("pcpclient: resolving AFTR %q: %w", name, errors.Join(errs...))
+	if len(out) == 0 {
+		return nil, fmt.Errorf("pcpclient: resolving AFTR %q: only IPv4-mapped addresses", name)
+	}
+	return out, nil
 }
 
 // Route tables of the calling thread's network namespace (thread-self, so

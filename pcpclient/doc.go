@@ -10,12 +10,12 @@
 // The server is, in this order: Config.Servers; else the addresses in
 // Config.ServersFile, which a DHCP hook writes from DHCPv4 option 158 or
 // DHCPv6 option 86 and which is read again when it changes; else the AFTR
-// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with the
-// standard library's resolver pointed at the WAN's resolvers within 5 s
-// (not github.com/miekg/dns: see discovery.go): Config.Resolvers, else
-// those listed in Config.ResolvConf, read at each lookup, else
-// /etc/resolv.conf's; else the IPv4 and IPv6 default routers (for
-// mappings of their own family; the IPv6 ones through
+// named by Config.AFTRName (DHCPv6 option 64), resolved (AAAA) with
+// internal/dnsq (neither Go's resolver nor github.com/miekg/dns: see
+// discovery.go), asking the WAN's resolvers in turn, 2 s each and 5 s in
+// all: Config.Resolvers, else those listed in Config.ResolvConf, read at
+// each lookup, else /etc/resolv.conf's; else the IPv4 and IPv6 default
+// routers (for mappings of their own family; the IPv6 ones through
 // Config.WAN6Interface). With Config.WANAddr4 (the WAN's or DS-Lite's B4
 // address) the external-address probe through a server reached over IPv6
 // maps that IPv4 address with THIRD_PARTY. The

@@ -394,6 +394,18 @@ func (c *Client) completeMapLocked(t *txn, res MapResult, now time.Time) {
 		}
 		return
 	}
+	if t.addrProbe {
+		// ExternalAddr's probe: the answer carried the address; the
+		// mapping goes back now (§11.6), also when its caller stopped
+		// waiting before the answer (a short deadline), which would
+		// otherwise leave it at the server for its lifetime.
+		del := MapRequest{Protocol: t.req.Protocol, Internal: t.req.Internal, Nonce: t.req.Nonce, ThirdParty: t.req.ThirdParty}
+		c.finishLocked(t, res, nil)
+		if !c.closed {
+			c.startBackgroundLocked(kindMap, del)
+		}
+		return
+	}
 	c.known[mk] = known{req: t.req, res: res}
 	c.finishLocked(t, res, nil)
 }

@@ -276,6 +276,35 @@ func TestExternalAddrProbe(t *testing.T) {
 	}
 }
 
+// TestExternalAddrProbeAbandoned: a caller whose deadline ends before the
+// probe is answered (a LAN request's short bound) leaves no mapping at
+// the server: the answer that comes after it is given back all the same.
+// Before, only the caller that got the answer deleted it, and the probe
+// stayed at the CGN for its lifetime (an extra DNAT for two minutes).
+func TestExternalAddrProbeAbandoned(t *testing.T) {
+	srv := newFake(t)
+	release := make(chan struct{})
+	srv.SetOnMap(func(pcptest.MapEvent) { <-release })
+	c := newClient(t, srv, func(cfg *Config) { cfg.Linger = time.Minute })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.ExternalAddr(ctx); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("ExternalAddr before the answer: %v, want ErrTimeout", err)
+	}
+	srv.SetOnMap(nil)
+	close(release)
+	eventually(t, 3*time.Second, func() bool { return srv.Received() >= 2 && srv.Mappings() == 0 }, "abandoned probe not deleted")
+	reqs := srv.Requests()
+	if d := reqs[len(reqs)-1].PCP; d.Lifetime != 0 || d.Map.Nonce != reqs[0].PCP.Map.Nonce {
+		t.Errorf("last request %+v lifetime %d, want the probe's delete", d.Map, d.Lifetime)
+	}
+	// The answer taught the address: asked again, no new probe.
+	n := srv.Received()
+	if a, err := c.ExternalAddr(ctxT(t, time.Second)); err != nil || a != netip.MustParseAddr("203.0.113.1") || srv.Received() != n {
+		t.Errorf("asked again: %v %v, %d requests (was %d)", a, err, srv.Received(), n)
+	}
+}
+
 // TestConcurrent: many Map calls at once, one of them on a port whose
 // answers never come; the others are not held up.
 func TestConcurrent(t *testing.T) {

@@ -87,6 +87,9 @@ type txn struct {
 	// announced: sent because the server announced it may have lost
 	// state (its answer's epoch is checked strictly).
 	announced bool
+	// addrProbe: ExternalAddr's probe, given back as soon as it is
+	// answered, whether its caller still waits or has given up.
+	addrProbe bool
 
 	res      MapResult
 	err      error
@@ -169,7 +172,7 @@ func (c *Client) Delete(ctx context.Context, r MapRequest) error {
 // probePort): an ephemeral port, >= 1024, that no other program on this
 // host holds, whose inbound datagrams the client drops and counts. The
 // mapping lives probeLifetime and is deleted in the background as soon as
-// it is answered. A refused probe is not sent again while its error
+// it is answered, even when ctx ended first. A refused probe is not sent again while its error
 // lifetime runs, nor within probeHold (ErrBackoff).
 func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	c.refreshServers(ctx)
@@ -198,12 +201,9 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 			// the LAN's) with THIRD_PARTY gives the IPv4 external address.
 			probe.Internal, probe.ThirdParty = netip.AddrPortFrom(a4, cands[0].probe), true
 		}
-		res, err := c.Map(ctx, probe)
+		res, err := c.doTxn(ctx, kindMap, probe, netip.AddrPort{}, true)
 		if err == nil {
 			c.mu.Lock()
-			if !c.closed {
-				c.startBackgroundLocked(kindMap, MapRequest{Protocol: 17, Internal: probe.Internal, Nonce: res.Nonce, ThirdParty: probe.ThirdParty})
-			}
 			ext = c.ext4
 			natpmp = c.natpmp
 			c.mu.Unlock()
@@ -302,6 +302,12 @@ func (c *Client) idOf(kind txnKind, r MapRequest, remote netip.AddrPort) reqID {
 
 // do runs one request through a transaction and waits for it.
 func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote netip.AddrPort) (MapResult, error) {
+	return c.doTxn(ctx, kind, r, remote, false)
+}
+
+// doTxn is do; addrProbe marks ExternalAddr's probe, whose mapping is
+// given back as soon as it is answered (completeMapLocked).
+func (c *Client) doTxn(ctx context.Context, kind txnKind, r MapRequest, remote netip.AddrPort, addrProbe bool) (MapResult, error) {
 	c.refreshServers(ctx)
 	v4 := !r.Internal.Addr().IsValid() || r.Internal.Addr().Unmap().Is4()
 	cands := c.candidates(v4)
@@ -349,6 +355,7 @@ func (c *Client) do(ctx context.Context, kind txnKind, r MapRequest, remote neti
 	if t == nil || t.finished || t.stopped {
 		t = c.startLocked(kind, r, remote, id)
 	}
+	t.addrProbe = t.addrProbe || addrProbe
 	t.waiters++
 	c.mu.Unlock()
 

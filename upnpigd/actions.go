@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 	"github.com/pcpgw/pcpgw/mapping"
 )
 
@@ -254,8 +254,7 @@ func (c *call) hostAddr(name, v string, v6 bool) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.ResolveTimeout)
 	defer cancel()
 	as, err := c.s.cfg.Resolve(ctx, v)
-	var dnsErr *net.DNSError
-	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+	if err != nil && !dnsq.NotFound(err) {
 		c.s.log.Info("name lookup failed", "arg", name, "name", v, "err", err)
 		return netip.Addr{}, errCode(mapping.UPnPActionFailed)
 	}

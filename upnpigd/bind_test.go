@@ -3,6 +3,7 @@ package upnpigd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/internal/lab"
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,32 +93,22 @@ func TestOnDeviceFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	nextCalls := 0
-	next := func(string, string, syscall.RawConn) error { nextCalls++; return nil }
 	for range 3 {
-		var calls []bool // whether each attempt asked for the device binding
-		err := s.onDevice("lan0", next, func(lc net.ListenConfig) error {
-			// A ListenConfig with the device binding wraps next; the
-			// fallback hands next itself. Tell them apart by calling
-			// Control with a RawConn that refuses: bindDevice reaches
-			// it, next does not.
-			err := lc.Control("tcp4", "192.0.2.1:5000", refusingConn{})
-			bound := errors.Is(err, errRefused)
-			calls = append(calls, bound)
-			if bound {
-				return syscall.EPERM
+		var calls []sock.Options // the options of each attempt
+		err := s.onDevice("lan0", sock.Options{FreeBind: true}, func(o sock.Options) error {
+			calls = append(calls, o)
+			if o.Device != "" {
+				return fmt.Errorf("sock: SO_BINDTODEVICE: %w", syscall.EPERM)
 			}
-			return err
+			return nil
 		})
 		if err != nil {
 			t.Fatalf("onDevice: %v", err)
 		}
-		if len(calls) != 2 || !calls[0] || calls[1] {
-			t.Fatalf("attempts (device-bound?) %v, want [true false]", calls)
+		want := []sock.Options{{FreeBind: true, Device: "lan0"}, {FreeBind: true}}
+		if diff := cmp.Diff(want, calls); diff != "" {
+			t.Fatalf("attempts (-want +got):\n%s", diff)
 		}
-	}
-	if nextCalls != 6 {
-		t.Errorf("next called %d times, want 6 (both attempts, 3 sockets)", nextCalls)
 	}
 	if n := strings.Count(logs.String(), "cannot bind sockets to the LAN interface"); n != 1 {
 		t.Errorf("warning logged %d times, want once:\n%s", n, logs.String())
@@ -123,17 +116,8 @@ func TestOnDeviceFallback(t *testing.T) {
 
 	// Any other error is returned as it is, without a second attempt.
 	attempts := 0
-	err = s.onDevice("lan0", nil, func(net.ListenConfig) error { attempts++; return syscall.EADDRINUSE })
+	err = s.onDevice("lan0", sock.Options{}, func(sock.Options) error { attempts++; return syscall.EADDRINUSE })
 	if !errors.Is(err, syscall.EADDRINUSE) || attempts != 1 {
 		t.Errorf("onDevice = %v after %d attempts, want EADDRINUSE after 1", err, attempts)
 	}
 }
-
-var errRefused = errors.New("refused")
-
-// refusingConn is a syscall.RawConn whose Control fails.
-type refusingConn struct{}
-
-func (refusingConn) Control(func(uintptr)) error    { return errRefused }
-func (refusingConn) Read(func(uintptr) bool) error  { return errRefused }
-func (refusingConn) Write(func(uintptr) bool) error { return errRefused }

@@ -143,7 +143,9 @@
 //   - RemoteHost: empty or the unspecified address is any; an address is
 //     passed to the core (FILTER). Host names are taken in RemoteHost and
 //     InternalClient (REQUIREMENTS 33 for IGD:2; on IGD:1 too, as in
-//     miniupnpd): looked up with Config.Resolve (the system's resolver)
+//     miniupnpd): looked up with Config.Resolve (by default /etc/hosts,
+//     then A and AAAA from the servers of /etc/resolv.conf, with
+//     internal/dnsq rather than Go's resolver, for the router's flash)
 //     within Config.ResolveTimeout (2 s), the first address of the family
 //     wanted is used; a name that does not exist or has none is 402, a
 //     failed lookup 501.

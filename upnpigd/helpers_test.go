@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 	"github.com/pcpgw/pcpgw/internal/httpd"
 )
 
@@ -127,7 +128,7 @@ func (ti *testIGD) post(t *testing.T, path, soapAction, body string) (int, strin
 // noLookup is the tests' resolver: every name is unknown, and nothing
 // leaves the machine.
 func noLookup(ctx context.Context, host string) ([]netip.Addr, error) {
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	return nil, &dnsq.RcodeError{Rcode: dnsq.RcodeNXDomain}
 }
 
 func soapBody(ns, action string, args ...string) string {

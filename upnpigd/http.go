@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/httpd"
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"github.com/pcpgw/pcpgw/mapping"
-	"golang.org/x/sys/unix"
 )
 
 // HTTP limits.
@@ -227,13 +227,13 @@ func (s *Server) listenHTTP(lans []lanNet, strict bool) ([]httpServer, error) {
 			port = 0
 		}
 		a := n.prefix.Addr()
-		addr := netip.AddrPortFrom(a, uint16(port)).String()
 		if a.Is6() && a.IsLinkLocalUnicast() {
-			addr = fmt.Sprintf("[%s%%%s]:%d", a, n.ifname, port)
+			a = a.WithZone(n.ifname)
 		}
+		addr := netip.AddrPortFrom(a, uint16(port))
 		var ln net.Listener
-		err := s.onDevice(n.ifname, freeBind, func(lc net.ListenConfig) (err error) {
-			ln, err = lc.Listen(context.Background(), "tcp", addr)
+		err := s.onDevice(n.ifname, sock.Options{FreeBind: true}, func(o sock.Options) (err error) {
+			ln, err = sock.ListenTCP(addr, o)
 			return err
 		})
 		if err != nil && (a.Is6() || !strict) {
@@ -266,20 +266,18 @@ func (s *Server) listenHTTP(lans []lanNet, strict bool) ([]httpServer, error) {
 	return out, nil
 }
 
-// controlFunc is the type of net.ListenConfig.Control.
-type controlFunc = func(network, address string, c syscall.RawConn) error
-
-// onDevice calls listen with a ListenConfig whose sockets are set up by
-// next and bound to the LAN interface ifname (SO_BINDTODEVICE). Linux takes
-// a packet for any local address on any interface (weak host model): a
-// socket bound to a LAN address only would also answer connections and
-// datagrams routed to that address over the WAN (REQUIREMENTS 30: no
-// management service on the WAN, RFC 6092 REC-50). Without the privilege
-// for it (EPERM: no CAP_NET_RAW), listen is called again without the
-// device binding and a warning is logged once: the firewall is then all
-// that keeps the WAN side out.
-func (s *Server) onDevice(ifname string, next controlFunc, listen func(net.ListenConfig) error) error {
-	err := listen(net.ListenConfig{Control: bindDevice(ifname, next)})
+// onDevice calls listen with the socket options o and the binding to the
+// LAN interface ifname (SO_BINDTODEVICE). Linux takes a packet for any
+// local address on any interface (weak host model): a socket bound to a
+// LAN address only would also answer connections and datagrams routed to
+// that address over the WAN (REQUIREMENTS 30: no management service on the
+// WAN, RFC 6092 REC-50). Without the privilege for it (EPERM: no
+// CAP_NET_RAW), listen is called again without the device binding and a
+// warning is logged once: the firewall is then all that keeps the WAN side
+// out.
+func (s *Server) onDevice(ifname string, o sock.Options, listen func(sock.Options) error) error {
+	o.Device = ifname
+	err := listen(o)
 	if !errors.Is(err, syscall.EPERM) {
 		return err
 	}
@@ -290,41 +288,8 @@ func (s *Server) onDevice(ifname string, next controlFunc, listen func(net.Liste
 	if warn {
 		s.log.Warn("cannot bind sockets to the LAN interface (no CAP_NET_RAW): HTTP and SSDP on a LAN address are kept from the WAN side only by the firewall", "interface", ifname, "err", err)
 	}
-	return listen(net.ListenConfig{Control: next})
-}
-
-// bindDevice returns a Control function that runs next, then binds the
-// socket to the interface ifname.
-func bindDevice(ifname string, next controlFunc) controlFunc {
-	return func(network, address string, c syscall.RawConn) error {
-		if next != nil {
-			if err := next(network, address, c); err != nil {
-				return err
-			}
-		}
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
-		}); err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, serr)
-		}
-		return nil
-	}
-}
-
-// freeBind lets a socket bind an address that is not usable yet (an IPv6
-// address still in duplicate address detection when pcpgw starts at boot).
-func freeBind(network, address string, c syscall.RawConn) error {
-	return c.Control(func(fd uintptr) {
-		if strings.HasSuffix(network, "6") || strings.HasPrefix(address, "[") {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
-		} else {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
-		}
-	})
+	o.Device = ""
+	return listen(o)
 }
 
 // httpPortOf returns the HTTP port serving LAN address a.

@@ -2,11 +2,12 @@ package upnpigd
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 )
 
 // fakeResolver answers from a table; "slow.lan" waits for the context.
@@ -20,9 +21,13 @@ func fakeResolver(ctx context.Context, host string) ([]netip.Addr, error) {
 		return []netip.Addr{mustAddr("2001:db8:1::100")}, nil
 	case "slow.lan":
 		<-ctx.Done()
-		return nil, &net.DNSError{Err: "i/o timeout", Name: host, IsTimeout: true}
+		return nil, ctx.Err()
+	case "nodata.lan":
+		return nil, dnsq.ErrNoData
+	case "servfail.lan":
+		return nil, &dnsq.RcodeError{Rcode: dnsq.RcodeServFail}
 	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	return nil, &dnsq.RcodeError{Rcode: dnsq.RcodeNXDomain}
 }
 
 // TestHostNames: IGD:2 takes host names in RemoteHost and InternalClient
@@ -55,6 +60,8 @@ func TestHostNames(t *testing.T) {
 		{"IGD:2 unknown name", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "nobody.lan", "NewExternalPort", "18083"), 402, 1, "", ""},
 		{"IGD:2 name without IPv4", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "v6only.lan", "NewExternalPort", "18084"), 402, 1, "", ""},
 		{"IGD:2 lookup timeout", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "slow.lan", "NewExternalPort", "18085"), 501, 1, "", ""},
+		{"IGD:2 name without address (NODATA)", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "nodata.lan", "NewExternalPort", "18089"), 402, 1, "", ""},
+		{"IGD:2 server failure", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "servfail.lan", "NewExternalPort", "18090"), 501, 1, "", ""},
 		{"IGD:2 not a name", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", "me_lan;rm", "NewExternalPort", "18086"), 402, 0, "", ""},
 		{"IGD:2 label too long", ctlIP2, nsIP2, "AddPortMapping", addArgs("NewInternalClient", strings.Repeat("a", 64)+".lan", "NewExternalPort", "18087"), 402, 0, "", ""},
 		{"IGD:1 name", ctlIP1, nsIP1, "AddPortMapping", addArgs("NewInternalClient", "me.lan", "NewExternalPort", "18088"), 0, 1, "127.0.0.1", ""},

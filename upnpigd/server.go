@@ -19,6 +19,7 @@ import (
 	"github.com/pcpgw/pcpgw/mapping"
 
 	"github.com/pcpgw/pcpgw/internal/crand"
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 )
 
 // Core is the part of *mapping.Core the IGD front-end uses.
@@ -98,9 +99,12 @@ type Config struct {
 	// point it at a fake tree.
 	SysDir string
 	// Resolve looks up a host name that an IGD:2 action gives as
-	// RemoteHost or InternalClient (nil: the system's resolver, on a
-	// router its own DNS forwarder, which knows the LAN's names); each
-	// lookup is bounded by ResolveTimeout (0: DefaultResolveTimeout).
+	// RemoteHost or InternalClient (nil: dnsq.Resolver's LookupHost,
+	// /etc/hosts then the servers of /etc/resolv.conf, on a router its
+	// own DNS forwarder, which knows the LAN's names); each lookup is
+	// bounded by ResolveTimeout (0: DefaultResolveTimeout). An error for
+	// which dnsq.NotFound is true says the name does not exist or has no
+	// address; any other is a failed lookup.
 	Resolve        func(ctx context.Context, host string) ([]netip.Addr, error)
 	ResolveTimeout time.Duration
 	// Rescan is how often the LAN addresses are checked for changes (0:
@@ -216,9 +220,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Friendly = "pcpgw"
 	}
 	if cfg.Resolve == nil {
-		cfg.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
+		cfg.Resolve = dnsq.Resolver{}.LookupHost
 	}
 	if cfg.ResolveTimeout <= 0 {
 		cfg.ResolveTimeout = DefaultResolveTimeout

@@ -9,13 +9,12 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pcpgw/pcpgw/internal/mcast"
+	"github.com/pcpgw/pcpgw/internal/sock"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // SSDP scheduling.
@@ -69,37 +68,15 @@ type ssdpServer struct {
 	wg      sync.WaitGroup
 }
 
-func reuseAddr(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if serr != nil {
-			return
-		}
-		// Addresses still in duplicate address detection at boot.
-		if network == "udp6" {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
-		} else {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
-		}
-		// Only the groups this socket joined, not every group of the host.
-		if network == "udp6" {
-			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) // Linux >= 4.20
-		} else {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
+// ssdpOptions are the options of the SSDP sockets: several daemons may
+// share the port, an IPv6 address may still be in duplicate address
+// detection at boot, and only the groups a socket joined are its own.
+var ssdpOptions = sock.Options{ReuseAddr: true, FreeBind: true, OwnGroupsOnly: true}
 
 // listenSSDP opens the group socket and one unicast socket per LAN
 // interface (on its first IPv4 address).
 func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 	sd := &ssdpServer{s: s, rl: newRateLimiter(ratePerSource, rateAll, rateSources)}
-	lc := net.ListenConfig{Control: reuseAddr}
 	port := s.cfg.SSDPPort
 	if port == EphemeralPort {
 		port = 0
@@ -123,15 +100,13 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 		}
 		hp, _ := s.httpPortOf(n.prefix.Addr())
 		si := &ssdpIf{ifi: ifi, addr: n.prefix.Addr(), prefixes: []netip.Prefix{n.prefix.Masked()}, httpPort: hp}
-		var c net.PacketConn
-		err = s.onDevice(ifi.Name, lc.Control, func(lc net.ListenConfig) (err error) {
-			c, err = lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(si.addr, uint16(port)).String())
+		err = s.onDevice(ifi.Name, ssdpOptions, func(o sock.Options) (err error) {
+			si.conn, err = sock.ListenUDP(netip.AddrPortFrom(si.addr, uint16(port)), o)
 			return err
 		})
 		if err != nil {
 			return fail(fmt.Errorf("upnpigd: SSDP socket on %s: %w", si.addr, err))
 		}
-		si.conn = c.(*net.UDPConn)
 		pc := ipv4.NewPacketConn(si.conn)
 		if err := pc.SetMulticastInterface(ifi); err != nil {
 			s.log.Warn("SSDP: cannot send multicast", "interface", ifi.Name, "err", err)
@@ -166,7 +141,7 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 	if joined == 0 {
 		s.log.Warn("SSDP: no interface joined the group; unicast searches only")
 	}
-	sd.listenSSDP6(lans, lc)
+	sd.listenSSDP6(lans)
 	return sd, nil
 }
 
@@ -174,7 +149,7 @@ func (s *Server) listenSSDP(lans []lanNet) (*ssdpServer, error) {
 // interface that has a link-local address (the source of answers and
 // NOTIFYs) and a global or unique-local one (the LOCATION host). An
 // interface where that fails keeps IPv4 SSDP only.
-func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
+func (sd *ssdpServer) listenSSDP6(lans []lanNet) {
 	s := sd.s
 	seen := map[int]bool{}
 	var ok bool
@@ -203,16 +178,14 @@ func (sd *ssdpServer) listenSSDP6(lans []lanNet, lc net.ListenConfig) {
 		warn := func(what string, err error) {
 			s.log.Warn("SSDP over IPv6 unavailable", "interface", ifi.Name, "step", what, "err", err)
 		}
-		var c net.PacketConn
-		err = s.onDevice(ifi.Name, lc.Control, func(lc net.ListenConfig) (err error) {
-			c, err = lc.ListenPacket(context.Background(), "udp6", netip.AddrPortFrom(ll.WithZone(ifi.Name), uint16(sd.port)).String())
+		err = s.onDevice(ifi.Name, ssdpOptions, func(o sock.Options) (err error) {
+			si.conn, err = sock.ListenUDP(netip.AddrPortFrom(ll.WithZone(ifi.Name), uint16(sd.port)), o)
 			return err
 		})
 		if err != nil {
 			warn("unicast socket", err)
 			continue
 		}
-		si.conn = c.(*net.UDPConn)
 		g, err := mcast.ListenGroup(netip.AddrPortFrom(ssdpGroup6, uint16(sd.port)), []*net.Interface{ifi})
 		if err != nil {
 			si.conn.Close()

@@ -351,7 +351,11 @@ type detectMode uint8
 
 const (
 	// detectBlock: requests wait for the answer (start, a WAN change, new
-	// PCP servers from DHCP, an explicit Redetect); a PCP or NAT-PMP
+	// PCP servers from DHCP, an explicit Redetect): Kind, Map, Delete and
+	// ExternalAddr wait until detection ends or their context does (the
+	// mapping core bounds the wait, mapping.DetectWait, and the LAN
+	// servers start their own bounds on a request after it, so a LAN
+	// client gets the answer of the upstream found); a PCP or NAT-PMP
 	// backend is made anew (its server and source address may have
 	// changed).
 	detectBlock detectMode = iota

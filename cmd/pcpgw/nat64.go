@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pcpgw/pcpgw/internal/dnsq"
 	"github.com/pcpgw/pcpgw/nat64"
-	"github.com/pcpgw/pcpgw/pcpclient"
 )
 
 // How often the NAT64 prefix is looked for (RFC 7050) while none is
@@ -26,13 +26,13 @@ func (d *daemon) discoverNAT64(ctx context.Context, log *slog.Logger) {
 	cfg := d.config()
 	var last []netip.Prefix
 	for {
-		res, err := pcpclient.ReadResolvConf(cfg.WANResolvFile)
+		rc, err := dnsq.ReadResolvConf(cfg.WANResolvFile)
 		if err != nil {
-			res, err = pcpclient.ReadResolvConf("/etc/resolv.conf")
+			rc, err = dnsq.ReadResolvConf("/etc/resolv.conf")
 		}
 		wait := nat64Retry
 		if err == nil {
-			pfx, err := nat64.Discover(ctx, res, 5*time.Second)
+			pfx, err := nat64.Discover(ctx, rc.Servers, 5*time.Second)
 			switch {
 			case err == nil:
 				wait = nat64Recheck

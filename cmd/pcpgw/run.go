@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"log/syslog"
 	"math"
 	"net"
 	"net/netip"
@@ -28,6 +27,7 @@ import (
 	"github.com/pcpgw/pcpgw/igdclient"
 	"github.com/pcpgw/pcpgw/internal/control"
 	"github.com/pcpgw/pcpgw/internal/filestamp"
+	"github.com/pcpgw/pcpgw/internal/syslogw"
 	"github.com/pcpgw/pcpgw/mapping"
 	"github.com/pcpgw/pcpgw/natpmp"
 	"github.com/pcpgw/pcpgw/pcpclient"
@@ -46,7 +46,14 @@ func newLogger(cfg *config.Config, level *slog.LevelVar, stderr io.Writer) *slog
 	level.Set(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Syslog {
-		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pcpgw"); err == nil {
+		if w, err := syslogw.New("pcpgw"); err == nil {
+			// The syslog daemon stamps each line itself.
+			opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) == 0 && a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			}
 			return slog.New(slog.NewTextHandler(w, opts))
 		}
 	}

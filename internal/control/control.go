@@ -218,13 +218,14 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+	addr := &net.UnixAddr{Name: path, Net: "unix"}
+	if c, err := net.DialUnix("unix", nil, addr); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control: %s: another pcpgw is running", path)
 	}
 	os.Remove(path)
 	old := umask(0o177)
-	ln, err := net.Listen("unix", path)
+	ln, err := net.ListenUnix("unix", addr)
 	umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
@@ -233,7 +234,7 @@ func Listen(path string, src Source, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	ln.SetUnlinkOnClose(true)
 	return &Server{path: path, ln: ln, src: src, log: log.With("component", "control")}, nil
 }
 
@@ -322,8 +323,10 @@ func Delete(ctx context.Context, path string, r DeleteRequest) (int, error) {
 
 // Ask sends one request to the daemon at path and decodes its answer into v.
 func Ask(ctx context.Context, path, req string, v any) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return fmt.Errorf("is pcpgw running? %w", err)
 	}
@@ -331,6 +334,7 @@ func Ask(ctx context.Context, path, req string, v any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
+	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
 	if _, err := io.WriteString(c, req+"\n"); err != nil {
 		return err
 	}

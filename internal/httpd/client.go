@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pcpgw/pcpgw/internal/sock"
 )
 
 // Do sends one request (GENA NOTIFY, say) to an http:// URL and returns the
@@ -25,8 +28,7 @@ func Do(ctx context.Context, method, rawURL string, h Header, body []byte) (int,
 	if u.Scheme != "http" || u.Host == "" {
 		return 0, fmt.Errorf("httpd: %q: only http:// URLs", rawURL)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", hostPort(u))
+	c, err := DialTCP(ctx, "tcp", hostPort(u))
 	if err != nil {
 		return 0, fmt.Errorf("httpd: %w", err)
 	}
@@ -47,6 +49,19 @@ func Do(ctx context.Context, method, rawURL string, h Header, body []byte) (int,
 	}
 	io.Copy(io.Discard, br)
 	return n, nil
+}
+
+// DialTCP connects to address, an IP address and port (no host name: the
+// daemon resolves none), within ctx. Network must be "tcp".
+func DialTCP(ctx context.Context, network, address string) (net.Conn, error) {
+	if network != "tcp" {
+		return nil, fmt.Errorf("httpd: network %q", network)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: %q: want an IP address and port", address)
+	}
+	return sock.DialTCP(ctx, netip.AddrPort{}, ap, sock.Options{})
 }
 
 // hostPort is u's host with port 80 when it names none.
@@ -110,7 +125,7 @@ type ClientRequest struct {
 	// ErrTooLarge. Zero: 64 KiB.
 	MaxBody int
 	// Dial opens the connection to the URL's host:port (port 80 when
-	// the URL names none). Nil: a net.Dialer.
+	// the URL names none). Nil: DialTCP.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
@@ -152,8 +167,7 @@ func Send(ctx context.Context, r ClientRequest) (ClientResponse, error) {
 	}
 	dial := r.Dial
 	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
+		dial = DialTCP
 	}
 	c, err := dial(ctx, "tcp", hostPort(u))
 	if err != nil {
