@@ -183,25 +183,7 @@ func TestFloodDuringDetection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-s.Ready()
-	var server netip.AddrPort
-	for _, a := range s.Addrs() {
-		if a.Addr() == netip.MustParseAddr("127.0.0.1") {
-			server = a
-		}
-	}
-	if !server.IsValid() {
-		t.Fatalf("no socket on 127.0.0.1: %v", s.Addrs())
-	}
+	server := runOnLoopback(t, s)
 	before := runtime.NumGoroutine()
 
 	// 8 hosts (127.0.0.2-9) send 20 different mapping requests each; the

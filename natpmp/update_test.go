@@ -60,25 +60,7 @@ func TestMappingUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-s.Ready()
-	var server netip.AddrPort
-	for _, a := range s.Addrs() {
-		if a.Addr() == netip.MustParseAddr("127.0.0.1") {
-			server = a
-		}
-	}
-	if !server.IsValid() {
-		t.Fatalf("no socket on 127.0.0.1: %v", s.Addrs())
-	}
+	server := runOnLoopback(t, s)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -228,4 +210,27 @@ func TestMappingUpdateOptions(t *testing.T) {
 	if r.Lifetime != 600 || r.Epoch != 1000 || r.Map.ExternalPort != 19080 || r.Map.Nonce != pcp.Nonce(testNonce) {
 		t.Errorf("update %+v %+v", r, r.Map)
 	}
+}
+
+// runOnLoopback runs s until the test ends (its error fails the test) and
+// returns its socket on 127.0.0.1.
+func runOnLoopback(t *testing.T, s *Server) netip.AddrPort {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	})
+	<-s.Ready()
+	for _, a := range s.Addrs() {
+		if a.Addr() == netip.MustParseAddr("127.0.0.1") {
+			return a
+		}
+	}
+	t.Fatalf("no socket on 127.0.0.1: %v", s.Addrs())
+	return netip.AddrPort{}
 }

@@ -102,6 +102,7 @@ type Auto struct {
 	mu       sync.Mutex
 	kind     Kind
 	back     Backend       // nil for none, local, detecting, or an IGD not found yet
+	backWAN  netip.Addr    // the WAN address when back was put in force
 	gen      uint64        // counts the upstreams put in force (Event.Gen)
 	ready    chan struct{} // closed while no detection runs
 	wan      netip.Addr
@@ -427,11 +428,19 @@ func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 		return
 	}
 	a.log.Info("upstream", "kind", k, "was", cur, "reason", reason)
-	if curBack != nil && k != cur {
+	a.mu.Lock()
+	oldWAN := a.backWAN
+	a.mu.Unlock()
+	if curBack != nil && (k != cur || movedOnBox(curBack, b, oldWAN, wan)) {
 		// Another kind takes over: what the old one made is given back
 		// first (bounded), so that it cannot remove what the new one is
 		// about to make on the same box (an IGD and NAT-PMP share one
-		// table). Requests wait meanwhile.
+		// table). The same for the same box's IGD after the CPE's WAN
+		// address changed: its entries point to the old address (for
+		// days, or for good on a box that takes lease 0 only), where the
+		// box's DHCP may put another device, and they hold the ports the
+		// mappings are about to be asked for again (718). Requests wait
+		// meanwhile.
 		a.mu.Lock()
 		select {
 		case <-a.ready:
@@ -443,7 +452,7 @@ func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 		a.releaseAll(curBack)
 	}
 	a.mu.Lock()
-	a.kind, a.back = k, b
+	a.kind, a.back, a.backWAN = k, b, wan
 	a.gen++
 	gen := a.gen
 	a.detected = time.Now()
@@ -451,12 +460,26 @@ func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 	a.mu.Unlock()
 	if curBack != nil {
 		// A backend of the same kind replaced (another box, another
-		// server, a new WAN address) holds nothing worth giving back.
+		// server, a new WAN address at a PCP server or NAT-PMP gateway)
+		// holds nothing worth giving back: the old box is gone, and a
+		// PCP or NAT-PMP mapping can be deleted only from its own
+		// internal address, which the CPE no longer has.
 		curBack.Close()
 	}
 	// The core makes every mapping again at the new upstream.
 	emit(a.events, Event{Kind: EventKindChanged, Upstream: k, Gen: gen})
 	release()
+}
+
+// movedOnBox reports whether b drives the same ISP box's IGD as cur while
+// the CPE's WAN address changed from was to now: what cur made there
+// forwards to the old address. An IGD deletes any entry by its external
+// port (IGD.ReleaseAll deletes only those for cur's internal client).
+func movedOnBox(cur, b Backend, was, now netip.Addr) bool {
+	if b == nil || cur.Kind() != KindUPnP || b.Kind() != KindUPnP || !was.IsValid() || was == now {
+		return false
+	}
+	return sameBackend(cur, b)
 }
 
 // sameBackend reports whether b, just found, is the upstream cur already

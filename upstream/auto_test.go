@@ -313,6 +313,49 @@ func TestSwitch(t *testing.T) {
 	second.mu.Unlock()
 }
 
+// TestWANChangeSameBoxGivesBack (review finding): the CPE gets another
+// WAN address behind the same ISP box: the box's entries made for the old
+// address are given back before the mappings are asked for again (else
+// they forward to the old address for their lease, forever on a box that
+// takes lease 0 only, and hold the ports: 718 for the exact ones). A new
+// WAN address behind another box gives nothing back (checked in
+// TestSwitch), nor does the same box and address found again.
+func TestWANChangeSameBoxGivesBack(t *testing.T) {
+	var mu sync.Mutex
+	var boxes []*fakeIGD
+	a := startAuto(t, Config{routers: []netip.AddrPort{newServer(t, pcptest.Silent).Addr()},
+		DiscoverIGD: func(context.Context) (Backend, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			f := newFakeIGD("http://100.64.0.1:5000/rootDesc.xml")
+			boxes = append(boxes, f)
+			return f, nil
+		}})
+	g1 := waitKindEvent(t, a, KindUPnP)
+	mu.Lock()
+	first := boxes[len(boxes)-1]
+	mu.Unlock()
+	a.Redetect("test") // the same box at the same address: kept
+	if k := kindWithin(t, a, 5*time.Second); k != KindUPnP {
+		t.Fatalf("kind %v", k)
+	}
+	first.mu.Lock()
+	if first.release != 0 {
+		t.Errorf("the same box found again: released %d", first.release)
+	}
+	first.mu.Unlock()
+
+	a.SetWAN(netip.MustParseAddr("100.64.0.3"))
+	if g2 := waitKindEvent(t, a, KindUPnP); g2 <= g1 {
+		t.Errorf("generation %d after the WAN change, was %d", g2, g1)
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	if first.release != 1 || !first.closed {
+		t.Errorf("the box's old entries: released %d times, closed %v; want given back once, then closed", first.release, first.closed)
+	}
+}
+
 // TestNewPCPFails (review finding): a PCP backend that cannot be made (no
 // route to the named server yet) leaves no backend, never a typed nil:
 // the upstream is reported as not found and nothing panics.

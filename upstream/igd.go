@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -892,6 +893,7 @@ func (g *IGD) relocate(ctx context.Context, loc string) bool {
 // its own requests.
 func (g *IGD) listen() {
 	errs := 0
+	var lastRelocate time.Time
 	for {
 		n, src, err := g.notify.Read()
 		if err != nil {
@@ -906,8 +908,8 @@ func (g *IGD) listen() {
 		}
 		errs = 0
 		cur := g.device()
-		if src.Addr() != cur.Host.Addr() {
-			continue // another device of the WAN link
+		if src.Addr() != cur.Host.Addr() || !ofDevice(n.USN, cur.UDN) {
+			continue // another device of the WAN link, or of the box (a media server)
 		}
 		g.mu.Lock()
 		reason := ""
@@ -931,7 +933,11 @@ func (g *IGD) listen() {
 			continue
 		}
 		g.log.Debug("IGD announcement: checking", "reason", reason, "nt", n.NT, "location", n.Location)
-		if n.Location != "" && n.Location != cur.Location {
+		if n.Location != "" && n.Location != cur.Location && time.Since(lastRelocate) >= relocateEvery {
+			// At most one description fetch per relocateEvery: a burst
+			// of NOTIFYs (or forged ones with the box's address) is not
+			// one connection to the box each.
+			lastRelocate = time.Now()
 			ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 			g.relocate(ctx, n.Location)
 			cancel()
@@ -943,6 +949,23 @@ func (g *IGD) listen() {
 		g.mu.Unlock()
 		g.kickCheck(false)
 	}
+}
+
+// relocateEvery bounds how often a NOTIFY with a new LOCATION makes the
+// IGD backend fetch a description.
+const relocateEvery = 10 * time.Second
+
+// ofDevice reports whether a NOTIFY's USN ("uuid:<id>" or
+// "uuid:<id>::<type>") names the device whose UDN is udn, or one cannot
+// tell (no UDN in the description). Another root device of the same box
+// (a media server, a second IGD) announces itself with its own UUID: its
+// reboots and locations are not the IGD's.
+func ofDevice(usn, udn string) bool {
+	if udn == "" {
+		return true
+	}
+	id, _, _ := strings.Cut(usn, "::")
+	return strings.EqualFold(strings.TrimSpace(id), strings.TrimSpace(udn))
 }
 
 // ReleaseAll deletes every mapping pcpgw made at the box (when another
