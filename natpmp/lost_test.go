@@ -1,7 +1,6 @@
 package natpmp
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -46,25 +45,7 @@ func TestMappingLostUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-s.Ready()
-	var server netip.AddrPort
-	for _, a := range s.Addrs() {
-		if a.Addr() == netip.MustParseAddr("127.0.0.1") {
-			server = a
-		}
-	}
-	if !server.IsValid() {
-		t.Skipf("no socket on 127.0.0.1: %v", s.Addrs())
-	}
+	server := runOnLoopback(t, s)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
