@@ -428,6 +428,11 @@ func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 		return
 	}
 	a.log.Info("upstream", "kind", k, "was", cur, "reason", reason)
+	if k == KindNone {
+		// Said plainly where a user looks first (logread), as in the
+		// status and on the page.
+		a.log.Warn(adviceNone)
+	}
 	a.mu.Lock()
 	oldWAN := a.backWAN
 	a.mu.Unlock()

@@ -3,9 +3,11 @@ package upstream
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -414,3 +416,26 @@ func TestQuietRecheck(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNoneSaidInTheLog: when nothing upstream forwards ports, the log says
+// so at Warn, with what the user can do (as the status and the page do).
+func TestNoneSaidInTheLog(t *testing.T) {
+	var mu sync.Mutex
+	var buf strings.Builder
+	h := slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), nil)
+	a := startAuto(t, Config{routers: []netip.AddrPort{newServer(t, pcptest.Silent).Addr()}, Logger: slog.New(h)})
+	waitKindEvent(t, a, KindNone)
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "level=WARN msg=\"Nothing upstream forwards ports") || !strings.Contains(buf.String(), "DMZ") {
+		t.Errorf("log:\n%s", buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
