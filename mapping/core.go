@@ -50,7 +50,10 @@ type Upstream interface {
 
 // DetectWait bounds how long a LAN request waits for the upstream to be
 // detected (AwaitUpstream) before it is treated as pending. Detection
-// itself is bounded: its probes take at most 3 s (upstream.Config.ProbeTimeout).
+// itself is bounded: its probes take at most 3 s (upstream.Config.ProbeTimeout),
+// and a kind change gives the old upstream's mappings back first (at most
+// 5 s more). Front-ends whose clients give up sooner bound their own wait
+// (upnpigd: 3 s for the external address).
 const DetectWait = 5 * time.Second
 
 // Config configures a Core. Zero values are documented per field.

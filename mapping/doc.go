@@ -74,7 +74,15 @@
 // Mapping Update, the NAT-PMP announcement with a restarted epoch, GENA);
 // a NAT-PMP mapping's move to another port restarts pcpgw's epoch (RFC
 // 6886 §3.7). A renewal is answered from the table only while 3/4 of the asked
-// lifetime is left upstream (RFC 7648 §3). A mapping the upstream ends by
+// lifetime is left upstream (RFC 7648 §3). The lifetime told the LAN client
+// is the one it asked for (within min_lifetime/max_lifetime), also when the
+// upstream grants less: RFC 7648 §3 allows that ("NOT RECOMMENDED") when
+// the proxy takes responsibility for renewing the upstream mapping itself,
+// which the core does (renewAt, before the upstream's lifetime ends, for
+// as long as the client's lease runs). Telling the upstream's lifetime
+// instead would make every LAN client renew at the CGN's pace (two
+// minutes at some), for NAT-PMP and UPnP clients too, whose lifetimes have
+// no upstream in them; the promise kept is the same. A mapping the upstream ends by
 // itself (§14.2) leaves the table and the kernel; NAT-PMP's delete-all
 // deletes what it may; a host whose DHCP lease ended loses its mappings
 // (RFC 6970 §5.10, by the daemon through Delete).

@@ -303,3 +303,36 @@ func TestFloodDuringDetection(t *testing.T) {
 		}
 	}
 }
+
+// TestEpochAfterDetectionWait (review finding): a PCP MAP read at t=0
+// waits for the detection (3 s); an ANNOUNCE read at t=2 is answered at
+// once with epoch 2. The MAP's answer, sent at t=3, carries the epoch of
+// when it is sent (3), not of when it was read (0): "less than the
+// previously received Epoch time by more than one second" would tell the
+// client that the server lost its state (RFC 6887 §8.5).
+func TestEpochAfterDetectionWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newDetectingUpstream()
+		s := newDetectServer(t, up)
+		time.AfterFunc(3*time.Second, func() { close(up.detected) })
+		mapReq := (&pcp.Request{Opcode: pcp.OpMap, Lifetime: 3600, Client: lanHost.Addr(),
+			Map: &pcp.Map{Nonce: pcp.Nonce(testNonce), Protocol: 6, InternalPort: 8080, ExternalPort: 18080, ExternalAddr: netip.IPv4Unspecified()}}).AppendMarshal(nil)
+		annReq := (&pcp.Request{Opcode: pcp.OpAnnounce, Client: lanHost.Addr()}).AppendMarshal(nil)
+		var wg sync.WaitGroup
+		var mapAns, annAns []byte
+		wg.Go(func() { mapAns = s.Handle(lanHost, cpeLAN, mapReq, time.Now()) })
+		wg.Go(func() {
+			time.Sleep(2 * time.Second)
+			annAns = s.Handle(lanHost, cpeLAN, annReq, time.Now())
+		})
+		wg.Wait()
+		m, err1 := pcp.ParseResponse(mapAns)
+		a, err2 := pcp.ParseResponse(annAns)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if m.Result != pcp.Success || a.Epoch != 2 || m.Epoch != 3 {
+			t.Errorf("ANNOUNCE epoch %d (want 2); MAP %v epoch %d (want SUCCESS, 3)", a.Epoch, m.Result, m.Epoch)
+		}
+	})
+}

@@ -17,7 +17,8 @@
 // announcements too. A request whose destination is not a LAN address is
 // dropped (counted NotLAN).
 // Each request is handled in its own goroutine (at most 64 at once, 16
-// of one host; more are dropped and counted as Overload) and every core
+// of one host, the IPv6 hosts of one /64 counting as one; more are
+// dropped and counted as Overload) and every core
 // call is bounded by Config.CoreTimeout (2 s): a LAN client gets
 // NETWORK_FAILURE (NAT-PMP result 3, PCP result 7) rather than silence
 // when the provider does not answer. The requester is always the packet's

@@ -97,10 +97,15 @@ func (s *Server) serve(ctx context.Context, src netip.AddrPort, dst netip.Addr, 
 // is being detected (Core.AwaitUpstream, bounded by the core), and the
 // timeout starts after: it is answered as the upstream found says, not
 // NETWORK_FAILURE (see the package doc, "Requests while the upstream is
-// being detected").
-func (s *Server) coreContext(ctx context.Context, upstream bool) (context.Context, context.CancelFunc) {
+// being detected"). *now moves on by the time waited: the answer's epoch
+// and lifetimes are those of when it is sent, so that an answer held
+// during detection never carries an older epoch than one sent before it
+// (RFC 6887 §8.5, RFC 6886 §3.6: clients would take that for a restart).
+func (s *Server) coreContext(ctx context.Context, upstream bool, now *time.Time) (context.Context, context.CancelFunc) {
 	if upstream {
+		start := time.Now()
 		s.cfg.Core.AwaitUpstream(ctx)
+		*now = now.Add(time.Since(start))
 	}
 	return context.WithTimeout(ctx, s.cfg.CoreTimeout)
 }

@@ -44,7 +44,7 @@ func (f *inflight) take(k inflightKey) int {
 	if _, ok := f.reqs[k]; ok {
 		return duplicate
 	}
-	h := k.src.Addr()
+	h := slotOwner(k.src.Addr())
 	if f.hosts[h] >= maxInFlightHost {
 		return hostFull
 	}
@@ -62,8 +62,23 @@ func (f *inflight) done(k inflightKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.reqs, k)
-	h := k.src.Addr()
+	h := slotOwner(k.src.Addr())
 	if f.hosts[h]--; f.hosts[h] <= 0 {
 		delete(f.hosts, h)
 	}
+}
+
+// slotOwner is who a source address's worker slots count against: the
+// address itself for IPv4 and IPv6 link-local sources, its /64 for other
+// IPv6 ones. An IPv6 host may send from any address of the LAN's /64
+// (privacy addresses; or made up to get 16 slots per address), so the
+// IPv6 hosts of one prefix share maxInFlightHost slots and never take
+// more than that from the IPv4 hosts. Link-local addresses are one per
+// interface and host.
+func slotOwner(a netip.Addr) netip.Addr {
+	if !a.Is6() || a.Is4In6() || a.IsLinkLocalUnicast() {
+		return a
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
 }

@@ -31,7 +31,7 @@ func (s *Server) handleNATPMP(ctx context.Context, src netip.AddrPort, b []byte,
 	}
 	s.countNATPMP(req.Opcode)
 	if req.Opcode == pcp.NATPMPOpExternalAddr {
-		cctx, cancel := s.coreContext(ctx, true)
+		cctx, cancel := s.coreContext(ctx, true, &now)
 		defer cancel()
 		ext, err := s.cfg.Core.ExternalAddr(cctx)
 		resp := pcp.NATPMPResponse{Opcode: req.Opcode, Result: mapping.NATPMPResult(err), ExternalAddr: netip.IPv4Unspecified()}
@@ -85,7 +85,7 @@ func (s *Server) natpmpMap(ctx context.Context, client netip.Addr, req pcp.NATPM
 		// (RFC 6886 §3.4). Nothing to delete is a success. Only NAT-PMP
 		// mappings are deleted, as in miniupnpd: a host's UPnP or PCP
 		// mappings of the same port are not NAT-PMP's to remove.
-		cctx, cancel := s.coreContext(ctx, false)
+		cctx, cancel := s.coreContext(ctx, false, &now)
 		defer cancel()
 		_, err := s.cfg.Core.Delete(cctx, mapping.Selector{
 			Client:   client,
@@ -101,7 +101,7 @@ func (s *Server) natpmpMap(ctx context.Context, client netip.Addr, req pcp.NATPM
 		return answer(pcp.NATPMPNotAuthorized, 0, 0)
 	}
 	want := s.clampLifetime(req.Lifetime)
-	cctx, cancel := s.coreContext(ctx, true)
+	cctx, cancel := s.coreContext(ctx, true, &now)
 	defer cancel()
 	m, err := s.cfg.Core.Map(cctx, mapping.Request{
 		Origin:       mapping.OriginNATPMP,

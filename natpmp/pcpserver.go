@@ -166,7 +166,7 @@ func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr,
 	answer := func(external netip.AddrPort, lifetime uint32) []byte { return answerWith(external, lifetime) }
 	proto := mapping.Proto(m.Protocol)
 	if req.Lifetime == 0 {
-		cctx, cancel := s.coreContext(ctx, false)
+		cctx, cancel := s.coreContext(ctx, false, &now)
 		defer cancel()
 		if m.Protocol == 0 && m.InternalPort != 0 {
 			return fail(pcp.MalformedRequest, errLifetime(pcp.MalformedRequest)) // §15.1
@@ -234,7 +234,7 @@ func (s *Server) pcpMap(ctx context.Context, src netip.AddrPort, dst netip.Addr,
 	}
 	// An IPv4 port (for an IPv4 host, or at the NAT64 for an IPv6 one)
 	// may go upstream; a pinhole is the CPE's alone.
-	cctx, cancel := s.coreContext(ctx, host.Is4() || suggested.Unmap().Is4())
+	cctx, cancel := s.coreContext(ctx, host.Is4() || suggested.Unmap().Is4(), &now)
 	defer cancel()
 	if opts.exact && suggested.IsValid() {
 		// PREFER_FAILURE (§13.2): the suggested external address or
@@ -358,7 +358,7 @@ func (s *Server) pcpPeer(ctx context.Context, client netip.Addr, b []byte, req *
 	} else if p.ExternalPort != 0 {
 		suggested = netip.AddrPortFrom(netip.IPv4Unspecified(), p.ExternalPort)
 	}
-	cctx, cancel := s.coreContext(ctx, true)
+	cctx, cancel := s.coreContext(ctx, true, &now)
 	defer cancel()
 	got, err := s.cfg.Core.Peer(cctx, mapping.PeerRequest{
 		Client:            client,

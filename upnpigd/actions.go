@@ -407,7 +407,7 @@ func (c *call) notAuthorized() ([]string, error) {
 }
 
 func (c *call) connectionStatus() string {
-	if a, err := c.s.core.ExternalAddr(c.ctx); err == nil && a.IsValid() {
+	if a, err := c.s.externalAddr(c.ctx); err == nil && a.IsValid() {
 		return "Connected"
 	}
 	return "Disconnected"
@@ -429,7 +429,7 @@ func (c *call) getNATRSIPStatus() ([]string, error) {
 }
 
 func (c *call) getExternalIPAddress() ([]string, error) {
-	a, err := c.s.core.ExternalAddr(c.ctx)
+	a, err := c.s.externalAddr(c.ctx)
 	if err != nil {
 		if mapping.CodeOf(err) == mapping.CodeNetworkFailure {
 			// RFC 6970 §4.1: the empty string until the provider told us.

@@ -124,3 +124,56 @@ func TestActionsDuringDetection(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowDetectionAnswersInTime (review finding): a detection that
+// outlasts mapping.DetectWait (a kind change giving back the old box's
+// mappings first) does not hold GetStatusInfo and GetExternalIPAddress
+// past externalAddrWait: miniupnpc gives up after 5 s of silence, and
+// upnpc asks GetStatusInfo before anything else. The answers say what is
+// known then: Disconnected, the empty address (RFC 6970 §4.1).
+func TestSlowDetectionAnswersInTime(t *testing.T) {
+	for _, tc := range []struct{ action, want string }{
+		{"GetExternalIPAddress", "<NewExternalIPAddress></NewExternalIPAddress>"},
+		{"GetStatusInfo", "<NewConnectionStatus>Disconnected</NewConnectionStatus>"},
+	} {
+		t.Run(tc.action, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &detectingUpstream{detected: make(chan struct{})}
+				core, err := mapping.New(context.Background(), mapping.Config{
+					Mode: mapping.ModeNAT444, WANAddr: mustAddr("100.64.0.2"), Upstream: up, Firewall: firewalltest.New(),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { defer close(done); core.Run(ctx) }()
+				defer func() { cancel(); <-done; core.Close() }()
+				s, err := New(Config{Core: core, IGDv1: true, UUID: "test", Resolve: noLookup})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				lan := mustAddr("192.0.2.1")
+				r := &httpd.Request{
+					Method: "POST", RequestURI: ctlIP1, Path: ctlIP1, Proto: "HTTP/1.1",
+					Header: httpd.Header{"Host": {"192.0.2.1:5000"}, "Soapaction": {quoted(nsIP1, tc.action)},
+						"Content-Type": {`text/xml; charset="utf-8"`}},
+					Host: "192.0.2.1:5000", Body: []byte(soapBody(nsIP1, tc.action)),
+					RemoteAddr: mustAddrPort("192.0.2.100:40000"), LocalAddr: netip.AddrPortFrom(lan, 5000),
+				}
+				defer time.AfterFunc(10*time.Second, func() { close(up.detected) }).Stop()
+				start := time.Now()
+				w := newRecorder()
+				s.Handler(lan).ServeHTTP(w, r)
+				if d := time.Since(start); d != externalAddrWait {
+					t.Errorf("answered after %v, want %v", d, externalAddrWait)
+				}
+				if b := w.Body.String(); w.Code != 200 || !strings.Contains(b, tc.want) {
+					t.Errorf("HTTP %d %s, want %s", w.Code, b, tc.want)
+				}
+				close(up.detected)
+			})
+		})
+	}
+}

@@ -66,11 +66,28 @@ func eventedVars(sv *service) []string {
 	return out
 }
 
+// externalAddrWait bounds how long an action or event waits for the
+// external address: while the upstream is being detected the core holds
+// the question until it is known (up to mapping.DetectWait, then the
+// upstream's answer), but miniupnpc gives up on a response after 5 s of
+// silence (upnpc asks GetStatusInfo first): better "Disconnected" and the
+// empty address in time (RFC 6970 §4.1), and a GENA event when it is
+// known, than no answer.
+const externalAddrWait = 3 * time.Second
+
+// externalAddr is the core's external address, asked within
+// externalAddrWait.
+func (s *Server) externalAddr(ctx context.Context) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, externalAddrWait)
+	defer cancel()
+	return s.core.ExternalAddr(ctx)
+}
+
 // value returns the current value of an evented variable.
 func (s *Server) value(ctx context.Context, name string) string {
 	switch name {
 	case varExternalIPAddress:
-		a, err := s.core.ExternalAddr(ctx)
+		a, err := s.externalAddr(ctx)
 		if err != nil {
 			return ""
 		}
@@ -78,7 +95,7 @@ func (s *Server) value(ctx context.Context, name string) string {
 	case varPortMappingNumberOfEntries:
 		return strconv.Itoa(s.core.Count())
 	case varConnectionStatus:
-		if a, err := s.core.ExternalAddr(ctx); err == nil && a.IsValid() {
+		if a, err := s.externalAddr(ctx); err == nil && a.IsValid() {
 			return "Connected"
 		}
 		return "Disconnected"

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -249,11 +250,24 @@ func (a *Auto) Info() Info {
 	if in.LastError == "" {
 		in.LastError = lastErr
 	}
-	if k == KindNone {
+	switch {
+	case k == KindNone:
 		in.Advice = adviceNone
+	case in.External.IsValid() && !IsPublic4(in.External):
+		in.Advice = fmt.Sprintf(advicePrivate, in.External)
 	}
 	return in
 }
+
+// advicePrivate is what the status says when the upstream's external
+// address is not a public one (an ISP box itself behind the provider's
+// NAT): the mappings are made there, but the internet does not reach that
+// address. miniupnpd refuses such an address by default
+// (ext_allow_private_ipv4); pcpgw goes on (a LAN peer in the same
+// provider network can still connect) and says it.
+const advicePrivate = "The upstream's external address %v is not a public address: the device in front of this router is " +
+	"itself behind another NAT (the provider's), so the internet does not reach the mappings made through it. " +
+	"Ask the provider for PCP or a public IPv4 address; IPv6 pinholes need none of this."
 
 // adviceNone is what the status says when nothing upstream forwards ports.
 const adviceNone = "Nothing upstream forwards ports: no PCP server, NAT-PMP gateway or UPnP IGD answered on the WAN link. " +
@@ -428,6 +442,11 @@ func (a *Auto) detect(ctx context.Context, reason string, mode detectMode) {
 		return
 	}
 	a.log.Info("upstream", "kind", k, "was", cur, "reason", reason)
+	if k == KindNone {
+		// Said plainly where a user looks first (logread), as in the
+		// status and on the page.
+		a.log.Warn(adviceNone)
+	}
 	a.mu.Lock()
 	oldWAN := a.backWAN
 	a.mu.Unlock()

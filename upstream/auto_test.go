@@ -3,9 +3,11 @@ package upstream
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +38,7 @@ type fakeIGD struct {
 	closed  bool
 	events  chan Event
 	release int
+	ext     netip.Addr // the external address Info reports (zero: none)
 }
 
 func newFakeIGD(loc string) *fakeIGD { return &fakeIGD{loc: loc, events: make(chan Event, 4)} }
@@ -53,7 +56,9 @@ func (f *fakeIGD) ExternalAddr(context.Context) (netip.Addr, error) {
 }
 func (f *fakeIGD) Events() <-chan Event { return f.events }
 func (f *fakeIGD) Info() Info {
-	return Info{Kind: KindUPnP, Address: "100.64.0.1:5000", Device: &Device{FriendlyName: "ISP box", Location: f.loc}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Info{Kind: KindUPnP, Address: "100.64.0.1:5000", External: f.ext, Device: &Device{FriendlyName: "ISP box", Location: f.loc}}
 }
 func (f *fakeIGD) ReleaseAll(context.Context) error {
 	f.mu.Lock()
@@ -412,5 +417,51 @@ func TestQuietRecheck(t *testing.T) {
 			t.Fatalf("Kind waited %v during a periodic re-check", d)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNoneSaidInTheLog: when nothing upstream forwards ports, the log says
+// so at Warn, with what the user can do (as the status and the page do).
+func TestNoneSaidInTheLog(t *testing.T) {
+	var mu sync.Mutex
+	var buf strings.Builder
+	h := slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), nil)
+	a := startAuto(t, Config{routers: []netip.AddrPort{newServer(t, pcptest.Silent).Addr()}, Logger: slog.New(h)})
+	waitKindEvent(t, a, KindNone)
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "level=WARN msg=\"Nothing upstream forwards ports") || !strings.Contains(buf.String(), "DMZ") {
+		t.Errorf("log:\n%s", buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestPrivateExternalAdvice: an ISP box whose own external address is not
+// public (it sits behind the provider's NAT) is used, and the status says
+// why the internet does not reach the mappings; a public one gets no
+// advice.
+func TestPrivateExternalAdvice(t *testing.T) {
+	box := newFakeIGD("http://100.64.0.1:5000/rootDesc.xml")
+	a := startAuto(t, Config{routers: []netip.AddrPort{newServer(t, pcptest.Silent).Addr()},
+		DiscoverIGD: discover(func() *fakeIGD { return box })})
+	waitKindEvent(t, a, KindUPnP)
+	for _, tc := range []struct {
+		ext    string
+		advice bool
+	}{{"100.64.7.9", true}, {"10.1.2.3", true}, {"203.0.113.1", false}} {
+		box.mu.Lock()
+		box.ext = netip.MustParseAddr(tc.ext)
+		box.mu.Unlock()
+		in := a.Info()
+		if got := strings.Contains(in.Advice, tc.ext+" is not a public address"); got != tc.advice {
+			t.Errorf("external %s: advice %q", tc.ext, in.Advice)
+		}
 	}
 }

@@ -196,7 +196,8 @@ type Info struct {
 	Servers    []string
 	Protocol   string
 	// Detected is when the kind was last chosen; Advice says, for
-	// KindNone, what the user can do (both filled by Auto).
+	// KindNone or an upstream whose external address is not public,
+	// what the user can do (both filled by Auto).
 	Detected time.Time
 	Advice   string
 }

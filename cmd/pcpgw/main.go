@@ -292,6 +292,10 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	if err := checkForwardsInMapRules(cfg); err != nil {
+		fmt.Fprintln(stderr, err.Error())
+		return 1
+	}
 	if err := cfg.WriteUCI(stdout); err != nil {
 		fmt.Fprintln(stderr, "pcpgw:", err)
 		return 1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,35 @@ func TestCheckConfig(t *testing.T) {
 	code, _, errs = pcpgw(t, "check-config", "-c", filepath.Join(dir, "missing"))
 	if code != 1 || errs == "" {
 		t.Errorf("missing file: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestCheckConfigMapRules (issue 16): a static forward outside the port
+// set of the WAN's map rules is refused by check-config with its line, as
+// one outside the options' set is; one inside passes.
+func TestCheckConfigMapRules(t *testing.T) {
+	dir := t.TempDir()
+	rules, err := os.ReadFile("../../portset/testdata/map-wan.rules") // ports 4112-4127, 8208-8223, ...
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := filepath.Join(dir, "map-wan.rules")
+	if err := os.WriteFile(rf, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(port int) string {
+		f := filepath.Join(dir, fmt.Sprint(port))
+		os.WriteFile(f, []byte(fmt.Sprintf("config pcpgw 'main'\n\tlist lan 'br-lan'\n\toption wan 'map-wan'\n\toption map_rules '%s'\n\n"+
+			"config forward 'web'\n\toption ext_port '%d'\n\toption int_addr '192.0.2.100'\n", rf, port)), 0o644)
+		return f
+	}
+	if code, _, errs := pcpgw(t, "check-config", "-c", conf(8210)); code != 0 {
+		t.Errorf("forward inside the set: exit %d, stderr %q", code, errs)
+	}
+	bad := conf(8080)
+	code, _, errs := pcpgw(t, "check-config", "-c", bad)
+	if code != 1 || !strings.Contains(errs, bad+":6:") || !strings.Contains(errs, "outside the port set of the map rules") {
+		t.Errorf("forward outside the set: exit %d, stderr %q; want 1 and %s:6: ... outside the port set", code, errs, bad)
 	}
 }
 

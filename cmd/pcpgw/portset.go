@@ -89,6 +89,32 @@ func findPortSet(cfg *config.Config, wan netip.Addr) (info portsetInfo, ok bool,
 	return info, true, nil
 }
 
+// checkForwardsInMapRules refuses, at config check, an enabled IPv4
+// static forward whose external port lies outside the port set of the WAN's
+// map rules (the config checks the options' set itself): the provider
+// forwards no other port to this router. Nothing to check without map
+// rules, or when the options give the set.
+func checkForwardsInMapRules(cfg *config.Config) error {
+	if set, err := cfg.PortSet(); err != nil || !set.Empty() {
+		return nil
+	}
+	info, ok, err := findPortSet(cfg, netip.Addr{})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	for _, f := range cfg.Forwards {
+		if f.Enabled && f.IntAddr.Is4() && !info.set.Contains(f.ExtPort) {
+			return &config.Error{File: cfg.File, Line: f.Line, Msg: fmt.Sprintf(
+				"forward %q: external port %d is outside the port set of the %s (%s): the provider forwards no other port to this router",
+				f.Name, f.ExtPort, info.source, info.set.Summary(3))}
+		}
+	}
+	return nil
+}
+
 // split divides info between mappings and outbound connections: the
 // static forwards' ports always go to mappings.
 func split(cfg *config.Config, info portsetInfo) (portsetSplit, error) {

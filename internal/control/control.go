@@ -67,8 +67,9 @@ type Upstream struct {
 	Device *Device `json:"device,omitempty"`
 	// External is the external address the upstream reports.
 	External string `json:"external_addr,omitempty"`
-	// Advice says, for kind none, why the internet cannot reach the
-	// mappings and what the user can do.
+	// Advice says, for kind none or an upstream whose external address
+	// is not public, why the internet cannot reach the mappings and what
+	// the user can do.
 	Advice string `json:"advice,omitempty"`
 	// Detected is when the kind was last chosen.
 	Detected time.Time `json:"detected,omitzero"`

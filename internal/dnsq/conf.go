@@ -191,11 +191,15 @@ func (r Resolver) LookupHost(ctx context.Context, host string) ([]netip.Addr, er
 
 // lookupConf asks conf's servers for host's A and AAAA records, with the
 // search list.
+//
+// The error is NotFound only when every name of the list was: a name not
+// found beside one whose lookup failed (nas.lan. NXDOMAIN, nas. timed
+// out) is a failure, as Go's resolver and the C library report it.
 func lookupConf(ctx context.Context, conf Conf, host string) ([]netip.Addr, error) {
-	var errs []error
+	var failed, missing []error
 	for _, name := range conf.names(host) {
 		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
+			failed = append(failed, ctx.Err())
 			break
 		}
 		var (
@@ -209,7 +213,19 @@ func lookupConf(ctx context.Context, conf Conf, host string) ([]netip.Addr, erro
 		if as := append(a4, a6...); len(as) > 0 {
 			return as, nil
 		}
-		errs = append(errs, e4, e6)
+		for _, e := range []error{e4, e6} {
+			if NotFound(e) {
+				missing = append(missing, e)
+			} else {
+				failed = append(failed, e)
+			}
+		}
 	}
-	return nil, fmt.Errorf("dnsq: looking up %s: %w", host, errors.Join(errs...))
+	if len(failed) == 0 {
+		return nil, fmt.Errorf("dnsq: looking up %s: %w", host, errors.Join(missing...))
+	}
+	if len(missing) == 0 {
+		return nil, fmt.Errorf("dnsq: looking up %s: %w", host, errors.Join(failed...))
+	}
+	return nil, fmt.Errorf("dnsq: looking up %s: %w (not found: %v)", host, errors.Join(failed...), errors.Join(missing...))
 }

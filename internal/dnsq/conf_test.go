@@ -2,6 +2,8 @@ package dnsq
 
 import (
 	"context"
+	"encoding/binary"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -105,5 +107,41 @@ func TestLookupHostFiles(t *testing.T) {
 	}
 	if _, err := (Resolver{ResolvConf: rc, Hosts: "-"}).LookupHost(ctx, ""); err == nil {
 		t.Error("an empty name was looked up")
+	}
+}
+
+// TestNotFoundNeedsEveryName (review finding): a server answers NXDOMAIN
+// for nas.lan. and nothing for nas.: the lookup of the name itself timed
+// out, so the error is a failure, not "no such name" (IGD:2 then answers
+// 501, not 402).
+func TestNotFoundNeedsEveryName(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			name, off, err := readName(buf[:n], headerLen)
+			if err != nil {
+				continue
+			}
+			if lower(name) != "\x03nas\x03lan\x00" {
+				continue // silence: a lookup that times out
+			}
+			resp := append([]byte(nil), buf[:off+4]...)
+			binary.BigEndian.PutUint16(resp[2:], flagQR|flagRD|uint16(RcodeNXDomain))
+			pc.WriteToUDPAddrPort(resp, from)
+		}
+	}()
+	conf := Conf{Servers: []netip.AddrPort{pc.LocalAddr().(*net.UDPAddr).AddrPort()}, Search: []string{"lan"}, Ndots: 1, Timeout: 300 * time.Millisecond}
+	_, err = lookupConf(context.Background(), conf, "nas")
+	if err == nil || NotFound(err) {
+		t.Errorf("NotFound(err) = true although the query for nas. itself got no answer (Go's resolver reports the original name's error)")
 	}
 }

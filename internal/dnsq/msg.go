@@ -106,8 +106,9 @@ func (e *RcodeError) Is(target error) bool {
 
 // NotFound reports whether err says that a name does not exist or has no
 // record of the type asked for (NXDOMAIN or NODATA), rather than that the
-// lookup failed. With several servers or names (errors joined), one such
-// answer is enough.
+// lookup failed. With several servers (errors joined by Lookup) one such
+// answer is enough, as NXDOMAIN is authoritative; a search list is not
+// found only when every name of it was (Resolver.LookupHost).
 func NotFound(err error) bool {
 	return errors.Is(err, ErrNXDomain) || errors.Is(err, ErrNoData)
 }
@@ -323,6 +324,10 @@ func parseAnswer(msg []byte, id uint16, qname []byte, qtype Type) ([]netip.Addr,
 	}
 }
 
+// maxPointers bounds the compression pointers followed in one name: a
+// compressor writes one per name (at most one per label).
+const maxPointers = 127
+
 // readName reads the name at off in msg (RFC 1035 §4.1.4: labels, ending
 // with the root label or a pointer to the rest of the name) and returns
 // it uncompressed in wire form, with the offset after it. Each pointer
@@ -335,6 +340,7 @@ func readName(msg []byte, off int) (name []byte, next int, err error) {
 	name = make([]byte, 0, 32)
 	next = -1
 	limit := off // a pointer must point before this
+	jumps := 0
 	for pos := off; ; {
 		if pos >= len(msg) {
 			return nil, 0, errors.New("name past the end")
@@ -363,6 +369,11 @@ func readName(msg []byte, off int) (name []byte, next int, err error) {
 			ptr := int(binary.BigEndian.Uint16(msg[pos:]) & 0x3fff)
 			if ptr >= limit {
 				return nil, 0, errors.New("pointer does not point back")
+			}
+			if jumps++; jumps > maxPointers {
+				// Loops are impossible, but a chain of pointers each two
+				// octets back would cost thousands of steps per name.
+				return nil, 0, errors.New("too many compression pointers")
 			}
 			if next < 0 {
 				next = pos + 2

@@ -1,6 +1,7 @@
 package dnsq
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
@@ -249,5 +250,36 @@ func TestRcodeError(t *testing.T) {
 	}
 	if !NotFound(errors.Join(errors.New("timeout"), ErrNoData)) || NotFound(errors.New("timeout")) {
 		t.Error("NotFound of joined errors")
+	}
+}
+
+// TestPointerChain (review finding): a name made of a long chain of
+// pointers, each two octets back, is refused instead of being followed
+// thousands of steps per record; a few pointers are fine.
+func TestPointerChain(t *testing.T) {
+	chain := func(n int) []byte {
+		msg := make([]byte, headerLen)
+		msg = append(msg, 1, 'x', 0) // the name "x." at 12
+		for i := range n {
+			target := len(msg) - 2
+			if i == 0 {
+				target = headerLen
+			}
+			msg = binary.BigEndian.AppendUint16(msg, 0xc000|uint16(target))
+		}
+		return msg
+	}
+	for _, tc := range []struct {
+		n  int
+		ok bool
+	}{{1, true}, {maxPointers, true}, {maxPointers + 1, false}, {8000, false}} {
+		msg := chain(tc.n)
+		name, _, err := readName(msg, len(msg)-2)
+		if tc.ok && (err != nil || string(name) != "\x01x\x00") {
+			t.Errorf("%d pointers: %q %v", tc.n, name, err)
+		}
+		if !tc.ok && err == nil {
+			t.Errorf("%d pointers: read %q, want an error", tc.n, name)
+		}
 	}
 }

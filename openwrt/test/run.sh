@@ -239,7 +239,7 @@ dhcp6 wan6 eth1 bound 2001 ""
 [ -s "$SF" ] && fail "malformed options left servers: $(cat "$SF")"
 ok $f0
 
-begin "dhcp: AFTR name (option 64) stored, pcpgw restarted once"
+begin "dhcp: AFTR name (option 64) stored, pcpgw reloaded once"
 f0=$fails
 hooks
 dhcp6 wan6 eth1 bound "" aftr.example.net
@@ -247,7 +247,7 @@ dhcp6 wan6 eth1 updated "" aftr.example.net
 [ "$(uci -q get pcpgw.main.aftr_name)" = aftr.example.net ] || fail "aftr_name not stored"
 same "init calls" "$ROOT/init.log" <<'EOF'
 pcpgw enabled
-pcpgw restart
+pcpgw reload
 EOF
 grep -qx "uci commit pcpgw" "$UCI_LOG" || fail "no uci commit"
 check_config

@@ -21,9 +21,9 @@
 # /var/run/pcpgw/pcp-servers), one address per line; pcpgw re-reads it when
 # it changes, without a restart. Each source keeps its own part in
 # <file>.d/<source> (dhcp4-wan, dhcp6-wan6...), merged into the file, which
-# is rewritten only when its content changes. The AFTR name is read by
-# pcpgw at start only: a new one is stored in /etc/config/pcpgw (option
-# aftr_name) and pcpgw is restarted (its mappings persist across restarts).
+# is rewritten only when its content changes. A new AFTR name is stored
+# in /etc/config/pcpgw (option aftr_name) and pcpgw reloaded, which looks
+# it up and asks the AFTR's PCP server from then on, without a restart.
 
 PCPGW_INIT="${IPKG_INSTROOT}/etc/init.d/pcpgw"
 
@@ -176,7 +176,7 @@ pcpgw_odhcp6c() {
 			if [ "$AFTR" != "$cur" ]; then
 				uci set pcpgw.main.aftr_name="$AFTR"
 				uci commit pcpgw
-				"$PCPGW_INIT" enabled && "$PCPGW_INIT" restart
+				"$PCPGW_INIT" enabled && "$PCPGW_INIT" reload
 			fi
 		fi
 		;;
