@@ -19,8 +19,13 @@ func (c *Core) refilterLocked(e *entry, r Request, now time.Time, change *firewa
 		return
 	}
 	change.DelForwards, change.DelPinholes = appendFW(change.DelForwards, change.DelPinholes, e, time.Time{})
+	// The forward comes back without its hairpin (one with a remote host
+	// has none), which rehairpinLocked gives back when it has no remote
+	// host (hairpin.go), in the same batch.
+	c.dropHairpinLocked(e)
 	e.RemoteHost, e.RemotePort = r.RemoteHost, r.RemotePort
 	change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
+	c.rehairpinLocked(e, now, change)
 	c.dirtyLocked()
 	if e.Upstream == UpstreamOK && c.upstreamLocked() && !e.IsPinhole() && !e.busy {
 		c.startRenewLocked(e)

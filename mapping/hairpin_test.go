@@ -388,3 +388,54 @@ func TestHairpinNewestAnswerHolds(t *testing.T) {
 		}
 	})
 }
+
+// TestHairpinFilterChange: a PCP renewal that adds a FILTER to a
+// hairpinned mapping takes its hairpin off in the same batch (a forward
+// with a remote host has none: a LAN host is not that host), and one that
+// removes the FILTER gives it back at once; no batch fails on the way.
+func TestHairpinFilterChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up, SecureMode: true})
+		ctx := context.Background()
+		r := req(OriginPCP, host, TCP, 8080, 18080, time.Hour)
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		to := r.Internal
+		want := []firewall.Forward{{Proto: 6, Port: 18080, To: to, UpstreamPort: 18080, Timeout: time.Hour + firewallGrace}}
+		if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
+			t.Fatalf("kernel forwards (-want +got):\n%s", diff)
+		}
+		rh := netip.MustParseAddr("203.0.113.50")
+		r.RemoteHost, r.RemotePort = rh, 443
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		want = []firewall.Forward{{Proto: 6, Port: 18080, To: to, Remote: rh, Timeout: time.Hour + firewallGrace}}
+		if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
+			t.Errorf("kernel forwards with the filter (-want +got):\n%s", diff)
+		}
+		if hp := fw.Hairpins(); len(hp) != 0 {
+			t.Errorf("hairpins with the filter: %v", hp)
+		}
+		r.RemoteHost, r.RemotePort = netip.Addr{}, 0
+		if _, err := c.Map(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		want = []firewall.Forward{{Proto: 6, Port: 18080, To: to, UpstreamPort: 18080, Timeout: time.Hour + firewallGrace}}
+		if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
+			t.Errorf("kernel forwards without the filter (-want +got):\n%s", diff)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		for _, b := range fw.Batches() {
+			if b.Err != nil {
+				t.Errorf("a %s batch failed: %v", b.Op, b.Err)
+			}
+		}
+		if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
+			t.Errorf("kernel forwards after the upstream's answer (-want +got):\n%s", diff)
+		}
+	})
+}
