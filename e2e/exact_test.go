@@ -53,8 +53,10 @@ func TestExactMappingLost(t *testing.T) {
 			return r, true
 		}
 	}
+	// Each request below has its own nonce, so that an answer is told
+	// from a late answer to an earlier one and from a notice.
 	nonce := pcp.Nonce{0x17, 0xe, 0xa, 0xc, 5, 6, 7, 8, 9, 10, 11, 12}
-	mapReq := func(preferFailure bool) []byte {
+	mapReq := func(nonce pcp.Nonce, preferFailure bool) []byte {
 		r := pcp.Request{Opcode: pcp.OpMap, Lifetime: 3600, Client: npLANHost,
 			Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: 8080, ExternalPort: 28080, ExternalAddr: netip.IPv4Unspecified()}}
 		if preferFailure {
@@ -65,7 +67,7 @@ func TestExactMappingLost(t *testing.T) {
 	// ask sends a MAP and returns the answer, retransmitted for up to
 	// about 4 s; what came before it was sent (the repeats of a notice,
 	// 750 ms at most) is read and dropped first.
-	ask := func(preferFailure bool) pcp.Response {
+	ask := func(nonce pcp.Nonce, preferFailure bool) pcp.Response {
 		t.Helper()
 		for range 20 {
 			if _, ok := read(100 * time.Millisecond); !ok {
@@ -73,17 +75,19 @@ func TestExactMappingLost(t *testing.T) {
 			}
 		}
 		for range 4 {
-			if _, err := pc.WriteToUDPAddrPort(mapReq(preferFailure), server); err != nil {
+			if _, err := pc.WriteToUDPAddrPort(mapReq(nonce, preferFailure), server); err != nil {
 				t.Fatal(err)
 			}
-			if r, ok := read(time.Second); ok && r.Opcode == pcp.OpMap && r.Map != nil && r.Map.Nonce == nonce {
-				return r
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+				if r, ok := read(time.Until(deadline)); ok && r.Opcode == pcp.OpMap && r.Map != nil && r.Map.Nonce == nonce {
+					return r
+				}
 			}
 		}
 		t.Fatalf("no answer to the MAP (PREFER_FAILURE %v)", preferFailure)
 		return pcp.Response{}
 	}
-	got := ask(true)
+	got := ask(nonce, true)
 	if got.Result != pcp.Success || got.Map.ExternalPort != 28080 {
 		t.Fatalf("MAP with PREFER_FAILURE: %v %+v", got.Result, got.Map)
 	}
@@ -118,14 +122,14 @@ func TestExactMappingLost(t *testing.T) {
 		"the CGN holds %d DNATs, want the other subscriber's only", m.DNATCount(t))
 
 	// Asking again for 28080 exactly: refused, nothing made.
-	if r := ask(true); r.Result != pcp.CannotProvideExternal {
+	if r := ask(pcp.Nonce{0x17, 2}, true); r.Result != pcp.CannotProvideExternal {
 		t.Errorf("MAP with PREFER_FAILURE again: %v %+v", r.Result, r.Map)
 	}
 	if rows := list(t, p); len(rows) != 0 {
 		t.Errorf("pcpgw lists %+v after the refused request", rows)
 	}
 	// Without PREFER_FAILURE: another port, reachable.
-	r := ask(false)
+	r := ask(pcp.Nonce{0x17, 3}, false)
 	if r.Result != pcp.Success || r.Map.ExternalPort == 28080 {
 		t.Fatalf("MAP without PREFER_FAILURE: %v %+v", r.Result, r.Map)
 	}
