@@ -61,7 +61,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s); fails on a crash
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  fs=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "fuzz: cannot list the fuzz targets of $$pkg"; exit 1; }; \
 	  for f in $$(printf '%s\n' "$$fs" | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $(FUZZFLAGS) $$pkg; \
+	    echo "== $$pkg $$f"; GO=$(GO) ./scripts/fuzz.sh $$pkg $$f $(FUZZTIME) $(FUZZMINIMIZE) $(FUZZFLAGS); \
 	  done; \
 	done
 

@@ -256,7 +256,7 @@ func table(t *testing.T, cfg config, mini, pg, nat run) *tableT {
 			if vv > 0 && bv > 0 {
 				over = fmt.Sprintf("pcpgw adds %s", ms(vv-bv))
 			}
-			tb.add(fmt.Sprintf("IGD AddPortMapping p50, %d live, through an ISP box's IGD (miniupnpd 2.3.9) | the box's own time for the same call; target: pcpgw adds < 1 ms: %s",
+			tb.add(fmt.Sprintf("IGD AddPortMapping p50, %d live, through an ISP box's IGD (miniupnpd 2.3.9), beside the box's own time for the same call; target: pcpgw adds < 1 ms: %s",
 				size, verdict(vv > 0 && bv > 0 && vv-bv < time.Millisecond)), vs, bs+" (the box, called directly)", over)
 		}
 	}

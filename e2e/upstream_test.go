@@ -247,6 +247,48 @@ func TestUpstreamNone(t *testing.T) {
 	}
 }
 
+// TestRequestsDuringDetection (issue 15, the symptom it opens with): LAN
+// clients that ask while pcpgw still looks for its upstream (right after
+// its start, nothing answering PCP, NAT-PMP or UPnP at the box) get the
+// answer of the upstream found, not 501 or a network failure: upnpc and
+// natpmpc at once after the start map on the router with its WAN address,
+// once each (natpmpc asked once, without the helper's retries).
+func TestRequestsDuringDetection(t *testing.T) {
+	lab.RequireRoot(t)
+	l := lab.New(t, lab.Options{})
+	l.StartPlainNAT(t)
+	serveLAN(t, l, 8097)
+	p := l.StartPcpgw(t)
+	start := time.Now()
+	type result struct {
+		out string
+		d   time.Duration
+	}
+	igd, pmp := make(chan result, 1), make(chan result, 1)
+	go func() {
+		out, _ := l.LAN.Output("upnpc", "-i", "-u", "http://"+lab.CPELAN4+":5000/igd1.xml", "-a", lab.LANHost4, "8097", "18097", "TCP", "3600")
+		igd <- result{out, time.Since(start)}
+	}()
+	go func() {
+		out, _ := l.LAN.Output("natpmpc", "-g", lab.CPELAN4, "-a", "18098", "8097", "udp", "3600")
+		pmp <- result{out, time.Since(start)}
+	}()
+	u, n := <-igd, <-pmp
+	if st := status(t, p); st.Upstream.Kind != "none" {
+		t.Errorf("upstream %q, want none", st.Upstream.Kind)
+	}
+	if !strings.Contains(u.out, "external "+lab.CPEWAN4+":18097 TCP is redirected to internal "+lab.LANHost4+":8097") {
+		t.Errorf("upnpc -a at once after the start (%v):\n%s", u.d.Round(time.Millisecond), u.out)
+	}
+	if !strings.Contains(n.out, "Mapped public port 18098 protocol UDP to local port 8097") || !strings.Contains(n.out, "Public IP address : "+lab.CPEWAN4) {
+		t.Errorf("natpmpc -a at once after the start (%v):\n%s", n.d.Round(time.Millisecond), n.out)
+	}
+	t.Logf("answered %v (upnpc) and %v (natpmpc) after the start", u.d.Round(time.Millisecond), n.d.Round(time.Millisecond))
+	if rows := list(t, p); len(rows) != 2 {
+		t.Errorf("list %+v, want the two mappings", rows)
+	}
+}
+
 // TestUpstreamDetection: auto picks the right kind in each setup, and a
 // configured one is obeyed.
 func TestUpstreamDetection(t *testing.T) {

@@ -640,6 +640,44 @@ func TestIGDStateLostByNotify(t *testing.T) {
 	waitEvent(t, g, EventStateLost, 5*time.Second)
 }
 
+// TestIGDSpoofedByeByeKeepsState (issue 18 §2): a byebye then an alive
+// with the box's address and BOOTID, while the box's table is intact (a
+// forged pair, or a box that only re-announced), makes the backend check
+// with the box, and the box's answer says nothing was lost: no
+// EventStateLost, nothing made again.
+func TestIGDSpoofedByeByeKeepsState(t *testing.T) {
+	f := newIGDFake(t, igdtest.Options{BootID: 10})
+	g := newTestIGD(t, f, func(c *IGDConfig) { c.NotifyAddr = "127.0.0.1:0" })
+	if _, err := g.Map(tctx(t), tcpReq(28081, 28081)); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.lastKick = time.Time{} // the 5 s gap between NOTIFY checks
+	g.mu.Unlock()
+	checks, adds := f.Count("GetSpecificPortMappingEntry"), f.Count("AddPortMapping")
+	dst := g.notify.LocalAddr()
+	f.Announce(dst, igdclient.NTSByeBye)
+	f.Announce(dst, igdclient.NTSAlive)
+	if !poll(func() bool { return f.Count("GetSpecificPortMappingEntry") > checks }) {
+		t.Fatal("byebye then alive: the backend did not check with the box")
+	}
+	timer := time.NewTimer(500 * time.Millisecond)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-g.Events():
+			if ev.Kind == EventStateLost {
+				t.Fatalf("state lost on a byebye/alive pair while the box's table is intact: %+v", ev)
+			}
+		case <-timer.C:
+			if n := f.Count("AddPortMapping"); n != adds {
+				t.Errorf("%d AddPortMapping after the pair, want none", n-adds)
+			}
+			return
+		}
+	}
+}
+
 func TestIGDNotifyFromElsewhere(t *testing.T) {
 	f := newIGDFake(t, igdtest.Options{BootID: 10})
 	other := newIGDFake(t, igdtest.Options{Host: "127.0.0.3", BootID: 99})
