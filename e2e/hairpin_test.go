@@ -215,15 +215,28 @@ func TestHairpinProviderPort(t *testing.T) {
 	m.RestartHolding(t, fmt.Sprintf("TCP:%d:100.64.0.9:%d:0:taken", pa, pa))
 	var na, nb uint16
 	ok := mapping.UpstreamOK.String()
+	// Made again: the CGN holds the other subscriber's DNAT and ours, and
+	// then pcpgw lists both on their ports (one listing: a mapping not yet
+	// answered still shows its old port, which is then the other's).
 	made := func() bool {
-		ra, rb := rowOf(t, p, 8080), rowOf(t, p, 8081)
-		ea, erra := netip.ParseAddrPort(ra.External)
-		eb, errb := netip.ParseAddrPort(rb.External)
-		if erra != nil || errb != nil || ra.Upstream != ok || rb.Upstream != ok || ea.Port() == pa {
+		if m.DNATCount(t) != 3 {
 			return false
 		}
+		var ea, eb netip.AddrPort
+		for _, r := range list(t, p) {
+			x, err := netip.ParseAddrPort(r.External)
+			if err != nil || r.Proto != "tcp" || r.Upstream != ok {
+				continue
+			}
+			switch r.Internal {
+			case netip.AddrPortFrom(lanHost, 8080).String():
+				ea = x
+			case netip.AddrPortFrom(lanHost, 8081).String():
+				eb = x
+			}
+		}
 		na, nb = ea.Port(), eb.Port()
-		return m.DNATCount(t) == 3 // the other subscriber's and ours
+		return ea.IsValid() && eb.IsValid() && na != pa && na != nb
 	}
 	for deadline := time.Now().Add(30 * time.Second); !made(); time.Sleep(250 * time.Millisecond) {
 		if time.Now().After(deadline) {
