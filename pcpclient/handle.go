@@ -595,8 +595,8 @@ func (c *Client) confirmAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse,
 // NAT-PMP at once, and natpmpTimeoutLocked reports that t goes on in
 // NAT-PMP (a pending ANNOUNCE, Probe's, ends: the server answered).
 func (c *Client) natpmpTimeoutLocked(t *txn, s *server, now time.Time) bool {
-	if !t.afterConfirm || t.finished || c.natpmp || s.pcpSeen || !s.natpmpConfirmed {
-		return false
+	if !t.afterConfirm || t.finished || c.natpmp || s.pcpSeen || !s.natpmpConfirmed || !slices.Contains(c.servers, s) {
+		return false // (s gone: the server list changed, and with it what c.natpmp is about)
 	}
 	c.acceptLocked(s, now)
 	if c.cfg.Protocol == ProtocolPCP {

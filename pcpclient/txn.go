@@ -79,7 +79,7 @@ type txn struct {
 
 	done chan struct{} // closed when res/err are set
 	stop chan struct{} // closed when no caller wants it any more
-	wake chan struct{} // protocol changed (NAT-PMP fallback): resend now
+	wake chan struct{} // resend now: NAT-PMP fallback, or the confirm answered
 
 	// confirm: a NAT-PMP request sent in PCP mode to check that the
 	// server speaks NAT-PMP before the client falls back (or, with
