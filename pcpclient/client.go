@@ -47,10 +47,11 @@ var (
 	ErrSuperseded = errors.New("pcpclient: superseded by a newer request for the same mapping")
 	// ErrInvalidRequest: the request's fields are not usable.
 	ErrInvalidRequest = errors.New("pcpclient: invalid request")
-	// ErrNATPMPOnly: the server answered a PCP request of ours with
-	// NAT-PMP's UNSUPP_VERSION (RFC 6887 §9): it speaks only NAT-PMP.
-	// Probe returns it with ProtocolPCP; with ProtocolAuto the client
-	// switches to NAT-PMP once a NAT-PMP request of its own is answered.
+	// ErrNATPMPOnly: the server speaks only NAT-PMP (RFC 6887 §9): it
+	// answered a PCP request of ours with NAT-PMP's UNSUPP_VERSION, then a
+	// NAT-PMP request of our own, and not the PCP request sent after that
+	// within its retransmission time. Requests and Probe end with it with
+	// ProtocolPCP; with ProtocolAuto the client switches to NAT-PMP there.
 	ErrNATPMPOnly = errors.New("pcpclient: the server speaks only NAT-PMP")
 	// ErrUnusableExternal: the server reported an external address no NAT
 	// gives out (zero, loopback, multicast, reserved).
@@ -62,11 +63,14 @@ type Protocol uint8
 
 const (
 	// ProtocolAuto: PCP, falling back to NAT-PMP when the server answers
-	// a pending PCP request with NAT-PMP's UNSUPP_VERSION and then answers
-	// a NAT-PMP request of the client's own (RFC 6887 §9).
+	// a pending PCP request with NAT-PMP's UNSUPP_VERSION, then answers a
+	// NAT-PMP request of the client's own, and then leaves a PCP request
+	// unanswered for its retransmission time, never having answered PCP
+	// (RFC 6887 §9; see the package doc).
 	ProtocolAuto Protocol = iota
-	// ProtocolPCP: PCP only; UNSUPP_VERSION ends the pending requests
-	// with a *ResultError (and Probe with ErrNATPMPOnly).
+	// ProtocolPCP: PCP only; where ProtocolAuto would fall back, the
+	// pending request ends with ErrNATPMPOnly (wrapping a *ResultError
+	// UNSUPP_VERSION; Probe's with ErrNATPMPOnly alone).
 	ProtocolPCP
 	// ProtocolNATPMP: NAT-PMP only (RFC 6886), from the first request.
 	ProtocolNATPMP
@@ -238,8 +242,21 @@ type server struct {
 	// reported as state loss (repeats of one announcement are not).
 	announced bool
 	// pcpSeen: this server address answered a PCP request of the
-	// client's: its UNSUPP_VERSION (version 0 or another) is not believed.
+	// client's: its UNSUPP_VERSION (version 0 or another) is not believed,
+	// and the client never falls back to NAT-PMP with it.
 	pcpSeen bool
+	// natpmpConfirmed: before answering any PCP request, this server
+	// address answered the confirm, the NAT-PMP request the client sent
+	// after a version-0 UNSUPP_VERSION (which carries no nonce, so anyone
+	// may send it): the server may speak only NAT-PMP. The client falls
+	// back when a PCP request sent after that goes unanswered for its
+	// retransmission time (natpmpTimeoutLocked). natpmpExt, natpmpEpoch
+	// and natpmpAt are that answer's address, epoch and arrival, taken
+	// only at the fallback.
+	natpmpConfirmed bool
+	natpmpExt       netip.Addr
+	natpmpEpoch     uint32
+	natpmpAt        time.Time
 }
 
 // New makes a client. Sockets toward configured servers and the announcement

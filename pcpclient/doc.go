@@ -105,17 +105,32 @@
 //
 // Config.Protocol says what the client speaks. ProtocolNATPMP speaks
 // NAT-PMP from the start (a NAT-PMP gateway as the upstream).
-// ProtocolAuto sends version 2 and falls back: an answer with version 0
-// and result UNSUPP_VERSION, on the request socket, while a PCP request of
-// that opcode to that server address is pending, from a server that has
-// never answered a PCP request of the client's (otherwise it is dropped
-// and counted: one spoofed packet must not downgrade the client; miniupnpd
-// speaks both), makes the client send a NAT-PMP external address request
-// of its own; only when that is answered does it switch to NAT-PMP and
-// resend the pending requests at once. The announcement port (5350)
-// carries announcements only: nothing read there is an answer.
-// ProtocolPCP never falls back: UNSUPP_VERSION to a pending request ends
-// it with ErrNATPMPOnly. Maps use opcodes 1 (UDP) and 2 (TCP), the
+// ProtocolAuto sends version 2 and falls back to NAT-PMP only on the
+// server's own answers. An answer with version 0 and result
+// UNSUPP_VERSION carries no nonce: anyone who can send from the server's
+// address can forge it (one such packet used to downgrade the client,
+// issue 18). It is taken only on the request socket, while a PCP request
+// of that opcode to that server address is pending, from a server that
+// has never answered a PCP request of the client's (otherwise it is
+// dropped and counted), and even then it ends nothing: the client sends a
+// NAT-PMP external address request of its own (the confirm) and goes on
+// retransmitting its PCP requests. When the confirm is answered, the
+// pending PCP requests are sent again at once; only when such a request,
+// sent after the confirm's answer, goes unanswered for its retransmission
+// time (and the server has still never answered PCP) does the client
+// switch to NAT-PMP and resend the pending requests in NAT-PMP at once. A
+// server that speaks both (miniupnpd) answers that request in PCP, and
+// the client stays with PCP: a forged UNSUPP_VERSION costs a NAT-PMP
+// request and one early retransmission. A NAT-PMP-only gateway costs one
+// retransmission time (IRT, 3 s) more than a fallback on the first
+// UNSUPP_VERSION would. NAT-PMP answers carry no nonce either: a forger
+// who also answers the confirm still downgrades a client whose server
+// does not answer PCP within that time (down, or its PCP filtered);
+// nothing in NAT-PMP can tell those answers from the server's. The
+// announcement port (5350) carries
+// announcements only: nothing read there is an answer. ProtocolPCP never
+// falls back: where ProtocolAuto would, the pending request ends with
+// ErrNATPMPOnly (Probe's too). Maps use opcodes 1 (UDP) and 2 (TCP), the
 // external address opcode 0; the API stays the same. NAT-PMP maps only
 // for the sender itself, so THIRD_PARTY requests fail with
 // ErrNATPMPThirdParty; PEER, FILTER, IPv6 and other protocols with

@@ -458,7 +458,7 @@ func (c *Client) handleNATPMP(s *server, b []byte, now time.Time, viaAnnounce bo
 	}
 	if !c.natpmp {
 		if _, perr := pcp.ParseResponse(b); errors.Is(perr, pcp.ErrNATPMPOnly) {
-			c.unsuppVersionLocked(s, b[1]&0x7f, now)
+			c.unsuppVersionLocked(s, b[1]&0x7f)
 			return
 		}
 	}
@@ -528,36 +528,23 @@ func (t *txn) pcpOpcode() uint8 {
 }
 
 // unsuppVersionLocked takes NAT-PMP's UNSUPP_VERSION (its opcode op is
-// the request's) to a PCP request (RFC 6887 §9): only on the request
-// socket, while a PCP request of that opcode to s is pending, and never
-// from a server that has answered PCP (a spoofed packet must not
-// downgrade the client). With ProtocolPCP the pending requests of that
-// opcode end; with ProtocolAuto the client first checks that s answers a
-// NAT-PMP request of its own, and only then falls back.
-func (c *Client) unsuppVersionLocked(s *server, op uint8, now time.Time) {
-	var pending []*txn
-	if !s.pcpSeen {
-		pending = c.pendingPCPLocked(s, op)
-	}
-	if len(pending) == 0 {
+// the request's) to a PCP request (RFC 6887 §9, Appendix A). It carries no
+// nonce, so anyone who can send from the server's address can forge it:
+// it only says "maybe NAT-PMP", and it ends nothing and changes nothing.
+// Taken only on the request socket, while a PCP request of that opcode to
+// s is pending, from a server that never answered PCP, it makes the client
+// send a NAT-PMP request of its own (the confirm) and go on retransmitting
+// its PCP requests; confirmAnswerLocked and natpmpTimeoutLocked decide.
+func (c *Client) unsuppVersionLocked(s *server, op uint8) {
+	if s.pcpSeen || len(c.pendingPCPLocked(s, op)) == 0 {
 		c.st.Dropped++
 		return
 	}
-	if c.cfg.Protocol == ProtocolPCP {
-		c.acceptLocked(s, now)
-		re := c.resultError(pcp.OpMap, pcp.UnsuppVersion, 30, now)
-		c.st.LastError = "the server speaks only NAT-PMP"
-		for _, t := range pending {
-			if t.kind == kindAnnounce {
-				c.finishLocked(t, MapResult{}, ErrNATPMPOnly)
-			} else {
-				c.finishLocked(t, MapResult{}, fmt.Errorf("%w: %w", ErrNATPMPOnly, re))
-			}
-		}
-		return
+	if s.natpmpConfirmed {
+		return // confirmed already: the pending requests' timeouts decide
 	}
-	for _, t := range c.txns {
-		if t.confirm && !t.finished {
+	for _, t := range c.joins {
+		if t.confirm && !t.finished && !t.stopped {
 			return // already checking
 		}
 	}
@@ -565,6 +552,87 @@ func (c *Client) unsuppVersionLocked(s *server, op uint8, now time.Time) {
 	if !c.closed {
 		c.startProbeLocked(kindAddr).confirm = true
 	}
+}
+
+// confirmAnswerLocked takes the answer to the confirm while the client
+// speaks PCP. From a server that has never answered PCP, a successful one
+// records that it may speak only NAT-PMP, and the pending PCP requests to
+// it are sent again at once: if such a request, sent after this answer,
+// goes unanswered for its retransmission time, the client falls back
+// (natpmpTimeoutLocked). A server that speaks both (miniupnpd) answers
+// that request in PCP, and the client stays with PCP: a forged
+// UNSUPP_VERSION costs a NAT-PMP request and one early retransmission.
+// Nothing else is taken from the answer until the fallback (not its
+// address nor its epoch): the client still speaks PCP.
+func (c *Client) confirmAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, now time.Time) {
+	c.finishLocked(t, MapResult{}, nil)
+	if s.pcpSeen || resp.Result != pcp.NATPMPSuccess || s.natpmpConfirmed {
+		c.st.Dropped++
+		return
+	}
+	s.natpmpConfirmed = true
+	s.natpmpEpoch, s.natpmpAt, s.natpmpExt = resp.Epoch, now, netip.Addr{}
+	if pcp.UsableExternal(resp.ExternalAddr) {
+		s.natpmpExt = resp.ExternalAddr
+	}
+	c.log.Info("the server answered NAT-PMP: asking once more in PCP before falling back", "server", s.addr)
+	for _, p := range c.pendingPCPLocked(s, 0xff) {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// natpmpTimeoutLocked is called when a transmission of t to s went
+// unanswered for its retransmission time. When it was a PCP request sent
+// after s answered the confirm, and s has still never answered PCP, s
+// speaks only NAT-PMP: the UNSUPP_VERSION was followed by the server's
+// own answer to the client's NAT-PMP request, and no PCP answer came
+// within the request's time. With ProtocolPCP t ends with ErrNATPMPOnly;
+// with ProtocolAuto the client falls back: the confirm's address and
+// epoch are taken, the other pending requests to s are sent again in
+// NAT-PMP at once, and natpmpTimeoutLocked reports that t goes on in
+// NAT-PMP (a pending ANNOUNCE, Probe's, ends: the server answered).
+func (c *Client) natpmpTimeoutLocked(t *txn, s *server, now time.Time) bool {
+	if !t.afterConfirm || t.finished || c.natpmp || s.pcpSeen || !s.natpmpConfirmed || !slices.Contains(c.servers, s) {
+		return false // (s gone: the server list changed, and with it what c.natpmp is about)
+	}
+	c.acceptLocked(s, now)
+	if c.cfg.Protocol == ProtocolPCP {
+		c.st.LastError = "the server speaks only NAT-PMP"
+		if t.kind == kindAnnounce {
+			c.finishLocked(t, MapResult{}, ErrNATPMPOnly)
+		} else {
+			re := c.resultError(pcp.Opcode(t.pcpOpcode()), pcp.UnsuppVersion, 30, now)
+			c.finishLocked(t, MapResult{}, fmt.Errorf("%w: %w", ErrNATPMPOnly, re))
+		}
+		return false
+	}
+	c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
+	c.natpmp = true
+	c.epochStrictLocked(s, s.natpmpEpoch, s.natpmpAt, false)
+	if s.natpmpExt.IsValid() {
+		c.externalFromResultLocked(s, s.natpmpExt)
+	}
+	announced := MapResult{Epoch: s.natpmpEpoch, Server: s.addr, At: s.natpmpAt}
+	for _, p := range c.pendingPCPLocked(s, 0xff) {
+		if p.kind == kindAnnounce {
+			c.finishLocked(p, announced, nil)
+			continue
+		}
+		if p == t {
+			continue
+		}
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	if t.kind == kindAnnounce {
+		c.finishLocked(t, announced, nil)
+	}
+	return !t.finished
 }
 
 // natpmpAnswerLocked completes t with a NAT-PMP answer from s.
@@ -576,22 +644,12 @@ func (c *Client) natpmpAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse, 
 		c.st.Dropped++
 		return
 	}
+	if t.confirm && !c.natpmp {
+		c.confirmAnswerLocked(t, s, resp, now)
+		return
+	}
 	c.acceptLocked(s, now)
 	c.epochStrictLocked(s, resp.Epoch, now, t.announced)
-	if t.confirm && !c.natpmp && resp.Result == pcp.NATPMPSuccess {
-		c.log.Info("PCP server speaks only NAT-PMP: falling back", "server", s.addr)
-		c.natpmp = true
-		for _, p := range c.pendingPCPLocked(s, 0xff) {
-			if p.kind == kindAnnounce {
-				c.finishLocked(p, MapResult{Epoch: resp.Epoch, Server: s.addr, At: now}, nil)
-				continue
-			}
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
-		}
-	}
 	if resp.Result != pcp.NATPMPSuccess {
 		code := natpmpResult(resp.Result)
 		// NAT-PMP errors carry no lifetime: hold them as RFC 6887 §7.4

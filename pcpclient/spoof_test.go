@@ -49,30 +49,151 @@ func TestSpoofedUnsuppVersionIdle(t *testing.T) {
 	}
 }
 
-// TestSpoofedUnsuppVersionPending: a spoofed UNSUPP_VERSION while a PCP
-// request is outstanding makes the client check with a NAT-PMP request of
-// its own; a PCP server does not answer that (it ignores NAT-PMP), so the
-// client stays with PCP and its request is answered in PCP.
-func TestSpoofedUnsuppVersionPending(t *testing.T) {
-	srv := newFake(t)
-	c := newClient(t, srv, nil)
-	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
-		t.Fatal(err)
+// natpmpRequested reports whether srv received a NAT-PMP request of
+// opcode op.
+func natpmpRequested(srv *pcptest.Server, op uint8) bool {
+	for _, r := range srv.Requests() {
+		if r.NATPMP != nil && r.NATPMP.Opcode == op {
+			return true
+		}
 	}
-	to := srv.Requests()[0].From
-	srv.DropNext(3) // the next request stays outstanding a while
+	return false
+}
+
+// TestSpoofedUnsuppVersionPending: one spoofed UNSUPP_VERSION (version 0,
+// opcode MAP) while the client's first PCP request is outstanding, before
+// the server has ever answered PCP (every start, a new server list, a
+// slow provider): the client checks with a NAT-PMP request of its own but
+// goes on retransmitting, its request is answered in PCP, and it stays
+// with PCP, with ProtocolAuto and ProtocolPCP alike, whether the server
+// ignores NAT-PMP or answers it too (miniupnpd). (It used to complete a
+// MAP first, so the packet met a server already known to speak PCP.)
+func TestSpoofedUnsuppVersionPending(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto Protocol
+		both  bool
+	}{
+		{"auto, PCP-only server", ProtocolAuto, false},
+		{"auto, server speaks both", ProtocolAuto, true},
+		{"pcp, PCP-only server", ProtocolPCP, false},
+		{"pcp, server speaks both", ProtocolPCP, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFake(t)
+			srv.SetAlsoNATPMP(tc.both)
+			srv.DropNext(1) // the first request stays outstanding until its retransmission
+			c := newClient(t, srv, func(cfg *Config) {
+				cfg.Protocol = tc.proto
+				cfg.IRT, cfg.MRT = 300*time.Millisecond, time.Second
+			})
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Map(ctxT(t, 5*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:82"), Lifetime: 600})
+				done <- err
+			}()
+			eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 1 }, "no request")
+			to := srv.Requests()[0].From
+			srv.SendRaw(to, unsuppVersion0(7))
+			// Taken while the request was pending: the client checks NAT-PMP.
+			eventually(t, time.Second, func() bool { return natpmpRequested(srv, pcp.NATPMPOpExternalAddr) }, "the UNSUPP_VERSION was not taken as a reason to check")
+			if err := <-done; err != nil {
+				t.Fatalf("map after one spoofed UNSUPP_VERSION: %v", err)
+			}
+			if st := c.Status(); st.Protocol != "pcp" {
+				t.Fatalf("protocol %q", st.Protocol)
+			}
+			n := len(srv.Requests())
+			if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:83"), Lifetime: 600}); err != nil {
+				t.Fatal(err)
+			}
+			if r := srv.Requests()[n]; r.PCP == nil {
+				t.Fatalf("next request is not PCP: %x", r.Raw)
+			}
+		})
+	}
+}
+
+// TestSpoofedUnsuppVersionDualServer (review finding, issue 18 §2): a
+// spoofed UNSUPP_VERSION while the client's first PCP request to a
+// server that speaks PCP and NAT-PMP (miniupnpd) is pending: the
+// server answers the client's NAT-PMP check, but also its PCP request
+// sent after that, so the client does not fall back. It used to switch
+// to NAT-PMP for good on the check's answer.
+func TestSpoofedUnsuppVersionDualServer(t *testing.T) {
+	srv := newFake(t)
+	srv.SetAlsoNATPMP(true)
+	srv.DropNext(1) // the first PCP request stays outstanding until its retransmission
+	c := newClient(t, srv, func(cfg *Config) { cfg.IRT = 300 * time.Millisecond; cfg.MRT = time.Second })
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:82"), Lifetime: 600})
+		_, err := c.Map(ctxT(t, 5*time.Second), MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600})
 		done <- err
 	}()
-	eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 2 }, "second request not sent")
-	srv.SendRaw(to, unsuppVersion0(7))
+	eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 1 }, "no request")
+	to := srv.Requests()[0].From
+	srv.SendRaw(to, []byte{0, 0x81, 0, 1, 0, 0, 0, 7}) // one spoofed packet, opcode MAP
 	if err := <-done; err != nil {
-		t.Fatal(err)
+		t.Fatalf("map: %v", err)
+	}
+	if !natpmpRequested(srv, pcp.NATPMPOpExternalAddr) {
+		t.Fatal("the client did not check NAT-PMP: the spoofed packet came too late to test anything")
 	}
 	if st := c.Status(); st.Protocol != "pcp" {
-		t.Fatalf("protocol %q", st.Protocol)
+		t.Fatalf("after one spoofed UNSUPP_VERSION the client speaks %q to a server that answers PCP", st.Protocol)
+	}
+	n := len(srv.Requests())
+	if _, err := c.Map(ctxT(t, 3*time.Second), MapRequest{Protocol: 17, Internal: netip.MustParseAddrPort("127.0.0.1:80"), Lifetime: 600}); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.Requests()[n]; r.PCP == nil {
+		t.Fatalf("next request is not PCP: %x", r.Raw)
+	}
+}
+
+// TestSpoofedUnsuppVersionProbe (review finding, issue 18 §2): Probe (an
+// ANNOUNCE request; upstream.Auto's PCP probe uses ProtocolPCP) toward a
+// PCP server gets one spoofed UNSUPP_VERSION (opcode ANNOUNCE) while
+// outstanding: it still reports "pcp". It used to end at once with
+// ErrNATPMPOnly, and Auto then picked NAT-PMP at a server answering both.
+func TestSpoofedUnsuppVersionProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto Protocol
+		both  bool
+	}{
+		{"pcp, server speaks both", ProtocolPCP, true},
+		{"pcp, PCP-only server", ProtocolPCP, false},
+		{"auto, server speaks both", ProtocolAuto, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFake(t)
+			srv.SetAlsoNATPMP(tc.both)
+			srv.DropNext(1)
+			c := newClient(t, srv, func(cfg *Config) {
+				cfg.Protocol = tc.proto
+				cfg.IRT, cfg.MRT = 300*time.Millisecond, time.Second
+			})
+			type result struct {
+				proto string
+				err   error
+			}
+			done := make(chan result, 1)
+			go func() {
+				p, err := c.Probe(ctxT(t, 5*time.Second))
+				done <- result{p, err}
+			}()
+			eventually(t, time.Second, func() bool { return len(srv.Requests()) >= 1 }, "no request")
+			to := srv.Requests()[0].From
+			srv.SendRaw(to, []byte{0, 0x80, 0, 1, 0, 0, 0, 7}) // spoofed, opcode 0 (ANNOUNCE)
+			r := <-done
+			if r.err != nil || r.proto != "pcp" {
+				t.Fatalf("probe of a PCP server after one spoofed packet: %q, %v", r.proto, r.err)
+			}
+			if !natpmpRequested(srv, pcp.NATPMPOpExternalAddr) {
+				t.Fatal("the client did not check NAT-PMP: the spoofed packet came too late to test anything")
+			}
+		})
 	}
 }
 

@@ -79,11 +79,16 @@ type txn struct {
 
 	done chan struct{} // closed when res/err are set
 	stop chan struct{} // closed when no caller wants it any more
-	wake chan struct{} // protocol changed (NAT-PMP fallback): resend now
+	wake chan struct{} // resend now: NAT-PMP fallback, or the confirm answered
 
-	// confirm: a NAT-PMP request sent in PCP mode (ProtocolAuto) to
-	// check that the server speaks NAT-PMP before the client falls back.
+	// confirm: a NAT-PMP request sent in PCP mode to check that the
+	// server speaks NAT-PMP before the client falls back (or, with
+	// ProtocolPCP, reports ErrNATPMPOnly).
 	confirm bool
+	// afterConfirm: t's last transmission was a PCP request to a server
+	// that had already answered the confirm (server.natpmpConfirmed):
+	// if it goes unanswered, the server speaks only NAT-PMP.
+	afterConfirm bool
 	// announced: sent because the server announced it may have lost
 	// state (its answer's epoch is checked strictly).
 	announced bool
@@ -246,10 +251,12 @@ func (c *Client) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 // ANNOUNCE request (RFC 6887 §14.1; it creates nothing at the server), or
 // with NAT-PMP an external address request (RFC 6886 §3.2). It returns
 // "pcp" or "natpmp" when the server answered, ErrNATPMPOnly with
-// ProtocolPCP when a NAT-PMP-only server answered UNSUPP_VERSION, else
+// ProtocolPCP when the server turned out to speak only NAT-PMP (it
+// answered UNSUPP_VERSION, then a NAT-PMP request of the client's own,
+// then not the ANNOUNCE sent again after that: about one IRT more), else
 // the error (ErrTimeout when ctx ended first, ErrNoServer). With
-// ProtocolAuto the client falls back to NAT-PMP on the way (only after a
-// NAT-PMP request of its own was answered) and Probe says "natpmp".
+// ProtocolAuto the client falls back to NAT-PMP on the way (on the same
+// evidence) and Probe says "natpmp".
 func (c *Client) Probe(ctx context.Context) (string, error) {
 	c.refreshServers(ctx)
 	c.mu.Lock()
@@ -559,6 +566,12 @@ round:
 				case <-timer.C:
 				}
 				c.mu.Lock()
+				if c.natpmpTimeoutLocked(t, s, c.now()) {
+					// Fallen back: t goes on in NAT-PMP, from IRT.
+					rt = 0
+					c.mu.Unlock()
+					continue
+				}
 				t.timeouts++
 				if t.timeouts == unreachableAfter {
 					c.markUnreachableLocked(s.addr)
@@ -724,6 +737,7 @@ func (c *Client) send(t *txn, s *server) error {
 		t.keys = append(t.keys, key)
 	}
 	t.sentTo[s.addr] = true
+	t.afterConfirm = !key.natpmp && s.natpmpConfirmed
 	c.st.Sent++
 	c.mu.Unlock()
 	_, err := s.conn.WriteTo(pkt, s.addr)

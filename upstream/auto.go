@@ -600,13 +600,18 @@ func (a *Auto) pcpConfig(proto pcpclient.Protocol, announce bool) pcpclient.Conf
 
 // probe asks every kind at once and takes, by preference, PCP, then
 // NAT-PMP, then UPnP IGD; else none (or PCP when a PCP server was named:
-// configured, from DHCP or the AFTR, and it is down for now).
+// configured, from DHCP or the AFTR, and it is down for now). NAT-PMP is
+// taken only on the answer to the NAT-PMP probe's own request, never
+// because the PCP probe heard UNSUPP_VERSION (that carries no nonce: one
+// forged packet from the server's address would pick NAT-PMP at a
+// server that speaks both), and so never in DS-Lite, where no NAT-PMP
+// probe runs (the CPE has no IPv4 address of its own to map).
 func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error) {
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
 	defer cancel()
 	type result struct {
 		ok     bool
-		natpmp bool // PCP answered NAT-PMP's UNSUPP_VERSION
+		natpmp bool // PCP probe: the server seems to speak only NAT-PMP (logged only)
 		b      Backend
 		err    error
 	}
@@ -667,7 +672,7 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 	case p.ok:
 		closeIGD()
 		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
-	case n.ok || p.natpmp:
+	case n.ok:
 		closeIGD()
 		return a.newPCP(KindNATPMP, pcpclient.ProtocolNATPMP)
 	case g.ok:
