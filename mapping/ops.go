@@ -539,6 +539,9 @@ func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 		return
 	}
 	e.removed = true
+	if cancel := c.asking[e]; cancel != nil {
+		cancel() // its request's goroutine deletes it upstream
+	}
 	c.pushLocked(e) // out of the schedule
 	delete(c.entries, e.ID)
 	if e.IsPinhole() {

@@ -121,8 +121,9 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		}
 	}()
 	var res upstream.MapResult
-	n, err := c.upstreamIntent(e)
-	if err == nil {
+	n, err := c.upstreamIntent(e, cancel)
+	sent := err == nil
+	if sent {
 		req.Nonce = n
 		res, err = c.up.Map(ctx, req)
 	}
@@ -130,12 +131,18 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 	now := time.Now()
 
 	c.mu.Lock()
+	delete(c.asking, e)
 	e.busy = false
 	if e.removed {
+		e.upGone = e.upGone || sent
 		c.mu.Unlock()
-		if err == nil {
-			// Removed while we asked: undo at the provider.
-			req.Nonce = res.Nonce
+		if sent {
+			// Removed while we asked (the removal cancelled the call):
+			// undo at the provider, answered or not (RFC 7648 §3: a
+			// delete goes upstream regardless). Unanswered, the request
+			// may still be made there: the upstream client retransmits
+			// it for a while (pcpclient's Linger), and the delete with
+			// its nonce, sent after it, ends that too.
 			c.deleteUpstream(req)
 		}
 		return
@@ -265,14 +272,22 @@ func (c *Core) startRenewLocked(e *entry) {
 	}()
 }
 
-// upstreamDeleteBG deletes e at the provider in the background (RFC 7648:
-// deletes always go upstream), with its nonce.
+// upstreamDeleteBG deletes e, removed, at the provider in the background
+// (RFC 7648 §3: deletes always go upstream), with its nonce: when the
+// provider made it, and when a request for it was sent and not answered
+// (it may be made there all the same, and the upstream client may still
+// be retransmitting it: the delete ends that). A mapping with no nonce
+// never had a request sent. One whose request is in flight now is deleted
+// by that request's goroutine when the call returns (see c.asking), so
+// that the delete never goes out before the request it undoes.
 func (c *Core) upstreamDeleteBG(e *entry) {
 	c.mu.Lock()
-	if !c.upstreamLocked() || e.IsPinhole() || e.upAt.IsZero() {
+	_, asking := c.asking[e]
+	if !c.upstreamLocked() || e.IsPinhole() || asking || e.upGone || e.upAt.IsZero() && e.nonce == (Nonce{}) {
 		c.mu.Unlock()
 		return
 	}
+	e.upGone = true
 	req := c.upstreamRequestLocked(e)
 	c.mu.Unlock()
 	c.deleteUpstream(req)
