@@ -171,6 +171,10 @@ type Core struct {
 	// the request's own goroutine sends the delete (runUpstream), after
 	// its request, never before it.
 	asking map[*entry]context.CancelFunc
+	// deleting holds the ports whose mapping's delete is to go or is
+	// going upstream: a new mapping's request for the port waits for it
+	// (see awaitDeletes).
+	deleting map[extKey]*deleteWait
 
 	persist  chan struct{} // state writer: something changed
 	renewed  chan struct{} // state writer: a lease was renewed (written later)
@@ -278,6 +282,7 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		subs:       make(map[chan Event]struct{}),
 		undoKeys:   make(map[extKey]int),
 		asking:     make(map[*entry]context.CancelFunc),
+		deleting:   make(map[extKey]*deleteWait),
 		nextID:     1,
 		wake:       make(chan struct{}, 1),
 		persist:    make(chan struct{}, 1),

@@ -363,8 +363,12 @@ func (c *Core) upstreamIntent(e *entry, cancel context.CancelFunc) (pcp.Nonce, e
 		return pcp.Nonce{}, err
 	case e.removed:
 		// Removed while its first nonce was being saved: nothing was
-		// ever sent with it, nothing is to be undone.
+		// ever sent with it, nothing is to be undone (the hold taken
+		// for the delete this goroutine was to send is given back).
 		delete(c.asking, e)
+		if e.upGone {
+			c.releaseDeleteLocked(keyOf(e.Proto, e.port))
+		}
 		return pcp.Nonce{}, errRemoved
 	}
 	return pcp.Nonce(n), nil

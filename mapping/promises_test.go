@@ -332,6 +332,8 @@ type orderUp struct {
 	mu  sync.Mutex
 	log []string
 	at  time.Time // when Delete was called
+	// gate, when set, holds Delete until it is closed.
+	gate chan struct{}
 }
 
 func (o *orderUp) note(s string) {
@@ -351,6 +353,17 @@ func (o *orderUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapR
 
 func (o *orderUp) Delete(ctx context.Context, r upstream.MapRequest) error {
 	o.note("delete")
+	defer o.note("delete returned")
+	o.mu.Lock()
+	gate := o.gate
+	o.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return o.fakeUp.Delete(ctx, r)
 }
 
@@ -380,7 +393,7 @@ func TestDeleteWhileAskingGoesUpstreamAfter(t *testing.T) {
 		up.mu.Lock()
 		log, at := slices.Clone(up.log), up.at
 		up.mu.Unlock()
-		if diff := cmp.Diff([]string{"map", "map returned", "delete"}, log); diff != "" {
+		if diff := cmp.Diff([]string{"map", "map returned", "delete", "delete returned"}, log); diff != "" {
 			t.Errorf("upstream calls (-want +got):\n%s", diff)
 		}
 		if at != start {
@@ -390,6 +403,64 @@ func TestDeleteWhileAskingGoesUpstreamAfter(t *testing.T) {
 		defer up.fakeUp.mu.Unlock()
 		if len(up.deletes) != 1 || up.deletes[0].Nonce != up.maps[0].Nonce {
 			t.Errorf("deletes %+v for request %+v", up.deletes, up.maps[0])
+		}
+	})
+}
+
+// TestNewMappingWaitsForDelete (17.3): a mapping of a WAN port whose
+// previous mapping's delete is still on its way upstream is asked for
+// only when that delete is done. A NAT-PMP gateway or an IGD deletes by
+// protocol and port (the same internal port at the upstream: the CPE's
+// WAN port), and would delete the new mapping if the delete came after
+// its request; a PCP server still holding the old mapping would refuse
+// the new one's nonce.
+func TestNewMappingWaitsForDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &orderUp{fakeUp: newFakeUp()}
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		r := req(OriginNATPMP, host, UDP, 9000, 0, time.Hour)
+		if _, err := c.Map(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		up.mu.Lock()
+		up.gate = make(chan struct{}) // the upstream is slow to delete
+		up.mu.Unlock()
+		sel := Selector{Client: host, Origin: OriginNATPMP, Proto: UDP, Internal: r.Internal}
+		if n, err := c.Delete(context.Background(), sel); err != nil || n != 1 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		type result struct {
+			m   Mapping
+			err error
+		}
+		mapped := make(chan result, 1)
+		go func() {
+			m, err := c.Map(context.Background(), r)
+			mapped <- result{m, err}
+		}()
+		synctest.Wait()
+		up.mu.Lock()
+		log := slices.Clone(up.log)
+		close(up.gate)
+		up.mu.Unlock()
+		if diff := cmp.Diff([]string{"map", "map returned", "delete"}, log); diff != "" {
+			t.Errorf("upstream calls while the delete is on its way (-want +got):\n%s", diff)
+		}
+		res := <-mapped
+		if res.err != nil || res.m.External.Port() != 9000 {
+			t.Fatalf("new mapping: %+v %v", res.m, res.err)
+		}
+		up.mu.Lock()
+		log = slices.Clone(up.log)
+		up.mu.Unlock()
+		want := []string{"map", "map returned", "delete", "delete returned", "map", "map returned"}
+		if diff := cmp.Diff(want, log); diff != "" {
+			t.Errorf("upstream calls (-want +got):\n%s", diff)
+		}
+		up.fakeUp.mu.Lock()
+		defer up.fakeUp.mu.Unlock()
+		if a, b := up.maps[0], up.maps[1]; a.Internal != b.Internal || a.Nonce == b.Nonce {
+			t.Errorf("the new mapping's request %+v, the old one's %+v: want the same WAN port, another nonce", b, a)
 		}
 	})
 }
