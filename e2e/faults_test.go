@@ -131,6 +131,66 @@ func TestProviderUnreachable(t *testing.T) {
 	t.Logf("pending mapping made %v after the provider came back", time.Since(start).Round(time.Millisecond))
 }
 
+// TestPendingMappingDeleted (issue 17.3, RFC 7648 §3: a delete goes
+// upstream regardless): a mapping deleted from the LAN while the provider
+// has not answered its request is deleted at the provider too, with the
+// request's nonce. pcpgw's PCP client goes on retransmitting an
+// unanswered request for minutes (Linger): not ended by the delete, it
+// would make at the provider, once reachable again, a mapping pcpgw has
+// forgotten (and that would refuse the next mapping of the port with
+// another nonce).
+func TestPendingMappingDeleted(t *testing.T) {
+	l, m, p := startNAT444(t, lab.MiniupnpdOptions{})
+	serveLAN(t, l, 8082)
+	ext := netip.AddrPortFrom(cgnPublic, 18082)
+	l.ISP.Run(t, "nft", "add table inet block; add chain inet block in { type filter hook input priority -10; policy accept; }; add rule inet block in udp dport 5351 drop")
+	r, err := natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: 8082, SuggestedExternalPort: 18082, Lifetime: 3600})
+	if err != nil || r.Result != pcp.NATPMPNetworkFailure {
+		t.Fatalf("map while the provider is unreachable: %+v %v, want NETWORK_FAILURE", r, err)
+	}
+	if rows := list(t, p); len(rows) != 1 || rows[0].Upstream != mapping.UpstreamPending.String() {
+		t.Fatalf("list: %+v, want the pending mapping", rows)
+	}
+	// Until pcpgw stops waiting for its request (45 s; the list then
+	// shows when it asks again): an answer before that was already
+	// undone. The PCP client goes on retransmitting it.
+	start := time.Now()
+	lab.Eventually(t, 60*time.Second, func() bool {
+		rows := list(t, p)
+		return len(rows) == 1 && !rows[0].RetryAt.IsZero()
+	}, "pcpgw never stopped waiting for the provider")
+	t.Logf("pcpgw stopped waiting for the provider after %v", time.Since(start).Round(time.Millisecond))
+	d, err := natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: 8082})
+	if err != nil || d.Result != pcp.NATPMPSuccess {
+		t.Fatalf("delete: %+v %v", d, err)
+	}
+	if rows := list(t, p); len(rows) != 0 {
+		t.Fatalf("list after the delete: %+v", rows)
+	}
+	before := status(t, p).Upstream.Received
+	l.ISP.Run(t, "nft", "delete", "table", "inet", "block")
+	start = time.Now()
+	lab.Eventually(t, 60*time.Second, func() bool { return status(t, p).Upstream.Received > before },
+		"no answer from the provider after it came back")
+	t.Logf("the provider answered %v after it came back", time.Since(start).Round(time.Millisecond))
+	// The first thing it answered was the delete: it made nothing.
+	if n := m.DNATCount(t); n != 0 {
+		t.Fatalf("the provider holds %d DNAT rules for a mapping deleted from the LAN\n%s", n, m.Ruleset(t))
+	}
+	if reachable(t, l.Net, "tcp", ext, 300*time.Millisecond) {
+		t.Fatal("the deleted mapping's port reaches the LAN service")
+	}
+	// And the port can be mapped again (a provider still holding the
+	// old mapping would refuse the new nonce).
+	r, err = natpmp(t, l, pcp.NATPMPRequest{Opcode: pcp.NATPMPOpMapTCP, InternalPort: 8082, SuggestedExternalPort: 18082, Lifetime: 3600})
+	if err != nil || r.Result != pcp.NATPMPSuccess || r.ExternalPort != 18082 {
+		t.Fatalf("mapping again: %+v %v", r, err)
+	}
+	if !reachable(t, l.Net, "tcp", ext, 5*time.Second) {
+		t.Fatalf("the new mapping does not reach the LAN service\n%s", m.Ruleset(t))
+	}
+}
+
 // TestPcpgwRestart: with 200 live mappings, pcpgw killed with SIGKILL and
 // stopped with SIGTERM, then started again: the kernel holds exactly the
 // state file's mappings, the CGN holds no duplicates, and the LAN service

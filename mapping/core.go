@@ -173,6 +173,16 @@ type Core struct {
 	undo     []*entry
 	undoKeys map[extKey]int
 	undoKind upstream.Kind
+	// asking holds the mappings whose request is at the upstream now
+	// (from the moment its nonce is handed out until the upstream's call
+	// returns), with the cancel of that call: a removal cancels it, and
+	// the request's own goroutine sends the delete (runUpstream), after
+	// its request, never before it.
+	asking map[*entry]context.CancelFunc
+	// deleting holds the ports whose mapping's delete is to go or is
+	// going upstream: a new mapping's request for the port waits for it
+	// (see awaitDeletes).
+	deleting map[extKey]*deleteWait
 
 	persist  chan struct{} // state writer: something changed
 	renewed  chan struct{} // state writer: a lease was renewed (written later)
@@ -211,9 +221,12 @@ type entry struct {
 	kernelStale bool
 	// tentative: made by a request not answered yet (a crash undoes it).
 	tentative bool
-	jmark     mark  // what of e awaits the journal
-	attempt   int32 // renewal attempt since upAt
-	sidx      int32 // its index in Core.sched; -1 when not scheduled
+	// upGone: its delete was sent to the upstream (or is sent by the
+	// request in flight when it was removed): sent once.
+	upGone  bool
+	jmark   mark  // what of e awaits the journal
+	attempt int32 // renewal attempt since upAt
+	sidx    int32 // its index in Core.sched; -1 when not scheduled
 	// jwant is the journal group holding e's last change, modulo 2^32
 	// (see wantLocked; the fields above and these fill the struct's
 	// padding: an entry stays 520 bytes).
@@ -280,6 +293,8 @@ func New(ctx context.Context, cfg Config) (*Core, error) {
 		perClient:  make(map[netip.Addr][]*entry),
 		subs:       make(map[chan Event]struct{}),
 		undoKeys:   make(map[extKey]int),
+		asking:     make(map[*entry]context.CancelFunc),
+		deleting:   make(map[extKey]*deleteWait),
 		nextID:     1,
 		wake:       make(chan struct{}, 1),
 		persist:    make(chan struct{}, 1),

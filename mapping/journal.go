@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -326,7 +327,11 @@ func (c *Core) settle(e, old *entry) error {
 // before the request leaves: after a crash the request can be undone with
 // it (a nonce the upstream client chose would die with the process, and
 // the upstream's mapping with it would be an orphan).
-func (c *Core) upstreamIntent(e *entry) (pcp.Nonce, error) {
+//
+// On success e is in c.asking with cancel (the request's): from then on
+// the request counts as sent, and a removal of e is undone upstream by
+// the caller (runUpstream) once its request returns.
+func (c *Core) upstreamIntent(e *entry, cancel context.CancelFunc) (pcp.Nonce, error) {
 	c.mu.Lock()
 	if e.removed {
 		// Removed while the request waited its turn (renewals wait for
@@ -341,17 +346,30 @@ func (c *Core) upstreamIntent(e *entry) (pcp.Nonce, error) {
 		c.markLocked(e, markPut)
 	}
 	n, want := e.nonce, c.wantLocked(e)
+	c.asking[e] = cancel
 	c.mu.Unlock()
 	if !fresh {
 		return pcp.Nonce(n), nil
 	}
-	if err := c.syncJournal(want); err != nil {
-		c.mu.Lock()
+	err := c.syncJournal(want)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err != nil:
+		delete(c.asking, e)
 		if e.nonce == n {
 			e.nonce = Nonce{} // not durable: never sent
 		}
-		c.mu.Unlock()
 		return pcp.Nonce{}, err
+	case e.removed:
+		// Removed while its first nonce was being saved: nothing was
+		// ever sent with it, nothing is to be undone (the hold taken
+		// for the delete this goroutine was to send is given back).
+		delete(c.asking, e)
+		if e.upGone {
+			c.releaseDeleteLocked(keyOf(e.Proto, e.port))
+		}
+		return pcp.Nonce{}, errRemoved
 	}
 	return pcp.Nonce(n), nil
 }

@@ -77,6 +77,7 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 	var change firewall.Change
 	if old != nil {
 		c.removeLocked(old, &change)
+		c.upstreamDeleteLocked(old)
 	}
 	if created {
 		change.AddForwards, change.AddPinholes = appendFW(change.AddForwards, change.AddPinholes, e, now)
@@ -108,9 +109,6 @@ func (c *Core) Map(ctx context.Context, r Request) (Mapping, error) {
 		c.apply(context.WithoutCancel(ctx), undo)
 		c.durableWait(e) // refused: not back after a crash
 		return Mapping{}, &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
-	}
-	if old != nil {
-		c.upstreamDeleteBG(old)
 	}
 	if startUp {
 		c.bg.Add(1)
@@ -589,12 +587,16 @@ func (c *Core) insertLocked(e *entry) {
 }
 
 // removeLocked takes e out of the table and adds its kernel entries to
-// change. The caller deletes it upstream (upstreamDeleteBG) after unlocking.
+// change. The caller deletes it upstream (upstreamDeleteLocked), under
+// the same lock.
 func (c *Core) removeLocked(e *entry, change *firewall.Change) {
 	if e.removed {
 		return
 	}
 	e.removed = true
+	if cancel := c.asking[e]; cancel != nil {
+		cancel() // its request's goroutine deletes it upstream
+	}
 	c.pushLocked(e) // out of the schedule
 	delete(c.entries, e.ID)
 	if e.IsPinhole() {
@@ -732,12 +734,10 @@ func (c *Core) Delete(ctx context.Context, s Selector) (int, error) {
 	var change firewall.Change
 	for _, e := range es {
 		c.removeLocked(e, &change)
+		c.upstreamDeleteLocked(e)
 	}
 	c.mu.Unlock()
 	err := c.apply(ctx, change)
-	for _, e := range es {
-		c.upstreamDeleteBG(e)
-	}
 	if err != nil {
 		return len(es), &Error{Code: CodeNoResources, Msg: "firewall", Err: err}
 	}

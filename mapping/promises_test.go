@@ -3,10 +3,13 @@ package mapping
 import (
 	"context"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pcpgw/pcpgw/pcp"
 	"github.com/pcpgw/pcpgw/upstream"
 )
@@ -249,6 +252,215 @@ func TestMappingUpdateDoesNotMoveExact(t *testing.T) {
 		}
 		if n, _ := up.counts(); n != n0+1 || !up.lastMap().PreferFailure || up.lastMap().SuggestedExternal.Port() != 18080 {
 			t.Errorf("not asked for its port again: %d requests, last %+v", n-n0, up.lastMap())
+		}
+	})
+}
+
+// TestRetryKeepsFirstNonce (17.3): a mapping the provider has not
+// answered is asked again, after the retry wait and when the provider is
+// heard from again, with the nonce of its first request (RFC 6887
+// §8.1.1, §11.2): the first request may still be made at the provider
+// (the upstream client retransmits it), and a request or a delete with
+// another nonce would be refused there.
+func TestRetryKeepsFirstNonce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.err = context.DeadlineExceeded
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		time.Sleep(retryAfterTimeout) // the scheduled retry, unanswered too
+		synctest.Wait()
+		up.mu.Lock()
+		up.err = nil
+		up.mu.Unlock()
+		up.events <- upstream.Event{Kind: upstream.EventReachable}
+		synctest.Wait()
+		ms := c.Find(Selector{Client: host})
+		if len(ms) != 1 || ms[0].Upstream != UpstreamOK {
+			t.Fatalf("after the provider answered: %+v", ms)
+		}
+		up.mu.Lock()
+		maps := slices.Clone(up.maps)
+		up.mu.Unlock()
+		if len(maps) < 3 {
+			t.Fatalf("%d upstream requests, want the first, the timed retry and the one after EventReachable", len(maps))
+		}
+		for i, r := range maps {
+			if r.Nonce != maps[0].Nonce || r.Nonce == (pcp.Nonce{}) {
+				t.Errorf("request %d nonce %x, first %x", i, r.Nonce, maps[0].Nonce)
+			}
+		}
+	})
+}
+
+// TestDeletePendingGoesUpstream (17.3, RFC 7648 §3: a delete goes
+// upstream "regardless of whether or not a local mapping existed"): a
+// mapping deleted while its request has not been answered is deleted at
+// the provider with that request's nonce. pcpclient retransmits an
+// unanswered request for Config.Linger after the core stopped waiting; a
+// provider answering it then would hold a mapping pcpgw has forgotten
+// (and refuse a later mapping of the same WAN port with a fresh nonce).
+func TestDeletePendingGoesUpstream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.err = context.DeadlineExceeded
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		synctest.Wait()
+		n, err := c.Delete(context.Background(), Selector{Client: host, Origin: OriginNATPMP, Proto: UDP, Internal: netip.AddrPortFrom(host, 9000)})
+		if err != nil || n != 1 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		synctest.Wait()
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		if len(up.deletes) != 1 {
+			t.Fatalf("%d upstream deletes, want 1", len(up.deletes))
+		}
+		d, m := up.deletes[0], up.maps[0]
+		if d.Nonce != m.Nonce || d.Internal != m.Internal || d.Protocol != m.Protocol || d.Lifetime != 0 {
+			t.Errorf("delete %+v for request %+v", d, m)
+		}
+	})
+}
+
+// orderUp is fakeUp telling in which order its calls began and ended.
+type orderUp struct {
+	*fakeUp
+	mu  sync.Mutex
+	log []string
+	at  time.Time // when Delete was called
+	// gate, when set, holds Delete until it is closed.
+	gate chan struct{}
+}
+
+func (o *orderUp) note(s string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.log = append(o.log, s)
+	if s == "delete" {
+		o.at = time.Now()
+	}
+}
+
+func (o *orderUp) Map(ctx context.Context, r upstream.MapRequest) (upstream.MapResult, error) {
+	o.note("map")
+	defer o.note("map returned")
+	return o.fakeUp.Map(ctx, r)
+}
+
+func (o *orderUp) Delete(ctx context.Context, r upstream.MapRequest) error {
+	o.note("delete")
+	defer o.note("delete returned")
+	o.mu.Lock()
+	gate := o.gate
+	o.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return o.fakeUp.Delete(ctx, r)
+}
+
+// TestDeleteWhileAskingGoesUpstreamAfter (17.3): a mapping deleted while
+// its request is at the provider (no answer yet) cancels that request and
+// is deleted there at once, with its nonce, once, and only after the
+// request's call returned: a delete that overtook its request (the
+// upstream client's goroutines) would leave the request to make the
+// mapping again.
+func TestDeleteWhileAskingGoesUpstreamAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &orderUp{fakeUp: newFakeUp()}
+		up.block = make(chan struct{}) // the provider never answers
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, UDP, 9000, 0, time.Hour))
+		wantCode(t, err, CodeNetworkFailure) // after Config.UpstreamTimeout; the request goes on
+		synctest.Wait()
+		if _, d := up.counts(); d != 0 {
+			t.Fatalf("%d deletes before the mapping was deleted", d)
+		}
+		start := time.Now()
+		n, err := c.Delete(context.Background(), Selector{Client: host, Origin: OriginNATPMP, Proto: UDP, Internal: netip.AddrPortFrom(host, 9000)})
+		if err != nil || n != 1 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		synctest.Wait()
+		up.mu.Lock()
+		log, at := slices.Clone(up.log), up.at
+		up.mu.Unlock()
+		if diff := cmp.Diff([]string{"map", "map returned", "delete", "delete returned"}, log); diff != "" {
+			t.Errorf("upstream calls (-want +got):\n%s", diff)
+		}
+		if at != start {
+			t.Errorf("the upstream delete came %v after the LAN's, want at once", at.Sub(start))
+		}
+		up.fakeUp.mu.Lock()
+		defer up.fakeUp.mu.Unlock()
+		if len(up.deletes) != 1 || up.deletes[0].Nonce != up.maps[0].Nonce {
+			t.Errorf("deletes %+v for request %+v", up.deletes, up.maps[0])
+		}
+	})
+}
+
+// TestNewMappingWaitsForDelete (17.3): a mapping of a WAN port whose
+// previous mapping's delete is still on its way upstream is asked for
+// only when that delete is done. A NAT-PMP gateway or an IGD deletes by
+// protocol and port (the same internal port at the upstream: the CPE's
+// WAN port), and would delete the new mapping if the delete came after
+// its request; a PCP server still holding the old mapping would refuse
+// the new one's nonce.
+func TestNewMappingWaitsForDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &orderUp{fakeUp: newFakeUp()}
+		c, _ := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		r := req(OriginNATPMP, host, UDP, 9000, 0, time.Hour)
+		if _, err := c.Map(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		up.mu.Lock()
+		up.gate = make(chan struct{}) // the upstream is slow to delete
+		up.mu.Unlock()
+		sel := Selector{Client: host, Origin: OriginNATPMP, Proto: UDP, Internal: r.Internal}
+		if n, err := c.Delete(context.Background(), sel); err != nil || n != 1 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		type result struct {
+			m   Mapping
+			err error
+		}
+		mapped := make(chan result, 1)
+		go func() {
+			m, err := c.Map(context.Background(), r)
+			mapped <- result{m, err}
+		}()
+		synctest.Wait()
+		up.mu.Lock()
+		log := slices.Clone(up.log)
+		close(up.gate)
+		up.mu.Unlock()
+		if diff := cmp.Diff([]string{"map", "map returned", "delete"}, log); diff != "" {
+			t.Errorf("upstream calls while the delete is on its way (-want +got):\n%s", diff)
+		}
+		res := <-mapped
+		if res.err != nil || res.m.External.Port() != 9000 {
+			t.Fatalf("new mapping: %+v %v", res.m, res.err)
+		}
+		up.mu.Lock()
+		log = slices.Clone(up.log)
+		up.mu.Unlock()
+		want := []string{"map", "map returned", "delete", "delete returned", "map", "map returned"}
+		if diff := cmp.Diff(want, log); diff != "" {
+			t.Errorf("upstream calls (-want +got):\n%s", diff)
+		}
+		up.fakeUp.mu.Lock()
+		defer up.fakeUp.mu.Unlock()
+		if a, b := up.maps[0], up.maps[1]; a.Internal != b.Internal || a.Nonce == b.Nonce {
+			t.Errorf("the new mapping's request %+v, the old one's %+v: want the same WAN port, another nonce", b, a)
 		}
 	})
 }

@@ -101,14 +101,13 @@ func (c *Core) schedLoop(ctx context.Context) {
 	for {
 		now := time.Now()
 		var change firewall.Change
-		var gone []*entry
 		c.mu.Lock()
 		for len(c.sched) > 0 && !c.sched[0].due.After(now) {
 			e := heap.Pop(&c.sched).(*entry)
 			if !e.Expires.IsZero() && !e.Expires.After(now) {
 				c.log.Debug("lease ended", "proto", e.Proto, "internal", e.Internal, "client", e.Client)
 				c.removeLocked(e, &change)
-				gone = append(gone, e)
+				c.upstreamDeleteLocked(e)
 				continue
 			}
 			if !e.renewAt.IsZero() && !e.renewAt.After(now) {
@@ -129,9 +128,6 @@ func (c *Core) schedLoop(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		c.apply(ctx, change)
-		for _, e := range gone {
-			c.upstreamDeleteBG(e)
-		}
 		t.Reset(next)
 		select {
 		case <-ctx.Done():

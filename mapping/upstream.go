@@ -121,23 +121,40 @@ func (c *Core) runUpstream(e *entry, req upstream.MapRequest, creating bool, gen
 		}
 	}()
 	var res upstream.MapResult
-	n, err := c.upstreamIntent(e)
-	if err == nil {
+	n, err := c.upstreamIntent(e, cancel)
+	// sent: from here on e's request counts as sent (e is in c.asking):
+	// a removal meanwhile is undone upstream by this goroutine.
+	sent := err == nil
+	if sent {
 		req.Nonce = n
-		res, err = c.up.Map(ctx, req)
+		if err = c.awaitDeletes(ctx, e); err == nil {
+			res, err = c.up.Map(ctx, req)
+		}
 	}
 	cancel()
 	now := time.Now()
 
 	c.mu.Lock()
+	delete(c.asking, e)
 	e.busy = false
 	if e.removed {
-		c.mu.Unlock()
-		if err == nil {
-			// Removed while we asked: undo at the provider.
-			req.Nonce = res.Nonce
-			c.deleteUpstream(req)
+		if sent {
+			// Removed while we asked (the removal cancelled the call):
+			// undo at the provider, answered or not (RFC 7648 §3: a
+			// delete goes upstream regardless). Unanswered, the request
+			// may still be made there: the upstream client retransmits
+			// it for a while (pcpclient's Linger), and the delete with
+			// its nonce, sent after it, ends that too.
+			k := keyOf(e.Proto, e.port)
+			if !e.upGone {
+				// Removed by a path that does not delete upstream itself
+				// (withdrawn, refused): no hold was taken.
+				e.upGone = true
+				c.holdDeleteLocked(k)
+			}
+			c.startDeleteLocked(req, k)
 		}
+		c.mu.Unlock()
 		return
 	}
 	if err == nil && res.Gen != 0 {
@@ -278,20 +295,83 @@ func (c *Core) startRenewLocked(e *entry) {
 	}()
 }
 
-// upstreamDeleteBG deletes e at the provider in the background (RFC 7648:
-// deletes always go upstream), with its nonce.
-func (c *Core) upstreamDeleteBG(e *entry) {
-	c.mu.Lock()
-	if !c.upstreamLocked() || e.IsPinhole() || e.upAt.IsZero() {
-		c.mu.Unlock()
+// upstreamDeleteLocked deletes e, just removed, at the provider in the
+// background (RFC 7648 §3: deletes always go upstream), with its nonce:
+// when the provider made it, and when a request for it was sent and not
+// answered (it may be made there all the same, and the upstream client
+// may still be retransmitting it: the delete ends that). A mapping with
+// no nonce never had a request sent. One whose request is in flight now
+// is deleted by that request's goroutine when the call returns (see
+// c.asking), so that the delete never goes out before the request it
+// undoes. Called with mu held, where e is removed: from then on a new
+// mapping of e's port waits for the delete (see c.deleting).
+func (c *Core) upstreamDeleteLocked(e *entry) {
+	if !c.upstreamLocked() || e.IsPinhole() || e.upGone || e.upAt.IsZero() && e.nonce == (Nonce{}) {
 		return
 	}
-	req := c.upstreamRequestLocked(e)
-	c.mu.Unlock()
-	c.deleteUpstream(req)
+	e.upGone = true
+	k := keyOf(e.Proto, e.port)
+	c.holdDeleteLocked(k)
+	if _, asking := c.asking[e]; asking {
+		return // runUpstream sends it, and releases the hold
+	}
+	c.startDeleteLocked(c.upstreamRequestLocked(e), k)
 }
 
-func (c *Core) deleteUpstream(req upstream.MapRequest) {
+// deleteWait is the upstream deletes of one port in flight: done is
+// closed when the last one ends.
+type deleteWait struct {
+	n    int
+	done chan struct{}
+}
+
+// holdDeleteLocked notes that a delete of port k is to go upstream: a
+// request for a new mapping of k waits for it (awaitDeletes) until
+// releaseDeleteLocked.
+func (c *Core) holdDeleteLocked(k extKey) {
+	w := c.deleting[k]
+	if w == nil {
+		w = &deleteWait{done: make(chan struct{})}
+		c.deleting[k] = w
+	}
+	w.n++
+}
+
+func (c *Core) releaseDeleteLocked(k extKey) {
+	w := c.deleting[k]
+	if w == nil {
+		return
+	}
+	if w.n--; w.n <= 0 {
+		close(w.done)
+		delete(c.deleting, k)
+	}
+}
+
+// awaitDeletes waits, before e's request goes upstream, until no delete
+// of e's port is in flight there (or ctx ends): a NAT-PMP gateway or an
+// IGD deletes by protocol and port, and would delete the new mapping if
+// the old one's delete came after its request; a PCP server still
+// holding the old mapping refuses the new one's nonce (NOT_AUTHORIZED,
+// RFC 6887 §11.3).
+func (c *Core) awaitDeletes(ctx context.Context, e *entry) error {
+	c.mu.Lock()
+	w := c.deleting[keyOf(e.Proto, e.port)]
+	c.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startDeleteLocked sends the delete req of port k upstream in the
+// background, and releases k's hold (taken by the caller) when it ends.
+func (c *Core) startDeleteLocked(req upstream.MapRequest, k extKey) {
 	req.Lifetime = 0
 	req.PreferFailure = false
 	c.bg.Add(1)
@@ -302,6 +382,9 @@ func (c *Core) deleteUpstream(req upstream.MapRequest) {
 		if err := c.up.Delete(ctx, req); err != nil {
 			c.log.Info("deleting upstream", "internal", req.Internal, "err", err)
 		}
+		c.mu.Lock()
+		c.releaseDeleteLocked(k)
+		c.mu.Unlock()
 	}()
 }
 

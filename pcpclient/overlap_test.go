@@ -169,3 +169,110 @@ func TestDeleteNotEndedByRenewalAnswer(t *testing.T) {
 		t.Fatalf("the server holds %d mappings after the delete", n)
 	}
 }
+
+// creates lists the MAP requests with a lifetime (creations, renewals)
+// among reqs, and the index of the first delete (lifetime 0), -1 if none.
+func creates(reqs []pcptest.Request) (n []int, firstDelete int) {
+	firstDelete = -1
+	for i, r := range reqs {
+		switch {
+		case r.PCP == nil || r.PCP.Map == nil:
+		case r.PCP.Lifetime > 0:
+			n = append(n, i)
+		case firstDelete < 0:
+			firstDelete = i
+		}
+	}
+	return n, firstDelete
+}
+
+// TestDeleteStopsLingeringCreate (issue 17.3): a creation whose caller
+// gave up (ErrTimeout) goes on in the background for Config.Linger; a
+// delete of the same mapping (its nonce) ends it. After the delete the
+// server gets no more of it (it would make again, for the rest of the
+// linger, a mapping its owner has forgotten), and holds no mapping.
+func TestDeleteStopsLingeringCreate(t *testing.T) {
+	srv := newFake(t)
+	c := newClient(t, srv, func(cfg *Config) { cfg.Linger = time.Minute })
+	internal := netip.MustParseAddrPort("127.0.0.1:80")
+	nonce := pcp.Nonce{0x17, 3}
+	srv.DropNext(1 << 20)
+	_, err := c.Map(ctxT(t, 100*time.Millisecond), MapRequest{Protocol: 6, Internal: internal, Lifetime: 600, Nonce: nonce})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("map: %v, want ErrTimeout", err)
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		deleted <- c.Delete(ctxT(t, 10*time.Second), MapRequest{Protocol: 6, Internal: internal, Nonce: nonce})
+	}()
+	eventually(t, 2*time.Second, func() bool { _, d := creates(srv.Requests()); return d >= 0 }, "the delete was not sent")
+	srv.DropNext(0)
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	// Several retransmission intervals (MRT 200 ms) of the creation, had
+	// it lingered on.
+	time.Sleep(3 * 200 * time.Millisecond)
+	reqs := srv.Requests()
+	cs, d := creates(reqs)
+	if len(cs) == 0 {
+		t.Fatal("the creation was never sent")
+	}
+	if last := cs[len(cs)-1]; last > d {
+		t.Errorf("creation sent again after the delete (request %d, delete %d of %d)", last, d, len(reqs))
+	}
+	if n := srv.Mappings(); n != 0 {
+		t.Errorf("the server holds %d mappings after the delete", n)
+	}
+}
+
+// TestDeleteSupersedesAtStart: a delete started after a creation of the
+// same mapping ends it, whichever of their goroutines sends first (with
+// the dispatch keys alone, the creation sent second would end the delete
+// and make the mapping again). Both are started under c.mu, so neither
+// has sent when the delete starts.
+func TestDeleteSupersedesAtStart(t *testing.T) {
+	srv := newFake(t)
+	c := newClient(t, srv, func(cfg *Config) { cfg.Linger = time.Minute })
+	internal := netip.MustParseAddrPort("127.0.0.1:80")
+	nonce := pcp.Nonce{0x17, 4}
+	create := MapRequest{Protocol: 6, Internal: internal, Lifetime: 600, Nonce: nonce}
+	del := MapRequest{Protocol: 6, Internal: internal, Nonce: nonce}
+	// Another mapping's creation (another nonce) is not ended.
+	other := MapRequest{Protocol: 6, Internal: netip.MustParseAddrPort("127.0.0.1:81"), Lifetime: 600, Nonce: pcp.Nonce{0x17, 5}}
+	c.mu.Lock()
+	ct := c.startLocked(kindMap, create, netip.AddrPort{}, c.idOf(kindMap, create, netip.AddrPort{}))
+	ot := c.startLocked(kindMap, other, netip.AddrPort{}, c.idOf(kindMap, other, netip.AddrPort{}))
+	dt := c.startLocked(kindMap, del, netip.AddrPort{}, c.idOf(kindMap, del, netip.AddrPort{}))
+	for _, t := range []*txn{ct, ot, dt} {
+		c.armLingerLocked(t)
+	}
+	c.mu.Unlock()
+	for _, x := range []struct {
+		name string
+		t    *txn
+		want error
+	}{{"creation", ct, ErrSuperseded}, {"delete", dt, nil}, {"other creation", ot, nil}} {
+		select {
+		case <-x.t.done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no result", x.name)
+		}
+		err := x.t.err
+		var re *ResultError
+		if x.t == dt && errors.As(err, &re) && re.Code == pcp.NoResources {
+			err = nil // the fake's answer to deleting what it does not have (Delete: done)
+		}
+		if !errors.Is(err, x.want) || x.want == nil && err != nil {
+			t.Errorf("%s: %v, want %v", x.name, x.t.err, x.want)
+		}
+	}
+	for i, r := range srv.Requests() {
+		if r.PCP != nil && r.PCP.Map != nil && r.PCP.Map.Nonce == nonce && r.PCP.Lifetime > 0 {
+			t.Errorf("request %d: the superseded creation was sent", i)
+		}
+	}
+	if n := srv.Mappings(); n != 1 {
+		t.Errorf("the server holds %d mappings, want the other one", n)
+	}
+}

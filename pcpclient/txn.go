@@ -394,6 +394,9 @@ func (c *Client) startLocked(kind txnKind, r MapRequest, remote netip.AddrPort, 
 	if (kind == kindMap || kind == kindPeer) && r.Nonce == (pcp.Nonce{}) {
 		r.Nonce = newNonce()
 	}
+	if kind == kindMap && r.Lifetime == 0 {
+		c.supersedeLocked(r)
+	}
 	t := &txn{
 		kind:    kind,
 		req:     r,
@@ -410,6 +413,26 @@ func (c *Client) startLocked(kind txnKind, r MapRequest, remote netip.AddrPort, 
 	c.wg.Add(1)
 	go c.run(t)
 	return t
+}
+
+// supersedeLocked ends, for the delete del, the requests that would make
+// its mapping (same protocol, internal endpoint and nonce) still in
+// flight, those no caller waits for any more too (they linger, see
+// Config.Linger): retransmitted after the delete, such a request would
+// make the mapping again at the server, and the owner, who deleted it,
+// would not renew or delete it again (an orphan for its lifetime, holding
+// the internal port against a new mapping's nonce). Their callers get
+// ErrSuperseded, and an answer of theirs that comes late is not the
+// delete's (see handlePCP). The dispatch keys do the same when the
+// delete is first sent (send), but another transaction's goroutine may
+// send after it: here the order of the calls decides. c.mu is held.
+func (c *Client) supersedeLocked(del MapRequest) {
+	for _, t := range c.joins {
+		if t.kind == kindMap && !t.finished && t.req.Lifetime > 0 && t.req.Protocol == del.Protocol &&
+			t.req.Internal == del.Internal && t.req.Nonce == del.Nonce {
+			c.finishLocked(t, MapResult{}, ErrSuperseded)
+		}
+	}
 }
 
 // release is called by a caller that stops waiting for t.
