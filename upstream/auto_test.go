@@ -336,28 +336,34 @@ func TestWANChangeSameBoxGivesBack(t *testing.T) {
 			boxes = append(boxes, f)
 			return f, nil
 		}})
-	g1 := waitKindEvent(t, a, KindUPnP)
-	mu.Lock()
-	first := boxes[len(boxes)-1]
-	mu.Unlock()
-	a.Redetect("test") // the same box at the same address: kept
-	if k := kindWithin(t, a, 5*time.Second); k != KindUPnP {
-		t.Fatalf("kind %v", k)
+	inForce := func() *fakeIGD {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.back.(*fakeIGD)
 	}
+	g1 := waitKindEvent(t, a, KindUPnP)
+	first := inForce()
+	// Detection again (blocking: a new backend in force) at the same WAN
+	// address: the box's entries are the new backend's too, nothing given
+	// back.
+	a.Redetect("test")
+	g2 := waitKindEvent(t, a, KindUPnP)
 	first.mu.Lock()
-	if first.release != 0 {
-		t.Errorf("the same box found again: released %d", first.release)
+	if g2 <= g1 || !first.closed || first.release != 0 {
+		t.Errorf("the same box at the same address: generation %d (was %d), old backend closed %v, released %d; want closed, nothing given back",
+			g2, g1, first.closed, first.release)
 	}
 	first.mu.Unlock()
 
+	second := inForce()
 	a.SetWAN(netip.MustParseAddr("100.64.0.3"))
-	if g2 := waitKindEvent(t, a, KindUPnP); g2 <= g1 {
-		t.Errorf("generation %d after the WAN change, was %d", g2, g1)
+	if g3 := waitKindEvent(t, a, KindUPnP); g3 <= g2 {
+		t.Errorf("generation %d after the WAN change, was %d", g3, g2)
 	}
-	first.mu.Lock()
-	defer first.mu.Unlock()
-	if first.release != 1 || !first.closed {
-		t.Errorf("the box's old entries: released %d times, closed %v; want given back once, then closed", first.release, first.closed)
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if second.release != 1 || !second.closed {
+		t.Errorf("the box's old entries: released %d times, closed %v; want given back once, then closed", second.release, second.closed)
 	}
 }
 
