@@ -129,6 +129,10 @@ func ParseMapRules(b []byte) (MapRule, error) {
 		if r.Ports, err = Parse(sets); err != nil {
 			return MapRule{}, fmt.Errorf("portset: map rules: RULE_%s_PORTSETS: %w", bmr, err)
 		}
+		if r.Ports.Empty() {
+			// Separators only (","): neither a set nor the whole address.
+			return MapRule{}, fmt.Errorf("portset: map rules: RULE_%s_PORTSETS %q names no port", bmr, sets)
+		}
 		return r, nil
 	}
 	switch {
