@@ -360,6 +360,11 @@ func (c *Core) upstreamIntent(e *entry, cancel context.CancelFunc) (pcp.Nonce, e
 		if e.nonce == n {
 			e.nonce = Nonce{} // not durable: never sent
 		}
+		if e.removed && e.upGone {
+			// Removed meanwhile: the delete it held its port for will
+			// not be sent (nothing was), so the port is free again.
+			c.releaseDeleteLocked(keyOf(e.Proto, e.port))
+		}
 		return pcp.Nonce{}, err
 	case e.removed:
 		// Removed while its first nonce was being saved: nothing was
