@@ -672,14 +672,23 @@ func (a *Auto) probe(ctx context.Context, wan netip.Addr) (Kind, Backend, error)
 	case p.ok:
 		closeIGD()
 		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
-	case n.ok:
+	case n.ok && !explicit:
 		closeIGD()
 		return a.newPCP(KindNATPMP, pcpclient.ProtocolNATPMP)
 	case g.ok:
 		return KindUPnP, g.b, nil
 	case explicit:
-		// The named PCP server is down for now: keep asking it.
-		return a.newPCP(KindPCP, pcpclient.ProtocolPCP)
+		// The named PCP server is down for now: keep asking it. When
+		// NAT-PMP answered at its address, the client may fall back to
+		// NAT-PMP, but only on its own exchange (UNSUPP_VERSION, its
+		// NAT-PMP request answered, PCP unanswered): a NAT-PMP answer
+		// carries no nonce, and one forged while the PCP server is slow
+		// must not turn a server named as PCP into a NAT-PMP gateway.
+		proto := pcpclient.ProtocolPCP
+		if n.ok {
+			proto = pcpclient.ProtocolAuto
+		}
+		return a.newPCP(KindPCP, proto)
 	}
 	return KindNone, nil, errors.Join(errs...)
 }

@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pcpgw/pcpgw/pcp"
+	"github.com/pcpgw/pcpgw/pcpclient"
 	"github.com/pcpgw/pcpgw/pcpclient/pcptest"
 )
 
@@ -71,5 +73,40 @@ func TestDetectB4NATPMPOnly(t *testing.T) {
 	}
 	if announces < 2 || checks != 1 {
 		t.Errorf("%d ANNOUNCE requests and %d NAT-PMP checks, want the probe's check and its ANNOUNCE again", announces, checks)
+	}
+}
+
+// TestNamedPCPServerNotTurnedNATPMP (review finding): a PCP server named by
+// the configuration (or DHCP, the AFTR) that does not answer PCP yet while
+// a NAT-PMP external-address answer comes from its address (forged: NAT-PMP
+// answers carry no nonce) stays a PCP upstream: its client may fall back
+// to NAT-PMP on its own exchange only. Before, the NAT-PMP probe's answer
+// picked a NAT-PMP gateway for it.
+func TestNamedPCPServerNotTurnedNATPMP(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // silent to PCP; answers NAT-PMP opcode 0
+		buf := make([]byte, 1100)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if n >= 2 && buf[0] == pcp.VersionNATPMP && buf[1] == pcp.NATPMPOpExternalAddr {
+				r := pcp.NATPMPResponse{Opcode: pcp.NATPMPOpExternalAddr, Result: pcp.NATPMPSuccess, Epoch: 100, ExternalAddr: netip.MustParseAddr("198.51.100.7")}
+				pc.WriteToUDPAddrPort(r.AppendMarshal(nil), from)
+			}
+		}
+	}()
+	server := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	a := startAuto(t, Config{PCP: pcpclient.Config{Servers: []netip.AddrPort{server}}, ProbeTimeout: time.Second})
+	if k := waitKindEvent(t, a, KindPCP); k == 0 {
+		t.Fatal("no generation")
+	}
+	if in := a.Info(); in.Kind != KindPCP || in.External == netip.MustParseAddr("198.51.100.7") {
+		t.Errorf("upstream %+v: want the named PCP server kept as PCP, no address from the NAT-PMP answer", in)
 	}
 }
