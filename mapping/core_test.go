@@ -1339,3 +1339,23 @@ func TestRunRacingClose(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamUnsuppVersionNotARefusal: an upstream answering
+// UNSUPP_VERSION (a PCP client that may not fall back to NAT-PMP, after a
+// server answered in NAT-PMP's version) does not refuse the LAN client's
+// mapping (CodeFromPCP makes it a network failure): it stays, pending,
+// asked again later, and the client hears NETWORK_FAILURE, never
+// UNSUPP_VERSION about a version it did not use.
+func TestUpstreamUnsuppVersionNotARefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := newFakeUp()
+		up.err = &upstream.Error{Kind: upstream.KindPCP, Code: pcp.UnsuppVersion}
+		c, fw := newCore(t, Config{Mode: ModeNAT444, WANAddr: wanCGN, Upstream: up})
+		_, err := c.Map(context.Background(), req(OriginNATPMP, host, TCP, 8080, 18080, time.Hour))
+		wantCode(t, err, CodeNetworkFailure)
+		got := c.Find(Selector{Client: host})
+		if len(got) != 1 || got[0].Upstream != UpstreamPending || len(fw.Forwards()) != 1 {
+			t.Fatalf("the mapping after UNSUPP_VERSION upstream: %+v, %d forwards; want it kept, pending", got, len(fw.Forwards()))
+		}
+	})
+}
