@@ -231,18 +231,9 @@ func (s *Server) sendLost(ctx context.Context, rec pcpRecord, m mapping.Mapping,
 		if i > 0 && s.updates.heard(rec, started) {
 			return // the client asked again: it has its answer
 		}
-		now := s.now()
-		msg := s.updateMsg(m, code, lifetime, now)
-		c := s.connFor(rec.local)
-		if c == nil {
+		if !s.sendUpdateMsg(rec, s.updateMsg(m, code, lifetime, s.now())) {
 			return
 		}
-		if _, err := c.conn.WriteToUDPAddrPort(msg, rec.client); err != nil {
-			s.stats.sendErrors.Add(1)
-			s.debug("mapping update", "client", rec.client, "err", err)
-			return
-		}
-		s.stats.mappingUpdates.Add(1)
 		if i == 0 {
 			s.log.Info("PCP mapping update: mapping ended", "client", rec.client, "internal", m.Internal, "external", m.External, "result", code)
 		}
@@ -308,23 +299,31 @@ func (s *Server) sendUpdates(ctx context.Context, id, gen uint32) {
 		if !m.External.IsValid() || i == 0 && m.External == rec.told {
 			return // not there upstream now, or nothing new to tell
 		}
-		now := s.now()
-		msg := s.mappingUpdateMsg(m, now)
-		c := s.connFor(rec.local)
-		if c == nil {
+		if !s.sendUpdateMsg(rec, s.mappingUpdateMsg(m, s.now())) {
 			return
 		}
-		if _, err := c.conn.WriteToUDPAddrPort(msg, rec.client); err != nil {
-			s.stats.sendErrors.Add(1)
-			s.debug("mapping update", "client", rec.client, "err", err)
-			return
-		}
-		s.stats.mappingUpdates.Add(1)
 		if i == 0 {
 			s.log.Info("PCP mapping update", "client", rec.client, "internal", m.Internal, "external", m.External, "was", rec.told)
 		}
 		s.updates.setTold(id, gen, m.External)
 	}
+}
+
+// sendUpdateMsg sends an unsolicited MAP response to rec's client from the
+// LAN address it asked (RFC 6887 §14.2); false when it cannot be sent (the
+// address is gone, the send failed: counted).
+func (s *Server) sendUpdateMsg(rec pcpRecord, msg []byte) bool {
+	c := s.connFor(rec.local)
+	if c == nil {
+		return false
+	}
+	if _, err := c.conn.WriteToUDPAddrPort(msg, rec.client); err != nil {
+		s.stats.sendErrors.Add(1)
+		s.debug("mapping update", "client", rec.client, "err", err)
+		return false
+	}
+	s.stats.mappingUpdates.Add(1)
+	return true
 }
 
 // mappingUpdateMsg is the unsolicited MAP response telling m's client
