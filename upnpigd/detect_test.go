@@ -67,7 +67,7 @@ func (u *detectingUpstream) Events() <-chan upstream.Event { return nil }
 // the core's (detection at most mapping.DetectWait, then the upstream's
 // timeout).
 func TestActionsDuringDetection(t *testing.T) {
-	const detection = 3 * time.Second
+	const detection = 2 * time.Second // within externalAddrWait
 	for _, tc := range []struct {
 		action string
 		args   []string
@@ -80,34 +80,10 @@ func TestActionsDuringDetection(t *testing.T) {
 		t.Run(tc.action, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				up := &detectingUpstream{detected: make(chan struct{})}
-				core, err := mapping.New(context.Background(), mapping.Config{
-					Mode: mapping.ModeNAT444, WANAddr: mustAddr("100.64.0.2"), Upstream: up, Firewall: firewalltest.New(),
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { defer close(done); core.Run(ctx) }()
-				defer func() { cancel(); <-done; core.Close() }()
-				s, err := New(Config{Core: core, IGDv1: true, UUID: "test", Resolve: noLookup})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				lan := mustAddr("192.0.2.1")
-				body := soapBody(nsIP1, tc.action, tc.args...)
-				r := &httpd.Request{
-					Method: "POST", RequestURI: ctlIP1, Path: ctlIP1, Proto: "HTTP/1.1",
-					Header: httpd.Header{"Host": {"192.0.2.1:5000"}, "Soapaction": {quoted(nsIP1, tc.action)},
-						"Content-Type": {`text/xml; charset="utf-8"`}},
-					Host: "192.0.2.1:5000", Body: []byte(body),
-					RemoteAddr: mustAddrPort("192.0.2.100:40000"), LocalAddr: netip.AddrPortFrom(lan, 5000),
-				}
+				ask := igdOnDetectingCore(t, up)
 				time.AfterFunc(detection, func() { close(up.detected) })
 				start := time.Now()
-				w := newRecorder()
-				s.Handler(lan).ServeHTTP(w, r)
+				w := ask(tc.action, tc.args...)
 				if d := time.Since(start); d != detection {
 					t.Errorf("answered after %v, want when detection ended (%v)", d, detection)
 				}
@@ -139,33 +115,10 @@ func TestSlowDetectionAnswersInTime(t *testing.T) {
 		t.Run(tc.action, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				up := &detectingUpstream{detected: make(chan struct{})}
-				core, err := mapping.New(context.Background(), mapping.Config{
-					Mode: mapping.ModeNAT444, WANAddr: mustAddr("100.64.0.2"), Upstream: up, Firewall: firewalltest.New(),
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { defer close(done); core.Run(ctx) }()
-				defer func() { cancel(); <-done; core.Close() }()
-				s, err := New(Config{Core: core, IGDv1: true, UUID: "test", Resolve: noLookup})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				lan := mustAddr("192.0.2.1")
-				r := &httpd.Request{
-					Method: "POST", RequestURI: ctlIP1, Path: ctlIP1, Proto: "HTTP/1.1",
-					Header: httpd.Header{"Host": {"192.0.2.1:5000"}, "Soapaction": {quoted(nsIP1, tc.action)},
-						"Content-Type": {`text/xml; charset="utf-8"`}},
-					Host: "192.0.2.1:5000", Body: []byte(soapBody(nsIP1, tc.action)),
-					RemoteAddr: mustAddrPort("192.0.2.100:40000"), LocalAddr: netip.AddrPortFrom(lan, 5000),
-				}
+				ask := igdOnDetectingCore(t, up)
 				defer time.AfterFunc(10*time.Second, func() { close(up.detected) }).Stop()
 				start := time.Now()
-				w := newRecorder()
-				s.Handler(lan).ServeHTTP(w, r)
+				w := ask(tc.action)
 				if d := time.Since(start); d != externalAddrWait {
 					t.Errorf("answered after %v, want %v", d, externalAddrWait)
 				}
@@ -175,5 +128,41 @@ func TestSlowDetectionAnswersInTime(t *testing.T) {
 				close(up.detected)
 			})
 		})
+	}
+}
+
+// igdOnDetectingCore runs, until the test ends, a core in nat444 whose
+// upstream is up and an IGD:1 server on it, and returns a func that sends
+// one SOAP action (args: name, value, ...) from a LAN host and returns the
+// answer.
+func igdOnDetectingCore(t *testing.T, up *detectingUpstream) func(action string, args ...string) *recorder {
+	t.Helper()
+	core, err := mapping.New(context.Background(), mapping.Config{
+		Mode: mapping.ModeNAT444, WANAddr: mustAddr("100.64.0.2"), Upstream: up, Firewall: firewalltest.New(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); core.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; core.Close() })
+	s, err := New(Config{Core: core, IGDv1: true, UUID: "test", Resolve: noLookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	lan := mustAddr("192.0.2.1")
+	return func(action string, args ...string) *recorder {
+		r := &httpd.Request{
+			Method: "POST", RequestURI: ctlIP1, Path: ctlIP1, Proto: "HTTP/1.1",
+			Header: httpd.Header{"Host": {"192.0.2.1:5000"}, "Soapaction": {quoted(nsIP1, action)},
+				"Content-Type": {`text/xml; charset="utf-8"`}},
+			Host: "192.0.2.1:5000", Body: []byte(soapBody(nsIP1, action, args...)),
+			RemoteAddr: mustAddrPort("192.0.2.100:40000"), LocalAddr: netip.AddrPortFrom(lan, 5000),
+		}
+		w := newRecorder()
+		s.Handler(lan).ServeHTTP(w, r)
+		return w
 	}
 }
