@@ -116,16 +116,18 @@
 // NAT-PMP external address request of its own (the confirm) and goes on
 // retransmitting its PCP requests. When the confirm is answered, the
 // pending PCP requests are sent again at once; only when such a request,
-// sent after the confirm's answer, goes unanswered for its retransmission
-// time (and the server has still never answered PCP) does the client
-// switch to NAT-PMP and resend the pending requests in NAT-PMP at once. A
-// server that speaks both (miniupnpd) answers that request in PCP, and
-// the client stays with PCP: a forged UNSUPP_VERSION costs a NAT-PMP
-// request and one early retransmission. A NAT-PMP-only gateway costs one
-// retransmission time (IRT, 3 s) more than a fallback on the first
-// UNSUPP_VERSION would. NAT-PMP answers carry no nonce either: a forger
-// who also answers the confirm still downgrades a client whose server
-// does not answer PCP within that time (down, or its PCP filtered);
+// sent after the confirm's answer, goes unanswered for two retransmission
+// times (3 s, then 6 s: a PCP proxy asking its own upstream answers
+// within that) and the server has still never answered PCP does the
+// client switch to NAT-PMP and resend the pending requests in NAT-PMP at
+// once. A server that speaks both (miniupnpd) answers those requests in
+// PCP, and the client stays with PCP: a forged UNSUPP_VERSION costs a
+// NAT-PMP request and one early retransmission. A NAT-PMP-only gateway
+// costs about 9 s more than a fallback on the first UNSUPP_VERSION would
+// (detection finds it sooner, by its own NAT-PMP probe). NAT-PMP answers
+// carry no nonce either: a forger who also answers the confirm still
+// downgrades a client whose server does not answer PCP within that time
+// (down, or its PCP filtered);
 // nothing in NAT-PMP can tell those answers from the server's. The
 // announcement port (5350) carries
 // announcements only: nothing read there is an answer. ProtocolPCP never

@@ -204,12 +204,44 @@ func TestUnsuppVersionCheckAnsweredSlowServer(t *testing.T) {
 	})
 }
 
+// TestUnsuppVersionSlowProxy (review finding): as above, but the PCP
+// server is slower still (a PCP proxy asking its own upstream, RFC 7648):
+// its answer comes after the first PCP retransmission following the
+// check's answer, 5 s on. One forged UNSUPP_VERSION and the server's true
+// answer to the check do not make the client fall back meanwhile.
+func TestUnsuppVersionSlowProxy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, mc := scriptedClient(t, ProtocolAuto)
+		done := mapAsync(c)
+		sentPkt(t, mc, 0)
+		mc.in <- unsuppVersion0(7)
+		sentPkt(t, mc, 1)
+		mc.in <- addrAnswer(netip.MustParseAddr("198.51.100.7"))
+		sentPkt(t, mc, 2)
+		time.Sleep(5 * time.Second) // past the first post-check retransmission time
+		again := sentPkt(t, mc, 3)
+		if !isPCPMap(again.b) {
+			t.Fatalf("one PCP request unanswered after the check's answer: the client sent %x, want PCP again", again.b)
+		}
+		mc.in <- mapAnswer(t, again.b)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if st := c.Status(); st.Protocol != "pcp" || st.External != scriptExt {
+			t.Fatalf("protocol %q external %v, want pcp %v", st.Protocol, st.External, scriptExt)
+		}
+	})
+}
+
 // TestUnsuppVersionNATPMPOnly: a NAT-PMP-only gateway answers every PCP
 // request with UNSUPP_VERSION and the check in NAT-PMP. The client asks
-// once more in PCP after the check's answer; when that goes unanswered
-// for its retransmission time (IRT 3 s ±10%), ProtocolAuto sends the map
-// in NAT-PMP (and reports the check's external address), ProtocolPCP
-// ends the request with ErrNATPMPOnly; not before.
+// twice more in PCP after the check's answer; when both go unanswered for
+// their retransmission times (RFC 6887 §8.1.1: 3 s ±10%, then twice that
+// ±10%: 7.5-10.6 s in all), ProtocolAuto
+// sends the map in NAT-PMP (and reports the check's external address),
+// ProtocolPCP ends the request with ErrNATPMPOnly; not before.
 func TestUnsuppVersionNATPMPOnly(t *testing.T) {
 	for _, proto := range []Protocol{ProtocolAuto, ProtocolPCP} {
 		t.Run(map[Protocol]string{ProtocolAuto: "auto", ProtocolPCP: "pcp"}[proto], func(t *testing.T) {
@@ -228,24 +260,31 @@ func TestUnsuppVersionNATPMPOnly(t *testing.T) {
 				mc.in <- unsuppVersion0(100)
 				time.Sleep(2690 * time.Millisecond) // just before IRT -10%
 				noMoreSent(t, mc, 3)
+				time.Sleep(700 * time.Millisecond) // past IRT +10%: sent again, in PCP
+				if p := sentPkt(t, mc, 3); !isPCPMap(p.b) {
+					t.Fatalf("one PCP request unanswered after the check's answer: the client sent %x, want PCP again", p.b)
+				}
+				mc.in <- unsuppVersion0(100)
+				time.Sleep(7500*time.Millisecond - time.Since(confirmed))
+				noMoreSent(t, mc, 4)
 				if proto == ProtocolPCP {
 					err := <-done
 					var re *ResultError
 					if !errors.Is(err, ErrNATPMPOnly) || !errors.As(err, &re) || re.Code != pcp.UnsuppVersion {
 						t.Fatalf("map ended with %v, want ErrNATPMPOnly", err)
 					}
-					if d := time.Since(confirmed); d < 2700*time.Millisecond || d > 3300*time.Millisecond {
-						t.Errorf("ErrNATPMPOnly %v after the check's answer, want 3 s ±10%%", d)
+					if d := time.Since(confirmed); d < 7500*time.Millisecond || d > 10600*time.Millisecond {
+						t.Errorf("ErrNATPMPOnly %v after the check's answer, want RT 3 s ±10%% then twice it ±10%%", d)
 					}
 					return
 				}
-				time.Sleep(700 * time.Millisecond) // past IRT +10%
-				p := sentPkt(t, mc, 3)
+				time.Sleep(10600*time.Millisecond - time.Since(confirmed))
+				p := sentPkt(t, mc, 4)
 				if !isNATPMP(p.b, pcp.NATPMPOpMapTCP) {
-					t.Fatalf("after the PCP request's timeout the client sent %x, want a NAT-PMP map", p.b)
+					t.Fatalf("after the PCP requests' timeouts the client sent %x, want a NAT-PMP map", p.b)
 				}
-				if d := p.at.Sub(confirmed); d < 2700*time.Millisecond || d > 3300*time.Millisecond {
-					t.Errorf("NAT-PMP map %v after the check's answer, want 3 s ±10%%", d)
+				if d := p.at.Sub(confirmed); d < 7500*time.Millisecond || d > 10600*time.Millisecond {
+					t.Errorf("NAT-PMP map %v after the check's answer, want RT 3 s ±10%% then twice it ±10%%", d)
 				}
 				resp := pcp.NATPMPResponse{Opcode: pcp.NATPMPOpMapTCP, Epoch: 104, InternalPort: 80, ExternalPort: 20080, Lifetime: 600}
 				mc.in <- resp.AppendMarshal(nil)

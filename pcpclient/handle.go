@@ -585,11 +585,14 @@ func (c *Client) confirmAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse,
 }
 
 // natpmpTimeoutLocked is called when a transmission of t to s went
-// unanswered for its retransmission time. When it was a PCP request sent
-// after s answered the confirm, and s has still never answered PCP, s
-// speaks only NAT-PMP: the UNSUPP_VERSION was followed by the server's
-// own answer to the client's NAT-PMP request, and no PCP answer came
-// within the request's time. With ProtocolPCP t ends with ErrNATPMPOnly;
+// unanswered for its retransmission time. When it was the second PCP
+// request sent after s answered the confirm to go unanswered, and s has
+// still never answered PCP, s speaks only NAT-PMP: the UNSUPP_VERSION was
+// followed by the server's own answer to the client's NAT-PMP request,
+// and no PCP answer came for two retransmission times (3 s, then 6 s by
+// default): a PCP server that is only slow (a proxy asking its own
+// upstream, RFC 7648; a lost packet) while one UNSUPP_VERSION is forged
+// answers within that. With ProtocolPCP t ends with ErrNATPMPOnly;
 // with ProtocolAuto the client falls back: the confirm's address and
 // epoch are taken, the other pending requests to s are sent again in
 // NAT-PMP at once, and natpmpTimeoutLocked reports that t goes on in
@@ -597,6 +600,9 @@ func (c *Client) confirmAnswerLocked(t *txn, s *server, resp pcp.NATPMPResponse,
 func (c *Client) natpmpTimeoutLocked(t *txn, s *server, now time.Time) bool {
 	if !t.afterConfirm || t.finished || c.natpmp || s.pcpSeen || !s.natpmpConfirmed || !slices.Contains(c.servers, s) {
 		return false // (s gone: the server list changed, and with it what c.natpmp is about)
+	}
+	if t.silentAfterConfirm++; t.silentAfterConfirm < 2 {
+		return false
 	}
 	c.acceptLocked(s, now)
 	if c.cfg.Protocol == ProtocolPCP {

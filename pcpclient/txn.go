@@ -89,6 +89,9 @@ type txn struct {
 	// that had already answered the confirm (server.natpmpConfirmed):
 	// if it goes unanswered, the server speaks only NAT-PMP.
 	afterConfirm bool
+	// silentAfterConfirm counts t's PCP transmissions after the confirm's
+	// answer that went unanswered: the fallback needs two (natpmpTimeoutLocked).
+	silentAfterConfirm int
 	// announced: sent because the server announced it may have lost
 	// state (its answer's epoch is checked strictly).
 	announced bool
