@@ -87,9 +87,10 @@ func TestUpstreamNATPMPBox(t *testing.T) {
 		t.Errorf("the box holds %d DNATs, want 2\n%s", n, m.Ruleset(t))
 	}
 
-	// A delete goes to the box too.
+	// A delete goes to the box too, and leaves the router's own NAT.
 	upnpcOut(t, l, "-d", "18092", "TCP")
-	lab.Eventually(t, 5*time.Second, func() bool { return m.DNATCount(t) == 1 }, "the box still holds the deleted mapping\n%s", m.Ruleset(t))
+	lab.Eventually(t, 5*time.Second, func() bool { return m.DNATCount(t) == 1 && kernelForwards(t, l) == 1 },
+		"after upnpc -d: the box holds %d DNATs, the router %d forwards; want 1 each\n%s", m.DNATCount(t), kernelForwards(t, l), m.Ruleset(t))
 	if reachable(t, l.Net, "tcp", netip.AddrPortFrom(cgnPublic, 18092), 300*time.Millisecond) {
 		t.Error("reachable after the delete")
 	}
@@ -113,6 +114,11 @@ func TestUpstreamNATPMPBox(t *testing.T) {
 	if err != nil || r.ExternalAddr != newPub {
 		t.Errorf("NAT-PMP external address %v %v, want %v", r.ExternalAddr, err, newPub)
 	}
+
+	// natpmpc's delete (lifetime 0) goes to the box and leaves the router.
+	natpmpcOut(t, l, "Mapped public port", "-a", "18091", "8091", "tcp", "0")
+	lab.Eventually(t, 5*time.Second, func() bool { return m.DNATCount(t) == 0 && kernelForwards(t, l) == 0 && len(list(t, p)) == 0 },
+		"after natpmpc's delete: the box holds %d DNATs, the router %d forwards, list %+v\n%s", m.DNATCount(t), kernelForwards(t, l), list(t, p), m.Ruleset(t))
 }
 
 // TestUpstreamUPnPBox: an ISP box in front of the router that speaks UPnP
