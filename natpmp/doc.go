@@ -279,11 +279,19 @@
 //     another port.
 //   - rfc: ANNOUNCE: the ANNOUNCE answer's lifetime is 0 (RFC 6887
 //     §14.1); miniupnpd copies the request's.
-//   - core: protocols: the core maps TCP and UDP only (UNSUPP_PROTOCOL);
-//     miniupnpd maps ICMP and SCTP too.
+//   - core: protocols: the core maps TCP and UDP only and says
+//     UNSUPP_PROTOCOL (RFC 6887 §7.4) for ICMP and SCTP. miniupnpd answers
+//     SUCCESS there, but what it makes is a UDP entry with lifetime 0 (its
+//     table above): a success that forwards nothing, the broken promise
+//     this project exists to avoid; a client told UNSUPP_PROTOCOL falls
+//     back (relays, TCP) instead of waiting for traffic that never comes.
 //   - core: origin: a host's UPnP mapping of the same internal port is
 //     another mapping in the core, so NAT-PMP and PCP make their own;
-//     miniupnpd turns the UPnP mapping into theirs.
+//     miniupnpd turns the UPnP mapping into theirs. Security: two programs
+//     on one host (a game's UPnP mapping, a torrent client's NAT-PMP one)
+//     must not take over each other's mappings: with miniupnpd the NAT-PMP
+//     client's lifetime, and its delete (lifetime 0), end the UPnP
+//     program's mapping under it.
 //
 // The rows, by reason:
 //
