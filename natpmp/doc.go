@@ -281,10 +281,11 @@
 //     §14.1); miniupnpd copies the request's.
 //   - core: protocols: the core maps TCP and UDP only and says
 //     UNSUPP_PROTOCOL (RFC 6887 §7.4) for ICMP and SCTP. miniupnpd answers
-//     SUCCESS there, but what it makes is a UDP entry with lifetime 0 (its
-//     table above): a success that forwards nothing, the broken promise
-//     this project exists to avoid; a client told UNSUPP_PROTOCOL falls
-//     back (relays, TCP) instead of waiting for traffic that never comes.
+//     SUCCESS there, but what its table then holds is a UDP entry (the
+//     rows below): a success that forwards nothing of the protocol asked,
+//     the broken promise this project exists to avoid, and a UDP port open
+//     that nobody asked for; a client told UNSUPP_PROTOCOL falls back
+//     (relays, TCP) instead of waiting for traffic that never comes.
 //   - core: origin: a host's UPnP mapping of the same internal port is
 //     another mapping in the core, so NAT-PMP and PCP make their own;
 //     miniupnpd turns the UPnP mapping into theirs. Security: two programs
