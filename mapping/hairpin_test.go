@@ -402,6 +402,7 @@ func TestHairpinFilterChange(t *testing.T) {
 		if _, err := c.Map(ctx, r); err != nil {
 			t.Fatal(err)
 		}
+		synctest.Wait() // the upstream's answer gives the hairpin, in its own batch
 		to := r.Internal
 		want := []firewall.Forward{{Proto: 6, Port: 18080, To: to, UpstreamPort: 18080, Timeout: time.Hour + firewallGrace}}
 		if diff := cmp.Diff(want, fw.Forwards(), netipCmp); diff != "" {
