@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -26,33 +25,7 @@ func TestExactMappingLost(t *testing.T) {
 	l, m, p := startNAT444(t, lab.MiniupnpdOptions{})
 	serveLAN(t, l, 8080)
 
-	var pc *net.UDPConn
-	var err error
-	l.LAN.Do(t, func() { pc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(lab.LANHost4), Port: 40124}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	server := netip.AddrPortFrom(npCPELAN, pcp.ServerPort)
-	buf := make([]byte, pcp.MaxSize)
-	read := func(d time.Duration) (pcp.Response, bool) {
-		pc.SetReadDeadline(time.Now().Add(d))
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return pcp.Response{}, false
-			}
-			if from != server {
-				t.Errorf("PCP datagram from %v, not pcpgw's %v", from, server)
-				continue
-			}
-			r, err := pcp.ParseResponse(buf[:n])
-			if err != nil {
-				t.Fatalf("%x: %v", buf[:n], err)
-			}
-			return r, true
-		}
-	}
+	send, read := pcpSocket(t, l, 40124)
 	// Each request below has its own nonce, so that an answer is told
 	// from a late answer to an earlier one and from a notice.
 	nonce := pcp.Nonce{0x17, 0xe, 0xa, 0xc, 5, 6, 7, 8, 9, 10, 11, 12}
@@ -75,9 +48,7 @@ func TestExactMappingLost(t *testing.T) {
 			}
 		}
 		for range 4 {
-			if _, err := pc.WriteToUDPAddrPort(mapReq(nonce, preferFailure), server); err != nil {
-				t.Fatal(err)
-			}
+			send(mapReq(nonce, preferFailure))
 			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
 				if r, ok := read(time.Until(deadline)); ok && r.Opcode == pcp.OpMap && r.Map != nil && r.Map.Nonce == nonce {
 					return r

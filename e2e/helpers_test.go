@@ -205,3 +205,44 @@ func pcpAsk(t *testing.T, ns *lab.NS, server netip.Addr, req pcp.Request) (pcp.R
 		}
 	}
 }
+
+// pcpSocket is a LAN PCP client's socket bound to port on the LAN host,
+// closed when the test ends: send sends a request to pcpgw, read returns
+// the next PCP datagram from pcpgw within d (false: none), failing the
+// test on one that does not parse and reporting one from elsewhere.
+func pcpSocket(t *testing.T, l *lab.Lab, port int) (send func(b []byte), read func(d time.Duration) (pcp.Response, bool)) {
+	t.Helper()
+	var pc *net.UDPConn
+	var err error
+	l.LAN.Do(t, func() { pc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(lab.LANHost4), Port: port}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	server := netip.AddrPortFrom(npCPELAN, pcp.ServerPort)
+	buf := make([]byte, pcp.MaxSize)
+	send = func(b []byte) {
+		if _, err := pc.WriteToUDPAddrPort(b, server); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read = func(d time.Duration) (pcp.Response, bool) {
+		pc.SetReadDeadline(time.Now().Add(d))
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return pcp.Response{}, false
+			}
+			if from != server {
+				t.Errorf("PCP datagram from %v, not pcpgw's %v", from, server)
+				continue
+			}
+			r, err := pcp.ParseResponse(buf[:n])
+			if err != nil {
+				t.Fatalf("%x: %v", buf[:n], err)
+			}
+			return r, true
+		}
+	}
+	return send, read
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -49,41 +48,13 @@ func TestMappingMovedLearned(t *testing.T) {
 	id0 := updateID(events.next(t).body)
 
 	// The PCP client: one socket, its requests from port 40123.
-	var pc *net.UDPConn
-	var err error
-	l.LAN.Do(t, func() { pc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(lab.LANHost4), Port: 40123}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	server := netip.AddrPortFrom(npCPELAN, pcp.ServerPort)
-	buf := make([]byte, pcp.MaxSize)
-	read := func(d time.Duration) (pcp.Response, bool) {
-		pc.SetReadDeadline(time.Now().Add(d))
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return pcp.Response{}, false
-			}
-			if from != server {
-				t.Errorf("PCP datagram from %v, not pcpgw's %v", from, server)
-				continue
-			}
-			r, err := pcp.ParseResponse(buf[:n])
-			if err != nil {
-				t.Fatalf("%x: %v", buf[:n], err)
-			}
-			return r, true
-		}
-	}
+	send, read := pcpSocket(t, l, 40123)
 	nonce := pcp.Nonce{0x17, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	mapReq := (&pcp.Request{Opcode: pcp.OpMap, Lifetime: 3600, Client: npLANHost,
 		Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: 8080, ExternalPort: 28080, ExternalAddr: netip.IPv4Unspecified()}}).AppendMarshal(nil)
 	var got pcp.Response
 	lab.Eventually(t, 15*time.Second, func() bool {
-		if _, err := pc.WriteToUDPAddrPort(mapReq, server); err != nil {
-			t.Fatal(err)
-		}
+		send(mapReq)
 		r, ok := read(time.Second)
 		got = r
 		return ok && r.Result == pcp.Success
